@@ -1,0 +1,40 @@
+"""Finding instruments by name or file."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from ..errors import DataError
+from ._model import Instrument
+
+
+def available_instruments() -> list[str]:
+    """Names of the instruments shipped with the package."""
+    data = resources.files("persona_collapse.instruments") / "data"
+    return sorted(p.name.removesuffix(".json") for p in data.iterdir() if p.name.endswith(".json"))
+
+
+@cache
+def _load_builtin(name: str) -> Instrument:
+    data = resources.files("persona_collapse.instruments") / "data" / f"{name}.json"
+    return Instrument.from_dict(json.loads(data.read_text(encoding="utf-8")))
+
+
+def load_instrument(spec: str | Path = "mfq30") -> Instrument:
+    """An instrument by built-in name (``mfq30``, ``bfi44``) or from a JSON file path."""
+    name = str(spec)
+    if name in available_instruments():
+        return _load_builtin(name)
+    path = Path(name)
+    if path.suffix == ".json" and path.is_file():
+        try:
+            return Instrument.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(f"{path}: not a valid UTF-8 JSON instrument definition ({exc})") from exc
+    raise DataError(
+        f"unknown instrument {name!r}: use one of {', '.join(available_instruments())} "
+        "or the path of a JSON instrument file"
+    )
