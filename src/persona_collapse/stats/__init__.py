@@ -1,0 +1,83 @@
+"""Estimators of moral susceptibility S, sigma_bar and robustness R, profiles and comparisons.
+
+Pure numpy; no I/O except the packaged band data. Conventions are stated in
+each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
+"""
+
+from ._band import Band, BandModel, published_band
+from ._bootstrap import BootstrapConfig, Draws
+from ._cells import MISSING_RATING, RatingCube, cell_means, cell_sds
+from ._compare import (
+    METRICS,
+    Change,
+    FamilySummary,
+    coefficient_of_variation_by_metric,
+    labels_in_order,
+    misalignment_excess,
+    relative_change,
+    summarise_families,
+)
+from ._distributions import (
+    distribution_mean,
+    distribution_sd,
+    expected_sample_sd,
+    reweight_temperature,
+)
+from ._estimators import (
+    OVERALL,
+    Measurement,
+    MetricValues,
+    group_matrix,
+    item_susceptibility,
+    measure,
+    measure_distributions,
+)
+from ._profiles import (
+    Profile,
+    ProfileValue,
+    coefficient_of_variation,
+    persona_profile,
+    persona_subscale_means,
+    saturation,
+    score_reversed,
+    self_profile,
+)
+
+__all__ = [
+    "METRICS",
+    "MISSING_RATING",
+    "OVERALL",
+    "Band",
+    "BandModel",
+    "BootstrapConfig",
+    "Change",
+    "Draws",
+    "FamilySummary",
+    "Measurement",
+    "MetricValues",
+    "Profile",
+    "ProfileValue",
+    "RatingCube",
+    "cell_means",
+    "cell_sds",
+    "coefficient_of_variation",
+    "coefficient_of_variation_by_metric",
+    "distribution_mean",
+    "distribution_sd",
+    "expected_sample_sd",
+    "group_matrix",
+    "item_susceptibility",
+    "labels_in_order",
+    "measure",
+    "measure_distributions",
+    "misalignment_excess",
+    "persona_profile",
+    "persona_subscale_means",
+    "published_band",
+    "relative_change",
+    "reweight_temperature",
+    "saturation",
+    "score_reversed",
+    "self_profile",
+    "summarise_families",
+]

@@ -1,0 +1,209 @@
+"""Moral susceptibility S, mean within-persona spread sigma_bar and robustness R.
+
+Conventions (PROTOCOL.md section 3; the published numbers use exactly these):
+
+- cell mean ``m_pq`` and cell SD ``s_pq`` over the valid repetitions of persona
+  ``p`` on item ``q``; ``s_pq`` uses ddof = 1 and is 0 for a one-rating cell;
+- ``S = mean_q SD_p(m_pq)`` with ``ddof`` (default 1) over personas;
+- ``sigma_bar = mean_{p,q} s_pq`` and ``R = 1 / sigma_bar``;
+- per subscale (moral foundation): the same over that subscale's items.
+
+All quantities are in rating-scale units (R in inverse units). Overall and
+subscale values are computed together through a group-averaging matrix, so
+every item statistic is computed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from ._bootstrap import BootstrapConfig, Draws, persona_bootstrap, repetition_bootstrap
+from ._cells import FloatArray, IntArray, RatingCube, cell_means, cell_sds
+from ._distributions import distribution_mean, distribution_sd, expected_sample_sd
+
+OVERALL = "all"
+"""Name of the group holding the values over every item."""
+
+
+def group_matrix(subscale_index: npt.ArrayLike, n_subscales: int) -> FloatArray:
+    """Averaging weights, shape ``(items, 1 + subscales)``.
+
+    Column 0 averages over all items, column ``1 + f`` over the items of
+    subscale ``f`` (all zeros, giving NaN downstream, if it has none).
+    """
+    idx = np.asarray(subscale_index, dtype=np.int64)
+    onehot = np.zeros((idx.size, 1 + n_subscales))
+    onehot[:, 0] = 1.0
+    onehot[np.arange(idx.size), 1 + idx] = 1.0
+    sizes = onehot.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return onehot / np.where(sizes > 0, sizes, np.nan)
+
+
+def item_susceptibility(means: FloatArray, ddof: int = 1) -> FloatArray:
+    """Across-persona SD of cell means per item (axis -2 is personas), with ``ddof``."""
+    return np.asarray(np.std(means, axis=-2, ddof=ddof))
+
+
+@dataclass(frozen=True)
+class MetricValues:
+    """S, sigma_bar and R with standard errors, for all items or one subscale."""
+
+    S: float
+    S_se: float
+    sigma_bar: float
+    sigma_bar_se: float
+    R: float
+    R_se: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            "S": self.S,
+            "S_se": self.S_se,
+            "sigma_bar": self.sigma_bar,
+            "sigma_bar_se": self.sigma_bar_se,
+            "R": self.R,
+            "R_se": self.R_se,
+        }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """S, sigma_bar and R overall and per subscale, with the bootstrap replicates behind the SEs.
+
+    ``groups`` is ``("all", *subscales)``; arrays indexed by group follow it.
+    SE = sqrt(SE_persona^2 + SE_repetition^2) (bootstrap SDs with ddof = 1);
+    SE(R) = SE(sigma_bar) / sigma_bar^2 (delta method).
+    """
+
+    groups: tuple[str, ...]
+    S: FloatArray
+    sigma_bar: FloatArray
+    persona_draws: Draws
+    repetition_draws: Draws | None
+    persona_ids: IntArray
+    item_ids: IntArray
+    dropped_persona_ids: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    config: BootstrapConfig = field(default_factory=BootstrapConfig)
+
+    @property
+    def n_personas(self) -> int:
+        return int(self.persona_ids.size)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_ids.size)
+
+    @property
+    def R(self) -> FloatArray:
+        return np.asarray(1.0 / self.sigma_bar)
+
+    def _se(self, name: str) -> FloatArray:
+        parts = [getattr(self.persona_draws, name)]
+        if self.repetition_draws is not None:
+            parts.append(getattr(self.repetition_draws, name))
+        var = sum(np.var(p, axis=0, ddof=1) for p in parts if p.shape[0] > 1)
+        return np.sqrt(np.asarray(var, dtype=np.float64) * np.ones(len(self.groups)))
+
+    @property
+    def S_se(self) -> FloatArray:
+        return self._se("S")
+
+    @property
+    def sigma_bar_se(self) -> FloatArray:
+        return self._se("sigma_bar")
+
+    @property
+    def R_se(self) -> FloatArray:
+        return np.asarray(self.sigma_bar_se / self.sigma_bar**2)
+
+    def values(self, group: str = OVERALL) -> MetricValues:
+        g = self.groups.index(group)
+        s_se, sb_se, r_se = self.S_se, self.sigma_bar_se, self.R_se
+        return MetricValues(
+            S=float(self.S[g]),
+            S_se=float(s_se[g]),
+            sigma_bar=float(self.sigma_bar[g]),
+            sigma_bar_se=float(sb_se[g]),
+            R=float(self.R[g]),
+            R_se=float(r_se[g]),
+        )
+
+    @property
+    def subscales(self) -> tuple[str, ...]:
+        return self.groups[1:]
+
+    def to_dict(self) -> dict[str, object]:
+        """The JSON shape of ``metrics`` (DESIGN.md), without ``source``."""
+        out: dict[str, object] = {"n_personas": self.n_personas, "n_items": self.n_items}
+        out.update(self.values(OVERALL).to_dict())
+        out["foundations"] = {name: self.values(name).to_dict() for name in self.subscales}
+        return out
+
+
+def measure(
+    cube: RatingCube,
+    subscale_index: npt.ArrayLike,
+    subscales: Sequence[str],
+    config: BootstrapConfig | None = None,
+) -> Measurement:
+    """Measure S, sigma_bar and R of sampled ratings, with persona and repetition bootstraps."""
+    cfg = config or BootstrapConfig()
+    groups = group_matrix(subscale_index, len(subscales))
+    means = cell_means(cube.ratings)
+    sds = cell_sds(cube.ratings, ddof=1)
+    S = item_susceptibility(means, cfg.ddof) @ groups
+    sigma_bar = sds.mean(axis=0) @ groups
+    return Measurement(
+        groups=(OVERALL, *subscales),
+        S=S,
+        sigma_bar=sigma_bar,
+        persona_draws=persona_bootstrap(means, sds, groups, cfg),
+        repetition_draws=repetition_bootstrap(cube.ratings, means, sds, groups, cfg),
+        persona_ids=cube.persona_ids,
+        item_ids=cube.item_ids,
+        dropped_persona_ids=cube.dropped_persona_ids,
+        config=cfg,
+    )
+
+
+def measure_distributions(
+    probs: npt.ArrayLike,
+    values: npt.ArrayLike,
+    subscale_index: npt.ArrayLike,
+    subscales: Sequence[str],
+    *,
+    persona_ids: npt.ArrayLike,
+    item_ids: npt.ArrayLike,
+    n_repetitions: int | None = None,
+    config: BootstrapConfig | None = None,
+) -> Measurement:
+    """Measure S, sigma_bar and R from exact rating distributions, shape ``(personas, items, K)``.
+
+    Cell means are exact. ``n_repetitions=None`` uses the exact population SD
+    (ddof = 0) as the cell spread; an integer ``n`` uses the expected ddof = 1
+    SD of ``n`` sampled ratings, the value a sampled run with ``n`` repetitions
+    would give in expectation. Exact cells have no repetition noise, so only
+    the persona bootstrap enters the SEs.
+    """
+    cfg = config or BootstrapConfig()
+    groups = group_matrix(subscale_index, len(subscales))
+    means = distribution_mean(probs, values)
+    if n_repetitions is None:
+        sds = distribution_sd(probs, values)
+    else:
+        sds = expected_sample_sd(probs, values, n_repetitions)
+    return Measurement(
+        groups=(OVERALL, *subscales),
+        S=item_susceptibility(means, cfg.ddof) @ groups,
+        sigma_bar=sds.mean(axis=0) @ groups,
+        persona_draws=persona_bootstrap(means, sds, groups, cfg),
+        repetition_draws=None,
+        persona_ids=np.asarray(persona_ids, dtype=np.int64),
+        item_ids=np.asarray(item_ids, dtype=np.int64),
+        config=cfg,
+    )
