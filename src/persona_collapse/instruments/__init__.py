@@ -3,4 +3,11 @@
 from ._model import Instrument, Item, Scale, fill_template
 from ._registry import available_instruments, load_instrument
 
-__all__ = ["Instrument", "Item", "Scale", "available_instruments", "fill_template", "load_instrument"]
+__all__ = [
+    "Instrument",
+    "Item",
+    "Scale",
+    "available_instruments",
+    "fill_template",
+    "load_instrument",
+]

@@ -103,7 +103,9 @@ class Instrument:
                 citation=str(data.get("citation", "")),
                 scale=scale,
                 subscales=subscales,
-                subscale_labels={str(k): str(v) for k, v in data.get("subscale_labels", {}).items()},
+                subscale_labels={
+                    str(k): str(v) for k, v in data.get("subscale_labels", {}).items()
+                },
                 section_templates={str(k): str(v) for k, v in data["section_templates"].items()},
                 persona_template=str(data["persona_template"]),
                 self_template=str(data.get("self_template", "{question}")),
@@ -127,9 +129,13 @@ class Instrument:
             raise DataError(f"instrument {self.name}: item ids are not unique")
         for it in self.items:
             if it.section not in self.section_templates:
-                raise DataError(f"instrument {self.name}: item {it.id} has unknown section {it.section!r}")
+                raise DataError(
+                    f"instrument {self.name}: item {it.id} has unknown section {it.section!r}"
+                )
             if it.subscale not in self.subscales:
-                raise DataError(f"instrument {self.name}: item {it.id} has unknown subscale {it.subscale!r}")
+                raise DataError(
+                    f"instrument {self.name}: item {it.id} has unknown subscale {it.subscale!r}"
+                )
 
     @property
     def item_ids(self) -> npt.NDArray[np.int64]:
@@ -160,7 +166,9 @@ class Instrument:
 
     def persona_prompt(self, item: Item | int, persona: str) -> str:
         """The one user message of persona mode."""
-        return fill_template(self.persona_template, persona=persona, question=self.item_prompt(item))
+        return fill_template(
+            self.persona_template, persona=persona, question=self.item_prompt(item)
+        )
 
     def self_prompt(self, item: Item | int) -> str:
         """The one user message of self (no-persona) mode."""

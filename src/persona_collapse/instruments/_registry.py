@@ -33,7 +33,9 @@ def load_instrument(spec: str | Path = "mfq30") -> Instrument:
         try:
             return Instrument.from_dict(json.loads(path.read_text(encoding="utf-8")))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise DataError(f"{path}: not a valid UTF-8 JSON instrument definition ({exc})") from exc
+            raise DataError(
+                f"{path}: not a valid UTF-8 JSON instrument definition ({exc})"
+            ) from exc
     raise DataError(
         f"unknown instrument {name!r}: use one of {', '.join(available_instruments())} "
         "or the path of a JSON instrument file"

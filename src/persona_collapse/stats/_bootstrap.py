@@ -69,7 +69,11 @@ def persona_bootstrap(
 
 
 def repetition_bootstrap(
-    ratings: FloatArray, means: FloatArray, sds: FloatArray, groups: FloatArray, cfg: BootstrapConfig
+    ratings: FloatArray,
+    means: FloatArray,
+    sds: FloatArray,
+    groups: FloatArray,
+    cfg: BootstrapConfig,
 ) -> Draws:
     """Resample the valid ratings within every cell with replacement.
 

@@ -99,9 +99,9 @@ class RatingCube:
         starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
         position = np.arange(cell_sorted.size) - starts[cell_sorted]
         width = int(counts.max()) if counts.size else 0
-        cube = np.full((n_p * n_q, max(width, 1)), np.nan)
-        cube[cell_sorted, position] = rat[order]
-        cube = cube.reshape(n_p, n_q, -1)
+        flat = np.full((n_p * n_q, max(width, 1)), np.nan)
+        flat[cell_sorted, position] = rat[order]
+        cube = flat.reshape(n_p, n_q, -1)
 
         complete = np.all(counts.reshape(n_p, n_q) > 0, axis=1)
         if not np.any(complete):

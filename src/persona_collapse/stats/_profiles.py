@@ -26,9 +26,7 @@ class ProfileValue:
 Profile = dict[str, ProfileValue]
 
 
-def score_reversed(
-    ratings: FloatArray, reverse: npt.ArrayLike, low: int, high: int
-) -> FloatArray:
+def score_reversed(ratings: FloatArray, reverse: npt.ArrayLike, low: int, high: int) -> FloatArray:
     """Ratings with reverse-keyed items (axis 1) scored as ``low + high - rating``."""
     rev = np.asarray(reverse, dtype=bool)
     if not rev.any():
@@ -51,9 +49,7 @@ def self_profile(
     item_means = cell_means(cube.ratings).mean(axis=0)
     item_sds = cell_sds(cube.ratings, ddof=1).mean(axis=0)
     means, sds = item_means @ groups, item_sds @ groups
-    return {
-        name: ProfileValue(float(means[f]), float(sds[f])) for f, name in enumerate(subscales)
-    }
+    return {name: ProfileValue(float(means[f]), float(sds[f])) for f, name in enumerate(subscales)}
 
 
 def persona_profile(
@@ -69,9 +65,7 @@ def persona_profile(
         if per_persona.shape[0] > ddof
         else np.zeros(len(subscales))
     )
-    return {
-        name: ProfileValue(float(means[f]), float(sds[f])) for f, name in enumerate(subscales)
-    }
+    return {name: ProfileValue(float(means[f]), float(sds[f])) for f, name in enumerate(subscales)}
 
 
 def persona_subscale_means(

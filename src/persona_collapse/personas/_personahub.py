@@ -1,0 +1,99 @@
+"""The published persona set: the first 100 of the 1,000 PersonaHub personas of Costa et al."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+import platformdirs
+
+from ..errors import DataError
+from ._load import PersonaSet, load_persona_file
+
+PERSONAHUB_COSTA = "personahub-costa"
+"""Name of the published persona set for ``--personas``."""
+
+PERSONAHUB_URL = (
+    "https://raw.githubusercontent.com/bastoscostadavi/llm-persona-moral-metrics/"
+    "5fdc03505f3af7c666eed22a63e4f36cf2af1a5a/personas.json"
+)
+"""The authors' 1,000-persona file at a pinned commit."""
+
+PERSONAHUB_SHA256 = "e80f461333f172d18935ee387104dfc388206d4a7ca9e00e8ba7877f63802fed"
+PUBLISHED_N_PERSONAS = 100
+ENV_LOCAL_COPY = "PERSONA_COLLAPSE_PERSONAHUB"
+"""Environment variable naming a local copy of the 1,000-persona file (skips the download)."""
+
+
+def cache_dir() -> Path:
+    """The user cache folder (``PERSONA_COLLAPSE_CACHE`` overrides it)."""
+    override = os.environ.get("PERSONA_COLLAPSE_CACHE")
+    return Path(override) if override else Path(platformdirs.user_cache_dir("persona-collapse"))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _verified(path: Path) -> Path:
+    digest = _sha256(path)
+    if digest != PERSONAHUB_SHA256:
+        raise DataError(
+            f"{path} is not the published persona file (sha256 {digest[:12]}..., expected "
+            f"{PERSONAHUB_SHA256[:12]}...); remove it or point {ENV_LOCAL_COPY} at the right file"
+        )
+    return path
+
+
+def fetch_personahub(*, url: str = PERSONAHUB_URL, timeout_s: float = 30.0) -> Path:
+    """Path of a verified local copy of the 1,000-persona file, downloading it once if needed.
+
+    Order: ``$PERSONA_COLLAPSE_PERSONAHUB``, then the cache, then ``url``
+    (written to the cache only after its sha256 matches).
+    """
+    local = os.environ.get(ENV_LOCAL_COPY)
+    if local:
+        return _verified(Path(local))
+    cached = cache_dir() / f"personahub_1000_{PERSONAHUB_SHA256[:12]}.json"
+    if cached.is_file():
+        return _verified(cached)
+    try:
+        response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        raise DataError(
+            f"cannot download the published personas ({type(exc).__name__}: offline?); "
+            f"pass --personas FILE with a local copy of personas.json or set {ENV_LOCAL_COPY}"
+        ) from None
+    digest = hashlib.sha256(response.content).hexdigest()
+    if digest != PERSONAHUB_SHA256:
+        raise DataError(
+            f"downloaded personas from {url} have sha256 {digest[:12]}..., expected "
+            f"{PERSONAHUB_SHA256[:12]}...; the file changed upstream, use a verified local copy"
+        )
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as tmp:
+        tmp.write(response.content)
+    Path(tmp.name).replace(cached)
+    return cached
+
+
+def load_personas(
+    spec: str | Path = PERSONAHUB_COSTA,
+    n: int | None = None,
+    *,
+    sample_seed: int | None = None,
+    field: str | None = None,
+) -> PersonaSet:
+    """Personas by ``--personas`` spec: ``personahub-costa`` (the published set) or a file path.
+
+    ``personahub-costa`` defaults to the first 100 personas, as published.
+    """
+    if str(spec) == PERSONAHUB_COSTA:
+        full = load_persona_file(fetch_personahub())
+        full = PersonaSet(full.texts, full.ids, source=PERSONAHUB_COSTA)
+        return full.select(PUBLISHED_N_PERSONAS if n is None else n, sample_seed=sample_seed)
+    return load_persona_file(spec, field=field).select(n, sample_seed=sample_seed)
