@@ -79,7 +79,7 @@ def expected_sample_sd(
     sd = np.sqrt(np.maximum(var, 0.0))
     flat = p.reshape(-1, k)
     out = np.empty(flat.shape[0])
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):
         for start in range(0, flat.shape[0], chunk):
             log_p = np.log(flat[start : start + chunk])
             # 0 * log(0) must count as 0: an outcome that never draws an impossible value.
