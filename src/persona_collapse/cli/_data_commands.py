@@ -1,0 +1,58 @@
+"""``import`` and ``export``: moving responses between the published CSV format and the store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+from ..store import ResponseStore, export_frame, import_csv, load_sources
+
+DEFAULT_STORE = "persona-collapse.db"
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    if args.run_id and len(args.files) > 1:
+        raise ConfigError("--run-id names one run; import one file at a time with it, or drop it")
+    with ResponseStore(args.store) as store:
+        for path in args.files:
+            run = import_csv(
+                store,
+                Path(path),
+                run_id=args.run_id,
+                variant=args.variant or "",
+                family=args.family or "",
+            )
+            print(
+                f"imported {path} -> {args.store}:{run.run_id} ({store.count_responses(run.run_id)} rows)",
+                file=sys.stderr,
+            )
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    sources = load_sources(args.source)
+    if len(sources) != 1:
+        raise ConfigError(
+            f"{args.source} holds {len(sources)} sources; export one at a time (STORE.db:RUN_ID)"
+        )
+    resp = sources[0]
+    export_frame(resp.frame, Path(args.output), mode=resp.mode, has_failures=resp.has_failures)
+    print(f"exported {resp.label} -> {args.output} ({len(resp.frame)} rows)", file=sys.stderr)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("import", help="import published-format CSV files into the store")
+    p.add_argument("files", nargs="+", metavar="CSV")
+    p.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite store (default {DEFAULT_STORE})")
+    p.add_argument("--run-id", default=None, help="run id (default: the file name without .csv)")
+    p.add_argument("--variant", default=None, help="variant label, e.g. base, secure, insecure")
+    p.add_argument("--family", default=None, help="family grouping the variants, e.g. GPT-4o")
+    p.set_defaults(handler=cmd_import)
+
+    p = sub.add_parser("export", help="write a source in the published CSV format or as Parquet")
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("-o", "--output", required=True, metavar="FILE.csv|FILE.parquet")
+    p.set_defaults(handler=cmd_export)

@@ -1,0 +1,163 @@
+"""Printing results as rich tables (humans), JSON or CSV (machines) on stdout."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "json", "csv")
+METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
+
+
+def emit_json(document: Any) -> None:
+    """One JSON document on stdout and nothing else."""
+    json.dump(document, sys.stdout, indent=2, allow_nan=True)
+    sys.stdout.write("\n")
+
+
+def emit_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+
+
+def _console() -> Console:
+    """A console for stdout; wide enough for the tables when output is piped."""
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 140)
+
+
+def _pm(value: float, se: float) -> str:
+    return f"{value:.2f} ± {se:.2f}"
+
+
+def metrics_rows(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(group, values) pairs: ``all`` then each foundation."""
+    return [("all", doc), *doc["foundations"].items()]
+
+
+def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(list(docs))
+        return
+    if fmt == "csv":
+        emit_csv(
+            ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS],
+            [
+                [d["source"], group, d["n_personas"], d["n_items"], *(v[k] for k in METRIC_KEYS)]
+                for d in docs
+                for group, v in metrics_rows(d)
+            ],
+        )
+        return
+    console = _console()
+    for d in docs:
+        table = Table(
+            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)",
+            title_justify="left",
+        )
+        for col in ("foundation", "S", "sigma_bar", "R"):
+            table.add_column(col, justify="left" if col == "foundation" else "right")
+        for group, v in metrics_rows(d):
+            table.add_row(
+                group,
+                _pm(v["S"], v["S_se"]),
+                f"{v['sigma_bar']:.3f} ± {v['sigma_bar_se']:.3f}",
+                _pm(v["R"], v["R_se"]),
+            )
+        console.print(table)
+        if d.get("dropped_personas"):
+            console.print(f"dropped personas (an empty cell): {d['dropped_personas']}")
+    console.print("S: moral susceptibility; R = 1/sigma_bar: moral robustness; ± bootstrap SE.")
+
+
+def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(list(docs))
+        return
+    if fmt == "csv":
+        emit_csv(
+            ["source", "foundation", "mean", "sd"],
+            [
+                [d["source"], f, v["mean"], v["sd"]]
+                for d in docs
+                for f, v in d["foundations"].items()
+            ],
+        )
+        return
+    console = _console()
+    for d in docs:
+        table = Table(title=f"{d['source']}  ({d['mode']} profile)", title_justify="left")
+        table.add_column("foundation")
+        table.add_column("mean ± sd", justify="right")
+        table.add_column("saturation", justify="right")
+        for f, v in d["foundations"].items():
+            table.add_row(f, _pm(v["mean"], v["sd"]), f"{d['saturation'][f]:.2f}")
+        console.print(table)
+
+
+def print_comparison(doc: dict[str, Any], fmt: str) -> None:
+    if fmt == "json":
+        emit_json(doc)
+        return
+    header = ["variant", "source", "S", "S_se", "sigma_bar", "R", "R_se"]
+    deltas = ["dS_pct", "dS_pct_se", "dsigma_bar_pct", "dsigma_bar_pct_se", "dR_pct", "dR_pct_se"]
+    base = doc["base"]
+    rows: list[list[Any]] = [
+        ["base", base["source"], *(base[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
+        + [""] * len(deltas)
+        + [""]
+    ]
+    for label, v in doc["variants"].items():
+        m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
+        rows.append(
+            [
+                label,
+                m["source"],
+                *(m[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se")),
+                d["S"],
+                se["S"],
+                d["sigma_bar"],
+                se["sigma_bar"],
+                d["R"],
+                se["R"],
+                v["outside_band"],
+            ]
+        )
+    if fmt == "csv":
+        emit_csv([*header, *deltas, "outside_band"], rows)
+        return
+    console = _console()
+    band = doc["band"]
+    table = Table(
+        title=f"variants against base (band S in [{band['S_min']}, {band['S_max']}])",
+        title_justify="left",
+    )
+    for col in ("variant", "S", "R", "dS %", "dsigma_bar %", "dR %", "band"):
+        table.add_column(col, justify="left" if col == "variant" else "right")
+    table.add_row(
+        "base", _pm(base["S"], base["S_se"]), _pm(base["R"], base["R_se"]), "", "", "", ""
+    )
+    for label, v in doc["variants"].items():
+        m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
+        table.add_row(
+            label,
+            _pm(m["S"], m["S_se"]),
+            _pm(m["R"], m["R_se"]),
+            f"{d['S']:+.1f} ± {se['S']:.1f}",
+            f"{d['sigma_bar']:+.1f} ± {se['sigma_bar']:.1f}",
+            f"{d['R']:+.1f} ± {se['R']:.1f}",
+            "OUTSIDE" if v["outside_band"] else "in",
+        )
+    console.print(table)
+    if "excess_pp" in doc:
+        e, s = doc["excess_pp"], doc["excess_pp_se"]
+        console.print(
+            "misalignment excess (insecure - secure): "
+            + ", ".join(f"d{k} {e[k]:+.1f} ± {s[k]:.1f} pp" for k in ("S", "sigma_bar", "R"))
+        )
