@@ -114,21 +114,27 @@ def _one_source(spec: str, what: str) -> Responses:
     return sources[0]
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    opts = options_from(args)
-    base = _one_source(args.base, "--base")
-    variants: dict[str, Responses] = {}
-    for item in args.variant:
+def _variant_specs(items: list[str]) -> dict[str, str]:
+    specs: dict[str, str] = {}
+    for item in items:
         label, sep, spec = item.partition("=")
         if not sep or not label or not spec:
             raise ConfigError(
                 f"--variant {item!r} is not LABEL=SOURCE; write e.g. --variant insecure=runs/insecure.csv"
             )
-        if label in variants:
+        if label in specs:
             raise ConfigError(
                 f"--variant label {label!r} is given twice; give each variant its own label"
             )
-        variants[label] = _one_source(spec, f"--variant {label}")
+        specs[label] = spec
+    return specs
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    opts = options_from(args)
+    specs = _variant_specs(args.variant)
+    base = _one_source(args.base, "--base")
+    variants = {label: _one_source(spec, f"--variant {label}") for label, spec in specs.items()}
     print_comparison(compare_responses(base, variants, opts).to_dict(), args.format)
     return 0
 
