@@ -124,6 +124,15 @@ class Instrument:
         return inst
 
     def _validate(self) -> None:
+        if not self.items:
+            raise DataError(f"instrument {self.name}: it has no items")
+        if self.scale.low >= self.scale.high:
+            raise DataError(
+                f"instrument {self.name}: scale low ({self.scale.low}) must be below "
+                f"high ({self.scale.high})"
+            )
+        if len(set(self.subscales)) != len(self.subscales):
+            raise DataError(f"instrument {self.name}: subscale names are not unique")
         ids = [it.id for it in self.items]
         if len(set(ids)) != len(ids):
             raise DataError(f"instrument {self.name}: item ids are not unique")
@@ -161,7 +170,8 @@ class Instrument:
 
     def item_prompt(self, item: Item | int) -> str:
         """The question text for an item: its section template filled with the item wording."""
-        it = self.item(item) if isinstance(item, int) else item
+        # Any integer id (also numpy's, as in ``item_ids``) is looked up; an Item is used as is.
+        it = item if isinstance(item, Item) else self.item(int(item))
         return fill_template(self.section_templates[it.section], item=it.text)
 
     def persona_prompt(self, item: Item | int, persona: str) -> str:

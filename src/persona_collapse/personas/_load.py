@@ -100,7 +100,7 @@ def _from_json(text: str, path: Path) -> list[str]:
 
 
 def _from_jsonl(text: str, path: Path, field: str | None) -> list[str]:
-    out: list[object] = []
+    out: list[str] = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -118,8 +118,14 @@ def _from_jsonl(text: str, path: Path, field: str | None) -> list[str]:
                     "use a 'persona' or 'text' key, or name it with --persona-field"
                 )
             value = value[key]
+        if not isinstance(value, str) or not value.strip():
+            # Report the 1-based file line (blank lines are skipped, so list indices differ).
+            raise DataError(
+                f"persona file {path}, line {lineno}: not a non-empty persona string; "
+                "each line must be a JSON string or an object with a persona field"
+            )
         out.append(value)
-    return _check_strings(out, path, "line")
+    return out
 
 
 def _from_csv(text: str, path: Path, field: str | None) -> list[str]:

@@ -39,6 +39,11 @@ def _sha256(path: Path) -> str:
 
 
 def _verified(path: Path) -> Path:
+    if not path.is_file():
+        raise DataError(
+            f"{path} does not exist; point {ENV_LOCAL_COPY} at a copy of personas.json "
+            "or pass --personas FILE"
+        )
     digest = _sha256(path)
     if digest != PERSONAHUB_SHA256:
         raise DataError(

@@ -18,7 +18,8 @@ def parse_one_token(text: str | None, scale: Scale) -> int | None:
     if text is None:
         return None
     stripped = text.strip()
-    if len(stripped) == 1 and stripped.isdigit() and int(stripped) in scale:
+    # ASCII only: str.isdigit() is also true for '²' or '３', which int() rejects or misreads.
+    if len(stripped) == 1 and stripped in "0123456789" and int(stripped) in scale:
         return int(stripped)
     return None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from ._cells import FloatArray
 
@@ -68,6 +69,31 @@ def persona_bootstrap(
     return _draws(S_items, sigma_items, groups)
 
 
+def _resampled_counts(
+    counts: npt.NDArray[np.int64], n_draws: int, rng: np.random.Generator
+) -> FloatArray:
+    """Multinomial resamples of per-cell value counts, ``(cells, levels)`` -> ``(draws, cells, levels)``.
+
+    Drawn as a chain of binomials over the levels (a handful of rating values),
+    which is exact for the multinomial and vectorised over draws and cells.
+    """
+    n_cells, n_levels = counts.shape
+    out = np.empty((n_draws, n_cells, n_levels))
+    remaining = np.broadcast_to(counts.sum(axis=1), (n_draws, n_cells)).copy()
+    mass_left = counts.sum(axis=1).astype(np.float64)
+    for level in range(n_levels - 1):
+        share = np.divide(counts[:, level], mass_left, out=np.zeros(n_cells), where=mass_left > 0)
+        # Only cells with 0 < share < 1 are random at this level; the rest take none or all.
+        random = (share > 0) & (share < 1)
+        drawn = np.where(share >= 1, remaining, 0)
+        drawn[:, random] = rng.binomial(remaining[:, random], share[random])
+        out[:, :, level] = drawn
+        remaining -= drawn
+        mass_left -= counts[:, level]
+    out[:, :, -1] = remaining
+    return out
+
+
 def repetition_bootstrap(
     ratings: FloatArray,
     means: FloatArray,
@@ -77,29 +103,29 @@ def repetition_bootstrap(
 ) -> Draws:
     """Resample the valid ratings within every cell with replacement.
 
-    Only cells whose ratings vary can change under resampling; the others keep
-    their mean and SD 0, so only the varying cells are drawn.
+    Resampling ``n`` ratings of a cell with replacement is a multinomial draw
+    over the rating values it holds, so only the cells' value counts are
+    resampled. Cells whose ratings do not vary keep their mean and SD 0.
     """
     n_p, n_q, width = ratings.shape
     n_b = max(cfg.repetition_draws, 0)
     rng = np.random.default_rng([cfg.seed, 1, cfg.stream])
-    counts = np.sum(~np.isnan(ratings), axis=2)
     varying = np.flatnonzero(sds.ravel() > 0)
-    n = counts.ravel()[varying]
-    values = np.nan_to_num(ratings.reshape(-1, width)[varying])
-    picks = rng.integers(0, n[None, :, None], size=(n_b, varying.size, width))
-    taken = np.take_along_axis(values[None, :, :], picks, axis=2)
-    taken *= np.arange(width)[None, None, :] < n[None, :, None]
-    sums = taken.sum(axis=2)
-    sq = (taken**2).sum(axis=2)
+    values = ratings.reshape(-1, width)[varying]
+    levels = np.unique(values[~np.isnan(values)])
+    counts = np.stack([np.sum(values == level, axis=1) for level in levels], axis=1)
+    drawn = _resampled_counts(counts, n_b, rng)
+    n = counts.sum(axis=1)
+    sums = drawn @ levels
     draw_means = sums / n
-    draw_sds = np.sqrt(np.maximum(sq - sums * draw_means, 0.0) / np.maximum(n - 1, 1))
+    draw_sds = np.sqrt(
+        np.maximum(drawn @ levels**2 - sums * draw_means, 0.0) / np.maximum(n - 1, 1)
+    )
 
     all_means = np.broadcast_to(means.ravel(), (n_b, n_p * n_q)).copy()
     all_sds = np.broadcast_to(sds.ravel(), (n_b, n_p * n_q)).copy()
     all_means[:, varying] = draw_means
     all_sds[:, varying] = draw_sds
-    all_means = all_means.reshape(n_b, n_p, n_q)
-    S_items = np.std(all_means, axis=1, ddof=cfg.ddof)
+    S_items = np.std(all_means.reshape(n_b, n_p, n_q), axis=1, ddof=cfg.ddof)
     sigma_items = all_sds.reshape(n_b, n_p, n_q).mean(axis=1)
     return _draws(S_items, sigma_items, groups)

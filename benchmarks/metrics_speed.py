@@ -1,0 +1,125 @@
+"""Time to compute every metric for the 12 published variants, against plain pandas.
+
+"Everything" is S, sigma_bar and R overall and for the 5 foundations, with
+2000 persona-bootstrap and 400 repetition-bootstrap draws. The baseline is a
+plain pandas groupby implementation of the same estimators, measured in the
+same run. Its bootstraps are timed on a subset of draws (``--baseline-draws``)
+and scaled linearly to 2000 + 400, since each draw costs the same; the table
+says so. Loading the CSV is timed separately and excluded from both.
+
+Usage: python benchmarks/metrics_speed.py [--reference ../shared/reference]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from persona_collapse._analysis import AnalysisOptions, measure_responses
+from persona_collapse.instruments import load_instrument
+from persona_collapse.stats import BootstrapConfig
+from persona_collapse.store import load_sources
+
+FOUNDATIONS = ("harm", "fairness", "loyalty", "authority", "purity")
+
+
+def pandas_metrics(
+    frame: pd.DataFrame, persona_draws: int, rep_draws: int, seed: int = 0
+) -> dict[str, float]:
+    """The estimators written the plain way: groupby for cells, a Python loop per draw."""
+    inst = load_instrument()
+    foundation = {it.id: it.subscale for it in inst.items}
+    df = frame[frame["rating"] != -1][["persona_id", "question_id", "rating"]]
+    rng = np.random.default_rng(seed)
+
+    def stats(d: pd.DataFrame) -> dict[str, tuple[float, float]]:
+        g = d.groupby(["persona_id", "question_id"])["rating"]
+        cells = pd.DataFrame({"m": g.mean(), "s": g.std(ddof=1).fillna(0.0)})
+        means = cells["m"].unstack()
+        complete = means.notna().all(axis=1)
+        cells = cells[cells.index.get_level_values(0).isin(complete[complete].index)]
+        means = means[complete]
+        out = {"all": (float(means.std(ddof=1).mean()), float(cells["s"].mean()))}
+        for f in FOUNDATIONS:
+            cols = [q for q in means.columns if foundation[q] == f]
+            sub = cells[cells.index.get_level_values(1).isin(cols)]
+            out[f] = (float(means[cols].std(ddof=1).mean()), float(sub["s"].mean()))
+        return out
+
+    point = stats(df)
+    personas = df["persona_id"].unique()
+    by_persona = {p: g for p, g in df.groupby("persona_id")}
+    for _ in range(persona_draws):
+        picks = rng.choice(personas, size=personas.size, replace=True)
+        parts = [by_persona[p].assign(persona_id=k) for k, p in enumerate(picks)]
+        stats(pd.concat(parts))
+    for _ in range(rep_draws):
+        resampled = df.groupby(["persona_id", "question_id"]).sample(
+            frac=1.0, replace=True, random_state=int(rng.integers(1 << 31))
+        )
+        stats(resampled)
+    return {"S": point["all"][0], "sigma_bar": point["all"][1]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--reference",
+        default=str(Path(__file__).resolve().parents[1].parent / "shared" / "reference"),
+    )
+    parser.add_argument(
+        "--baseline-draws", type=int, nargs=2, default=(20, 4), metavar=("PERSONA", "REP")
+    )
+    parser.add_argument("--files", type=int, default=12, help="how many of the 12 files to time")
+    args = parser.parse_args()
+    ref = Path(args.reference)
+    published = json.loads((ref / "published.json").read_text())
+    opts = AnalysisOptions(BootstrapConfig(persona_draws=2000, repetition_draws=400))
+    bp, br = args.baseline_draws
+    rows = []
+    for variant in published["variants"][: args.files]:
+        t0 = time.perf_counter()
+        (resp,) = load_sources(str(ref / variant["file"]))
+        t_load = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        meas = measure_responses(resp, opts)
+        t_ours = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        pandas_metrics(resp.frame, 0, 0)
+        t_cells = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pandas_metrics(resp.frame, bp, 0)
+        t_pb = time.perf_counter() - t0 - t_cells
+        t0 = time.perf_counter()
+        check = pandas_metrics(resp.frame, 0, br)
+        t_rb = time.perf_counter() - t0 - t_cells
+        t_base = t_cells + t_pb / max(bp, 1) * 2000 + t_rb / max(br, 1) * 400
+        assert (
+            abs(check["S"] - meas.S[0]) < 1e-12
+            and abs(check["sigma_bar"] - meas.sigma_bar[0]) < 1e-12
+        )
+        rows.append((f"{variant['model']} {variant['variant']}", t_load, t_ours, t_base))
+
+    print(f"{'variant':26s} {'load s':>8s} {'ours s':>8s} {'pandas s*':>10s} {'ratio':>8s}")
+    for name, t_load, t_ours, t_base in rows:
+        print(f"{name:26s} {t_load:8.3f} {t_ours:8.3f} {t_base:10.1f} {t_base / t_ours:8.0f}x")
+    ours = np.array([r[2] for r in rows])
+    base = np.array([r[3] for r in rows])
+    print(
+        f"{'mean per file':26s} {np.mean([r[1] for r in rows]):8.3f} {ours.mean():8.3f} {base.mean():10.1f} {base.sum() / ours.sum():8.0f}x"
+    )
+    print(
+        f"* pandas bootstraps timed on {bp} persona + {br} repetition draws and scaled to 2000 + 400."
+    )
+    print(f"target: under 0.3 s per file for ours; worst file {ours.max():.3f} s")
+
+
+if __name__ == "__main__":
+    main()
