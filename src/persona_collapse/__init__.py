@@ -1,7 +1,36 @@
-"""persona-collapse: moral susceptibility and robustness of LLM persona role-play."""
+"""persona-collapse: moral susceptibility and robustness of LLM persona role-play.
 
+The curated public API; subpackages (``stats``, ``store``, ``instruments``,
+``personas``, ``protocol``, ``backends``, ``collect``) expose more.
+"""
+
+from ._analysis import (
+    AnalysisOptions,
+    Comparison,
+    compare_responses,
+    measure_responses,
+    metrics_document,
+    profile_responses,
+)
 from ._version import __version__
 from .errors import ConfigError, DataError, UserError
 from .instruments import Instrument, load_instrument
+from .stats import BootstrapConfig, Measurement, MetricValues
 
-__all__ = ["ConfigError", "DataError", "Instrument", "UserError", "__version__", "load_instrument"]
+__all__ = [
+    "AnalysisOptions",
+    "BootstrapConfig",
+    "Comparison",
+    "ConfigError",
+    "DataError",
+    "Instrument",
+    "Measurement",
+    "MetricValues",
+    "UserError",
+    "__version__",
+    "compare_responses",
+    "load_instrument",
+    "measure_responses",
+    "metrics_document",
+    "profile_responses",
+]

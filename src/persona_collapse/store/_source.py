@@ -1,0 +1,153 @@
+"""Resolving a SOURCE argument to response tables.
+
+A SOURCE is a published-format CSV file, a folder of them (one table per
+``*.csv``, by name), a Parquet file written by ``export``, a store file (one
+table per run) or ``STORE.db:RUN_ID`` (split on the last ``:``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import DataError
+from ..instruments import load_instrument
+from ._csv import PublishedTable, read_published_csv
+from ._frame import complete_frame
+from ._model import RunInfo
+from ._parquet import read_parquet
+from ._schema import SQLITE_MAGIC
+from ._sqlite import ResponseStore
+
+_PARQUET_MAGIC = b"PAR1"
+_STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+_FORMS = "a published-format CSV, a folder of them, a Parquet export, STORE.db or STORE.db:RUN_ID"
+
+
+@dataclass
+class Responses:
+    """One response table ready for the estimators.
+
+    ``frame`` has all :data:`RESPONSE_COLUMNS` (``distribution`` None for
+    sampled data); ``label`` is the short name for tables (file stem, or
+    ``store.db:run``); ``run`` is the stored run, when there is one.
+    """
+
+    frame: pd.DataFrame
+    label: str
+    mode: str
+    method: str
+    instrument: str
+    run: RunInfo | None
+    has_failures: bool
+
+
+def _kind(path: Path) -> str:
+    """``store``, ``parquet`` or ``csv``, by the file's first bytes, then its suffix.
+
+    A ``.db``/``.sqlite`` file is always treated as a store, so that a damaged
+    one is reported as such rather than as a malformed CSV.
+    """
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
+    suffix = path.suffix.lower()
+    if head == SQLITE_MAGIC or suffix in _STORE_SUFFIXES:
+        return "store"
+    if head.startswith(_PARQUET_MAGIC) or suffix == ".parquet":
+        return "parquet"
+    return "csv"
+
+
+def _method(table: PublishedTable) -> str:
+    if table.run is not None:
+        return table.run.method
+    return "logprobs" if bool(table.frame["distribution"].notna().any()) else "sample"
+
+
+def _from_file(path: Path, instrument: str | None) -> Responses:
+    if _kind(path) == "csv":
+        inst = load_instrument(instrument or "mfq30")
+        table = read_published_csv(
+            path,
+            scale_low=inst.scale.low,
+            scale_high=inst.scale.high,
+            item_ids=inst.item_ids.tolist(),
+        )
+        return Responses(
+            frame=complete_frame(table.frame),
+            label=path.stem,
+            mode=table.mode,
+            method="sample",
+            instrument=inst.name,
+            run=None,
+            has_failures=table.has_failures,
+        )
+    table = read_parquet(path, instrument=instrument)
+    return Responses(
+        frame=table.frame,
+        label=path.stem,
+        mode=table.mode,
+        method=_method(table),
+        instrument=instrument or (table.run.instrument if table.run else "mfq30"),
+        run=table.run,
+        has_failures=table.has_failures,
+    )
+
+
+def _from_store(path: Path, run_id: str | None) -> list[Responses]:
+    if path.stat().st_size == 0:
+        raise DataError(f"store {path} is empty; run or import into it first")
+    with ResponseStore(path, create=False) as store:
+        if run_id is None:
+            runs = store.list_runs()
+            if not runs:
+                raise DataError(f"store {path} holds no runs yet; run or import into it first")
+        else:
+            runs = [store.require_run(run_id)]
+        return [
+            Responses(
+                frame=store.responses_frame(run.run_id),
+                label=f"{path.name}:{run.run_id}",
+                mode=run.mode,
+                method=run.method,
+                instrument=run.instrument,
+                run=run,
+                has_failures=run.has_failures,
+            )
+            for run in runs
+        ]
+
+
+def load_sources(spec: str, *, instrument: str | None = None) -> list[Responses]:
+    """The response tables a SOURCE argument names, in a stable order.
+
+    ``instrument`` checks CSV files (default ``mfq30``) and Parquet files
+    (default: the instrument their run recorded). Anything missing, empty or
+    malformed raises a one-line DataError.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        files = sorted(
+            (p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()),
+            key=lambda p: p.name,
+        )
+        if not files:
+            raise DataError(f"folder {path} holds no .csv files; give {_FORMS}")
+        return [_from_file(f, instrument) for f in files]
+    if path.is_file():
+        if _kind(path) == "store":
+            return _from_store(path, None)
+        return [_from_file(path, instrument)]
+    store, sep, run_id = spec.rpartition(":")
+    if sep and store and Path(store).is_file():
+        if not run_id:
+            raise DataError(f"{spec} names no run; write STORE.db:RUN_ID or just STORE.db")
+        return _from_store(Path(store), run_id)
+    if sep and store and not Path(store).exists():
+        raise DataError(f"{spec}: neither a file nor a store {store} exists; check the path")
+    raise DataError(f"{spec} does not exist; give {_FORMS}")
