@@ -243,3 +243,11 @@ def test_profiles_saturation_and_cv() -> None:
     assert pp["c"].mean == pytest.approx(2.0) and pp["c"].sd == pytest.approx(1.0)
     assert coefficient_of_variation([1, 1, 1]) == 0.0
     assert coefficient_of_variation([1, 3]) == pytest.approx(0.5)
+
+
+def test_constant_cells_have_zero_repetition_noise() -> None:
+    ratings = np.stack([np.full((3, 4), k, dtype=float) for k in (1, 2, 4)])
+    m = measure(RatingCube.from_long(*_long(ratings)), np.zeros(3, dtype=int), ["x"])
+    assert m.sigma_bar[0] == 0.0
+    assert m.repetition_draws is not None
+    assert np.all(m.repetition_draws.S == m.S[0])

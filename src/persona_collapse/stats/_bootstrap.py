@@ -78,7 +78,9 @@ def _resampled_counts(
     which is exact for the multinomial and vectorised over draws and cells.
     """
     n_cells, n_levels = counts.shape
-    out = np.empty((n_draws, n_cells, n_levels))
+    out = np.zeros((n_draws, n_cells, n_levels))
+    if n_levels == 0:
+        return out
     remaining = np.broadcast_to(counts.sum(axis=1), (n_draws, n_cells)).copy()
     mass_left = counts.sum(axis=1).astype(np.float64)
     for level in range(n_levels - 1):
@@ -113,7 +115,9 @@ def repetition_bootstrap(
     varying = np.flatnonzero(sds.ravel() > 0)
     values = ratings.reshape(-1, width)[varying]
     levels = np.unique(values[~np.isnan(values)])
-    counts = np.stack([np.sum(values == level, axis=1) for level in levels], axis=1)
+    counts = np.zeros((varying.size, levels.size), dtype=np.int64)
+    for k, level in enumerate(levels):
+        counts[:, k] = np.sum(values == level, axis=1)
     drawn = _resampled_counts(counts, n_b, rng)
     n = counts.sum(axis=1)
     sums = drawn @ levels
