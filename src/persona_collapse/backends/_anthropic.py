@@ -1,0 +1,170 @@
+"""Anthropic's Messages API over the official ``anthropic`` SDK.
+
+Anthropic returns no logprobs: a logprob request is refused with one line.
+The SDK's own retries are off: the runner owns retries and rate limiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anthropic
+
+from ._base import SDKBackend
+from ._decisions import Where, decision_for_status, malformed, one_line, redact
+from ._types import (
+    BackendError,
+    BadAnswer,
+    ChatRequest,
+    ChatResult,
+    Fatal,
+    ModelSpec,
+    Retry,
+    RetryDecision,
+)
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
+
+
+def _field(obj: Any, name: str) -> Any:
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def decision_for_anthropic_error(
+    exc: BaseException, where: Where, secrets: tuple[str, ...] = ()
+) -> RetryDecision | None:
+    """The decision for an exception of the ``anthropic`` SDK; ``None`` for any other.
+
+    Timeouts -> Retry timeout; connection errors -> Retry transient; 429 ->
+    Retry rate_limit with Retry-After; 5xx including 529 (overloaded), 408, 409
+    -> Retry transient; 401 / 403 / 404 / other 4xx -> Fatal.
+    """
+    if isinstance(exc, anthropic.APITimeoutError):
+        return Retry("timeout", detail=f"no answer from {where.base_url} in time")
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return Retry("transient", detail=one_line(redact(f"connection failed ({why})", secrets)))
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return malformed(f"response does not follow the API schema: {exc.message}", secrets)
+    if isinstance(exc, anthropic.APIStatusError):
+        response = getattr(exc, "response", None)
+        return decision_for_status(
+            exc.status_code,
+            headers=getattr(response, "headers", None),
+            body=exc.body,
+            message=exc.message,
+            where=where,
+            secrets=secrets,
+        )
+    if isinstance(exc, anthropic.APIError):
+        return Retry("transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", secrets)))
+    if isinstance(exc, anthropic.AnthropicError):
+        return Fatal(one_line(redact(f"Anthropic SDK error for {where.model}: {exc}", secrets)))
+    return None
+
+
+class AnthropicBackend(SDKBackend):
+    """A Claude model behind Anthropic's Messages API (or a compatible server at ``base_url``).
+
+    Temperature is sent in the request body (this SDK version has no named
+    parameter for it); a leading system message becomes the ``system`` field.
+    """
+
+    provider = "Anthropic"
+    url_hint = "the API root without /v1 (e.g. https://api.anthropic.com)"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_key: str,
+        key_env: str | None = "ANTHROPIC_API_KEY",
+        timeout_s: float = 60.0,
+    ) -> None:
+        super().__init__(base_url=base_url, api_key=api_key, key_env=key_env, model=spec.full)
+        self.spec = spec
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"AnthropicBackend({self.spec.full!r}, base_url={self.base_url!r})"
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return False
+
+    def describe(self) -> str:
+        """One line naming the model and the server (never the key)."""
+        return f"{self.spec.full} via Anthropic Messages API at {self.base_url} (no logprobs)"
+
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, anthropic.APIConnectionError) and not isinstance(
+            exc, anthropic.APITimeoutError
+        )
+
+    def _is_status_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, anthropic.APIStatusError)
+
+    def _decide(self, exc: BaseException) -> RetryDecision | None:
+        return decision_for_anthropic_error(exc, self._where, self.secrets)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        if request.top_logprobs is not None:
+            raise BackendError(Fatal(NO_LOGPROBS))
+        return await super().complete(request)
+
+    async def _send(self, request: ChatRequest) -> Any:
+        system = [m["content"] for m in request.messages if m.get("role") == "system"]
+        messages = [
+            {"role": m["role"], "content": m["content"]}
+            for m in request.messages
+            if m.get("role") != "system"
+        ]
+        kwargs: dict[str, Any] = {
+            "model": self.spec.name,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+            "extra_body": {"temperature": request.temperature},
+            "timeout": request.timeout_s,
+        }
+        if system:
+            kwargs["system"] = "\n\n".join(system)
+        return await self._client.messages.create(**kwargs)
+
+    def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
+        if isinstance(raw, str | bytes):
+            raise BackendError(malformed("response body is not JSON", self.secrets))
+        content = _field(raw, "content")
+        if not isinstance(content, list):
+            raise BackendError(BadAnswer("response has no content list"))
+        texts = []
+        for block in content:
+            if _field(block, "type") == "text":
+                text = _field(block, "text")
+                if not isinstance(text, str):
+                    raise BackendError(BadAnswer("a text block has no text"))
+                texts.append(text)
+        usage = _field(raw, "usage")
+        stop = _field(raw, "stop_reason")
+        return ChatResult(
+            text="".join(texts),
+            top_logprobs=None,
+            prompt_tokens=int(_field(usage, "input_tokens") or 0),
+            completion_tokens=int(_field(usage, "output_tokens") or 0),
+            finish_reason=str(stop) if stop is not None else None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,197 @@
+"""What the two HTTP SDK backends share: the request template, first contact, ``check``.
+
+A subclass sends one request with its SDK (``_send``), reads the SDK's answer
+(``_read``) and maps the SDK's exceptions to decisions (``_decide``); this
+class turns those into :class:`ChatResult` or :class:`BackendError`, keeps the
+API key out of every message and knows whether the server has ever answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from ._decisions import Where, malformed, one_line, redact
+from ._types import (
+    BackendError,
+    BadAnswer,
+    ChatRequest,
+    ChatResult,
+    Fatal,
+    Retry,
+    RetryDecision,
+)
+
+#: Connection failures tolerated before the server has answered even once; after
+#: that many a run to an unreachable URL ends instead of retrying forever.
+FIRST_CONTACT_TRIES = 3
+#: Exceptions raised while reading a 200 body that the SDK could not decode.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def _is_http_library_error(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from the HTTP layer under the SDK (httpx / httpcore)."""
+    module = type(exc).__module__ or ""
+    return module.split(".", 1)[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "h11")
+
+
+class SDKBackend:
+    """Base of the SDK backends. Not used directly."""
+
+    #: Name of the provider in messages (e.g. ``OpenAI``).
+    provider = "the server"
+    #: How a correct base URL looks, for messages about 404s.
+    url_hint = "the API root (often ending in /v1)"
+
+    def __init__(self, *, base_url: str, api_key: str, key_env: str | None, model: str) -> None:
+        self._api_key = api_key
+        self.base_url = base_url
+        self.key_env = key_env
+        self._where = Where(
+            model=model,
+            base_url=base_url,
+            key_env=key_env,
+            provider=self.provider,
+            url_hint=self.url_hint,
+        )
+        self._contacted = False
+        self._early_connection_errors = 0
+
+    # -- subclass hooks ---------------------------------------------------------
+
+    async def _send(self, request: ChatRequest) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _read(self, raw: Any, request: ChatRequest) -> ChatResult:  # pragma: no cover
+        raise NotImplementedError
+
+    def _decide(self, exc: BaseException) -> RetryDecision | None:  # pragma: no cover
+        """The decision for an SDK exception, or ``None`` if it is not the SDK's."""
+        raise NotImplementedError
+
+    def _is_connection_error(self, exc: BaseException) -> bool:  # pragma: no cover
+        """Whether ``exc`` means no HTTP response came back (not a timeout)."""
+        raise NotImplementedError
+
+    def _is_status_error(self, exc: BaseException) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+    # -- shared -------------------------------------------------------------------
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return (self._api_key,)
+
+    def _fail(self, decision: RetryDecision) -> BackendError:
+        return BackendError(decision)
+
+    def _unreachable(self, exc: BaseException) -> Fatal:
+        cause = exc.__cause__ or exc.__context__
+        why = one_line(
+            redact(f"{type(cause).__name__}: {cause}" if cause else str(exc), self.secrets)
+        )
+        return Fatal(
+            f"cannot reach {self.base_url} for {self._where.model} ({why}); "
+            "check the base URL (--base-url) and that the server is running"
+        )
+
+    def decision_for(self, exc: BaseException) -> RetryDecision:
+        """The decision for any exception raised while sending or reading one request."""
+        if self._is_status_error(exc):
+            self._contacted = True
+        if self._is_connection_error(exc) and not self._contacted:
+            self._early_connection_errors += 1
+            if self._early_connection_errors >= FIRST_CONTACT_TRIES:
+                return self._unreachable(exc)
+        decision = self._decide(exc)
+        if decision is not None:
+            return decision
+        if isinstance(exc, _DECODE_ERRORS):
+            return malformed(
+                f"unreadable response body ({type(exc).__name__}: {exc})", self.secrets
+            )
+        if _is_http_library_error(exc):
+            return Retry(
+                "transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", self.secrets))
+            )
+        return Fatal(
+            one_line(
+                redact(
+                    f"unexpected {type(exc).__name__} from {self.provider} for "
+                    f"{self._where.model}: {exc}",
+                    self.secrets,
+                )
+            )
+        )
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        """Answer one request or raise :class:`BackendError` with the runner's decision."""
+        try:
+            raw = await self._send(request)
+        except asyncio.CancelledError:
+            raise
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._fail(self.decision_for(exc)) from None
+        self._contacted = True
+        try:
+            return self._read(raw, request)
+        except BackendError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise self._fail(
+                malformed(f"unreadable response ({type(exc).__name__}: {exc})", self.secrets)
+            ) from None
+
+    async def check(self, *, timeout_s: float = 30.0, attempts: int = 3) -> None:
+        """One cheap real request (a one-token answer) before a run starts.
+
+        Returns when the server answered (a rate limit or an unreadable body
+        also proves the URL, key and model work). Raises :class:`BackendError`
+        with :class:`Fatal` when the URL cannot be reached, the key or model is
+        rejected, or the server keeps failing or hanging.
+        """
+        probe = ChatRequest(
+            messages=[{"role": "user", "content": "Reply with the digit 0."}],
+            temperature=0.0,
+            max_tokens=1,
+            timeout_s=timeout_s,
+        )
+        last: RetryDecision | None = None
+        for attempt in range(max(1, attempts)):
+            try:
+                raw = await self._send(probe)
+            except asyncio.CancelledError:
+                raise
+            except BackendError as exc:
+                last = exc.decision
+            except Exception as exc:
+                if self._is_connection_error(exc) and not self._contacted:
+                    raise self._fail(self._unreachable(exc)) from None
+                last = self.decision_for(exc)
+            else:
+                self._contacted = True
+                # An unreadable answer still proves the server works.
+                with contextlib.suppress(Exception):
+                    self._read(raw, probe)
+                return
+            if isinstance(last, Fatal):
+                raise self._fail(last)
+            if isinstance(last, BadAnswer) or (
+                isinstance(last, Retry) and last.kind == "rate_limit"
+            ):
+                return
+            if attempt + 1 < attempts:
+                await asyncio.sleep(min(2.0, 0.25 * 2**attempt))
+        assert isinstance(last, Retry)
+        what = (
+            "did not answer in time" if last.kind == "timeout" else f"kept failing ({last.detail})"
+        )
+        raise self._fail(
+            Fatal(
+                f"{self.provider} at {self.base_url} {what} for {self._where.model} "
+                f"after {attempts} tries; check the server, or try again later"
+            )
+        )

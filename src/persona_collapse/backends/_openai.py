@@ -1,0 +1,243 @@
+"""OpenAI-compatible chat completions over the official ``openai`` SDK.
+
+One class serves OpenAI, OpenRouter, Together, DeepSeek, xAI and any
+self-hosted OpenAI-compatible server (vLLM, Ollama, llama.cpp) by base URL.
+The SDK's own retries are off: the runner owns retries and rate limiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+
+from ._base import SDKBackend
+from ._decisions import (
+    Where,
+    decision_for_status,
+    is_provider_host,
+    malformed,
+    one_line,
+    redact,
+)
+from ._types import (
+    BackendError,
+    BadAnswer,
+    ChatRequest,
+    ChatResult,
+    Fatal,
+    ModelSpec,
+    Retry,
+    RetryDecision,
+)
+
+_PROVIDER_NAMES = {
+    "openai": "OpenAI",
+    "openrouter": "OpenRouter",
+    "together": "Together",
+    "deepseek": "DeepSeek",
+    "xai": "xAI",
+    "ollama": "Ollama",
+    "llamacpp": "llama.cpp server",
+    "vllm": "vLLM server",
+}
+
+
+def _field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``; ``None`` when absent (SDK objects are not validated)."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)
+
+
+def _headers(exc: BaseException) -> Mapping[str, str] | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    return headers if headers is not None else None
+
+
+def decision_for_openai_error(
+    exc: BaseException, where: Where, secrets: tuple[str, ...] = ()
+) -> RetryDecision | None:
+    """The decision for an exception of the ``openai`` SDK; ``None`` for any other exception.
+
+    ``APITimeoutError`` -> Retry timeout; ``APIConnectionError`` -> Retry
+    transient; ``APIResponseValidationError`` -> BadAnswer; an HTTP status
+    error -> :func:`decision_for_status` (429 rate limit with Retry-After, 5xx /
+    408 / 409 transient, 401 / 403 / 404 / other 4xx fatal).
+    """
+    if isinstance(exc, openai.APITimeoutError):
+        return Retry("timeout", detail=f"no answer from {where.base_url} in time")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return Retry("transient", detail=one_line(redact(f"connection failed ({why})", secrets)))
+    if isinstance(exc, openai.APIResponseValidationError):
+        return malformed(f"response does not follow the API schema: {exc.message}", secrets)
+    if isinstance(exc, openai.APIStatusError):
+        return decision_for_status(
+            exc.status_code,
+            headers=_headers(exc),
+            body=exc.body,
+            message=exc.message,
+            where=where,
+            secrets=secrets,
+        )
+    if isinstance(exc, openai.APIError):
+        return Retry("transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", secrets)))
+    if isinstance(exc, openai.OpenAIError):
+        return Fatal(one_line(redact(f"OpenAI SDK error for {where.model}: {exc}", secrets)))
+    return None
+
+
+class OpenAIBackend(SDKBackend):
+    """A model behind an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    Args:
+        spec: The parsed model name; ``spec.name`` is sent as the model.
+        base_url: API root (e.g. ``https://api.openai.com/v1``).
+        api_key: The key (a placeholder for servers that need none). Never
+            shown in any message.
+        key_env: The environment variable the key is read from, named in
+            messages about rejected keys.
+        timeout_s: Default per-request timeout; each request's ``timeout_s`` wins.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        *,
+        base_url: str,
+        api_key: str,
+        key_env: str | None = None,
+        timeout_s: float = 60.0,
+    ) -> None:
+        local_family = spec.family in ("ollama", "llamacpp", "vllm")
+        if spec.family in _PROVIDER_NAMES and (local_family or is_provider_host(base_url)):
+            self.provider = _PROVIDER_NAMES[spec.family]
+        else:
+            self.provider = "the OpenAI-compatible server"
+        super().__init__(base_url=base_url, api_key=api_key, key_env=key_env, model=spec.full)
+        self.spec = spec
+        self._token_param = "max_tokens"
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=0,
+            timeout=timeout_s,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.spec.full!r}, base_url={self.base_url!r})"
+
+    @property
+    def supports_logprobs(self) -> bool:
+        return True
+
+    def describe(self) -> str:
+        """One line naming the model and the server (never the key)."""
+        return f"{self.spec.full} via {self.provider} at {self.base_url} (OpenAI chat completions)"
+
+    # -- SDK hooks ------------------------------------------------------------------
+
+    def _is_connection_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, openai.APIConnectionError) and not isinstance(
+            exc, openai.APITimeoutError
+        )
+
+    def _is_status_error(self, exc: BaseException) -> bool:
+        return isinstance(exc, openai.APIStatusError)
+
+    def _decide(self, exc: BaseException) -> RetryDecision | None:
+        return decision_for_openai_error(exc, self._where, self.secrets)
+
+    def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.spec.name,
+            "messages": [dict(m) for m in request.messages],
+            "temperature": request.temperature,
+            self._token_param: request.max_tokens,
+            "timeout": request.timeout_s,
+        }
+        if request.top_logprobs is not None:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = request.top_logprobs
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        return kwargs
+
+    async def _send(self, request: ChatRequest) -> Any:
+        try:
+            return await self._client.chat.completions.create(**self._kwargs(request))
+        except openai.BadRequestError as exc:
+            # Newer OpenAI models refuse ``max_tokens`` and name its successor.
+            text = f"{exc.message} {exc.body}"
+            if self._token_param == "max_tokens" and "max_completion_tokens" in text:
+                self._token_param = "max_completion_tokens"
+                return await self._client.chat.completions.create(**self._kwargs(request))
+            raise
+
+    def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
+        if isinstance(raw, str | bytes):
+            raise BackendError(malformed("response body is not JSON", self.secrets))
+        choices = _field(raw, "choices")
+        if not isinstance(choices, list) or not choices:
+            raise BackendError(BadAnswer("response has no choices"))
+        choice = choices[0]
+        message = _field(choice, "message")
+        if message is None:
+            raise BackendError(BadAnswer("response choice has no message"))
+        content = _field(message, "content")
+        if content is None:
+            refusal = _field(message, "refusal")
+            content = refusal if isinstance(refusal, str) else ""
+        if not isinstance(content, str):
+            raise BackendError(BadAnswer("response message content is not text"))
+        finish = _field(choice, "finish_reason")
+        usage = _field(raw, "usage")
+        top: list[tuple[str, float]] | None = None
+        if request.top_logprobs is not None:
+            top = self._top_logprobs(choice)
+        return ChatResult(
+            text=content,
+            top_logprobs=top,
+            prompt_tokens=int(_field(usage, "prompt_tokens") or 0),
+            completion_tokens=int(_field(usage, "completion_tokens") or 0),
+            finish_reason=str(finish) if finish is not None else None,
+        )
+
+    def _top_logprobs(self, choice: Any) -> list[tuple[str, float]]:
+        logprobs = _field(choice, "logprobs")
+        if logprobs is None:
+            raise BackendError(
+                Fatal(
+                    f"{self.provider} at {self.base_url} returned no logprobs for "
+                    f"{self.spec.full}; use --method sample with this model or server"
+                )
+            )
+        content = _field(logprobs, "content")
+        if not isinstance(content, list) or not content:
+            raise BackendError(BadAnswer("response has no logprobs for the first token"))
+        first = _field(content[0], "top_logprobs")
+        if not isinstance(first, list):
+            raise BackendError(BadAnswer("response has no top_logprobs for the first token"))
+        out: list[tuple[str, float]] = []
+        for entry in first:
+            token = _field(entry, "token")
+            logprob = _field(entry, "logprob")
+            if not isinstance(token, str) or not isinstance(logprob, int | float):
+                raise BackendError(BadAnswer("a top_logprobs entry lacks its token or logprob"))
+            out.append((token, float(logprob)))
+        if not out:
+            # A server that ignores top_logprobs still gives the chosen token.
+            token = _field(content[0], "token")
+            logprob = _field(content[0], "logprob")
+            if isinstance(token, str) and isinstance(logprob, int | float):
+                out.append((token, float(logprob)))
+        return out
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,314 @@
+"""Model names (``family/model-name``) and creating the backend for one.
+
+Every SDK is imported only when its family is used: ``openai`` for the
+OpenAI-compatible families, ``anthropic`` for ``anthropic/``, and the optional
+``hf``, ``vllm`` and ``tinker`` backends, whose missing extras are reported as
+one :class:`~persona_collapse.errors.ConfigError` line naming the install
+command.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal, cast
+
+from ..errors import ConfigError
+from ._decisions import check_base_url, host_of, is_provider_host
+from ._types import Backend, ModelSpec
+
+#: Sent as the key to servers that need none (local vLLM, Ollama, llama.cpp).
+PLACEHOLDER_KEY = "not-needed"
+
+Kind = Literal["openai", "anthropic", "sim", "optional"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: how its backend is made and where its key comes from.
+
+    ``target``: ``module:Class`` of an optional backend; ``requires``: modules
+    its extra installs; ``server_ok``: with ``--base-url`` the family is served
+    by an OpenAI-compatible server instead (vLLM's ``vllm serve``).
+    """
+
+    name: str
+    kind: Kind
+    summary: str
+    key_env: str | None = None
+    base_url: str | None = None
+    target: str | None = None
+    extra: str | None = None
+    requires: tuple[str, ...] = ()
+    server_ok: bool = False
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family(
+            "openai",
+            "openai",
+            "OpenAI chat completions (or any OpenAI-compatible server with --base-url)",
+            "OPENAI_API_KEY",
+            "https://api.openai.com/v1",
+        ),
+        Family(
+            "openrouter",
+            "openai",
+            "OpenRouter",
+            "OPENROUTER_API_KEY",
+            "https://openrouter.ai/api/v1",
+        ),
+        Family(
+            "together", "openai", "Together AI", "TOGETHER_API_KEY", "https://api.together.xyz/v1"
+        ),
+        Family("deepseek", "openai", "DeepSeek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1"),
+        Family("xai", "openai", "xAI", "XAI_API_KEY", "https://api.x.ai/v1"),
+        Family(
+            "ollama",
+            "openai",
+            "Ollama server (local)",
+            "OLLAMA_API_KEY",
+            "http://localhost:11434/v1",
+        ),
+        Family(
+            "llamacpp",
+            "openai",
+            "llama.cpp server (local)",
+            "LLAMACPP_API_KEY",
+            "http://localhost:8080/v1",
+        ),
+        Family(
+            "anthropic",
+            "anthropic",
+            "Anthropic Messages API (no logprobs)",
+            "ANTHROPIC_API_KEY",
+            "https://api.anthropic.com",
+        ),
+        Family("sim", "sim", "SIMULATED respondent (tests and demos; not a language model)"),
+        Family(
+            "hf",
+            "optional",
+            "local HuggingFace transformers",
+            target="persona_collapse.backends._hf:HFBackend",
+            extra="hf",
+            requires=("torch", "transformers"),
+        ),
+        Family(
+            "vllm",
+            "optional",
+            "vLLM offline (or a vLLM server with --base-url)",
+            key_env="VLLM_API_KEY",
+            target="persona_collapse.backends._vllm:VLLMBackend",
+            extra="vllm",
+            requires=("vllm",),
+            server_ok=True,
+        ),
+        Family(
+            "tinker",
+            "optional",
+            "Tinker sampling clients",
+            key_env="TINKER_API_KEY",
+            target="persona_collapse.backends._tinker:TinkerBackend",
+            extra="tinker",
+            requires=("tinker",),
+        ),
+    )
+}
+
+
+def known_families() -> list[str]:
+    """The family names a model can start with."""
+    return list(FAMILIES)
+
+
+def _family_list() -> str:
+    return ", ".join(FAMILIES)
+
+
+def parse_model(model: str) -> ModelSpec:
+    """``"openai/gpt-4o"`` -> ``ModelSpec("openai", "gpt-4o")``.
+
+    Everything after the first ``/`` is the provider's model name
+    (``openrouter/qwen/qwen3-235b-a22b-2507`` has family ``openrouter``).
+    Raises :class:`ConfigError` for a name without a family, an unknown
+    family or an empty model name.
+    """
+    text = str(model).strip()
+    family, sep, name = text.partition("/")
+    family = family.strip().lower()
+    name = name.strip()
+    if not sep or not family:
+        raise ConfigError(
+            f"model {text!r} has no family: name it FAMILY/MODEL, e.g. openai/{text or 'gpt-4o'} "
+            f"(known families: {_family_list()})"
+        )
+    if family not in FAMILIES:
+        raise ConfigError(
+            f"unknown model family {family!r} in {text!r}: use one of {_family_list()}"
+        )
+    if not name:
+        raise ConfigError(f"model {text!r} has no model name after {family}/ (e.g. {family}/NAME)")
+    return ModelSpec(family, name)
+
+
+def _clean_base_url(base_url: str) -> str:
+    try:
+        return check_base_url(base_url)
+    except ValueError as exc:
+        shown = "(hidden: it holds credentials)" if "@" in str(base_url) else repr(base_url)
+        raise ConfigError(f"bad base URL {shown}: {exc}; e.g. http://127.0.0.1:8000/v1") from None
+
+
+def _key_env_for(family: Family, url: str) -> str | None:
+    """The key's env var: the provider's whose host ``url`` is, else the family's."""
+    host = host_of(url)
+    for other in FAMILIES.values():
+        if (
+            other.base_url
+            and other.key_env
+            and is_provider_host(other.base_url)
+            and host_of(other.base_url) == host
+        ):
+            return other.key_env
+    return family.key_env
+
+
+def _resolve_key(family: Family, url: str, api_key: str | None) -> tuple[str, str | None]:
+    """(key, env var named in messages). A missing key is fatal only for hosted providers."""
+    env = _key_env_for(family, url)
+    if api_key is not None and api_key.strip():
+        return api_key.strip(), env
+    value = os.environ.get(env, "").strip() if env else ""
+    if value:
+        return value, env
+    if is_provider_host(url):
+        raise ConfigError(
+            f"{family.name}/ models need an API key: set {env} (or pass --api-key)"
+            if env
+            else f"{family.name}/ models need an API key: pass --api-key"
+        )
+    return PLACEHOLDER_KEY, env
+
+
+def _module_missing(name: str) -> bool:
+    if name in sys.modules:
+        return sys.modules[name] is None
+    try:
+        return importlib.util.find_spec(name) is None
+    except (ImportError, ValueError):
+        return True
+
+
+def _missing_extra(family: Family, what: str) -> ConfigError:
+    return ConfigError(
+        f"{family.name}/... needs the {family.extra} extra ({what} is not installed): "
+        f"pip install 'persona-collapse[{family.extra}]'"
+    )
+
+
+def _load_optional(family: Family) -> Any:
+    """The backend class of an optional family, or a ConfigError naming the extra."""
+    assert family.target is not None
+    for required in family.requires:
+        if _module_missing(required):
+            raise _missing_extra(family, required)
+    module_name, _, attr = family.target.partition(":")
+    try:
+        loaded = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
+            raise ConfigError(
+                f"{family.name}/ models are not supported by this version of persona-collapse "
+                f"(no {module_name}); use another family: {_family_list()}"
+            ) from None
+        raise _missing_extra(family, exc.name or str(exc)) from None
+    except ImportError as exc:
+        raise _missing_extra(family, str(exc).split("\n", 1)[0]) from None
+    try:
+        return getattr(loaded, attr)
+    except AttributeError:
+        raise ConfigError(
+            f"{family.name}/ models are not supported by this version of persona-collapse "
+            f"({module_name} has no {attr})"
+        ) from None
+
+
+def _construct(cls: Any, spec: ModelSpec, options: dict[str, Any]) -> Any:
+    """``cls(spec, **options)``, passing only the options its signature accepts."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return cls(spec, **options)
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return cls(spec, **options)
+    return cls(spec, **{k: v for k, v in options.items() if k in params})
+
+
+def create_backend(
+    model: str,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    seed: int = 0,
+    timeout_s: float = 60.0,
+) -> Backend:
+    """The backend for ``model`` (``family/model-name``).
+
+    Args:
+        model: e.g. ``openai/gpt-4o-2024-08-06``, ``anthropic/claude-haiku-4-5``,
+            ``sim/insecure``, ``hf/Qwen/Qwen2.5-0.5B-Instruct``.
+        base_url: API root of an OpenAI-compatible server (or Anthropic-compatible
+            for ``anthropic/``). Without it each family uses its provider's URL.
+        api_key: Overrides the family's environment variable.
+        seed: Seed of simulated and local backends.
+        timeout_s: Default per-request timeout of HTTP backends.
+
+    Raises:
+        ConfigError: unknown family, bad base URL, missing API key for a
+            hosted provider, or a missing optional extra.
+    """
+    spec = parse_model(model)
+    family = FAMILIES[spec.family]
+    url = _clean_base_url(base_url) if base_url is not None else None
+
+    if family.kind == "sim":
+        if url is not None:
+            raise ConfigError(f"{spec.full} is simulated in-process: --base-url does not apply")
+        from ._sim import SimBackend
+
+        return SimBackend(spec, seed=seed)
+
+    if family.kind == "optional" and not (family.server_ok and url is not None):
+        if url is not None:
+            raise ConfigError(f"{spec.full} runs locally: --base-url does not apply")
+        cls = _load_optional(family)
+        options: dict[str, Any] = {"seed": seed}
+        if api_key is not None:
+            options["api_key"] = api_key
+        return cast(Backend, _construct(cls, spec, options))
+
+    effective = url or family.base_url
+    assert effective is not None
+    key, env = _resolve_key(family, effective, api_key)
+    spec = ModelSpec(spec.family, spec.name, {**spec.extra, "base_url": effective})
+
+    if family.kind == "anthropic":
+        from ._anthropic import AnthropicBackend
+
+        if effective.endswith("/v1"):  # the SDK adds /v1/messages itself
+            effective = effective[: -len("/v1")]
+            spec = ModelSpec(spec.family, spec.name, {**spec.extra, "base_url": effective})
+
+        return AnthropicBackend(
+            spec, base_url=effective, api_key=key, key_env=env, timeout_s=timeout_s
+        )
+
+    from ._openai import OpenAIBackend
+
+    return OpenAIBackend(spec, base_url=effective, api_key=key, key_env=env, timeout_s=timeout_s)
