@@ -1,0 +1,21 @@
+"""A loopback HTTP server speaking the OpenAI and Anthropic APIs, with SIMULATED answers.
+
+For tests, benchmarks and the offline demo: real HTTP on 127.0.0.1, official
+SDKs as clients, injectable faults (latency, 429 with Retry-After, 5xx,
+timeouts, non-digit answers, malformed bodies). Answers come from
+:class:`persona_collapse.simulate.SimulatedRespondent`, never from a model.
+Run ``python -m persona_collapse.testing --help`` to serve from a shell.
+"""
+
+from ._faults import FaultConfig, FaultDraw, draw_faults
+from ._server import LoopbackServer
+from ._stats import RecordedRequest, ServerStats
+
+__all__ = [
+    "FaultConfig",
+    "FaultDraw",
+    "LoopbackServer",
+    "RecordedRequest",
+    "ServerStats",
+    "draw_faults",
+]

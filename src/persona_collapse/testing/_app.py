@@ -1,0 +1,227 @@
+"""Routing, authentication, fault injection and bookkeeping of the loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import numpy as np
+
+from ..simulate import SimulatedRespondent, stable_seed
+from . import _anthropic_api as anthropic_api
+from . import _openai_api as openai_api
+from ._chat import ApiError, ChatRequest, Choice, complete
+from ._faults import FaultConfig, FaultDraw, draw_faults
+from ._http import HttpRequest, HttpResponse
+from ._stats import RecordedRequest, ServerStats
+
+_log = logging.getLogger(__name__)
+_OCCURRENCE_LIMIT = 1_000_000
+_CHAT = "/v1/chat/completions"
+_MESSAGES = "/v1/messages"
+_MODELS = "/v1/models"
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
+
+
+class SimulatorApp:
+    """Answers API requests with simulated respondents.
+
+    ``respondents`` maps model names to respondents; with a single respondent
+    (``default``) every model name is accepted. Answers are deterministic per
+    (model, prompt, n-th time that prompt was asked), or per (seed, model,
+    prompt) when the request carries an OpenAI ``seed``.
+    """
+
+    def __init__(
+        self,
+        respondents: dict[str, SimulatedRespondent],
+        default: SimulatedRespondent | None,
+        faults: FaultConfig,
+        stats: ServerStats,
+        *,
+        keep_requests: bool = False,
+    ) -> None:
+        self.respondents = respondents
+        self.default = default
+        self.faults = faults
+        self.stats = stats
+        self.keep_requests = keep_requests
+        self._number = 0
+        self._occurrence: dict[int, int] = {}
+
+    @property
+    def models(self) -> list[str]:
+        """Model names listed by ``GET /v1/models``."""
+        if self.respondents:
+            return list(self.respondents)
+        assert self.default is not None
+        return [f"sim-{self.default.name}"]
+
+    def _respondent(self, model: str, provider: str) -> SimulatedRespondent:
+        found = self.respondents.get(model) or self.default
+        if found is None:
+            api = anthropic_api if provider == "anthropic" else openai_api
+            raise api.unknown_model(model)
+        return found
+
+    def _rng(self, respondent: SimulatedRespondent, request: ChatRequest) -> np.random.Generator:
+        if request.seed is not None:
+            seed = stable_seed(respondent.seed, request.model, request.prompt, "seed", request.seed)
+        else:
+            key = stable_seed(request.model, request.prompt)
+            if len(self._occurrence) >= _OCCURRENCE_LIMIT:
+                self._occurrence.clear()
+            n = self._occurrence.get(key, 0)
+            self._occurrence[key] = n + 1
+            seed = stable_seed(respondent.seed, key, n)
+        # SFC64 from one 64-bit seed: a third of the set-up cost of default_rng.
+        return np.random.Generator(np.random.SFC64(seed))
+
+    async def handle(self, request: HttpRequest) -> HttpResponse:
+        """One request in, one response out; never raises."""
+        number = self._number
+        self._number += 1
+        stats = self.stats
+        stats.requests += 1
+        stats.by_path[request.path] += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        request_id = f"req_sim_{number:08d}"
+        try:
+            response = await self._dispatch(request, number, request_id)
+        except Exception as exc:  # a simulator bug: answer 500 rather than drop the client
+            _log.exception("loopback server failed on %s %s", request.method, request.path)
+            error = ApiError(500, f"simulator error: {exc!r}", "server")
+            response = openai_api.error_response(error, request_id)
+        finally:
+            stats.in_flight -= 1
+        stats.by_status[response.status] += 1
+        return response
+
+    async def _dispatch(self, request: HttpRequest, number: int, request_id: str) -> HttpResponse:
+        path = request.path.rstrip("/") or "/"
+        headers = request.headers
+        if path in ("/", "/health"):
+            return HttpResponse(200, b'{"status": "ok", "simulated": true}')
+        if path == _CHAT:
+            provider = "openai"
+        elif path == _MESSAGES:
+            provider = "anthropic"
+        elif path == _MODELS or path.startswith(_MODELS + "/"):
+            anthropic_style = "anthropic-version" in headers or "x-api-key" in headers
+            provider = "anthropic" if anthropic_style else "openai"
+        else:
+            hint = (
+                "Unknown path. The OpenAI SDK needs base_url=http://HOST:PORT/v1, "
+                "the Anthropic SDK base_url=http://HOST:PORT."
+            )
+            return openai_api.error_response(ApiError(404, f"{hint} Got {path}"), request_id)
+        api = anthropic_api if provider == "anthropic" else openai_api
+        body = self._body(request)
+        try:
+            return await self._api(request, path, provider, body, number, request_id)
+        except ApiError as error:
+            return api.error_response(error, request_id)
+
+    def _body(self, request: HttpRequest) -> Any:
+        body: Any = None
+        if request.body:
+            try:
+                body = json.loads(request.body)
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                body = None
+        if self.keep_requests:
+            self.stats.recorded.append(
+                RecordedRequest(request.method, request.path, dict(request.headers), body)
+            )
+        return body
+
+    async def _api(
+        self,
+        request: HttpRequest,
+        path: str,
+        provider: str,
+        body: Any,
+        number: int,
+        request_id: str,
+    ) -> HttpResponse:
+        api = anthropic_api if provider == "anthropic" else openai_api
+        key = api.api_key(request.headers)
+        faults = self.faults
+        if not key or key == faults.reject_key:
+            raise api.bad_key(key)
+        if faults.latency_s > 0:
+            await asyncio.sleep(faults.latency_s)
+
+        if request.method == "GET" and path.startswith(_MODELS):
+            if path == _MODELS:
+                return api.models_response(self.models)
+            model = path[len(_MODELS) + 1 :]
+            self._respondent(model, provider)
+            return openai_api.model_response(model)
+        if request.method != "POST":
+            raise ApiError(405, f"Method {request.method} is not allowed on {path}.")
+        if request.body and body is None:
+            raise ApiError(400, "We could not parse the JSON body of your request.")
+
+        draw = draw_faults(faults, number)
+        await self._inject(draw, faults)
+
+        if provider == "anthropic":
+            chat = anthropic_api.parse_request(body, request.headers)
+        else:
+            chat = openai_api.parse_request(body)
+        self.stats.by_model[chat.model] += 1
+        respondent = self._respondent(chat.model, provider)
+        choices = complete(respondent, chat, self._rng(respondent, chat))
+        if draw.non_digit_token is not None and chat.max_tokens == 1:
+            self.stats.faults["non_digit"] += 1
+            first = choices[0]
+            choices[0] = Choice(
+                draw.non_digit_token,
+                first.finish_reason,
+                first.prompt_tokens,
+                1,
+                first.top,
+                first.token_logprob if first.top is None else min(lp for _, lp in first.top),
+            )
+        if provider == "anthropic":
+            response = anthropic_api.message_response(chat, choices[0], f"msg_sim_{number:08d}")
+        else:
+            response = openai_api.completion_response(
+                chat, choices, f"chatcmpl-sim-{number:08d}", request_id
+            )
+        if draw.malformed:
+            self.stats.faults["malformed"] += 1
+            response.body = response.body[: len(response.body) // 2]
+        return response
+
+    async def _inject(self, draw: FaultDraw, faults: FaultConfig) -> None:
+        if draw.kind == "rate_limit":
+            self.stats.faults["rate_limit"] += 1
+            wait = faults.retry_after_s
+            headers = [
+                ("retry-after", _format_seconds(wait)),
+                ("retry-after-ms", str(round(wait * 1000))),
+            ]
+            raise ApiError(
+                429,
+                "Rate limit reached for requests (simulated). Please try again in "
+                f"{_format_seconds(wait)}s.",
+                "rate_limit",
+                code="rate_limit_exceeded",
+                headers=headers,
+            )
+        if draw.kind == "server_error":
+            self.stats.faults["server_error"] += 1
+            raise ApiError(
+                draw.status, "The server had an error while processing your request.", "server"
+            )
+        if draw.kind == "timeout":
+            self.stats.faults["timeout"] += 1
+            await asyncio.sleep(faults.hang_s)
