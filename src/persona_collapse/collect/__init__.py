@@ -1,0 +1,56 @@
+"""Collecting answers: plan the grid of slots, ask them concurrently, store each as it arrives.
+
+* :func:`plan_slots` / :func:`slot_grid`: the slots (persona, item, repetition)
+  of a run, minus those already stored.
+* :class:`BackoffPolicy` and :class:`AdaptiveWindow`: the retry and
+  rate-limit policy (offline-testable).
+* :class:`Collector`: the asyncio runner of the published sampling and logprob
+  protocols.
+* :func:`run_collection`: a whole ``persona-collapse run`` session.
+"""
+
+from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
+from ._policy import AdaptiveWindow, BackoffPolicy
+from ._progress import ProgressDisplay, choose_mode, format_cost
+from ._record import (
+    build_run_info,
+    default_run_id,
+    persona_source_label,
+    run_mismatch,
+    run_settings,
+)
+from ._runner import (
+    CollectConfig,
+    Collector,
+    CollectStats,
+    local_timestamp,
+    request_seed,
+)
+from ._session import DEFAULT_STORE, RunOptions, RunOutcome, prepare_run, run_collection
+
+__all__ = [
+    "DEFAULT_STORE",
+    "SELF_PERSONA_ID",
+    "AdaptiveWindow",
+    "BackoffPolicy",
+    "CollectConfig",
+    "CollectStats",
+    "Collector",
+    "ProgressDisplay",
+    "RunOptions",
+    "RunOutcome",
+    "Slot",
+    "build_run_info",
+    "choose_mode",
+    "default_run_id",
+    "format_cost",
+    "local_timestamp",
+    "persona_source_label",
+    "plan_slots",
+    "prepare_run",
+    "request_seed",
+    "run_collection",
+    "run_mismatch",
+    "run_settings",
+    "slot_grid",
+]

@@ -1,0 +1,174 @@
+"""Progress of a collection on stderr: a rich bar on a terminal, plain lines otherwise.
+
+The bar shows slots done/total, the request rate, the ETA, transport retries,
+failures (unparseable attempts), missing slots, tokens in/out and the
+estimated cost. Simulated runs say SIMULATED in the description. With
+``--quiet`` nothing is shown; when stderr is not a terminal a plain line is
+written at most every ``plain_interval_s`` seconds (and only once answers
+arrive), so logs stay short and error output stays one line.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from types import TracebackType
+from typing import Literal, TextIO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from ._runner import CollectStats
+
+DisplayMode = Literal["rich", "plain", "off"]
+
+
+def _count(n: int) -> str:
+    """A compact count: 950, 12.3k, 4.56M."""
+    if n < 10_000:
+        return str(n)
+    if n < 1_000_000:
+        return f"{n / 1000:.1f}k"
+    return f"{n / 1_000_000:.2f}M"
+
+
+def format_cost(cost: float | None) -> str:
+    return "n/a" if cost is None else f"${cost:,.4f}" if cost < 1 else f"${cost:,.2f}"
+
+
+def choose_mode(stream: TextIO, *, quiet: bool) -> DisplayMode:
+    """``off`` with --quiet, ``rich`` on a terminal, ``plain`` otherwise."""
+    if quiet:
+        return "off"
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return "rich" if isatty is not None and isatty() else "plain"
+    except ValueError:  # a closed stream
+        return "off"
+
+
+class ProgressDisplay:
+    """Shows a :class:`CollectStats` while a run goes on (use as a context manager).
+
+    ``total``: slots of the whole run; ``stored_before``: slots already stored
+    when this session began (the bar starts there). ``priced``: whether a cost
+    estimate is available.
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        total: int,
+        stored_before: int = 0,
+        priced: bool = False,
+        mode: DisplayMode | None = None,
+        stream: TextIO | None = None,
+        quiet: bool = False,
+        min_interval_s: float = 0.1,
+        plain_interval_s: float = 30.0,
+    ) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        self.mode: DisplayMode = mode or choose_mode(self.stream, quiet=quiet)
+        self.description = description
+        self.total = total
+        self.stored_before = stored_before
+        self.priced = priced
+        self.min_interval_s = min_interval_s
+        self.plain_interval_s = plain_interval_s
+        self._last = 0.0
+        self._last_plain = time.monotonic()
+        self._progress: Progress | None = None
+        self._task: TaskID | None = None
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.mode != "rich" or self._progress is not None:
+            return
+        console = Console(file=self.stream, stderr=True)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(compact=True),
+            TextColumn("{task.fields[detail]}"),
+            console=console,
+            transient=False,
+            refresh_per_second=4,
+        )
+        self._task = self._progress.add_task(
+            self.description,
+            total=self.total,
+            completed=self.stored_before,
+            rate="0 req/s",
+            detail="",
+        )
+        self._progress.start()
+
+    def stop(self, stats: CollectStats | None = None) -> None:
+        if stats is not None:
+            self.update(stats, force=True)
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+
+    def __enter__(self) -> ProgressDisplay:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- updates -------------------------------------------------------------------
+
+    def detail(self, stats: CollectStats) -> str:
+        """Retries, failures (unparseable attempts), missing slots, tokens in/out, cost."""
+        cost = format_cost(stats.cost_usd if self.priced else None)
+        return (
+            f"retries {stats.retries} failures {stats.failures} missing {stats.missing} "
+            f"tokens {_count(stats.prompt_tokens)}/{_count(stats.completion_tokens)} {cost}"
+        )
+
+    def line(self, stats: CollectStats) -> str:
+        """One plain progress line."""
+        done = self.stored_before + stats.done
+        pct = 100.0 * done / self.total if self.total else 100.0
+        return (
+            f"{self.description}: {done}/{self.total} slots ({pct:.0f}%), "
+            f"{stats.requests_per_s:.1f} req/s, {self.detail(stats)}"
+        )
+
+    def update(self, stats: CollectStats, *, force: bool = False) -> None:
+        """Show ``stats`` (throttled to ``min_interval_s`` unless ``force``)."""
+        if self.mode == "off":
+            return
+        now = time.monotonic()
+        if not force and now - self._last < self.min_interval_s:
+            return
+        self._last = now
+        if self.mode == "plain":
+            if stats.done and not force and now - self._last_plain >= self.plain_interval_s:
+                self._last_plain = now
+                print(self.line(stats), file=self.stream, flush=True)
+            return
+        if self._progress is not None and self._task is not None:
+            self._progress.update(
+                self._task,
+                completed=self.stored_before + stats.done,
+                rate=f"{stats.requests_per_s:.0f} req/s",
+                detail=self.detail(stats),
+            )

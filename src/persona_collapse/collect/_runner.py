@@ -1,0 +1,568 @@
+"""The asyncio runner: asks every planned slot with the published sampling protocol.
+
+Up to ``concurrency`` slots are worked on at once; how many HTTP requests are
+in flight is governed by the :class:`AdaptiveWindow` (AIMD on 429s). Each
+slot follows PROTOCOL.md section 2:
+
+* ``sample``: one-token requests (``max_tokens=1``) at the run's temperature,
+  accepted when the answer is a single scale digit; up to ``max_attempts``
+  of them, then ONE longer generation (``fallback_max_tokens``) read with
+  :func:`parse_fallback`; failing that the slot is stored as missing
+  (rating -1). ``failures`` is the number of failed (unparseable) attempts
+  before the accepted answer; a missing slot has ``max_attempts + 1``.
+* ``logprobs``: one request with the logprob suffix at T = 1, ``max_tokens=1``
+  and ``top_logprobs=k``; the scale distribution (spellings summed,
+  renormalised) is stored with ``other_mass``, ``absent`` and ``floor_mass``
+  in ``extra``. ``rating`` is the argmax of the distribution (the lowest
+  value on ties). A response without logprobs counts as a failed attempt
+  (after ``max_attempts`` of them the slot is missing, ``failures`` =
+  ``max_attempts``); one whose top-k holds no scale value at all is stored
+  as missing at once (asking again at T = 1 reads the same logits).
+
+Transport failures (429, 5xx, timeouts) are retried by the
+:class:`BackoffPolicy` and are never protocol attempts. A ``Fatal`` decision,
+or a request that used all its transport retries, cancels everything in
+flight and ends the run with a :class:`ConfigError`; what was stored stays
+stored and the unfinished slots are asked again on resume. Every answer is committed to the store the
+moment it arrives. Every request carries a seed derived from (run seed,
+persona, item, repetition, attempt), so two repetitions of one cell are never
+one cached answer.
+
+``max_cost_usd``: before each request the runner adds the estimated cost of
+every in-flight request and of the new one to what was spent; if that would
+pass the limit, no new request starts (requests in flight finish and are
+stored) and the run ends with ``stop_reason="max-cost"``. Slots cut short
+this way are not stored, so resuming asks them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..backends._types import (
+    BackendError,
+    BadAnswer,
+    ChatRequest,
+    ChatResult,
+    Fatal,
+    Retry,
+)
+from ..errors import ConfigError
+from ..instruments import Instrument
+from ..protocol import (
+    ProtocolSettings,
+    digit_distribution,
+    parse_fallback,
+    parse_one_token,
+    slot_messages,
+)
+from ..store import MISSING_RATING, ResponseRow
+from ._plan import SELF_PERSONA_ID, Slot
+from ._policy import AdaptiveWindow, BackoffPolicy
+
+
+class ChatBackend(Protocol):
+    """What the runner needs of a backend (see :class:`persona_collapse.backends.Backend`)."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+
+class Pricing(Protocol):
+    """A price table entry: USD for a number of prompt and completion tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float: ...
+
+
+class ResponseSink(Protocol):
+    """Where answers go (a :class:`persona_collapse.store.ResponseStore`)."""
+
+    def add_response(self, run_id: str, row: ResponseRow) -> bool: ...
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    """How the runner asks (the protocol) and how hard it pushes (concurrency, retries).
+
+    ``seed``: base of the per-request seeds and of the backoff jitter.
+    ``timeout_s``: per-request timeout given to the backend.
+    ``max_cost_usd``: stop before the estimated spend passes it (needs a price).
+    """
+
+    protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
+    concurrency: int = 8
+    timeout_s: float = 60.0
+    seed: int = 0
+    max_cost_usd: float | None = None
+    policy: BackoffPolicy = field(default_factory=BackoffPolicy)
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("--concurrency must be at least 1")
+        if not self.timeout_s > 0:
+            raise ConfigError("--timeout must be positive")
+        if self.protocol.max_attempts < 1:
+            raise ConfigError("--max-attempts must be at least 1")
+        if self.max_cost_usd is not None and not self.max_cost_usd > 0:
+            raise ConfigError("--max-cost must be a positive number of US dollars")
+
+
+@dataclass
+class CollectStats:
+    """Live counters of one collection session (progress bar and summary).
+
+    ``planned``: slots this session set out to fill; ``stored_before``: slots
+    already in the store when it started; ``done``: slots this session stored;
+    ``already_stored``: answered slots another writer had stored meanwhile
+    (kept as they were). ``failures``: unparseable attempts;
+    ``retries``: transport retries (``rate_limited`` of them after a 429).
+    ``stop_reason``: None when every planned slot was asked, else ``max-cost``,
+    ``interrupted``, ``fatal`` or ``retries-exhausted``.
+    """
+
+    planned: int = 0
+    stored_before: int = 0
+    done: int = 0
+    already_stored: int = 0
+    missing: int = 0
+    failures: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    in_flight: int = 0
+    window: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    stop_reason: str | None = None
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished if self.finished is not None else time.monotonic()) - self.started
+
+    @property
+    def requests_per_s(self) -> float:
+        elapsed = self.elapsed_s
+        return self.requests / elapsed if elapsed > 0 else 0.0
+
+
+class _StopRun(Exception):
+    """Internal: this worker must stop taking work (budget, exhausted retries, fatal)."""
+
+
+def request_seed(base: int, slot: Slot, attempt: int) -> int:
+    """A 31-bit seed unique to (run seed, persona, item, repetition, attempt), stable across processes."""
+    text = f"{base}\0{slot.persona_id}\0{slot.item_id}\0{slot.repetition}\0{attempt}"
+    digest = hashlib.blake2b(text.encode("ascii"), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def local_timestamp() -> str:
+    """The current local time, ISO-8601 with microseconds and no zone (as in the published CSVs)."""
+    return datetime.now().isoformat(timespec="microseconds")
+
+
+@dataclass
+class _SlotState:
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    transport_retries: int = 0
+
+
+class Collector:
+    """Fills ``slots`` of run ``run_id`` by asking ``backend``; answers go to ``sink`` at once.
+
+    ``personas`` maps persona ids to texts (ignored for self-mode slots).
+    ``price``: a price entry for cost estimates (required with ``max_cost_usd``).
+    ``on_update``: called with the live :class:`CollectStats` after every event.
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        sink: ResponseSink,
+        run_id: str,
+        instrument: Instrument,
+        slots: Sequence[Slot],
+        config: CollectConfig,
+        *,
+        personas: Mapping[int, str] | None = None,
+        price: Pricing | None = None,
+        on_update: Callable[[CollectStats], None] | None = None,
+        stats: CollectStats | None = None,
+    ) -> None:
+        if config.max_cost_usd is not None and price is None:
+            raise ConfigError(
+                "--max-cost needs a price for this model and none is known; drop --max-cost"
+            )
+        self.backend = backend
+        self.sink = sink
+        self.run_id = run_id
+        self.instrument = instrument
+        self.config = config
+        self.personas = dict(personas or {})
+        self.price = price
+        self.on_update = on_update
+        self.stats = stats or CollectStats()
+        self.stats.planned = len(slots)
+        self.window = AdaptiveWindow(config.concurrency)
+        self.stats.window = self.window.allowed
+        self._queue: deque[Slot] = deque(slots)
+        self._rng = random.Random(config.seed)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._exhausted_message: str | None = None
+        self._stopping = False
+        self._fatal: str | None = None
+        self._reserved = 0.0
+        self._cost_per_request: float | None = None
+        self._check_personas(slots)
+
+    def _check_personas(self, slots: Sequence[Slot]) -> None:
+        needed = {s.persona_id for s in slots if s.persona_id != SELF_PERSONA_ID}
+        unknown = needed - set(self.personas)
+        if unknown:
+            raise ValueError(f"no persona text for persona ids {sorted(unknown)[:5]}")
+
+    # -- public ----------------------------------------------------------------
+
+    async def run(self) -> CollectStats:
+        """Ask every slot; returns the stats. Raises ConfigError on a fatal backend error."""
+        self.stats.started = time.monotonic()
+        n_workers = min(self.config.concurrency, len(self._queue))
+        workers = [asyncio.create_task(self._worker()) for _ in range(n_workers)]
+        try:
+            pending: set[asyncio.Task[None]] = set(workers)
+            # A fatal answer or a request out of retries ends the run at once: requests in
+            # flight are cancelled (their slots stay unstored and are asked on resume).
+            while pending and self._fatal is None and self._exhausted_message is None:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    exc = task.exception()
+                    if exc is not None:
+                        raise exc
+        except asyncio.CancelledError:
+            self.stats.stop_reason = "interrupted"
+            raise
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            self.stats.finished = time.monotonic()
+            self.stats.in_flight = 0
+            self._notify_update()
+        if self._fatal is not None:
+            raise ConfigError(self._fatal)
+        if self._exhausted_message is not None:
+            raise ConfigError(self._exhausted_message)
+        return self.stats
+
+    # -- workers ---------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while self._queue and not self._stopping:
+            slot = self._queue.popleft()
+            try:
+                row = await self._ask(slot)
+            except _StopRun:
+                return
+            self._commit(row)
+
+    def _commit(self, row: ResponseRow) -> None:
+        st = self.stats
+        if not self.sink.add_response(self.run_id, row):
+            # Another process resuming the same run stored this slot first; the key keeps one.
+            st.already_stored += 1
+            return
+        st.done += 1
+        if row.rating == MISSING_RATING:
+            st.missing += 1
+        self._notify_update()
+
+    def _notify_update(self) -> None:
+        if self.on_update is not None:
+            self.on_update(self.stats)
+
+    def _messages(self, slot: Slot, *, logprobs: bool) -> list[dict[str, str]]:
+        persona = None if slot.persona_id == SELF_PERSONA_ID else self.personas[slot.persona_id]
+        return slot_messages(self.instrument, slot.item_id, persona, logprobs=logprobs)
+
+    async def _ask(self, slot: Slot) -> ResponseRow:
+        if self.config.protocol.method == "logprobs":
+            return await self._ask_logprobs(slot)
+        return await self._ask_sample(slot)
+
+    async def _ask_sample(self, slot: Slot) -> ResponseRow:
+        proto = self.config.protocol
+        scale = self.instrument.scale
+        messages = self._messages(slot, logprobs=False)
+        state = _SlotState()
+        text: str | None = None
+        latency = 0.0
+        for attempt in range(proto.max_attempts):
+            request = ChatRequest(
+                messages=messages,
+                temperature=proto.temperature,
+                max_tokens=1,
+                seed=request_seed(self.config.seed, slot, attempt),
+                timeout_s=self.config.timeout_s,
+            )
+            result, latency = await self._request(request, state)
+            if result is not None:
+                text = result.text
+                rating = parse_one_token(result.text, scale)
+                if rating is not None:
+                    return self._row(slot, rating, state, text, latency)
+            self._failed_attempt(state)
+        request = ChatRequest(
+            messages=messages,
+            temperature=proto.temperature,
+            max_tokens=proto.fallback_max_tokens,
+            seed=request_seed(self.config.seed, slot, proto.max_attempts),
+            timeout_s=self.config.timeout_s,
+        )
+        result, latency = await self._request(request, state)
+        extra: dict[str, Any] = {"fallback": True}
+        if result is not None:
+            text = result.text
+            rating = parse_fallback(result.text, scale)
+            if rating is not None:
+                return self._row(slot, rating, state, text, latency, extra)
+        self._failed_attempt(state)
+        return self._row(slot, MISSING_RATING, state, text, latency, extra)
+
+    async def _ask_logprobs(self, slot: Slot) -> ResponseRow:
+        proto = self.config.protocol
+        scale = self.instrument.scale
+        messages = self._messages(slot, logprobs=True)
+        state = _SlotState()
+        text: str | None = None
+        latency = 0.0
+        for attempt in range(proto.max_attempts):
+            request = ChatRequest(
+                messages=messages,
+                temperature=proto.logprob_temperature,
+                max_tokens=1,
+                top_logprobs=proto.top_logprobs,
+                seed=request_seed(self.config.seed, slot, attempt),
+                timeout_s=self.config.timeout_s,
+            )
+            result, latency = await self._request(request, state)
+            if result is None or not result.top_logprobs:
+                text = None if result is None else result.text
+                self._failed_attempt(state)
+                continue
+            dist = digit_distribution(result.top_logprobs, scale)
+            extra = dist.to_extra()
+            if not float(dist.probs.sum()) > 0:
+                # No scale value in the top-k: asking again at T = 1 reads the same logits.
+                return self._row(slot, MISSING_RATING, state, result.text, latency, extra)
+            rating = scale.values[int(np.argmax(dist.probs))]
+            return self._row(
+                slot,
+                rating,
+                state,
+                result.text,
+                latency,
+                extra,
+                distribution=[float(p) for p in dist.probs],
+            )
+        return self._row(slot, MISSING_RATING, state, text, latency)
+
+    def _failed_attempt(self, state: _SlotState) -> None:
+        state.failures += 1
+        self.stats.failures += 1
+
+    def _row(
+        self,
+        slot: Slot,
+        rating: int,
+        state: _SlotState,
+        text: str | None,
+        latency_ms: float,
+        extra: dict[str, Any] | None = None,
+        *,
+        distribution: list[float] | None = None,
+    ) -> ResponseRow:
+        info = dict(extra or {})
+        if state.transport_retries:
+            info["transport_retries"] = state.transport_retries
+        return ResponseRow(
+            persona_id=slot.persona_id,
+            item_id=slot.item_id,
+            repetition=slot.repetition,
+            rating=rating,
+            failures=state.failures,
+            raw_text=text,
+            distribution=distribution,
+            collected_at=local_timestamp(),
+            latency_ms=round(latency_ms, 3),
+            prompt_tokens=state.prompt_tokens,
+            completion_tokens=state.completion_tokens,
+            extra=info or None,
+        )
+
+    # -- one request with transport retries --------------------------------------
+
+    async def _request(
+        self, request: ChatRequest, state: _SlotState
+    ) -> tuple[ChatResult | None, float]:
+        """The result (None for an unreadable answer, a failed attempt) and its latency in ms."""
+        retries = 0
+        estimate = self._estimate_cost(request)
+        while True:
+            started = await self._acquire(estimate)
+            t0 = time.perf_counter()
+            cost = 0.0
+            try:
+                try:
+                    result = await self.backend.complete(request)
+                except TimeoutError as exc:  # a backend that let an asyncio timeout through
+                    raise BackendError(Retry("timeout", detail="request timed out")) from exc
+            except BackendError as exc:
+                decision = exc.decision
+                self._release(estimate, 0.0)
+                if isinstance(decision, Fatal):
+                    self._stop_fatal(decision.message)
+                    raise _StopRun from None
+                if isinstance(decision, BadAnswer):
+                    self.stats.requests += 1
+                    self.window.on_success()
+                    return None, (time.perf_counter() - t0) * 1000.0
+                assert isinstance(decision, Retry)
+                await self._after_retry(decision, started, retries, state)
+                retries += 1
+                continue
+            except BaseException:
+                self._release(estimate, 0.0)
+                raise
+            latency_ms = (time.perf_counter() - t0) * 1000.0
+            state.prompt_tokens += result.prompt_tokens
+            state.completion_tokens += result.completion_tokens
+            st = self.stats
+            st.requests += 1
+            st.prompt_tokens += result.prompt_tokens
+            st.completion_tokens += result.completion_tokens
+            if self.price is not None:
+                cost = self.price.cost(result.prompt_tokens, result.completion_tokens)
+                st.cost_usd += cost
+                if request.max_tokens <= 1:
+                    self._learn_cost(cost)
+            self.window.on_success()
+            self._release(estimate, cost)
+            return result, latency_ms
+
+    async def _after_retry(
+        self, decision: Retry, started: float, retries: int, state: _SlotState
+    ) -> None:
+        st = self.stats
+        now = time.monotonic()
+        if decision.kind == "rate_limit":
+            st.rate_limited += 1
+            self.window.on_rate_limit(now, started, decision.after_s)
+        else:
+            self.window.on_transient()
+        st.window = self.window.allowed
+        policy = self.config.policy
+        if policy.give_up(retries):
+            what = decision.detail or decision.kind.replace("_", " ")
+            if self._exhausted_message is None:
+                self._exhausted_message = (
+                    f"the model server kept failing ({what}) after {retries} retries of "
+                    "one request; stopped (try again later)"
+                )
+            self._stop("retries-exhausted")
+            raise _StopRun
+        st.retries += 1
+        state.transport_retries += 1
+        self._notify_update()
+        await asyncio.sleep(policy.delay(retries, self._rng, decision.after_s))
+
+    # -- the gate: window, pause and budget ---------------------------------------
+
+    async def _acquire(self, estimate: float) -> float:
+        """Wait until the window, any 429 pause and the budget allow one more request."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._stopping:
+                raise _StopRun
+            now = time.monotonic()
+            if self.window.can_start(self.stats.in_flight, now):
+                if not self._within_budget(estimate):
+                    self._stop("max-cost")
+                    raise _StopRun
+                self.stats.in_flight += 1
+                self._reserved += estimate
+                self.stats.window = self.window.allowed
+                return now
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            pause = self.window.pause_left(now)
+            try:
+                if pause > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, timeout=pause)
+                else:
+                    await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def _release(self, estimate: float, cost: float) -> None:
+        self.stats.in_flight -= 1
+        self._reserved -= estimate
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let every waiting worker re-check the gate."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stop(self, reason: str) -> None:
+        if not self._stopping:
+            self._stopping = True
+            self.stats.stop_reason = self.stats.stop_reason or reason
+            self._wake()
+
+    def _stop_fatal(self, message: str) -> None:
+        if self._fatal is None:
+            self._fatal = message
+            self.stats.stop_reason = "fatal"
+        self._stop("fatal")
+
+    # -- cost ------------------------------------------------------------------------
+
+    def _estimate_cost(self, request: ChatRequest) -> float:
+        if self.price is None:
+            return 0.0
+        if self._cost_per_request is not None and request.max_tokens <= 1:
+            return self._cost_per_request
+        chars = sum(len(m.get("content", "")) for m in request.messages)
+        # A generous guess before any answer arrived: ~3 characters per token.
+        return self.price.cost(chars // 3 + 16, request.max_tokens)
+
+    def _learn_cost(self, cost: float) -> None:
+        # A high-biased estimate of a one-token request: the largest such cost seen so far.
+        if math.isfinite(cost):
+            self._cost_per_request = max(self._cost_per_request or 0.0, cost)
+
+    def _within_budget(self, estimate: float) -> bool:
+        limit = self.config.max_cost_usd
+        if limit is None:
+            return True
+        return self.stats.cost_usd + self._reserved + estimate <= limit

@@ -1,0 +1,368 @@
+"""One collection session, from options to a filled store: what ``persona-collapse run`` does.
+
+Order of work (each step fails with one clear line before anything costly):
+load the instrument and personas, build the run record, create the backend
+(a missing key or a bad URL fails here, before any file is touched), open the
+store and refuse a resumed run whose record differs, contact the server once
+(``check``: an unreachable server, a rejected key or an unknown model fails
+here), then plan the slots still missing and collect them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..backends import create_backend, price_for
+from ..backends._types import BackendError, Fatal
+from ..errors import ConfigError
+from ..instruments import Instrument, load_instrument
+from ..personas import PERSONAHUB_COSTA, PersonaSet, load_personas
+from ..protocol import Method, ProtocolSettings
+from ..store import ResponseStore, RunInfo
+from ._plan import Slot, plan_slots
+from ._progress import ProgressDisplay, format_cost
+from ._record import build_run_info, default_run_id, run_mismatch, run_settings
+from ._runner import CollectConfig, Collector, CollectStats, Pricing
+
+DEFAULT_STORE = "persona-collapse.db"
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything ``persona-collapse run`` accepts (defaults: the published protocol).
+
+    ``api_key_env`` names the environment variable holding the key (default:
+    the family's, e.g. ``OPENAI_API_KEY``); the key itself is never an option.
+    ``variant`` defaults to the simulated preset for ``sim/`` models and to
+    ``base`` otherwise.
+    """
+
+    model: str
+    variant: str | None = None
+    family: str = ""
+    self_mode: bool = False
+    method: Method = "sample"
+    personas: str = PERSONAHUB_COSTA
+    persona_field: str | None = None
+    n_personas: int = 100
+    reps: int = 10
+    temperature: float = 0.1
+    max_attempts: int = 10
+    top_logprobs: int = 20
+    concurrency: int = 8
+    base_url: str | None = None
+    api_key_env: str | None = None
+    store: str = DEFAULT_STORE
+    run_id: str | None = None
+    max_cost: float | None = None
+    timeout_s: float = 60.0
+    instrument: str = "mfq30"
+    seed: int = 0
+    quiet: bool = False
+
+    def validate(self) -> None:
+        if self.method not in ("sample", "logprobs"):
+            raise ConfigError(f"--method {self.method!r} is unknown; use sample or logprobs")
+        if self.reps < 1:
+            raise ConfigError("--reps must be at least 1")
+        if not self.self_mode and self.n_personas < 1:
+            raise ConfigError("--n-personas must be at least 1")
+        if not 0 <= self.temperature <= 2:
+            raise ConfigError("--temperature must be between 0 and 2")
+        if self.max_attempts < 1:
+            raise ConfigError("--max-attempts must be at least 1")
+        if not 1 <= self.top_logprobs <= 20:
+            raise ConfigError("--top-logprobs must be between 1 and 20")
+        if self.concurrency < 1:
+            raise ConfigError("--concurrency must be at least 1")
+        if not self.timeout_s > 0:
+            raise ConfigError("--timeout must be a positive number of seconds")
+        if self.max_cost is not None and not self.max_cost > 0:
+            raise ConfigError("--max-cost must be a positive number of US dollars")
+
+
+@dataclass
+class RunOutcome:
+    """What a session did. ``source`` is ``STORE:RUN_ID`` for ``metrics``."""
+
+    run: RunInfo
+    store_path: str
+    total_slots: int
+    stored: int
+    stats: CollectStats
+    priced: bool
+    simulated: bool
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def source(self) -> str:
+        return f"{self.store_path}:{self.run.run_id}"
+
+    @property
+    def complete(self) -> bool:
+        return self.stored >= self.total_slots
+
+    def summary(self) -> str:
+        """One paragraph: slots filled, missing, failures, wall time, rate, cost."""
+        st = self.stats
+        run = self.run
+        sim = " [SIMULATED data]" if self.simulated else ""
+        head = (
+            f"run {run.run_id} ({run.model}, {run.mode} mode, {run.method}){sim}: "
+            f"{self.stored} of {self.total_slots} slots stored ({st.done} this session)"
+        )
+        cost = format_cost(st.cost_usd if self.priced else None)
+        body = (
+            f"{st.missing} missing (rating -1), {st.failures} unparseable attempts, "
+            f"{st.retries} transport retries ({st.rate_limited} after rate limits); "
+            f"{st.requests} requests in {st.elapsed_s:.1f} s ({st.requests_per_s:.1f} req/s); "
+            f"tokens {st.prompt_tokens} in / {st.completion_tokens} out, estimated cost {cost}."
+        )
+        tail = ""
+        if st.stop_reason == "max-cost":
+            tail = (
+                " Stopped before exceeding --max-cost; run the same command again "
+                "(a higher --max-cost) to continue."
+            )
+        elif st.stop_reason == "interrupted":
+            tail = " Interrupted; run the same command again to resume."
+        elif not self.complete:
+            tail = " Incomplete; run the same command again to resume."
+        return " ".join([head + ";", body + tail, *self.notes])
+
+
+def _api_key(options: RunOptions) -> str | None:
+    if options.api_key_env is None:
+        return None
+    name = options.api_key_env.strip()
+    if not name:
+        raise ConfigError("--api-key-env needs the name of an environment variable")
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigError(
+            f"environment variable {name} (from --api-key-env) is not set; "
+            f"export {name}=YOUR_KEY first"
+        )
+    return value
+
+
+def _price(model: str) -> Pricing | None:
+    return price_for(model)
+
+
+def _family_of(model: str) -> str:
+    return model.split("/", 1)[0].strip().lower() if "/" in model else ""
+
+
+def _default_variant(model: str) -> str:
+    family = _family_of(model)
+    if family == "sim":
+        return model.split("/", 1)[1].strip() or "base"
+    return "base"
+
+
+@dataclass
+class _Prepared:
+    options: RunOptions
+    instrument: Instrument
+    personas: PersonaSet | None
+    protocol: ProtocolSettings
+    run: RunInfo
+    simulated: bool
+
+
+def prepare_run(options: RunOptions) -> _Prepared:
+    """Everything that needs neither the network nor the store: instrument, personas, record."""
+    options.validate()
+    instrument = load_instrument(options.instrument)
+    personas = (
+        None
+        if options.self_mode
+        else load_personas(options.personas, options.n_personas, field=options.persona_field)
+    )
+    protocol = ProtocolSettings(
+        method=options.method,
+        temperature=float(options.temperature),
+        max_attempts=int(options.max_attempts),
+        top_logprobs=int(options.top_logprobs),
+    )
+    simulated = _family_of(options.model) == "sim"
+    variant = options.variant if options.variant is not None else _default_variant(options.model)
+    mode = "self" if options.self_mode else "persona"
+    settings = run_settings(
+        protocol,
+        reps=options.reps,
+        personas=personas,
+        persona_spec=options.personas,
+        persona_field=options.persona_field,
+        seed=options.seed,
+        simulated=simulated,
+    )
+    run_id = options.run_id or default_run_id(options.model, variant, mode, options.method)
+    run = build_run_info(
+        run_id=run_id,
+        model=options.model.strip(),
+        backend=_family_of(options.model),
+        variant=variant,
+        family=options.family,
+        mode=mode,
+        instrument=instrument,
+        protocol=protocol,
+        settings=settings,
+        personas=personas,
+    )
+    return _Prepared(options, instrument, personas, protocol, run, simulated)
+
+
+def _plan(prep: _Prepared, done: set[tuple[int, int, int]]) -> tuple[list[Slot], int]:
+    ids = None if prep.personas is None else list(prep.personas.ids)
+    total = len(
+        plan_slots(
+            prep.instrument.item_ids.tolist(), ids, prep.options.reps, method=prep.protocol.method
+        )
+    )
+    slots = plan_slots(
+        prep.instrument.item_ids.tolist(),
+        ids,
+        prep.options.reps,
+        method=prep.protocol.method,
+        done=done,
+    )
+    return slots, total
+
+
+async def _check(backend: Any, timeout_s: float) -> None:
+    check = getattr(backend, "check", None)
+    if check is None:
+        return
+    try:
+        await check(timeout_s=timeout_s)
+    except BackendError as exc:
+        decision = exc.decision
+        message = decision.message if isinstance(decision, Fatal) else str(exc)
+        raise ConfigError(message) from None
+
+
+def run_collection(
+    options: RunOptions,
+    *,
+    stream: TextIO | None = None,
+    on_outcome: Callable[[RunOutcome], None] | None = None,
+) -> RunOutcome:
+    """Collect every missing slot of the run ``options`` describe; returns what happened.
+
+    Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
+    options, a rejected resume, and fatal backend errors (after storing what
+    arrived). On Ctrl-C, ``on_outcome`` still gets the partial outcome before
+    ``KeyboardInterrupt`` propagates.
+    """
+    err = stream if stream is not None else sys.stderr
+    prep = prepare_run(options)
+    backend = create_backend(
+        options.model,
+        base_url=options.base_url,
+        api_key=_api_key(options),
+        seed=options.seed,
+        timeout_s=options.timeout_s,
+    )
+    if options.method == "logprobs" and not backend.supports_logprobs:
+        raise ConfigError(f"{options.model} returns no logprobs; use --method sample")
+    price = _price(options.model)
+    if options.max_cost is not None and price is None:
+        raise ConfigError(
+            f"--max-cost needs a known price for {options.model} and there is none; drop --max-cost"
+        )
+    store_path = str(Path(options.store))
+    with ResponseStore(store_path) as store:
+        existing = store.get_run(prep.run.run_id)
+        if existing is not None:
+            mismatch = run_mismatch(existing, prep.run)
+            if mismatch is not None:
+                raise ConfigError(mismatch)
+            store.ensure_run(prep.run)  # the store's own check (creates nothing here)
+        stats = CollectStats()
+        config = CollectConfig(
+            protocol=prep.protocol,
+            concurrency=options.concurrency,
+            timeout_s=options.timeout_s,
+            seed=options.seed,
+            max_cost_usd=options.max_cost,
+        )
+        outcome: RunOutcome | None = None
+
+        async def main() -> None:
+            nonlocal outcome
+            try:
+                await _check(backend, options.timeout_s)
+                run = store.ensure_run(prep.run)
+                done = store.completed_slots(run.run_id)
+                slots, total = _plan(prep, done)
+                stats.stored_before = len(done)
+                outcome = RunOutcome(
+                    run=run,
+                    store_path=store_path,
+                    total_slots=total,
+                    stored=len(done),
+                    stats=stats,
+                    priced=price is not None,
+                    simulated=prep.simulated,
+                )
+                if not slots:
+                    return
+                label = f"{run.run_id} [SIMULATED]" if prep.simulated else run.run_id
+                display = ProgressDisplay(
+                    label,
+                    total=total,
+                    stored_before=len(done),
+                    priced=price is not None,
+                    stream=err,
+                    quiet=options.quiet,
+                )
+                collector = Collector(
+                    backend,
+                    store,
+                    run.run_id,
+                    prep.instrument,
+                    slots,
+                    config,
+                    personas=None
+                    if prep.personas is None
+                    else dict(zip(prep.personas.ids, prep.personas.texts, strict=True)),
+                    price=price,
+                    on_update=display.update,
+                    stats=stats,
+                )
+                display.start()
+                try:
+                    await collector.run()
+                except ConfigError as exc:
+                    stored = store.count_responses(run.run_id)
+                    raise ConfigError(
+                        f"{exc.message} ({stored} of {total} slots stored; "
+                        "run the same command again to resume)"
+                    ) from None
+                finally:
+                    display.stop(stats)
+            finally:
+                await backend.aclose()
+
+        try:
+            asyncio.run(main())
+        except KeyboardInterrupt:
+            stats.stop_reason = "interrupted"
+            if outcome is not None:
+                outcome.stored = store.count_responses(outcome.run.run_id)
+                if on_outcome is not None:
+                    on_outcome(outcome)
+            raise
+        assert outcome is not None
+        outcome.stored = store.count_responses(outcome.run.run_id)
+    if on_outcome is not None:
+        on_outcome(outcome)
+    return outcome

@@ -1,0 +1,589 @@
+"""``persona-collapse run`` end to end: the official OpenAI SDK against the real loopback server.
+
+No SDK is mocked: requests go over HTTP on 127.0.0.1 to
+:class:`persona_collapse.testing.LoopbackServer`, whose answers are SIMULATED.
+Grids are small (a few personas x 30 items x 2-3 repetitions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from persona_collapse.instruments import load_instrument
+from persona_collapse.simulate import SimulatedRespondent
+from persona_collapse.testing import FaultConfig, LoopbackServer
+
+from .helpers import Result, run_cli
+
+FAKE_KEY = "sk-test-SECRET-0123456789"
+MODEL = "openai/sim-base"
+N_ITEMS = 30
+PROBE = "Reply with the digit 0."
+
+PERSONAS = [
+    "A retired schoolteacher who volunteers at the local library and bakes for neighbours.",
+    "A competitive rock climber and software engineer who distrusts institutions.",
+    "A devout farmer raising four children in a small rural community.",
+    "A city council member focused on housing policy and {braces} in budgets.",
+    "A young nurse working night shifts in an emergency department.",
+    "A jazz musician who grew up moving between three countries.",
+]
+
+
+@pytest.fixture
+def persona_file(tmp_path: Path) -> Path:
+    path = tmp_path / "personas.json"
+    path.write_text(json.dumps(PERSONAS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def api_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    return FAKE_KEY
+
+
+def _server(faults: FaultConfig | None = None, **kwargs: Any) -> LoopbackServer:
+    return LoopbackServer(SimulatedRespondent("base", seed=1), faults=faults, **kwargs)
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with _server(keep_requests=True) as srv:
+        yield srv
+
+
+def _run(
+    capsys: pytest.CaptureFixture[str],
+    base_url: str,
+    store: Path,
+    persona_file: Path,
+    *extra: str,
+    n: int = 5,
+    reps: int = 2,
+) -> Result:
+    return run_cli(
+        capsys,
+        "run",
+        MODEL,
+        "--base-url",
+        base_url,
+        "--store",
+        str(store),
+        "--personas",
+        str(persona_file),
+        "--n-personas",
+        str(n),
+        "--reps",
+        str(reps),
+        "--quiet",
+        *extra,
+    )
+
+
+def _rows(store: Path, run_id: str) -> list[tuple[int, int, int, int, int]]:
+    with sqlite3.connect(store) as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "SELECT persona_id, item_id, repetition, rating, failures FROM responses "
+                "WHERE run_id = ? ORDER BY 1, 2, 3",
+                (run_id,),
+            )
+        ]
+
+
+def _count(store: Path, run_id: str | None = None) -> int:
+    with sqlite3.connect(store, timeout=30) as conn:
+        if run_id is None:
+            return int(conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+        return int(
+            conn.execute("SELECT COUNT(*) FROM responses WHERE run_id = ?", (run_id,)).fetchone()[0]
+        )
+
+
+def _grid(n: int, reps: int) -> set[tuple[int, int, int]]:
+    return {(p, i, r) for p in range(n) for i in range(1, N_ITEMS + 1) for r in range(1, reps + 1)}
+
+
+def _one_error_line(result: Result) -> str:
+    assert result.status == 2, result
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1, result.err
+    assert "Traceback" not in result.err
+    return lines[0]
+
+
+def _chat_bodies(server: LoopbackServer) -> list[dict[str, Any]]:
+    """Recorded chat requests of the run (the startup probe left out)."""
+    bodies = [
+        r.body
+        for r in server.stats.recorded
+        if r.path.endswith("/chat/completions") and isinstance(r.body, dict)
+    ]
+    return [b for b in bodies if b["messages"][0]["content"] != PROBE]
+
+
+# -- complete runs ------------------------------------------------------------------
+
+
+def test_full_run_then_metrics(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+) -> None:
+    store = tmp_path / "runs.db"
+    result = _run(capsys, server.base_url, store, persona_file)
+    assert result.status == 0, result.err
+    source = result.out.strip()
+    assert source == f"{store}:sim-base_base_persona"
+    assert "300 of 300 slots stored" in result.err
+    rows = _rows(store, "sim-base_base_persona")
+    assert {r[:3] for r in rows} == _grid(5, 2)
+    assert all(0 <= r[3] <= 5 for r in rows)
+
+    metrics = run_cli(capsys, "metrics", source, "--format", "json")
+    assert metrics.status == 0, metrics.err
+    doc = metrics.json()
+    assert doc[0]["n_personas"] == 5 and doc[0]["n_items"] == N_ITEMS
+    assert doc[0]["S"] > 0
+
+    # The run record: settings without any key, protocol and persona hashes.
+    with sqlite3.connect(store) as conn:
+        settings, phash, pset = conn.execute(
+            "SELECT settings, protocol_hash, persona_set_hash FROM runs"
+        ).fetchone()
+    recorded = json.loads(settings)
+    assert recorded["temperature"] == 0.1 and recorded["reps"] == 2
+    assert recorded["n_personas"] == 5 and recorded["max_attempts"] == 10
+    assert len(phash) == 64 and len(pset) == 64
+
+    # Every request carries a distinct seed: repetitions are never one cached answer.
+    seeds = [b["seed"] for b in _chat_bodies(server)]
+    assert len(seeds) >= 300 and len(set(seeds)) == len(seeds)
+
+    # Running it again finds nothing to do.
+    again = _run(capsys, server.base_url, store, persona_file)
+    assert again.status == 0, again.err
+    assert "0 this session" in again.err
+    assert _count(store) == 300
+
+
+def test_faults_still_fill_every_slot_exactly_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    faults = FaultConfig(
+        rate_limit_rate=0.10,
+        retry_after_s=0.05,
+        server_error_rate=0.05,
+        timeout_rate=0.01,
+        hang_s=3.0,
+        non_digit_rate=0.05,
+        malformed_rate=0.01,
+        seed=7,
+    )
+    store = tmp_path / "faults.db"
+    with _server(faults) as srv:
+        result = _run(
+            capsys, srv.base_url, store, persona_file, "--concurrency", "16", "--timeout", "0.5"
+        )
+        stats = srv.stats.snapshot()
+    assert result.status == 0, result.err
+    assert stats["faults"].get("rate_limit", 0) > 0
+    assert stats["faults"].get("server_error", 0) > 0
+    assert stats["faults"].get("timeout", 0) > 0
+    rows = _rows(store, "sim-base_base_persona")
+    assert len(rows) == 300
+    assert {r[:3] for r in rows} == _grid(5, 2)
+    assert all(0 <= r[3] <= 5 for r in rows)
+    # Non-digit first tokens are protocol failures, transport errors are not.
+    assert sum(r[4] for r in rows) >= stats["faults"].get("non_digit", 0) > 0
+
+
+def test_self_mode_plans_items_times_reps(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+) -> None:
+    store = tmp_path / "self.db"
+    result = _run(capsys, server.base_url, store, persona_file, "--self", reps=3)
+    assert result.status == 0, result.err
+    rows = _rows(store, "sim-base_base_self")
+    assert len(rows) == N_ITEMS * 3
+    assert {r[0] for r in rows} == {-1}
+    inst = load_instrument("mfq30")
+    expected = {inst.self_prompt(i) for i in range(1, N_ITEMS + 1)}
+    bodies = _chat_bodies(server)
+    assert all(
+        b["messages"] == [{"role": "user", "content": b["messages"][0]["content"]}] for b in bodies
+    )
+    assert {b["messages"][0]["content"] for b in bodies} == expected
+
+
+def test_prompts_are_byte_identical_to_the_instrument(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+) -> None:
+    store = tmp_path / "prompts.db"
+    result = _run(capsys, server.base_url, store, persona_file, n=3, reps=2)
+    assert result.status == 0, result.err
+    inst = load_instrument("mfq30")
+    expected = {inst.persona_prompt(i, p) for p in PERSONAS[:3] for i in range(1, N_ITEMS + 1)}
+    bodies = _chat_bodies(server)
+    for body in bodies:
+        assert len(body["messages"]) == 1
+        assert body["messages"][0]["role"] == "user"
+        assert body["temperature"] == 0.1
+        assert body["max_tokens"] in (1, 64)
+    assert {b["messages"][0]["content"] for b in bodies} == expected
+    # Byte-identical: compare the exact UTF-8 bytes, too.
+    raw = {b["messages"][0]["content"].encode("utf-8") for b in bodies}
+    assert raw == {e.encode("utf-8") for e in expected}
+
+
+def test_logprob_method_asks_each_cell_once(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+) -> None:
+    store = tmp_path / "logprobs.db"
+    result = _run(capsys, server.base_url, store, persona_file, "--method", "logprobs", n=4)
+    assert result.status == 0, result.err
+    bodies = _chat_bodies(server)
+    assert len(bodies) == 4 * N_ITEMS
+    inst = load_instrument("mfq30")
+    suffix = inst.logprob_suffix
+    for body in bodies:
+        assert body["temperature"] == 1.0 and body["max_tokens"] == 1
+        assert body["logprobs"] is True and body["top_logprobs"] == 20
+        assert body["messages"][0]["content"].endswith(suffix)
+    run_id = "sim-base_base_persona_logprobs"
+    with sqlite3.connect(store) as conn:
+        rows = conn.execute(
+            "SELECT rating, distribution, extra FROM responses WHERE run_id = ?", (run_id,)
+        ).fetchall()
+    assert len(rows) == 4 * N_ITEMS
+    for rating, distribution, extra in rows:
+        probs = json.loads(distribution)
+        assert len(probs) == 6 and abs(sum(probs) - 1) < 1e-9
+        assert rating == max(range(6), key=lambda k: probs[k])
+        assert {"other_mass", "absent", "floor_mass"} <= set(json.loads(extra))
+    metrics = run_cli(capsys, "metrics", f"{store}:{run_id}", "--format", "json")
+    assert metrics.status == 0, metrics.err
+
+
+# -- resuming -----------------------------------------------------------------------
+
+
+def test_resume_with_other_temperature_is_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+) -> None:
+    store = tmp_path / "resume.db"
+    first = _run(capsys, server.base_url, store, persona_file, n=2, reps=2)
+    assert first.status == 0, first.err
+    again = _run(capsys, server.base_url, store, persona_file, "--temperature", "0.7", n=2, reps=2)
+    line = _one_error_line(again)
+    assert "temperature" in line and "0.1" in line and "0.7" in line
+    assert again.out == ""
+
+
+def test_sigkill_mid_run_then_resume_fills_every_slot_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    store = tmp_path / "killed.db"
+    run_id = "killed"
+    n, reps = 5, 3
+    with _server(FaultConfig(latency_s=0.05)) as srv:
+        argv = [
+            sys.executable,
+            "-m",
+            "persona_collapse",
+            "run",
+            MODEL,
+            "--base-url",
+            srv.base_url,
+            "--store",
+            str(store),
+            "--run-id",
+            run_id,
+            "--personas",
+            str(persona_file),
+            "--n-personas",
+            str(n),
+            "--reps",
+            str(reps),
+            "--concurrency",
+            "4",
+        ]
+        env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY}
+        proc = subprocess.Popen(
+            argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if store.exists() and _has_rows(store, 40):
+                    break
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, "the run ended before it could be killed"
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        killed_at = _count(store, run_id)
+        assert 40 <= killed_at < n * N_ITEMS * reps
+
+        result = run_cli(capsys, *argv[3:], "--quiet")
+        assert result.status == 0, result.err
+    with sqlite3.connect(store) as conn:
+        total = conn.execute(
+            "SELECT COUNT(*) FROM responses WHERE run_id = ?", (run_id,)
+        ).fetchone()[0]
+        distinct = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT persona_id, item_id, repetition "
+            "FROM responses WHERE run_id = ?)",
+            (run_id,),
+        ).fetchone()[0]
+        pk = [r for r in conn.execute("PRAGMA table_info(responses)") if r[5] > 0]
+    assert total == distinct == n * N_ITEMS * reps
+    assert sorted((r[5], r[1]) for r in pk) == [
+        (1, "run_id"),
+        (2, "persona_id"),
+        (3, "item_id"),
+        (4, "repetition"),
+    ]
+    assert {r[:3] for r in _rows(store, run_id)} == _grid(n, reps)
+
+
+def test_ctrl_c_stops_cleanly_and_the_run_resumes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    store = tmp_path / "interrupted.db"
+    with _server(FaultConfig(latency_s=0.05)) as srv:
+        argv = [
+            "run",
+            MODEL,
+            "--base-url",
+            srv.base_url,
+            "--store",
+            str(store),
+            "--run-id",
+            "interrupted",
+            "--personas",
+            str(persona_file),
+            "--n-personas",
+            "4",
+            "--reps",
+            "2",
+            "--concurrency",
+            "2",
+        ]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "persona_collapse", *argv],
+            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and proc.poll() is None:
+                if store.exists() and _has_rows(store, 20):
+                    break
+                time.sleep(0.05)
+            assert proc.poll() is None, "the run ended before it could be interrupted"
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert "Interrupted; run the same command again to resume" in err
+        assert out.strip() == f"{store}:interrupted"
+        stopped_at = _count(store, "interrupted")
+        assert 20 <= stopped_at < 4 * N_ITEMS * 2
+        resumed = run_cli(capsys, *argv, "--quiet")
+        assert resumed.status == 0, resumed.err
+    assert f"{4 * N_ITEMS * 2 - stopped_at} this session" in resumed.err
+    assert {r[:3] for r in _rows(store, "interrupted")} == _grid(4, 2)
+
+
+def _has_rows(store: Path, at_least: int) -> bool:
+    try:
+        return _count(store) >= at_least
+    except sqlite3.Error:
+        return False  # tables not created yet
+
+
+# -- errors: one line, exit 2 ---------------------------------------------------------
+
+
+def test_missing_key_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    store = tmp_path / "nokey.db"
+    result = run_cli(
+        capsys,
+        "run",
+        "openai/gpt-4o-2024-08-06",
+        "--store",
+        str(store),
+        "--personas",
+        str(persona_file),
+        "--n-personas",
+        "2",
+        "--quiet",
+    )
+    line = _one_error_line(result)
+    assert "OPENAI_API_KEY" in line
+    assert not store.exists()
+
+
+def test_api_key_env_that_is_unset_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    server: LoopbackServer,
+) -> None:
+    monkeypatch.delenv("MY_PROVIDER_KEY", raising=False)
+    result = _run(
+        capsys, server.base_url, tmp_path / "k.db", persona_file, "--api-key-env", "MY_PROVIDER_KEY"
+    )
+    assert "MY_PROVIDER_KEY" in _one_error_line(result)
+
+
+def test_unknown_model_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    with LoopbackServer({"sim-base": SimulatedRespondent("base")}) as srv:
+        result = run_cli(
+            capsys,
+            "run",
+            "openai/no-such-model",
+            "--base-url",
+            srv.base_url,
+            "--store",
+            str(tmp_path / "unknown.db"),
+            "--personas",
+            str(persona_file),
+            "--n-personas",
+            "2",
+            "--quiet",
+        )
+    line = _one_error_line(result)
+    assert "no-such-model" in line
+
+
+def test_unreachable_server_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    started = time.monotonic()
+    result = _run(capsys, f"http://127.0.0.1:{port}/v1", tmp_path / "closed.db", persona_file)
+    line = _one_error_line(result)
+    assert str(port) in line
+    assert time.monotonic() - started < 30
+
+
+def test_bad_base_url_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    result = _run(capsys, "not a url", tmp_path / "bad.db", persona_file)
+    line = _one_error_line(result)
+    assert "URL" in line or "url" in line
+
+
+# -- secrets ---------------------------------------------------------------------------
+
+
+def test_the_api_key_never_leaves_the_request(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = tmp_path / "secret.db"
+    caplog.set_level("DEBUG")
+    ok = _run(capsys, server.base_url, store, persona_file, n=2, reps=2)
+    assert ok.status == 0, ok.err
+    # A rejected key: the error line must not echo it either.
+    with _server(FaultConfig(reject_key=FAKE_KEY)) as rejecting:
+        bad = _run(capsys, rejecting.base_url, tmp_path / "rejected.db", persona_file, n=2)
+    assert bad.status == 2
+    # The server did receive it (so the test would notice a leak).
+    assert any(FAKE_KEY in str(r.headers) for r in server.stats.recorded)
+    secret = FAKE_KEY.encode()
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
+    for text in (ok.out, ok.err, bad.out, bad.err, caplog.text):
+        assert FAKE_KEY not in text
+        assert "SECRET-0123456789" not in text
+
+
+# -- cost limit ------------------------------------------------------------------------
+
+
+def test_max_cost_stops_cleanly_before_the_limit(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    server: LoopbackServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"openai/sim-base": {"input": 1000.0, "output": 1000.0}}))
+    monkeypatch.setenv("PERSONA_COLLAPSE_PRICES", str(prices))
+    store = tmp_path / "cost.db"
+    result = _run(capsys, server.base_url, store, persona_file, "--max-cost", "2.0")
+    assert result.status == 3, result.err
+    assert "--max-cost" in result.err
+    stored = _count(store)
+    assert 0 < stored < 300
+    with sqlite3.connect(store) as conn:
+        tokens = conn.execute(
+            "SELECT SUM(prompt_tokens), SUM(completion_tokens) FROM responses"
+        ).fetchone()
+    assert (tokens[0] + tokens[1]) * 1000.0 / 1e6 <= 2.0
