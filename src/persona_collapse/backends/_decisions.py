@@ -127,8 +127,8 @@ class Where:
     @property
     def key_hint(self) -> str:
         if self.key_env:
-            return f"check {self.key_env} (or --api-key)"
-        return "check the API key given with --api-key"
+            return f"check {self.key_env} (or name another variable with --api-key-env)"
+        return "check the API key variable named by --api-key-env"
 
 
 #: Error codes and phrases of a 400 that refuses one prompt's content, not the request's form.
@@ -251,5 +251,7 @@ def check_base_url(url: str) -> str:
     if parts.query or parts.fragment:
         raise ValueError("it must not have a ?query or #fragment")
     if parts.username or parts.password:
-        raise ValueError("it must not hold a user name or password (pass keys with --api-key)")
+        raise ValueError(
+            "it must not hold a user name or password (pass keys in an environment variable)"
+        )
     return text.rstrip("/")

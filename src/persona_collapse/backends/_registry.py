@@ -189,9 +189,9 @@ def _resolve_key(family: Family, url: str, api_key: str | None) -> tuple[str, st
         return value, env
     if is_provider_host(url):
         raise ConfigError(
-            f"{family.name}/ models need an API key: set {env} (or pass --api-key)"
+            f"{family.name}/ models need an API key: set {env} (or name another variable with --api-key-env)"
             if env
-            else f"{family.name}/ models need an API key: pass --api-key"
+            else f"{family.name}/ models need an API key: name its environment variable with --api-key-env"
         )
     return PLACEHOLDER_KEY, env
 
