@@ -174,7 +174,10 @@ def test_foundation_uniformity_matches_paper(published: dict[str, Any]) -> None:
     from .loading import measure_file
 
     families = {
-        family: {label: measure_file(path, persona_draws=2, repetition_draws=0) for label, path in files.items()}
+        family: {
+            label: measure_file(path, persona_draws=2, repetition_draws=0)
+            for label, path in files.items()
+        }
         for family, files in _family_files(published).items()
     }
     summary = summarise_families(families)
@@ -191,7 +194,15 @@ def test_benchmark_models_and_band(
     assert len(models) == 15
     files = [str(reference_path(m["file"])) for m in models]
     result = run_cli(
-        capsys, "metrics", *files, "--format", "json", "--persona-draws", "200", "--repetition-draws", "0"
+        capsys,
+        "metrics",
+        *files,
+        "--format",
+        "json",
+        "--persona-draws",
+        "200",
+        "--repetition-draws",
+        "0",
     )
     assert result.status == 0, result.err
     band = published_band()
@@ -202,6 +213,8 @@ def test_benchmark_models_and_band(
         assert doc["R"] == pytest.approx(model["R"], rel=1e-9)
         assert band.outside(doc["S"]) is (not model["in_band"])
         assert doc["S_se"] == pytest.approx(model["S_se_persona"], rel=0.3)
-    in_band = [doc["S"] for model, doc in zip(models, result.json(), strict=True) if model["in_band"]]
+    in_band = [
+        doc["S"] for model, doc in zip(models, result.json(), strict=True) if model["in_band"]
+    ]
     assert len(in_band) == 13
     assert all(0.66 <= s <= 0.83 for s in in_band)
