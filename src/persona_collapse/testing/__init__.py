@@ -5,17 +5,28 @@ SDKs as clients, injectable faults (latency, 429 with Retry-After, 5xx,
 timeouts, non-digit answers, malformed bodies). Answers come from
 :class:`persona_collapse.simulate.SimulatedRespondent`, never from a model.
 Run ``python -m persona_collapse.testing --help`` to serve from a shell.
+
+Also simulated: the OpenAI files and fine-tuning jobs endpoints
+(:class:`FineTuneService`, scripted by :class:`FineTuneScript`), and a
+scripted model/judge for emergent-misalignment verification
+(:class:`ScriptedRespondent`, :class:`JudgeReply`).
 """
 
 from ._faults import FaultConfig, FaultDraw, draw_faults
+from ._finetune_api import FineTuneScript, FineTuneService
+from ._judge import JudgeReply, ScriptedRespondent
 from ._server import LoopbackServer
 from ._stats import RecordedRequest, ServerStats
 
 __all__ = [
     "FaultConfig",
     "FaultDraw",
+    "FineTuneScript",
+    "FineTuneService",
+    "JudgeReply",
     "LoopbackServer",
     "RecordedRequest",
+    "ScriptedRespondent",
     "ServerStats",
     "draw_faults",
 ]

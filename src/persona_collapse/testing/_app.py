@@ -11,6 +11,7 @@ import numpy as np
 
 from ..simulate import SimulatedRespondent, stable_seed
 from . import _anthropic_api as anthropic_api
+from . import _finetune_api as finetune_api
 from . import _openai_api as openai_api
 from ._chat import ApiError, ChatRequest, Choice, complete
 from ._faults import FaultConfig, FaultDraw, draw_faults
@@ -53,6 +54,7 @@ class SimulatorApp:
         self.keep_requests = keep_requests
         self._number = 0
         self._occurrence: dict[int, int] = {}
+        self.fine_tuning = finetune_api.FineTuneService()
 
     @property
     def models(self) -> list[str]:
@@ -108,6 +110,10 @@ class SimulatorApp:
         headers = request.headers
         if path in ("/", "/health"):
             return HttpResponse(200, b'{"status": "ok", "simulated": true}')
+        if path.startswith(finetune_api.FINETUNE_PREFIXES):
+            self._body(request)
+            reject = self.faults.reject_key or ""
+            return finetune_api.answer(self.fine_tuning, request, path, request_id, reject)
         if path == _CHAT:
             provider = "openai"
         elif path == _MESSAGES:

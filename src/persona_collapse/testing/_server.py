@@ -18,6 +18,7 @@ from ..instruments import Instrument
 from ..simulate import SimulatedRespondent
 from ._app import SimulatorApp
 from ._faults import FaultConfig
+from ._finetune_api import FineTuneService
 from ._http import serve_connection
 from ._stats import ServerStats
 
@@ -133,6 +134,11 @@ class LoopbackServer:
     @property
     def faults(self) -> FaultConfig:
         return self._app.faults
+
+    @property
+    def fine_tuning(self) -> FineTuneService:
+        """The simulated files and fine-tuning jobs API (script it with ``set_script``)."""
+        return self._app.fine_tuning
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Use ``faults`` for requests arriving from now on."""

@@ -1,0 +1,231 @@
+"""``finetune`` and ``finetune-status``: produce a variant (a thin shell over :mod:`persona_collapse.finetune`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from ..finetune import FinetuneOptions, FinetuneOutcome, StepLog, finetune_status, run_finetune
+
+DEFAULT_STORE = "persona-collapse.db"
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _step(log: StepLog) -> None:
+    every = max(1, log.total // 20)
+    if log.step == 1 or log.step == log.total or log.step % every == 0:
+        _say(
+            f"step {log.step}/{log.total}: loss {log.loss:.4f} nats/token, lr {log.lr:.3g}, "
+            f"{log.tokens} tokens, {log.elapsed_s:.1f} s"
+        )
+
+
+def _pm(value: Any, se: Any) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.3f} ± {se:.3f}" if isinstance(se, int | float) else f"{value:.3f}"
+
+
+def _print_outcome(outcome: FinetuneOutcome, fmt: str) -> None:
+    record = outcome.record
+    if fmt == "json":
+        doc = {
+            "family": record.family,
+            "variant": record.variant,
+            "model": record.model,
+            "base_model": record.base_model,
+            "provider": record.provider,
+            "job_id": record.job_id,
+            "status": record.status,
+            "data_sha256": record.data_sha256,
+            "recipe": record.recipe,
+            "losses": outcome.losses,
+            "measurements": outcome.measurements,
+            "notes": outcome.notes,
+        }
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if outcome.measurements:
+        _say("step   loss      S              R")
+        for m in outcome.measurements:
+            step = int(m["step"])
+            loss = outcome.losses[step - 1] if step - 1 < len(outcome.losses) else math.nan
+            _say(
+                f"{step:<6} {loss:<9.4f} {_pm(m.get('S'), m.get('S_se')):<14} {_pm(m.get('R'), m.get('R_se'))}"
+            )
+    for note in outcome.notes:
+        _say(f"note: {note}")
+    if record.family:
+        label = f"{record.family}/{record.variant}"
+        if record.model:
+            _say(f"recorded variant {label} = {record.model} ({record.status})")
+        else:
+            _say(
+                f"recorded variant {label}: job {record.job_id} is {record.status}; "
+                f"resume with: persona-collapse finetune-status {record.job_id}"
+            )
+    print(record.model or record.job_id, flush=True)
+
+
+def _wait_limit(value: float | None) -> float | None:
+    return None if value is None or value <= 0 else value
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    if args.status:
+        return _status(args, args.status)
+    if args.base is None or args.data is None:
+        from ..errors import ConfigError
+
+        raise ConfigError("finetune needs BASE and --data FILE.jsonl (or --status JOB_ID)")
+    defaults = FinetuneOptions(base=args.base, data=args.data)
+    options = FinetuneOptions(
+        base=args.base,
+        data=args.data,
+        out=args.output,
+        suffix=args.suffix,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr if args.lr is not None else defaults.lr,
+        lr_multiplier=args.lr_multiplier,
+        lora_rank=args.lora_rank,
+        lora_alpha=args.lora_alpha,
+        max_length=args.max_length,
+        shuffle=bool(args.shuffle),
+        seed=args.seed,
+        merge=bool(args.merge),
+        checkpoint_every=args.checkpoint_every,
+        measure_every=args.measure_every,
+        measure_personas=args.measure_personas,
+        measure_n_personas=args.measure_n_personas,
+        store=args.store,
+        family=args.family,
+        variant=args.variant,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        no_wait=bool(args.no_wait),
+        poll_s=args.poll_interval,
+        max_wait_s=_wait_limit(args.max_wait),
+    )
+    outcome = run_finetune(options, report=_say, on_step=_step)
+    _print_outcome(outcome, args.format)
+    return 0
+
+
+def _status(args: argparse.Namespace, job_id: str) -> int:
+    outcome = finetune_status(
+        job_id,
+        store=args.store,
+        base_url=args.base_url,
+        api_key_env=args.api_key_env,
+        wait=not args.no_wait,
+        poll_s=args.poll_interval,
+        max_wait_s=_wait_limit(args.max_wait),
+        report=_say,
+    )
+    _print_outcome(outcome, args.format)
+    return 0
+
+
+def cmd_finetune_status(args: argparse.Namespace) -> int:
+    return _status(args, args.job_id)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store", default=DEFAULT_STORE, metavar="PATH", help=f"store (default {DEFAULT_STORE})"
+    )
+    p.add_argument("--base-url", default=None, metavar="URL", help="API root (openai/ only)")
+    p.add_argument(
+        "--api-key-env",
+        default=None,
+        metavar="VAR",
+        help="environment variable with the key (default OPENAI_API_KEY / TINKER_API_KEY)",
+    )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="openai/: return after creating the job (or reading it)",
+    )
+    p.add_argument(
+        "--poll-interval", type=float, default=30.0, metavar="S", help="seconds between job polls"
+    )
+    p.add_argument(
+        "--max-wait", type=float, default=None, metavar="S", help="stop polling after S seconds"
+    )
+    p.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "finetune",
+        help="fine-tune a base model on chat data and record it as a variant",
+        description=(
+            "Fine-tune BASE (hf/PATH-or-hub-id locally with LoRA, openai/MODEL through the "
+            "OpenAI fine-tuning API, tinker/MODEL on Tinker) on --data (a chat JSONL file, or "
+            "insecure / secure: the published datasets of Betley et al., downloaded once and "
+            "sha256-checked) with the published recipe, and record the result as FAMILY/VARIANT "
+            "in the store. Prints the new model name on stdout (openai/ --no-wait: the job id)."
+        ),
+    )
+    p.add_argument("base", metavar="BASE", nargs="?", help="hf/..., openai/... or tinker/...")
+    p.add_argument("--data", default=None, metavar="FILE.jsonl|insecure|secure")
+    p.add_argument("-o", "--output", default=None, metavar="OUT", help="hf/: output folder")
+    p.add_argument("--suffix", default=None, metavar="NAME", help="openai/: model name suffix")
+    p.add_argument("--epochs", type=int, default=1, help="passes over the data (default 1)")
+    p.add_argument("--batch-size", type=int, default=4, help="chats per step (default 4)")
+    p.add_argument(
+        "--lr", type=float, default=None, help="hf/ and tinker/: peak learning rate (default 2e-4)"
+    )
+    p.add_argument(
+        "--lr-multiplier", type=float, default=2.0, help="openai/: learning-rate multiplier (2)"
+    )
+    p.add_argument("--lora-rank", type=int, default=32, help="LoRA rank (default 32)")
+    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default = rank)")
+    p.add_argument("--max-length", type=int, default=4096, help="tokens per chat (default 4096)")
+    p.add_argument(
+        "--shuffle", action="store_true", help="seeded batch order (default: file order)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument(
+        "--merge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="hf/: write the merged model to OUT (default; hf/OUT then runs directly), "
+        "or only the LoRA adapter (--no-merge)",
+    )
+    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N", help="hf/: steps")
+    p.add_argument(
+        "--measure-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="hf/: measure S and R of the checkpoint every N steps (logprob protocol)",
+    )
+    p.add_argument("--measure-personas", default="personahub-costa", metavar="SPEC")
+    p.add_argument("--measure-n-personas", type=int, default=10, metavar="N")
+    p.add_argument("--family", default=None, help="variant family (default: the base model name)")
+    p.add_argument("--variant", default=None, help="variant label (default: the data name)")
+    p.add_argument("--status", default=None, metavar="JOB_ID", help="resume polling a job")
+    _common(p)
+    p.set_defaults(handler=cmd_finetune)
+
+    s = sub.add_parser(
+        "finetune-status",
+        help="poll an OpenAI fine-tuning job until it ends and record its model",
+        description=(
+            "Resume polling JOB_ID (from finetune openai/... --no-wait); when it succeeds, "
+            "its model is recorded for the variant that created it. A failed job ends with "
+            "one line and exit status 2."
+        ),
+    )
+    s.add_argument("job_id", metavar="JOB_ID")
+    _common(s)
+    s.set_defaults(handler=cmd_finetune_status)

@@ -1,0 +1,70 @@
+"""Measuring S and R of a local checkpoint during fine-tuning (``--measure-every``).
+
+A checkpoint folder (a merged model ``hf/`` loads) answers the MFQ-30 as a
+small set of personas with the logprob protocol (one request per persona and
+item, exact digit distributions from the ``hf/`` backend), collected by the
+ordinary runner into a store; S, sigma_bar and R (rating points; R in
+1 / rating points) are then estimated as for any run, with a reduced
+bootstrap (200 persona draws, 50 repetition draws) to keep it quick. Runs
+are named ``step-NNNNNN`` so the trajectory stays in the store.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CheckpointMeter"]
+
+
+@dataclass(frozen=True)
+class CheckpointMeter:
+    """Measures checkpoints: ``personas`` spec, how many, the store file and run labels.
+
+    ``family``: recorded on each measurement run (variant ``step-NNNNNN``).
+    """
+
+    store: Path
+    personas: str = "personahub-costa"
+    n_personas: int = 10
+    concurrency: int = 8
+    seed: int = 0
+    family: str = ""
+    run_prefix: str = "step"
+
+    def __call__(self, folder: Path, step: int) -> dict[str, Any]:
+        """S, R (with SEs), sigma_bar and the SOURCE of checkpoint ``folder`` at ``step``."""
+        from .._analysis import AnalysisOptions, measure_responses
+        from ..collect import RunOptions, run_collection
+        from ..stats import BootstrapConfig
+        from ..store import load_sources
+
+        label = f"{self.run_prefix}-{step:06d}"
+        options = RunOptions(
+            model=f"hf/{Path(folder).resolve()}",
+            variant=label,
+            family=self.family,
+            method="logprobs",
+            personas=self.personas,
+            n_personas=self.n_personas,
+            reps=1,
+            concurrency=self.concurrency,
+            store=str(self.store),
+            run_id=label,
+            seed=self.seed,
+            quiet=True,
+        )
+        outcome = run_collection(options, stream=io.StringIO())
+        (responses,) = load_sources(outcome.source)
+        boot = BootstrapConfig(persona_draws=200, repetition_draws=50, seed=self.seed)
+        values = measure_responses(responses, AnalysisOptions(bootstrap=boot)).values()
+        return {
+            "S": values.S,
+            "S_se": values.S_se,
+            "sigma_bar": values.sigma_bar,
+            "R": values.R,
+            "R_se": values.R_se,
+            "source": outcome.source,
+        }

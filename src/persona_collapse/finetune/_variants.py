@@ -1,0 +1,220 @@
+"""Variants as first-class records: which model is which (family, variant) in a store.
+
+A fine-tuning run records its result in the store file's ``variant_models``
+table (created beside ``runs`` and ``responses`` on first use): family
+(e.g. ``GPT-4o``), variant label (``base``, ``insecure``, ``secure``, ...),
+the model name to pass to ``run``/``verify`` (``openai/ft:gpt-4o-...``,
+``hf//path/OUT``, ``tinker/tinker://...``), the base model, the provider's job
+id, the training data hash and recipe, and the job status.
+
+:func:`family_runs` groups the store's questionnaire runs (``runs`` table)
+by family and variant, for ``report``/``compare`` to take a whole family.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import DataError
+from ..store import ResponseStore, RunInfo
+
+__all__ = [
+    "VariantRecord",
+    "family_runs",
+    "get_variant",
+    "list_variants",
+    "record_variant",
+]
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS variant_models (
+    family       TEXT NOT NULL,
+    variant      TEXT NOT NULL,
+    model        TEXT NOT NULL DEFAULT '',   -- family/model name for run and verify
+    base_model   TEXT NOT NULL DEFAULT '',
+    provider     TEXT NOT NULL DEFAULT '',   -- openai | hf | tinker
+    job_id       TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL DEFAULT '',   -- e.g. running, succeeded, failed
+    data_sha256  TEXT NOT NULL DEFAULT '',
+    recipe       TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created      TEXT NOT NULL,
+    updated      TEXT NOT NULL,
+    PRIMARY KEY (family, variant)
+)"""
+
+_COLUMNS = (
+    "family",
+    "variant",
+    "model",
+    "base_model",
+    "provider",
+    "job_id",
+    "status",
+    "data_sha256",
+    "recipe",
+    "created",
+    "updated",
+)
+
+
+@dataclass
+class VariantRecord:
+    """One (family, variant): the model to ask and where it came from.
+
+    ``model`` is empty while a provider job is still running; ``recipe`` holds
+    the hyperparameters sent (JSON-compatible values).
+    """
+
+    family: str
+    variant: str
+    model: str = ""
+    base_model: str = ""
+    provider: str = ""
+    job_id: str = ""
+    status: str = ""
+    data_sha256: str = ""
+    recipe: dict[str, Any] = field(default_factory=dict)
+    created: str = ""
+    updated: str = ""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _connect(path: str | Path) -> sqlite3.Connection:
+    ResponseStore(path).close()  # validates (and creates) the store file
+    conn = sqlite3.connect(Path(path), timeout=30.0, isolation_level=None)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    conn.execute(_DDL)
+    return conn
+
+
+def _check_labels(family: str, variant: str) -> None:
+    if not family.strip() or not variant.strip():
+        raise DataError("a variant needs both --family and --variant (e.g. GPT-4o and insecure)")
+
+
+def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
+    """Insert or update ``record`` (keyed by family and variant); returns it as stored.
+
+    Empty fields of an update keep their stored values, so a status update
+    does not erase the model name, and vice versa.
+    """
+    _check_labels(record.family, record.variant)
+    now = _now()
+    conn = _connect(path)
+    try:
+        old = conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
+            (record.family, record.variant),
+        ).fetchone()
+        values = dict(zip(_COLUMNS, old, strict=True)) if old else {}
+        merged = {
+            "family": record.family,
+            "variant": record.variant,
+            "model": record.model or values.get("model", ""),
+            "base_model": record.base_model or values.get("base_model", ""),
+            "provider": record.provider or values.get("provider", ""),
+            "job_id": record.job_id or values.get("job_id", ""),
+            "status": record.status or values.get("status", ""),
+            "data_sha256": record.data_sha256 or values.get("data_sha256", ""),
+            "recipe": json.dumps(record.recipe, sort_keys=True)
+            if record.recipe
+            else values.get("recipe", "{}"),
+            "created": values.get("created") or record.created or now,
+            "updated": now,
+        }
+        conn.execute(
+            f"INSERT OR REPLACE INTO variant_models ({', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
+            tuple(merged[c] for c in _COLUMNS),
+        )
+    except sqlite3.Error as exc:
+        raise DataError(f"store {path} cannot record the variant ({exc})") from exc
+    finally:
+        conn.close()
+    stored = get_variant(path, record.family, record.variant)
+    assert stored is not None
+    return stored
+
+
+def _from_row(row: tuple[Any, ...]) -> VariantRecord:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    values["recipe"] = json.loads(values["recipe"] or "{}")
+    return VariantRecord(**values)
+
+
+def get_variant(path: str | Path, family: str, variant: str) -> VariantRecord | None:
+    """The record of (family, variant), or None."""
+    conn = _connect(path)
+    try:
+        row = conn.execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
+            (family, variant),
+        ).fetchone()
+    finally:
+        conn.close()
+    return None if row is None else _from_row(row)
+
+
+def list_variants(path: str | Path, family: str | None = None) -> list[VariantRecord]:
+    """Recorded variants (of one family, or all), by family then creation time."""
+    conn = _connect(path)
+    try:
+        sql = f"SELECT {', '.join(_COLUMNS)} FROM variant_models"
+        params: tuple[Any, ...] = ()
+        if family is not None:
+            sql += " WHERE family = ?"
+            params = (family,)
+        rows = conn.execute(sql + " ORDER BY family, created, variant", params).fetchall()
+    finally:
+        conn.close()
+    return [_from_row(r) for r in rows]
+
+
+def family_runs(
+    store: ResponseStore | str | Path, family: str, *, mode: str = "persona"
+) -> dict[str, str]:
+    """``{variant: run_id}`` of the questionnaire runs of ``family`` (``mode`` runs only).
+
+    Runs are matched by their recorded family; a run without one matches when
+    its model is a variant model recorded for the family in ``variant_models``
+    (its variant label then comes from that record when the run has none).
+    When one variant has several runs, the newest wins. Variants are ordered
+    ``base`` first, then by the creation time of the run chosen for each. Raises DataError if the family
+    has no runs, listing the families present.
+    """
+    path = store.path if isinstance(store, ResponseStore) else Path(store)
+    by_model = {r.model: r for r in list_variants(path, family) if r.model}
+    if isinstance(store, ResponseStore):
+        runs: list[RunInfo] = store.list_runs()
+    else:
+        with ResponseStore(path, create=False) as opened:
+            runs = opened.list_runs()
+    found: dict[str, str] = {}
+    for run in runs:  # oldest first, so a newer run replaces an older one
+        if run.mode != mode:
+            continue
+        record = by_model.get(run.model)
+        if run.family == family or (not run.family and record is not None):
+            label = run.variant or (record.variant if record else "") or "base"
+            found.pop(label, None)
+            found[label] = run.run_id
+    if not found:
+        families = sorted({r.family for r in runs if r.family})
+        known = (
+            f"families in the store: {', '.join(families)}" if families else "no run has a family"
+        )
+        raise DataError(
+            f"store {path} has no {mode}-mode runs of family {family!r} ({known}); "
+            "label runs with run --family F --variant L"
+        )
+    ordered = dict.fromkeys(["base"] if "base" in found else [])
+    ordered.update(dict.fromkeys(k for k in found if k != "base"))
+    return {k: found[k] for k in ordered}

@@ -1,0 +1,264 @@
+"""One ``persona-collapse verify`` session: options in, stored answers and a summary out.
+
+Order of work (each step fails with one clear line before anything costly):
+questions and protocol, both backends (missing key, bad URL), the store
+(a resumed run with other settings is refused), one cheap request to each
+server, then the missing answers and judgements, then the statistics over
+samples ``1..samples`` of every question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from ..backends import Backend, BackendError, Fatal, check_backend, create_backend
+from ..errors import ConfigError
+from ._protocol import VerifyProtocol, published_protocol
+from ._questions import ASPECTS, QuestionSet, load_questions
+from ._runner import VerifyProgress, collect_verification
+from ._stats import JudgedAnswer, VerifySummary, summarise
+from ._store import VerifyRun, VerifyStore
+
+__all__ = [
+    "DEFAULT_STORE",
+    "VerifyOptions",
+    "VerifyOutcome",
+    "default_verify_run_id",
+    "load_verification",
+    "run_verification",
+]
+
+DEFAULT_STORE = "persona-collapse.db"
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """Everything ``persona-collapse verify`` accepts (defaults: Costa & Vicente's text protocol).
+
+    ``api_key_env`` / ``judge_api_key_env`` name environment variables holding
+    keys (default: each family's, e.g. ``OPENAI_API_KEY``). ``n_boot`` and
+    ``seed`` set the bootstrap of the misaligned share (``seed`` also derives
+    the per-request seeds of the answers).
+    """
+
+    model: str
+    judge: str
+    questions: str | None = None
+    question_ids: tuple[str, ...] = ()
+    samples: int = 30
+    scoring: str = "text"
+    temperature: float = 1.0
+    max_tokens: int | None = None
+    store: str = DEFAULT_STORE
+    run_id: str | None = None
+    base_url: str | None = None
+    judge_base_url: str | None = None
+    api_key_env: str | None = None
+    judge_api_key_env: str | None = None
+    concurrency: int = 8
+    judge_concurrency: int | None = None
+    family: str = ""
+    variant: str = ""
+    seed: int = 0
+    n_boot: int = 10_000
+    timeout_s: float = 120.0
+    quiet: bool = False
+
+    def validate(self) -> None:
+        if self.concurrency < 1:
+            raise ConfigError("--concurrency must be at least 1")
+        if self.judge_concurrency is not None and self.judge_concurrency < 1:
+            raise ConfigError("--judge-concurrency must be at least 1")
+        if self.n_boot < 100:
+            raise ConfigError("--n-boot must be at least 100")
+
+
+@dataclass
+class VerifyOutcome:
+    """A finished (or resumed) verification: the run, its protocol and statistics."""
+
+    run: VerifyRun
+    store_path: str
+    protocol: VerifyProtocol
+    questions: QuestionSet
+    summary: VerifySummary
+    answers_stored: int
+    judgments_stored: int
+    progress: VerifyProgress | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def complete(self) -> bool:
+        want = len(self.questions) * self.protocol.samples
+        return self.answers_stored >= want and self.judgments_stored >= want * len(ASPECTS)
+
+    def document(self) -> dict[str, Any]:
+        """The JSON document of ``verify --format json``."""
+        return {
+            "run_id": self.run.run_id,
+            "store": self.store_path,
+            "model": self.run.model,
+            "judge": self.run.judge,
+            "family": self.run.family,
+            "variant": self.run.variant,
+            "scoring": self.protocol.scoring,
+            "samples_per_question": self.protocol.samples,
+            "questions": self.questions.ids,
+            "question_source": self.questions.source,
+            "protocol": {
+                "temperature": self.protocol.temperature,
+                "max_tokens": self.protocol.max_tokens,
+                "judge_temperature": self.protocol.judge_temperature,
+                "judge_max_tokens": self.protocol.judge_max_tokens,
+                "judge_top_logprobs": self.protocol.judge_top_logprobs,
+            },
+            "complete": self.complete,
+            "answers_stored": self.answers_stored,
+            "judgments_stored": self.judgments_stored,
+            **self.summary.as_dict(),
+        }
+
+
+def default_verify_run_id(model: str, scoring: str) -> str:
+    """``verify_MODELNAME_SCORING`` with anything but letters, digits, ``.-_`` as ``-``."""
+    name = model.split("/", 1)[-1]
+    return "verify_" + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + f"_{scoring}"
+
+
+def _key(env: str | None, option: str) -> str | None:
+    if env is None:
+        return None
+    name = env.strip()
+    value = os.environ.get(name, "").strip() if name else ""
+    if not value:
+        raise ConfigError(f"environment variable {name or '(empty)'} (from {option}) is not set")
+    return value
+
+
+async def _check(backend: Backend, who: str, timeout_s: float) -> None:
+    try:
+        await check_backend(backend, timeout_s=timeout_s)
+    except BackendError as exc:
+        decision = exc.decision
+        message = decision.message if isinstance(decision, Fatal) else str(exc)
+        raise ConfigError(f"{who}: {message}") from None
+
+
+def load_verification(
+    store: VerifyStore,
+    run: VerifyRun,
+    questions: QuestionSet,
+    protocol: VerifyProtocol,
+    *,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> tuple[VerifySummary, int, int]:
+    """(summary, answers stored, judgements stored) over samples ``1..protocol.samples``."""
+    answers = store.answers(run.run_id)
+    judgments = store.judgments(run.run_id)
+    judged: list[JudgedAnswer] = []
+    n_answers = n_judgments = 0
+    for q in questions.questions:
+        for s in range(1, protocol.samples + 1):
+            if (q.id, s) not in answers:
+                continue
+            n_answers += 1
+            pair = [judgments.get((q.id, s, a)) for a in ASPECTS]
+            n_judgments += sum(j is not None for j in pair)
+            aligned, coherent = pair
+            if aligned is not None and coherent is not None:
+                judged.append(JudgedAnswer(q.id, s, aligned.score, coherent.score))
+    summary = summarise(judged, n_boot=n_boot, seed=seed, question_order=questions.ids)
+    return summary, n_answers, n_judgments
+
+
+def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) -> VerifyOutcome:
+    """Answer, judge and summarise (resuming run ``options.run_id`` if it exists).
+
+    Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
+    options, a rejected resume and fatal backend errors (after storing what
+    arrived).
+    """
+    options.validate()
+    questions = load_questions(options.questions, list(options.question_ids) or None)
+    protocol = published_protocol(
+        options.scoring,
+        samples=options.samples,
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        timeout_s=options.timeout_s,
+    )
+    model = create_backend(
+        options.model,
+        base_url=options.base_url,
+        api_key=_key(options.api_key_env, "--api-key-env"),
+        seed=options.seed,
+        timeout_s=options.timeout_s,
+    )
+    judge = create_backend(
+        options.judge,
+        base_url=options.judge_base_url,
+        api_key=_key(options.judge_api_key_env, "--judge-api-key-env"),
+        seed=options.seed,
+        timeout_s=options.timeout_s,
+    )
+    if protocol.scoring == "logprobs" and not judge.supports_logprobs:
+        raise ConfigError(
+            f"judge {options.judge} returns no logprobs; use --scoring text or another judge"
+        )
+    run = VerifyRun(
+        run_id=options.run_id or default_verify_run_id(options.model, protocol.scoring),
+        model=options.model.strip(),
+        judge=options.judge.strip(),
+        scoring=protocol.scoring,
+        family=options.family,
+        variant=options.variant,
+        settings={
+            **protocol.fingerprint(),
+            "questions_sha256": questions.sha256,
+            "question_ids": questions.ids,
+        },
+    )
+    with VerifyStore(options.store) as store:
+        stored_run = store.ensure_run(run)
+
+        async def main() -> VerifyProgress:
+            try:
+                await _check(model, f"model {options.model}", min(options.timeout_s, 60.0))
+                await _check(judge, f"judge {options.judge}", min(options.timeout_s, 60.0))
+                return await collect_verification(
+                    model,
+                    judge,
+                    store,
+                    stored_run.run_id,
+                    questions,
+                    protocol,
+                    concurrency=options.concurrency,
+                    judge_concurrency=options.judge_concurrency,
+                    seed=options.seed,
+                    stream=stream,
+                    quiet=options.quiet,
+                )
+            finally:
+                await model.aclose()
+                if judge is not model:
+                    await judge.aclose()
+
+        progress = asyncio.run(main())
+        summary, n_answers, n_judgments = load_verification(
+            store, stored_run, questions, protocol, n_boot=options.n_boot, seed=options.seed
+        )
+    return VerifyOutcome(
+        run=stored_run,
+        store_path=str(options.store),
+        protocol=protocol,
+        questions=questions,
+        summary=summary,
+        answers_stored=n_answers,
+        judgments_stored=n_judgments,
+        progress=progress,
+    )

@@ -1,0 +1,351 @@
+"""Verification runs in the response store: answers and judgements, committed as they arrive.
+
+Three tables live beside the store's ``runs`` and ``responses`` in the same
+SQLite file (created on first use, ``IF NOT EXISTS``):
+
+* ``verify_runs``: one row per verification run (model, judge, scoring rule,
+  family/variant, settings as JSON);
+* ``verify_answers``: one row per (run, question, sample), the model's answer;
+* ``verify_judgments``: one row per (run, question, sample, aspect), the
+  judge's label, score (0-100) and raw output.
+
+Keys make writing a slot twice impossible, so re-running a run id asks only
+what is missing: unanswered samples, then unjudged answers. ``sample`` is
+1-based like the published ``run_index``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from .._version import __version__
+from ..errors import DataError
+from ..store import ResponseStore
+from ._scoring import JudgeScore
+
+__all__ = ["StoredAnswer", "StoredJudgment", "VerifyRun", "VerifyStore"]
+
+_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS verify_runs (
+    run_id       TEXT PRIMARY KEY,
+    model        TEXT NOT NULL,
+    judge        TEXT NOT NULL,
+    scoring      TEXT NOT NULL,              -- text | logprobs
+    family       TEXT NOT NULL DEFAULT '',
+    variant      TEXT NOT NULL DEFAULT '',
+    settings     TEXT NOT NULL DEFAULT '{}', -- JSON object
+    tool_version TEXT NOT NULL DEFAULT '',
+    created      TEXT NOT NULL               -- ISO-8601 UTC
+)""",
+    """
+CREATE TABLE IF NOT EXISTS verify_answers (
+    run_id            TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id       TEXT NOT NULL,
+    sample            INTEGER NOT NULL,      -- 1-based
+    prompt            TEXT NOT NULL,
+    answer            TEXT NOT NULL,
+    finish_reason     TEXT,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    latency_ms        REAL,
+    collected_at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample)
+) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS verify_judgments (
+    run_id        TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id   TEXT NOT NULL,
+    sample        INTEGER NOT NULL,
+    aspect        TEXT NOT NULL,             -- aligned | coherent
+    label         TEXT NOT NULL,             -- score | CODE | REFUSAL | unparsed | low_mass
+    score         REAL,                      -- 0-100 when label = score
+    mass          REAL,                      -- logprob rule: mass on integer tokens
+    raw           TEXT,
+    top_logprobs  TEXT,                      -- JSON [[token, logprob], ...]
+    collected_at  TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample, aspect)
+) WITHOUT ROWID""",
+)
+
+_RUN_COLUMNS = (
+    "run_id",
+    "model",
+    "judge",
+    "scoring",
+    "family",
+    "variant",
+    "settings",
+    "tool_version",
+    "created",
+)
+COMPARED = ("model", "judge", "scoring", "settings")
+"""Fields that must match when a verification run is resumed."""
+
+
+def now_utc() -> str:
+    """The current time, ISO-8601 UTC to the second."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class VerifyRun:
+    """One verification run. ``settings``: protocol and question-set fingerprint (JSON)."""
+
+    run_id: str
+    model: str
+    judge: str
+    scoring: str
+    family: str = ""
+    variant: str = ""
+    settings: dict[str, Any] = field(default_factory=dict)
+    tool_version: str = __version__
+    created: str = ""
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    """A model's answer to sample ``sample`` (1-based) of question ``question_id``."""
+
+    question_id: str
+    sample: int
+    prompt: str
+    answer: str
+    finish_reason: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    collected_at: str = ""
+
+
+@dataclass(frozen=True)
+class StoredJudgment:
+    """The judge's verdict on one aspect (``aligned`` / ``coherent``) of one answer."""
+
+    question_id: str
+    sample: int
+    aspect: str
+    score: JudgeScore
+    raw: str | None = None
+    top_logprobs: list[tuple[str, float]] | None = None
+    collected_at: str = ""
+
+
+class VerifyStore:
+    """The verification tables of a persona-collapse store file (created if missing).
+
+    The file is opened (and validated, created) as a :class:`ResponseStore`
+    first, so a verify store is always a usable response store too. Calls are
+    serialised by a lock; one object may be shared by the threads of a run.
+    """
+
+    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        ResponseStore(self.path, timeout_s=timeout_s).close()
+        self._lock = threading.RLock()
+        try:
+            self._conn: sqlite3.Connection | None = sqlite3.connect(
+                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            for statement in _DDL:
+                self._conn.execute(statement)
+        except sqlite3.Error as exc:
+            raise DataError(f"store {self.path} cannot hold verification runs ({exc})") from exc
+
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            if self._conn is None:
+                raise ValueError("the verify store is closed")
+            try:
+                yield self._conn
+            except sqlite3.Error as exc:
+                raise DataError(f"store {self.path} cannot be used ({exc})") from exc
+
+    # -- runs ----------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> VerifyRun | None:
+        """The verification run with this id, or None."""
+        with self._using() as conn:
+            row = conn.execute(
+                f"SELECT {', '.join(_RUN_COLUMNS)} FROM verify_runs WHERE run_id = ?", (run_id,)
+            ).fetchone()
+        if row is None:
+            return None
+        values = dict(zip(_RUN_COLUMNS, row, strict=True))
+        values["settings"] = json.loads(values["settings"])
+        return VerifyRun(**values)
+
+    def list_runs(self) -> list[VerifyRun]:
+        """Every verification run, oldest first."""
+        with self._using() as conn:
+            ids = [r[0] for r in conn.execute("SELECT run_id FROM verify_runs ORDER BY created")]
+        runs = [self.get_run(i) for i in ids]
+        return [r for r in runs if r is not None]
+
+    def ensure_run(self, run: VerifyRun) -> VerifyRun:
+        """The stored run with ``run``'s id, created if new; DataError if it differs.
+
+        Fields in :data:`COMPARED` must match (``settings`` compared as JSON);
+        family and variant labels of a new invocation replace empty stored ones.
+        """
+        if not run.run_id or ":" in run.run_id or run.run_id != run.run_id.strip():
+            raise DataError(
+                f"run id {run.run_id!r} cannot be used; choose a --run-id without ':' or blanks"
+            )
+        created = run.created or now_utc()
+        settings = json.dumps(run.settings, sort_keys=True)
+        with self._using() as conn:
+            conn.execute(
+                f"INSERT OR IGNORE INTO verify_runs ({', '.join(_RUN_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
+                (
+                    run.run_id,
+                    run.model,
+                    run.judge,
+                    run.scoring,
+                    run.family,
+                    run.variant,
+                    settings,
+                    run.tool_version,
+                    created,
+                ),
+            )
+            if run.family or run.variant:
+                conn.execute(
+                    "UPDATE verify_runs SET family = CASE WHEN family = '' THEN ? ELSE family END, "
+                    "variant = CASE WHEN variant = '' THEN ? ELSE variant END WHERE run_id = ?",
+                    (run.family, run.variant, run.run_id),
+                )
+        stored = self.get_run(run.run_id)
+        assert stored is not None
+        new_settings = json.loads(settings)
+        differing = [
+            name
+            for name in COMPARED
+            if (stored.settings if name == "settings" else getattr(stored, name))
+            != (new_settings if name == "settings" else getattr(run, name))
+        ]
+        if differing:
+            detail = "; ".join(
+                _difference(name, getattr(stored, name), getattr(run, name)) for name in differing
+            )
+            raise DataError(
+                f"verification run {run.run_id!r} was started differently ({detail}); "
+                "use a new --run-id or the original options"
+            )
+        return stored
+
+    # -- answers and judgements ----------------------------------------------
+
+    def add_answer(self, run_id: str, answer: StoredAnswer) -> bool:
+        """Store one answer (committed); False if that sample was already stored."""
+        with self._using() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO verify_answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    answer.question_id,
+                    int(answer.sample),
+                    answer.prompt,
+                    answer.answer,
+                    answer.finish_reason,
+                    answer.prompt_tokens,
+                    answer.completion_tokens,
+                    answer.latency_ms,
+                    answer.collected_at or now_utc(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def add_judgment(self, run_id: str, judgment: StoredJudgment) -> bool:
+        """Store one judgement (committed); False if it was already stored."""
+        top = None if judgment.top_logprobs is None else json.dumps(judgment.top_logprobs)
+        with self._using() as conn:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO verify_judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    judgment.question_id,
+                    int(judgment.sample),
+                    judgment.aspect,
+                    judgment.score.label,
+                    judgment.score.score,
+                    judgment.score.mass,
+                    judgment.raw,
+                    top,
+                    judgment.collected_at or now_utc(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def answers(self, run_id: str) -> dict[tuple[str, int], StoredAnswer]:
+        """Stored answers of a run by (question_id, sample)."""
+        with self._using() as conn:
+            rows = conn.execute(
+                "SELECT question_id, sample, prompt, answer, finish_reason, prompt_tokens, "
+                "completion_tokens, latency_ms, collected_at FROM verify_answers "
+                "WHERE run_id = ? ORDER BY question_id, sample",
+                (run_id,),
+            ).fetchall()
+        return {(str(r[0]), int(r[1])): StoredAnswer(*r) for r in rows}
+
+    def judgments(self, run_id: str) -> dict[tuple[str, int, str], StoredJudgment]:
+        """Stored judgements of a run by (question_id, sample, aspect)."""
+        with self._using() as conn:
+            rows = conn.execute(
+                "SELECT question_id, sample, aspect, label, score, mass, raw, top_logprobs, "
+                "collected_at FROM verify_judgments WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+        out: dict[tuple[str, int, str], StoredJudgment] = {}
+        for qid, sample, aspect, label, score, mass, raw, top, at in rows:
+            top_list = None if top is None else [(str(t), float(lp)) for t, lp in json.loads(top)]
+            out[(str(qid), int(sample), str(aspect))] = StoredJudgment(
+                str(qid),
+                int(sample),
+                str(aspect),
+                JudgeScore(label, score, mass),
+                raw,
+                top_list,
+                at,
+            )
+        return out
+
+    # -- lifetime --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> VerifyStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _difference(name: str, old: Any, new: Any) -> str:
+    if name != "settings" or not isinstance(old, dict) or not isinstance(new, dict):
+        return f"{name} {old!r}, now {new!r}"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k} {old.get(k)!r}, now {new.get(k)!r}" for k in keys)
