@@ -251,3 +251,21 @@ def test_constant_cells_have_zero_repetition_noise() -> None:
     assert m.sigma_bar[0] == 0.0
     assert m.repetition_draws is not None
     assert np.allclose(m.repetition_draws.S, m.S[0], rtol=1e-12)
+
+
+def test_spelling_reweighting_is_exact_per_token() -> None:
+    """Digits spelled by several tokens re-weight per token, as sampling at T does."""
+    from persona_collapse.stats import reweight_spellings
+
+    rng = np.random.default_rng(9)
+    token_logits = rng.normal(size=12)  # 6 values x 2 spellings, uneven splits
+    value_of_token = np.repeat(np.arange(6), 2)
+    logp1 = token_logits - np.log(np.exp(token_logits).sum())
+    for T in (0.1, 0.7, 2.0):
+        tokens_T = np.exp(token_logits / T) / np.exp(token_logits / T).sum()
+        direct = np.bincount(value_of_token, weights=tokens_T, minlength=6)
+        got = reweight_spellings(np.zeros(12, dtype=int), value_of_token, logp1, 1, 6, T)[0]
+        assert got == pytest.approx(direct, rel=1e-10)
+        summed = np.bincount(value_of_token, weights=np.exp(logp1), minlength=6)
+        if T != 1:
+            assert not np.allclose(reweight_temperature(summed, T), direct, rtol=1e-6)

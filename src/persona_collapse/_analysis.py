@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .errors import DataError
 from .instruments import Instrument, load_instrument
@@ -27,6 +28,7 @@ from .stats import (
     persona_profile,
     published_band,
     relative_change,
+    reweight_spellings,
     reweight_temperature,
     saturation,
     score_reversed,
@@ -86,8 +88,14 @@ def _item_subscales(instrument: Instrument, item_ids: np.ndarray) -> np.ndarray:
 
 
 def _distribution_array(
-    responses: Responses, instrument: Instrument
+    responses: Responses, instrument: Instrument, temperature: float | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored distributions as ``(personas, items, scale values)``, optionally at temperature T.
+
+    Re-weighting uses the per-token spellings recorded with each cell (exact);
+    cells stored without them (older runs, imported data) are re-weighted from
+    the summed value mass, which is exact only when each value has one spelling.
+    """
     frame = responses.frame
     has = frame["distribution"].map(lambda d: d is not None and len(d) > 0)
     frame = frame[has]
@@ -96,14 +104,45 @@ def _distribution_array(
     personas = np.unique(frame["persona_id"].to_numpy())
     items = instrument.item_ids[np.isin(instrument.item_ids, frame["question_id"].to_numpy())]
     k = instrument.scale.size
-    probs = np.full((personas.size, items.size, k), np.nan)
     p_idx = np.searchsorted(personas, frame["persona_id"].to_numpy())
     q_idx = _positions(items, frame["question_id"].to_numpy())
-    probs[p_idx, q_idx] = np.array(frame["distribution"].tolist(), dtype=np.float64)
+    stored = np.array(frame["distribution"].tolist(), dtype=np.float64)
+    if temperature is not None:
+        stored = _reweighted(frame, stored, instrument, temperature)
+    probs = np.full((personas.size, items.size, k), np.nan)
+    probs[p_idx, q_idx] = stored
     complete = ~np.isnan(probs).any(axis=(1, 2))
     if not complete.any():
         raise DataError(f"{responses.label}: no persona has a distribution for every item")
     return probs[complete], personas[complete], items
+
+
+def _reweighted(
+    frame: pd.DataFrame, stored: np.ndarray, instrument: Instrument, temperature: float
+) -> np.ndarray:
+    out = reweight_temperature(stored, temperature)
+    extras = frame["extra"] if "extra" in frame else pd.Series([None] * len(frame))
+    spellings: list[tuple[int, list[list[float]]]] = [
+        (row, e["spellings"])
+        for row, e in enumerate(extras.tolist())
+        if isinstance(e, dict) and e.get("spellings")
+    ]
+    if not spellings:
+        return out
+    rows = np.array([row for row, _ in spellings], dtype=np.int64)
+    lengths = np.array([len(entries) for _, entries in spellings])
+    flat = np.array([entry for _, entries in spellings for entry in entries], dtype=np.float64)
+    cell = np.repeat(np.arange(rows.size), lengths)
+    exact = reweight_spellings(
+        cell,
+        flat[:, 0].astype(np.int64) - instrument.scale.low,
+        flat[:, 1],
+        rows.size,
+        instrument.scale.size,
+        temperature,
+    )
+    out[rows] = exact
+    return out
 
 
 def measure_responses(responses: Responses, options: AnalysisOptions | None = None) -> Measurement:
@@ -111,9 +150,7 @@ def measure_responses(responses: Responses, options: AnalysisOptions | None = No
     opts = options or AnalysisOptions()
     instrument = instrument_for(responses, opts)
     if responses.method == "logprobs":
-        probs, personas, items = _distribution_array(responses, instrument)
-        if opts.temperature is not None:
-            probs = reweight_temperature(probs, opts.temperature)
+        probs, personas, items = _distribution_array(responses, instrument, opts.temperature)
         return measure_distributions(
             probs,
             instrument.scale.values,

@@ -100,7 +100,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--top-logprobs", type=int, default=20, help="logprob method: alternatives (default 20)"
     )
-    p.add_argument("--concurrency", type=int, default=8, help="most requests in flight (default 8)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=None,
+        help="most requests in flight (default 8; hf/ 32, vllm/ 256)",
+    )
     p.add_argument("--base-url", default=None, metavar="URL", help="API root of the server")
     p.add_argument(
         "--api-key-env",

@@ -55,7 +55,8 @@ class RunOptions:
     temperature: float = 0.1
     max_attempts: int = 10
     top_logprobs: int = 20
-    concurrency: int = 8
+    concurrency: int | None = None
+    """Requests in flight; None: the backend's preferred value (hf 32, vllm 256), else 8."""
     base_url: str | None = None
     api_key_env: str | None = None
     store: str = DEFAULT_STORE
@@ -79,7 +80,7 @@ class RunOptions:
             raise ConfigError("--max-attempts must be at least 1")
         if not 1 <= self.top_logprobs <= 20:
             raise ConfigError("--top-logprobs must be between 1 and 20")
-        if self.concurrency < 1:
+        if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         if not self.timeout_s > 0:
             raise ConfigError("--timeout must be a positive number of seconds")
@@ -289,7 +290,7 @@ def run_collection(
         stats = CollectStats()
         config = CollectConfig(
             protocol=prep.protocol,
-            concurrency=options.concurrency,
+            concurrency=options.concurrency or int(getattr(backend, "preferred_concurrency", 8)),
             timeout_s=options.timeout_s,
             seed=options.seed,
             max_cost_usd=options.max_cost,

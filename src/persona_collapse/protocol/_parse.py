@@ -43,18 +43,24 @@ class DigitDistribution:
     values: they get probability 0 (their true mass is below the smallest
     top-k probability; ``floor_mass`` records that bound, the largest mass any
     one absent value could have had).
+
+    ``spellings`` keeps each token that spelled a scale value as
+    ``(value, logprob)``: re-weighting to another temperature is exact per
+    token (p_T ∝ p^(1/T)), not per summed value.
     """
 
     probs: npt.NDArray[np.float64]
     other_mass: float
     absent: tuple[int, ...]
     floor_mass: float
+    spellings: tuple[tuple[int, float], ...] = ()
 
     def to_extra(self) -> dict[str, object]:
         return {
             "other_mass": self.other_mass,
             "absent": list(self.absent),
             "floor_mass": self.floor_mass,
+            "spellings": [[value, logprob] for value, logprob in self.spellings],
         }
 
 
@@ -67,6 +73,7 @@ def digit_distribution(
     mass = np.zeros(len(values))
     other = 0.0
     smallest = 1.0
+    spellings: list[tuple[int, float]] = []
     for token, logprob in top_logprobs:
         p = math.exp(logprob)
         smallest = min(smallest, p)
@@ -75,9 +82,14 @@ def digit_distribution(
             other += p
         else:
             mass[values.index(value)] += p
+            spellings.append((value, float(logprob)))
     total = mass.sum()
     absent = tuple(v for v, m in zip(values, mass, strict=True) if m == 0)
     probs = mass / total if total > 0 else mass
     return DigitDistribution(
-        probs=probs, other_mass=float(other), absent=absent, floor_mass=float(smallest)
+        probs=probs,
+        other_mass=float(other),
+        absent=absent,
+        floor_mass=float(smallest),
+        spellings=tuple(spellings),
     )

@@ -231,8 +231,8 @@ class SimulatedRespondent:
     def top_logprobs(self, prompt: str, k: int = 20) -> list[tuple[str, float]]:
         """The ``k`` most likely first tokens at T = 1: ``(token, natural-log probability)``.
 
-        For questionnaire prompts some digits come in two spellings (``"3"`` and
-        ``" 3"``, always including the most likely digit) and a little mass
+        For questionnaire prompts every digit comes in two spellings (``"3"`` and
+        ``" 3"``, split in the same proportion for every digit) and a little mass
         (``0.002 + non_digit_rate / 2``, at most 0.5) sits on non-digit tokens,
         so consumers must sum spellings and renormalise over the digits. Judge
         prompts give integer tokens around the simulated score. Sorted by
@@ -261,19 +261,18 @@ class SimulatedRespondent:
         logp = self.logprobs(info.persona)[self._row(info.item_id)]
         other = min(0.5, 0.002 + 0.5 * self.params.non_digit_rate)
         log_digits = math.log1p(-other)
+        # One split fraction per prompt for every digit: the token-level logits
+        # then re-weight to any temperature exactly as the digit-level ones do
+        # (p_T ∝ p^(1/T) per token and per digit agree), like a real model
+        # whose spelling preference does not depend on the digit.
         rng = stable_rng(self.seed, "spellings", prompt)
-        split = rng.random(len(logp)) < 0.5
-        split[int(np.argmax(logp))] = True
-        bare = rng.uniform(0.55, 0.95, len(logp))
+        bare = float(rng.uniform(0.55, 0.95))
         entries: list[tuple[str, float]] = []
         for j, lp in enumerate(logp):
             digit = str(self._low + j)
             base = log_digits + float(lp)
-            if split[j]:
-                entries.append((digit, base + math.log(bare[j])))
-                entries.append((" " + digit, base + math.log1p(-bare[j])))
-            else:
-                entries.append((digit, base))
+            entries.append((digit, base + math.log(bare)))
+            entries.append((" " + digit, base + math.log1p(-bare)))
         weights = _NON_DIGIT_WEIGHTS / _NON_DIGIT_WEIGHTS.sum()
         tokens = (*NON_DIGIT_TOKENS[:3], "\n")
         entries.extend(

@@ -21,6 +21,7 @@ from ._distributions import (
     distribution_mean,
     distribution_sd,
     expected_sample_sd,
+    reweight_spellings,
     reweight_temperature,
 )
 from ._estimators import (
@@ -75,6 +76,7 @@ __all__ = [
     "persona_subscale_means",
     "published_band",
     "relative_change",
+    "reweight_spellings",
     "reweight_temperature",
     "saturation",
     "score_reversed",

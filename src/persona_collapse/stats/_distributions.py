@@ -103,3 +103,31 @@ def reweight_temperature(probs: npt.ArrayLike, temperature: float) -> FloatArray
     top = np.where(np.isfinite(top), top, 0.0)
     w = np.exp(logits - top)
     return _normalise(w)
+
+
+def reweight_spellings(
+    cell: npt.ArrayLike,
+    value_index: npt.ArrayLike,
+    logprob: npt.ArrayLike,
+    n_cells: int,
+    n_values: int,
+    temperature: float,
+) -> FloatArray:
+    """Exact distributions at temperature ``T`` from the T = 1 logprobs of every token spelling.
+
+    Each spelling ``s`` of value ``k`` in cell ``c`` (``"3"``, ``" 3"``) is
+    re-weighted on its own, p_T(s) ∝ p_1(s)^(1/T), then summed per value and
+    renormalised over the scale: shape ``(n_cells, n_values)``. Re-weighting
+    the summed value mass instead is only approximate when a value has
+    several spellings.
+    """
+    if temperature <= 0:
+        raise ValueError("temperature must be positive")
+    c = np.asarray(cell, dtype=np.int64)
+    k = np.asarray(value_index, dtype=np.int64)
+    scaled = np.asarray(logprob, dtype=np.float64) / temperature
+    top = np.full(n_cells, -np.inf)
+    np.maximum.at(top, c, scaled)
+    weight = np.exp(scaled - top[c])
+    out = np.bincount(c * n_values + k, weights=weight, minlength=n_cells * n_values)
+    return _normalise(out.reshape(n_cells, n_values))
