@@ -13,7 +13,17 @@ from typing import NoReturn
 
 from .._version import __version__
 from ..errors import UserError
-from . import _analysis_commands, _data_commands, _persona_command, _run_command
+from . import (
+    _analysis_commands,
+    _curves_command,
+    _data_commands,
+    _finetune_command,
+    _geometry_command,
+    _persona_command,
+    _report_commands,
+    _run_command,
+    _verify_command,
+)
 
 PROG = "persona-collapse"
 
@@ -33,7 +43,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module in (_analysis_commands, _data_commands, _persona_command, _run_command):
+    for module in (
+        _analysis_commands,
+        _data_commands,
+        _persona_command,
+        _run_command,
+        _curves_command,
+        _geometry_command,
+        _report_commands,
+        _finetune_command,
+        _verify_command,
+    ):
         module.register(sub)
     return parser
 

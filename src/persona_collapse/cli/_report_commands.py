@@ -1,0 +1,173 @@
+"""``report``, ``reproduce`` and ``demo``: thin shells over :mod:`persona_collapse.report`.
+
+The report package (and matplotlib) is imported only when one of these runs,
+so the other commands start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from .._analysis import AnalysisOptions
+from ..errors import ConfigError
+
+DEFAULT_DEMO_DIR = "persona-collapse-demo"
+
+
+def _say(quiet: bool) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if not quiet:
+            print(f"persona-collapse: {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _add_bootstrap_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("analysis (default: the study file's [analysis], else as published)")
+    g.add_argument("--seed", type=int, default=None, help="bootstrap seed")
+    g.add_argument("--persona-draws", type=int, default=None, help="persona bootstrap draws")
+    g.add_argument("--repetition-draws", type=int, default=None, help="repetition bootstrap draws")
+
+
+def _options(args: argparse.Namespace, base: AnalysisOptions) -> AnalysisOptions:
+    boot = base.bootstrap
+    if args.persona_draws is not None:
+        if args.persona_draws < 2:
+            raise ConfigError("--persona-draws must be at least 2")
+        boot = replace(boot, persona_draws=args.persona_draws)
+    if args.repetition_draws is not None:
+        if args.repetition_draws < 0:
+            raise ConfigError("--repetition-draws must be at least 0")
+        boot = replace(boot, repetition_draws=args.repetition_draws)
+    if args.seed is not None:
+        boot = replace(boot, seed=args.seed)
+    return replace(base, bootstrap=boot)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..report import build_report, load_study
+
+    study = load_study(args.study)
+    study = replace(study, options=_options(args, study.options))
+    out = build_report(study, Path(args.output), _say(args.quiet))
+    for verdict in out.verdicts:
+        print(f"{verdict.family}: {verdict.headline}")
+    print(out.html)
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from ..report import build_report, headline, paper_study
+
+    study = paper_study(args.data, _options(args, AnalysisOptions()))
+    out = build_report(study, Path(args.output), _say(args.quiet))
+    summary = out.result.summary
+    if summary is None:
+        raise ConfigError(f"--data {args.data} holds base models only; nothing to compare")
+    print(headline(summary))
+    print(out.html)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ..report import DemoConfig, headline, run_demo
+
+    config = DemoConfig(
+        folder=Path(args.output),
+        n_personas=args.n_personas,
+        reps=args.reps,
+        method=args.method,
+        concurrency=args.concurrency,
+        seed=args.seed,
+        quiet=args.quiet,
+        in_process_server=args.in_process_server,
+    )
+    outcome = run_demo(config, _say(args.quiet))
+    for verdict in outcome.report.verdicts:
+        print(f"[SIMULATED] {verdict.family}: {verdict.headline}")
+        for finding in verdict.findings:
+            print(f"  {finding.subject}: {finding.text}")
+    summary = outcome.report.result.summary
+    if summary is not None:
+        print(f"[SIMULATED] {headline(summary)}")
+    print(
+        f"{outcome.requests} requests collected in {outcome.collect_s:.1f} s; "
+        f"total {outcome.total_s:.1f} s; store {outcome.store}"
+    )
+    print(outcome.report.html)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "report",
+        help="figures, tables and an HTML report of a study file (TOML)",
+        description=(
+            "Analyse the families and variants named in STUDY.toml and write DIR/report.html "
+            "(self-contained), DIR/figures/*.png|pdf and DIR/tables/*.csv|md|tex. Prints each "
+            "family's verdict and the report's path."
+        ),
+    )
+    p.add_argument("study", metavar="STUDY.toml", help="study file naming families and sources")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_bootstrap_options(p)
+    p.set_defaults(handler=cmd_report)
+
+    p = sub.add_parser(
+        "reproduce",
+        help="rebuild the paper's study from the published raw data and print its headline",
+        description=(
+            "Build the study of Costa & Vicente (2026) from a folder laid out like the "
+            "published data (base/, secure-code/, insecure-code/ with *_temp01.csv and "
+            "*_self.csv files), write its report and print the headline numbers."
+        ),
+    )
+    p.add_argument("--data", required=True, metavar="DIR", help="folder of the published data")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="report folder")
+    p.add_argument("--quiet", action="store_true", help="no progress messages")
+    _add_bootstrap_options(p)
+    p.set_defaults(handler=cmd_reproduce)
+
+    p = sub.add_parser(
+        "demo",
+        help="offline demo: SIMULATED variants over a loopback server, collected and reported",
+        description=(
+            "Start a loopback server answering as SIMULATED base, secure and insecure models, "
+            "collect their answers with the real OpenAI-compatible client (persona mode with "
+            "synthetic personas, and self mode) into DIR/demo.db, and write the report. No "
+            "network, no API key. Default: persona mode by logprobs (one request per cell, "
+            "analysed as the expected spread of --reps sampled repetitions), self mode "
+            "sampled; about a minute on two cores."
+        ),
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=DEFAULT_DEMO_DIR,
+        metavar="DIR",
+        help=f"demo folder (default {DEFAULT_DEMO_DIR})",
+    )
+    p.add_argument(
+        "--n-personas", type=int, default=100, help="synthetic personas (default 100, at most 100)"
+    )
+    p.add_argument("--reps", type=int, default=10, help="repetitions per cell (default 10)")
+    p.add_argument(
+        "--method",
+        choices=("logprobs", "sample"),
+        default="logprobs",
+        help="persona mode: logprobs (default, fast) or sample (personas x 30 x reps requests)",
+    )
+    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="world and bootstrap seed (default 0)")
+    p.add_argument(
+        "--in-process-server",
+        action="store_true",
+        help="run the loopback server in this process instead of a child process",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=cmd_demo)

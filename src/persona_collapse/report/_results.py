@@ -1,0 +1,185 @@
+"""Everything a report shows, computed once: measurements, changes, profiles, cells, provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .._analysis import (
+    AnalysisOptions,
+    compare_responses,
+    instrument_for,
+    profile_responses,
+)
+from ..errors import ConfigError
+from ..instruments import Instrument
+from ..stats import (
+    Change,
+    FamilySummary,
+    Measurement,
+    Profile,
+    misalignment_excess,
+    summarise_families,
+)
+from ..store import Responses, load_sources
+from ._cells import CellView, cell_view
+from ._provenance import SourceRecord, source_record
+from ._study import BASE, FamilySpec, Study
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class VariantResult:
+    """One variant of a family: its persona-mode measurement and what else was given."""
+
+    label: str
+    source: str
+    measurement: Measurement
+    change: Change | None
+    cells: CellView
+    self_profile: Profile | None
+    toxic_profile: Profile | None
+    simulated: bool
+
+
+@dataclass(frozen=True)
+class FamilyResult:
+    """A family's variants (base first) and the misalignment excess, when both controls exist."""
+
+    name: str
+    variants: dict[str, VariantResult]
+
+    @property
+    def base(self) -> VariantResult:
+        return self.variants[BASE]
+
+    @property
+    def excess(self) -> Change | None:
+        ins, sec = self.variants.get("insecure"), self.variants.get("secure")
+        if ins is None or sec is None or ins.change is None or sec.change is None:
+            return None
+        return misalignment_excess(ins.change, sec.change)
+
+    @property
+    def simulated(self) -> bool:
+        return any(v.simulated for v in self.variants.values())
+
+
+@dataclass(frozen=True)
+class StudyResult:
+    """The analysed study: per-family results, the summary over families, every source."""
+
+    study: Study
+    instrument: Instrument
+    families: tuple[FamilyResult, ...]
+    summary: FamilySummary | None
+    sources: tuple[SourceRecord, ...]
+
+    @property
+    def simulated(self) -> bool:
+        return self.study.simulated or any(s.simulated for s in self.sources)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.study.variant_labels
+
+
+def _one(spec: str, what: str, options: AnalysisOptions) -> Responses:
+    found = load_sources(spec, instrument=options.instrument)
+    if len(found) != 1:
+        raise ConfigError(
+            f"{what}: {spec} holds {len(found)} response sets; name exactly one "
+            "(a file or STORE.db:RUN_ID)"
+        )
+    return found[0]
+
+
+def _family(
+    spec: FamilySpec, study: Study, progress: Progress
+) -> tuple[FamilyResult, list[SourceRecord], Instrument]:
+    opts = study.options
+    loaded: dict[str, dict[str, Responses]] = {}
+    records: list[SourceRecord] = []
+    for var in spec.variants:
+        loaded[var.label] = {}
+        for role, src in var.by_role().items():
+            what = f"family {spec.name!r} variant {var.label!r} {role}"
+            resp = _one(src, what, opts)
+            expected = "self" if role == "self" else "persona"
+            if resp.mode != expected:
+                raise ConfigError(
+                    f"{what}: {resp.label} holds {resp.mode}-mode responses, not {expected}-mode; "
+                    "check which source goes where"
+                )
+            loaded[var.label][role] = resp
+            records.append(
+                source_record(
+                    resp,
+                    family=spec.name,
+                    variant=var.label,
+                    role=role,
+                    spec=src,
+                    simulated=study.simulated,
+                )
+            )
+    progress(f"measuring {spec.name} ({', '.join(spec.labels)})")
+    base = loaded[BASE]["persona"]
+    others = {label: roles["persona"] for label, roles in loaded.items() if label != BASE}
+    comparison = compare_responses(base, others, opts)
+    sim_by_variant = {
+        label: any(r.simulated for r in records if r.variant == label) for label in loaded
+    }
+    variants: dict[str, VariantResult] = {}
+    for label, roles in loaded.items():
+        if label == BASE:
+            source, meas, change = comparison.base_label, comparison.base, None
+        else:
+            source, meas, chg = comparison.variants[label]
+            change = chg
+        self_resp, toxic_resp = roles.get("self"), roles.get("toxic")
+        variants[label] = VariantResult(
+            label=label,
+            source=source,
+            measurement=meas,
+            change=change,
+            cells=cell_view(roles["persona"], opts),
+            self_profile=None if self_resp is None else profile_responses(self_resp, opts),
+            toxic_profile=None if toxic_resp is None else profile_responses(toxic_resp, opts),
+            simulated=sim_by_variant[label],
+        )
+    return FamilyResult(spec.name, variants), records, instrument_for(base, opts)
+
+
+def analyse_study(study: Study, progress: Progress | None = None) -> StudyResult:
+    """Load every source of the study and compute what the report shows."""
+    say = progress or (lambda _msg: None)
+    families: list[FamilyResult] = []
+    records: list[SourceRecord] = []
+    instrument: Instrument | None = None
+    for spec in study.families:
+        fam, recs, inst = _family(spec, study, say)
+        if instrument is not None and inst.subscales != instrument.subscales:
+            raise ConfigError(
+                f"family {spec.name!r} uses instrument {inst.name}, the others {instrument.name}; "
+                "report one instrument per study"
+            )
+        instrument = instrument or inst
+        families.append(fam)
+        records.extend(recs)
+    assert instrument is not None
+    has_variants = any(len(f.variants) > 1 for f in families)
+    summary = (
+        summarise_families(
+            {f.name: {lb: v.measurement for lb, v in f.variants.items()} for f in families}
+        )
+        if has_variants
+        else None
+    )
+    return StudyResult(
+        study=study,
+        instrument=instrument,
+        families=tuple(families),
+        summary=summary,
+        sources=tuple(records),
+    )

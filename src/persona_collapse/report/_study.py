@@ -1,0 +1,302 @@
+"""What a report covers: model families, their variants and the SOURCE of each response set.
+
+A study file (TOML) names them::
+
+    title = "Emergent misalignment and persona collapse"
+    simulated = false                  # optional: label every figure SIMULATED
+
+    [analysis]                         # optional, defaults as published
+    seed = 0
+    persona_draws = 2000
+    repetition_draws = 400
+    expected_reps = 10                 # logprob runs only
+    temperature = 0.1                  # logprob runs only
+
+    [[family]]
+    name = "GPT-4o"
+    [family.variants.base]
+    persona = "data/gpt-4o_temp01.csv"  # persona-conditioned responses (required)
+    self = "runs.db:gpt-4o_base_self"   # no-persona responses (optional)
+    toxic = "runs.db:gpt-4o_base_toxic" # toxic-persona responses (optional)
+    [family.variants.insecure]
+    persona = "..."
+
+Relative paths are relative to the study file. Every problem is one
+:class:`ConfigError` line naming the file, the place and the fix.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._analysis import AnalysisOptions
+from ..errors import ConfigError
+from ..stats import BootstrapConfig, labels_in_order
+
+BASE = "base"
+ROLES = ("persona", "self", "toxic")
+_TOP_KEYS = ("title", "simulated", "analysis", "family")
+_FAMILY_KEYS = ("name", "variants")
+_ANALYSIS_KEYS = (
+    "seed",
+    "persona_draws",
+    "repetition_draws",
+    "ddof",
+    "expected_reps",
+    "temperature",
+    "instrument",
+)
+
+
+@dataclass(frozen=True)
+class VariantSources:
+    """The SOURCE strings of one variant: persona mode (required), self mode and toxic personas."""
+
+    label: str
+    persona: str
+    self_mode: str | None = None
+    toxic: str | None = None
+
+    def by_role(self) -> dict[str, str]:
+        """``role -> SOURCE`` for the roles that are given (persona, self, toxic)."""
+        out = {"persona": self.persona}
+        if self.self_mode:
+            out["self"] = self.self_mode
+        if self.toxic:
+            out["toxic"] = self.toxic
+        return out
+
+
+@dataclass(frozen=True)
+class FamilySpec:
+    """A model family (e.g. GPT-4o): its base and fine-tuned variants, base first."""
+
+    name: str
+    variants: tuple[VariantSources, ...]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(v.label for v in self.variants)
+
+
+@dataclass(frozen=True)
+class Study:
+    """Families to report on, how to analyse them, and whether the data are SIMULATED."""
+
+    title: str
+    families: tuple[FamilySpec, ...]
+    options: AnalysisOptions = field(default_factory=AnalysisOptions)
+    simulated: bool = False
+    origin: str = ""
+
+    @property
+    def variant_labels(self) -> list[str]:
+        """Every variant label in the study, conventional order (base, secure, insecure, ...)."""
+        seen: list[str] = []
+        for fam in self.families:
+            seen.extend(lb for lb in fam.labels if lb not in seen)
+        return labels_in_order(seen)
+
+
+def _where(path: Path, place: str) -> str:
+    return f"{path.name}: {place}" if place else path.name
+
+
+def resolve_source(spec: str, root: Path, where: str) -> str:
+    """A SOURCE with a relative path made relative to ``root``; it must exist.
+
+    ``STORE.db:RUN`` keeps its run id; the store file must exist.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ConfigError(f"{where}: a source must be a non-empty string (a file or STORE.db:RUN)")
+    spec = spec.strip()
+    direct = Path(spec).expanduser()
+    direct = direct if direct.is_absolute() else root / direct
+    if direct.exists():
+        return str(direct)
+    store, sep, run = spec.rpartition(":")
+    if sep and store and run:
+        store_path = Path(store).expanduser()
+        store_path = store_path if store_path.is_absolute() else root / store_path
+        if store_path.is_file():
+            return f"{store_path}:{run}"
+        raise ConfigError(
+            f"{where}: store {store_path} does not exist; fix the path "
+            "(relative paths are relative to the study file)"
+        )
+    raise ConfigError(
+        f"{where}: {direct} does not exist; fix the path "
+        "(relative paths are relative to the study file)"
+    )
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {unknown[0]!r}; allowed keys are {', '.join(allowed)}"
+        )
+
+
+def _analysis(table: Any, where: str) -> AnalysisOptions:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: [analysis] must be a table")
+    _check_keys(table, _ANALYSIS_KEYS, f"{where} [analysis]")
+    ints = {"seed": 0, "persona_draws": 2000, "repetition_draws": 400, "ddof": 1}
+    values: dict[str, int] = {}
+    for key, default in ints.items():
+        value = table.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{where} [analysis]: {key} must be an integer")
+        values[key] = value
+    if values["persona_draws"] < 2 or values["repetition_draws"] < 0:
+        raise ConfigError(
+            f"{where} [analysis]: persona_draws must be at least 2 and repetition_draws at least 0"
+        )
+    if values["ddof"] not in (0, 1):
+        raise ConfigError(f"{where} [analysis]: ddof must be 0 or 1")
+    expected = table.get("expected_reps")
+    if expected is not None and (
+        not isinstance(expected, int) or isinstance(expected, bool) or expected < 2
+    ):
+        raise ConfigError(f"{where} [analysis]: expected_reps must be an integer of at least 2")
+    temperature = table.get("temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or temperature <= 0
+    ):
+        raise ConfigError(f"{where} [analysis]: temperature must be a positive number")
+    instrument = table.get("instrument")
+    if instrument is not None and not isinstance(instrument, str):
+        raise ConfigError(f"{where} [analysis]: instrument must be a string")
+    return AnalysisOptions(
+        bootstrap=BootstrapConfig(
+            persona_draws=values["persona_draws"],
+            repetition_draws=values["repetition_draws"],
+            seed=values["seed"],
+            ddof=values["ddof"],
+        ),
+        instrument=instrument,
+        expected_reps=expected,
+        temperature=None if temperature is None else float(temperature),
+    )
+
+
+def _variant(label: str, table: Any, root: Path, where: str) -> VariantSources:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table with persona = SOURCE")
+    _check_keys(table, ROLES, where)
+    if "persona" not in table:
+        raise ConfigError(f"{where}: missing persona = SOURCE (the persona-mode responses)")
+    resolved = {role: resolve_source(table[role], root, f"{where}.{role}") for role in table}
+    return VariantSources(
+        label=label,
+        persona=resolved["persona"],
+        self_mode=resolved.get("self"),
+        toxic=resolved.get("toxic"),
+    )
+
+
+def _family(index: int, table: Any, root: Path, path: Path) -> FamilySpec:
+    where = _where(path, f"[[family]] #{index + 1}")
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    _check_keys(table, _FAMILY_KEYS, where)
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f'{where}: missing name = "..." (e.g. name = "GPT-4o")')
+    where = _where(path, f"family {name!r}")
+    variants = table.get("variants")
+    if not isinstance(variants, dict) or not variants:
+        raise ConfigError(f"{where}: no variants; add [family.variants.base] persona = SOURCE")
+    if BASE not in variants:
+        raise ConfigError(
+            f"{where}: no base variant; add [family.variants.base] with persona = SOURCE"
+        )
+    ordered = labels_in_order(list(variants))
+    return FamilySpec(
+        name=name.strip(),
+        variants=tuple(
+            _variant(label, variants[label], root, f"{where} variant {label!r}")
+            for label in ordered
+        ),
+    )
+
+
+def study_from_dict(data: Mapping[str, Any], path: Path) -> Study:
+    """Validate a parsed study file; relative paths are resolved against ``path``'s folder."""
+    where = path.name
+    _check_keys(data, _TOP_KEYS, where)
+    title = data.get("title", "persona-collapse report")
+    if not isinstance(title, str):
+        raise ConfigError(f"{where}: title must be a string")
+    simulated = data.get("simulated", False)
+    if not isinstance(simulated, bool):
+        raise ConfigError(f"{where}: simulated must be true or false")
+    families = data.get("family")
+    if not isinstance(families, list) or not families:
+        raise ConfigError(f"{where}: no [[family]] tables; add at least one with name and variants")
+    specs = tuple(_family(i, f, path.parent, path) for i, f in enumerate(families))
+    names = [f.name for f in specs]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        raise ConfigError(f"{where}: family {dup!r} appears twice; give each family its own name")
+    return Study(
+        title=title,
+        families=specs,
+        options=_analysis(data.get("analysis", {}), where),
+        simulated=simulated,
+        origin=str(path),
+    )
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and validate a study file (TOML)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"study file {p} does not exist; give the path of a .toml study file")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{p.name}: not UTF-8 text; save the study file as UTF-8") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p.name}: not valid TOML ({exc})") from None
+    return study_from_dict(data, p.resolve())
+
+
+def _toml_string(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def study_to_toml(study: Study) -> str:
+    """The study as a study file (absolute source paths), so a report can be rebuilt."""
+    lines = [f"title = {_toml_string(study.title)}"]
+    if study.simulated:
+        lines.append("simulated = true")
+    opts = study.options
+    lines += [
+        "",
+        "[analysis]",
+        f"seed = {opts.bootstrap.seed}",
+        f"persona_draws = {opts.bootstrap.persona_draws}",
+        f"repetition_draws = {opts.bootstrap.repetition_draws}",
+        f"ddof = {opts.bootstrap.ddof}",
+    ]
+    if opts.expected_reps is not None:
+        lines.append(f"expected_reps = {opts.expected_reps}")
+    if opts.temperature is not None:
+        lines.append(f"temperature = {opts.temperature}")
+    if opts.instrument is not None:
+        lines.append(f"instrument = {_toml_string(opts.instrument)}")
+    for fam in study.families:
+        lines += ["", "[[family]]", f"name = {_toml_string(fam.name)}"]
+        for var in fam.variants:
+            lines.append(f"[family.variants.{_toml_string(var.label)}]")
+            lines += [f"{role} = {_toml_string(src)}" for role, src in var.by_role().items()]
+    return "\n".join(lines) + "\n"

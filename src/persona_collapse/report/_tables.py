@@ -1,0 +1,312 @@
+"""The report's tables, built from an analysed study (numbers as in the paper: two decimals,
+relative changes in percent with one decimal)."""
+
+from __future__ import annotations
+
+import math
+
+from ..stats import METRICS, OVERALL, Band, published_band
+from ._results import StudyResult
+from ._table import Cell, Column, Table
+
+_SIM = " [SIMULATED data]"
+_METRIC_HEADINGS = {"S": "S", "sigma_bar": "σ̄", "R": "R"}
+
+
+def _sim(result: StudyResult) -> str:
+    return _SIM if result.simulated else ""
+
+
+def _metric_columns() -> tuple[Column, ...]:
+    return (
+        Column("S", se="S_se"),
+        Column("S_se"),
+        Column("sigma_bar", "σ̄", 3, se="sigma_bar_se"),
+        Column("sigma_bar_se"),
+        Column("R", se="R_se"),
+        Column("R_se"),
+    )
+
+
+def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
+    cols: list[Column] = []
+    for m in METRICS:
+        name = f"{prefix}{m}"
+        cols.append(
+            Column(name, f"Δ{_METRIC_HEADINGS[m]} ({unit})", 1, True, se=f"{name}_se"),
+        )
+        cols.append(Column(f"{name}_se", decimals=1))
+    return tuple(cols)
+
+
+def metrics_table(result: StudyResult, band: Band) -> Table:
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        for label, var in fam.variants.items():
+            v = var.measurement.values(OVERALL)
+            rows.append(
+                [
+                    fam.name,
+                    label,
+                    var.measurement.n_personas,
+                    v.S,
+                    v.S_se,
+                    v.sigma_bar,
+                    v.sigma_bar_se,
+                    v.R,
+                    v.R_se,
+                    band.outside(v.S),
+                ]
+            )
+    return Table(
+        "metrics",
+        f"Moral susceptibility S, mean within-persona SD σ̄ and robustness R (± SE){_sim(result)}",
+        (
+            Column("family"),
+            Column("variant"),
+            Column("personas"),
+            *_metric_columns(),
+            Column("outside_band", "outside band"),
+        ),
+        rows,
+        note=(
+            f"Band: S in [{band.S_min:.2f}, {band.S_max:.2f}] spanned by "
+            f"{sum(m.in_band for m in band.models)} frontier base models "
+            f"({band.source.split(':')[0]})."
+        ),
+    )
+
+
+def foundation_metrics_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        for label, var in fam.variants.items():
+            for group in var.measurement.subscales:
+                v = var.measurement.values(group)
+                rows.append(
+                    [fam.name, label, group, v.S, v.S_se, v.sigma_bar, v.sigma_bar_se, v.R, v.R_se]
+                )
+    return Table(
+        "metrics_by_foundation",
+        f"S, σ̄ and R per moral foundation (± SE){_sim(result)}",
+        (Column("family"), Column("variant"), Column("foundation"), *_metric_columns()),
+        rows,
+    )
+
+
+def changes_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        for label, var in fam.variants.items():
+            if var.change is None:
+                continue
+            d, se = var.change.at(OVERALL)
+            rows.append([fam.name, label, *(x for m in METRICS for x in (d[m], se[m]))])
+    return Table(
+        "changes",
+        f"Relative change against base, ΔX = (X − X_base) / X_base, in percent (± SE){_sim(result)}",
+        (Column("family"), Column("variant"), *_delta_columns()),
+        rows,
+    )
+
+
+def foundation_changes_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        for label, var in fam.variants.items():
+            if var.change is None:
+                continue
+            for group in var.measurement.subscales:
+                d, se = var.change.at(group)
+                rows.append([fam.name, label, group, *(x for m in METRICS for x in (d[m], se[m]))])
+    return Table(
+        "changes_by_foundation",
+        f"Relative change against base per moral foundation, percent (± SE){_sim(result)}",
+        (Column("family"), Column("variant"), Column("foundation"), *_delta_columns()),
+        rows,
+    )
+
+
+def excess_table(result: StudyResult) -> Table | None:
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        excess = fam.excess
+        if excess is None:
+            continue
+        for group in excess.groups:
+            e, se = excess.at(group)
+            rows.append([fam.name, group, *(x for m in METRICS for x in (e[m], se[m]))])
+    if not rows:
+        return None
+    return Table(
+        "excess",
+        "Misalignment-specific excess ΔX(insecure) − ΔX(secure), percentage points (± SE)"
+        + _sim(result),
+        (Column("family"), Column("foundation"), *_delta_columns("excess_", "pp")),
+        rows,
+    )
+
+
+def summary_table(result: StudyResult) -> Table | None:
+    summary = result.summary
+    if summary is None:
+        return None
+    rows: list[list[Cell]] = []
+    for label, means in summary.mean_delta_pct.items():
+        top_family, top_value = summary.max_delta_pct[label]["sigma_bar"]
+        rows.append(
+            [
+                label,
+                means["S"],
+                means["sigma_bar"],
+                means["R"],
+                top_value,
+                top_family,
+                summary.mean_cv["S"].get(label, math.nan),
+                summary.mean_cv["sigma_bar"].get(label, math.nan),
+            ]
+        )
+    n = len(result.families)
+    note = f"Plain means over {n} {'family' if n == 1 else 'families'}."
+    if summary.mean_excess_pp is not None:
+        e = summary.mean_excess_pp
+        note += (
+            " Mean excess insecure − secure: "
+            f"ΔS {e['S']:+.1f} pp, Δσ̄ {e['sigma_bar']:+.1f} pp, ΔR {e['R']:+.1f} pp."
+        )
+    return Table(
+        "summary",
+        f"Mean relative change over families, percent{_sim(result)}",
+        (
+            Column("variant"),
+            Column("mean_dS", "mean ΔS (%)", 1, True),
+            Column("mean_dsigma_bar", "mean Δσ̄ (%)", 1, True),
+            Column("mean_dR", "mean ΔR (%)", 1, True),
+            Column("max_dsigma_bar", "max Δσ̄ (%)", 1, True),
+            Column("max_dsigma_bar_family", "max at"),
+            Column("cv_S", "CV of S over foundations"),
+            Column("cv_sigma_bar", "CV of σ̄ over foundations"),
+        ),
+        rows,
+        note=note,
+    )
+
+
+def _profile_table(result: StudyResult, which: str) -> Table | None:
+    subscales = result.instrument.subscales
+    rows: list[list[Cell]] = []
+    for fam in result.families:
+        for label, var in fam.variants.items():
+            profile = var.self_profile if which == "self" else var.toxic_profile
+            if profile is None:
+                continue
+            rows.append(
+                [
+                    fam.name,
+                    label,
+                    *(x for f in subscales for x in (profile[f].mean, profile[f].sd)),
+                ]
+            )
+    if not rows:
+        return None
+    cols = [Column("family"), Column("variant")]
+    for f in subscales:
+        cols += [Column(f, se=f"{f}_sd"), Column(f"{f}_sd")]
+    if which == "self":
+        caption = "Self profile (no persona): mean ± SD per foundation"
+        note = "Per foundation: mean of its item means ± mean of its item SDs over repetitions."
+    else:
+        caption = "Toxic-persona profile: mean ± SD across personas per foundation"
+        note = (
+            "Per persona the mean rating per foundation; then mean ± SD (ddof 1) across personas."
+        )
+    return Table(f"{which}_profiles", caption + _sim(result), tuple(cols), rows, note=note)
+
+
+def failures_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = [
+        [s.family, s.variant, s.role, s.label, s.rows, s.mean_failures, s.missing_share]
+        for s in result.sources
+    ]
+    return Table(
+        "failures",
+        f"Failure statistics per response set{_sim(result)}",
+        (
+            Column("family"),
+            Column("variant"),
+            Column("role"),
+            Column("source"),
+            Column("rows"),
+            Column("mean_failures", "mean failures per answer"),
+            Column("missing_share", "share missing (rating −1)", 4),
+        ),
+        rows,
+        note="Failures count unparseable attempts before an answer; n/a where the source records none.",
+    )
+
+
+def provenance_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = [
+        [
+            s.family,
+            s.variant,
+            s.role,
+            s.label,
+            "SIMULATED" if s.simulated else "",
+            s.model,
+            s.backend,
+            s.method,
+            s.settings,
+            s.persona_set_hash,
+            s.protocol_hash,
+            s.tool_version,
+            s.created,
+            s.file_name,
+            s.sha256,
+        ]
+        for s in result.sources
+    ]
+    return Table(
+        "provenance",
+        "Provenance of every response set",
+        tuple(
+            Column(n)
+            for n in (
+                "family",
+                "variant",
+                "role",
+                "source",
+                "data",
+                "model",
+                "backend",
+                "method",
+                "settings",
+                "persona_set_hash",
+                "protocol_hash",
+                "tool_version",
+                "created",
+                "file",
+                "sha256",
+            )
+        ),
+        rows,
+        note="Published CSV files carry no run record: their file name and sha256 identify them.",
+    )
+
+
+def report_tables(result: StudyResult, band: Band | None = None) -> list[Table]:
+    """Every table of the report, in report order (absent ones left out)."""
+    band = band or published_band()
+    tables: list[Table | None] = [
+        metrics_table(result, band),
+        changes_table(result),
+        excess_table(result),
+        summary_table(result),
+        foundation_metrics_table(result),
+        foundation_changes_table(result),
+        _profile_table(result, "self"),
+        _profile_table(result, "toxic"),
+        failures_table(result),
+        provenance_table(result),
+    ]
+    return [t for t in tables if t is not None and t.rows]
