@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -86,5 +87,9 @@ def report_style() -> Iterator[None]:
 
 
 def titled(text: str, simulated: bool) -> str:
-    """A title, with the SIMULATED label in front when the data are simulated."""
-    return f"[{SIMULATED_TAG}] {text}" if simulated else text
+    """A title, with the SIMULATED label in front when the data are simulated.
+
+    Long titles are wrapped so narrow figures never clip them.
+    """
+    full = f"[{SIMULATED_TAG}] {text}" if simulated else text
+    return "\n".join(textwrap.wrap(full, width=60))
