@@ -57,10 +57,8 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
         return
     console = _console()
     for d in docs:
-        table = Table(
-            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)",
-            title_justify="left",
-        )
+        title = f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)"
+        table = Table(title=title, title_justify="left", min_width=len(title) + 2)
         for col in ("foundation", "S", "sigma_bar", "R"):
             table.add_column(col, justify="left" if col == "foundation" else "right")
         for group, v in metrics_rows(d):

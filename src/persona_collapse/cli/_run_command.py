@@ -86,7 +86,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="personahub-costa (the published set) or a persona file (JSON, JSONL, CSV, text)",
     )
     p.add_argument("--persona-field", default=None, help="JSONL key or CSV column of the persona")
-    p.add_argument("--n-personas", type=int, default=100, help="personas to ask (default 100)")
+    p.add_argument(
+        "--n-personas",
+        type=int,
+        default=None,
+        help="personas to ask: the first N (default: 100 of personahub-costa, all of a file)",
+    )
     p.add_argument("--reps", type=int, default=10, help="repetitions per cell (default 10)")
     p.add_argument(
         "--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)"

@@ -50,7 +50,8 @@ class RunOptions:
     method: Method = "sample"
     personas: str = PERSONAHUB_COSTA
     persona_field: str | None = None
-    n_personas: int = 100
+    n_personas: int | None = None
+    """First N personas; None: the published 100 of personahub-costa, every persona of a file."""
     reps: int = 10
     temperature: float = 0.1
     max_attempts: int = 10
@@ -72,7 +73,7 @@ class RunOptions:
             raise ConfigError(f"--method {self.method!r} is unknown; use sample or logprobs")
         if self.reps < 1:
             raise ConfigError("--reps must be at least 1")
-        if not self.self_mode and self.n_personas < 1:
+        if not self.self_mode and self.n_personas is not None and self.n_personas < 1:
             raise ConfigError("--n-personas must be at least 1")
         if not 0 <= self.temperature <= 2:
             raise ConfigError("--temperature must be between 0 and 2")
