@@ -587,3 +587,32 @@ def test_max_cost_stops_cleanly_before_the_limit(
             "SELECT SUM(prompt_tokens), SUM(completion_tokens) FROM responses"
         ).fetchone()
     assert (tokens[0] + tokens[1]) * 1000.0 / 1e6 <= 2.0
+
+
+def test_a_persona_file_is_asked_whole_by_default(tmp_path: Path) -> None:
+    """Without --n-personas a persona file is used whole (personahub-costa: the published 100)."""
+    personas = tmp_path / "p.json"
+    personas.write_text(json.dumps(["a sailor", "a baker", "a judge"]), encoding="utf-8")
+    store = tmp_path / "s.db"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "persona_collapse",
+            "run",
+            "sim/base",
+            "--personas",
+            str(personas),
+            "--reps",
+            "1",
+            "--store",
+            str(store),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 3 * 30
