@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -87,12 +89,12 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _connect(path: str | Path) -> sqlite3.Connection:
-    ResponseStore(path).close()  # validates (and creates) the store file
-    conn = sqlite3.connect(Path(path), timeout=30.0, isolation_level=None)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    conn.execute(_DDL)
-    return conn
+@contextmanager
+def _connection(path: str | Path) -> Iterator[sqlite3.Connection]:
+    """The store file's connection (validated, created if missing) with the variants table."""
+    with ResponseStore(path) as store, store.connection() as conn:
+        conn.execute(_DDL)
+        yield conn
 
 
 def _check_labels(family: str, variant: str) -> None:
@@ -108,8 +110,7 @@ def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
     """
     _check_labels(record.family, record.variant)
     now = _now()
-    conn = _connect(path)
-    try:
+    with _connection(path) as conn:
         old = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
             (record.family, record.variant),
@@ -135,10 +136,6 @@ def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
             f"VALUES ({', '.join('?' * len(_COLUMNS))})",
             tuple(merged[c] for c in _COLUMNS),
         )
-    except sqlite3.Error as exc:
-        raise DataError(f"store {path} cannot record the variant ({exc})") from exc
-    finally:
-        conn.close()
     stored = get_variant(path, record.family, record.variant)
     assert stored is not None
     return stored
@@ -152,29 +149,23 @@ def _from_row(row: tuple[Any, ...]) -> VariantRecord:
 
 def get_variant(path: str | Path, family: str, variant: str) -> VariantRecord | None:
     """The record of (family, variant), or None."""
-    conn = _connect(path)
-    try:
+    with _connection(path) as conn:
         row = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
             (family, variant),
         ).fetchone()
-    finally:
-        conn.close()
     return None if row is None else _from_row(row)
 
 
 def list_variants(path: str | Path, family: str | None = None) -> list[VariantRecord]:
     """Recorded variants (of one family, or all), by family then creation time."""
-    conn = _connect(path)
-    try:
+    with _connection(path) as conn:
         sql = f"SELECT {', '.join(_COLUMNS)} FROM variant_models"
         params: tuple[Any, ...] = ()
         if family is not None:
             sql += " WHERE family = ?"
             params = (family,)
         rows = conn.execute(sql + " ORDER BY family, created, variant", params).fetchall()
-    finally:
-        conn.close()
     return [_from_row(r) for r in rows]
 
 

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -299,6 +299,14 @@ class ResponseStore:
             if self._conn is None:
                 raise ValueError("the store is closed")
             yield self._conn
+
+    def connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The store's connection, serialised by its lock, SQLite errors raised as DataError.
+
+        For modules that keep their own tables in the store file (``verify``,
+        ``finetune``); autocommit mode, so each statement commits at once.
+        """
+        return self._using()
 
     def _unknown_run(self, run_id: str) -> DataError:
         ids = [r.run_id for r in self.list_runs()]

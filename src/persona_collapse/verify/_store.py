@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -143,35 +141,20 @@ class StoredJudgment:
 class VerifyStore:
     """The verification tables of a persona-collapse store file (created if missing).
 
-    The file is opened (and validated, created) as a :class:`ResponseStore`
-    first, so a verify store is always a usable response store too. Calls are
-    serialised by a lock; one object may be shared by the threads of a run.
+    The file is opened (validated, created) as a :class:`ResponseStore`, whose
+    connection and lock it shares, so a verify store is always a usable
+    response store too; one object may be shared by the threads of a run.
     """
 
     def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
-        self.path = Path(path)
-        ResponseStore(self.path, timeout_s=timeout_s).close()
-        self._lock = threading.RLock()
-        try:
-            self._conn: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
-            self._conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
+        self._store = ResponseStore(path, timeout_s=timeout_s)
+        self.path = self._store.path
+        with self._using() as conn:
             for statement in _DDL:
-                self._conn.execute(statement)
-        except sqlite3.Error as exc:
-            raise DataError(f"store {self.path} cannot hold verification runs ({exc})") from exc
+                conn.execute(statement)
 
-    @contextmanager
-    def _using(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._conn is None:
-                raise ValueError("the verify store is closed")
-            try:
-                yield self._conn
-            except sqlite3.Error as exc:
-                raise DataError(f"store {self.path} cannot be used ({exc})") from exc
+    def _using(self) -> AbstractContextManager[sqlite3.Connection]:
+        return self._store.connection()
 
     # -- runs ----------------------------------------------------------------
 
@@ -326,11 +309,8 @@ class VerifyStore:
     # -- lifetime --------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        """Close the file (idempotent)."""
+        self._store.close()
 
     def __enter__(self) -> VerifyStore:
         return self
