@@ -43,13 +43,12 @@ Batches are never larger than the runner's ``--concurrency``: raise it (e.g.
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
 
 from ..errors import ConfigError
-from ._hf_batch import MicroBatcher
+from ._hf_batch import MicroBatcher, check_decoding
 from ._hf_engine import EngineRequest, EngineResult, HFEngine
 from ._hf_load import load_hf
 from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec, Retry
@@ -180,12 +179,7 @@ class HFBackend:
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Answer ``request`` in the next batch (raises :class:`BackendError`)."""
-        if request.max_tokens < 1:
-            raise BackendError(Fatal(f"max_tokens must be at least 1, got {request.max_tokens}"))
-        if not math.isfinite(request.temperature) or request.temperature < 0:
-            raise BackendError(
-                Fatal(f"temperature must be a number >= 0, got {request.temperature}")
-            )
+        check_decoding(request)
         return await self.batcher.submit(request)
 
     # -- in the worker thread ---------------------------------------------------------

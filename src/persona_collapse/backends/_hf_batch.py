@@ -13,9 +13,12 @@ queue their next request first.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
+
+from ._types import BackendError, ChatRequest, Fatal
 
 __all__ = ["MicroBatcher"]
 
@@ -111,3 +114,11 @@ class MicroBatcher(Generic[T, R]):
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
+
+
+def check_decoding(request: ChatRequest) -> None:
+    """Refuse settings a local engine cannot run (max_tokens < 1, negative or NaN temperature)."""
+    if request.max_tokens < 1:
+        raise BackendError(Fatal(f"max_tokens must be at least 1, got {request.max_tokens}"))
+    if not math.isfinite(request.temperature) or request.temperature < 0:
+        raise BackendError(Fatal(f"temperature must be a number >= 0, got {request.temperature}"))

@@ -21,12 +21,11 @@ Options (keywords, else environment variables): ``PERSONA_COLLAPSE_VLLM_TP``
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 from ..errors import ConfigError
-from ._hf_batch import MicroBatcher
+from ._hf_batch import MicroBatcher, check_decoding
 from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec
 
 __all__ = ["VLLMBackend", "import_vllm"]
@@ -106,12 +105,7 @@ class VLLMBackend:
         """Nothing to reach: the engine was started when the backend was made."""
 
     async def complete(self, request: ChatRequest) -> ChatResult:
-        if request.max_tokens < 1:
-            raise BackendError(Fatal(f"max_tokens must be at least 1, got {request.max_tokens}"))
-        if not math.isfinite(request.temperature) or request.temperature < 0:
-            raise BackendError(
-                Fatal(f"temperature must be a number >= 0, got {request.temperature}")
-            )
+        check_decoding(request)
         return await self.batcher.submit(request)
 
     def _prompt(self, request: ChatRequest) -> str:
