@@ -7,7 +7,7 @@ The command line and the report call these; they hold no I/O beyond what
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -255,10 +255,8 @@ def compare_responses(
     base_meas = measure_responses(base, opts)
     out: dict[str, tuple[str, Measurement, Change]] = {}
     for stream, (label, resp) in enumerate(variants.items(), start=1):
-        cfg = BootstrapConfig(**{**opts.bootstrap.__dict__, "stream": stream})
-        meas = measure_responses(
-            resp, AnalysisOptions(cfg, opts.instrument, opts.expected_reps, opts.temperature)
-        )
+        streamed = replace(opts, bootstrap=replace(opts.bootstrap, stream=stream))
+        meas = measure_responses(resp, streamed)
         if meas.subscales != base_meas.subscales:
             raise DataError(f"{resp.label} and {base.label} use different instruments")
         out[label] = (resp.label, meas, relative_change(base_meas, meas))
