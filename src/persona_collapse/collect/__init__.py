@@ -4,6 +4,9 @@
   of a run, minus those already stored.
 * :class:`BackoffPolicy` and :class:`AdaptiveWindow`: the retry and
   rate-limit policy (offline-testable).
+* :class:`Transport`: the one gate every model request goes through (window,
+  retries, Retry-After, the :class:`CostBudget`, counters); collection and
+  ``verify`` (subject and judge) send through it.
 * :class:`Collector`: the asyncio runner of the published sampling and logprob
   protocols.
 * :func:`run_collection`: a whole ``persona-collapse run`` session.
@@ -11,7 +14,7 @@
 
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
 from ._policy import AdaptiveWindow, BackoffPolicy
-from ._progress import ProgressDisplay, choose_mode, format_cost
+from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
 from ._record import (
     build_run_info,
     default_run_id,
@@ -27,6 +30,15 @@ from ._runner import (
     request_seed,
 )
 from ._session import DEFAULT_STORE, RunOptions, RunOutcome, prepare_run, run_collection
+from ._transport import (
+    CostBudget,
+    Pricing,
+    RequestTally,
+    TrafficCounters,
+    TrafficStats,
+    Transport,
+    TransportStop,
+)
 
 __all__ = [
     "DEFAULT_STORE",
@@ -36,10 +48,18 @@ __all__ = [
     "CollectConfig",
     "CollectStats",
     "Collector",
+    "CostBudget",
+    "Pricing",
     "ProgressDisplay",
+    "RequestTally",
     "RunOptions",
     "RunOutcome",
+    "ShownStats",
     "Slot",
+    "TrafficCounters",
+    "TrafficStats",
+    "Transport",
+    "TransportStop",
     "build_run_info",
     "choose_mode",
     "default_run_id",

@@ -1,8 +1,9 @@
 """Progress of a collection on stderr: a rich bar on a terminal, plain lines otherwise.
 
-The bar shows slots done/total, the request rate, the ETA, transport retries,
-failures (unparseable attempts), missing slots, tokens in/out and the
-estimated cost. Simulated runs say SIMULATED in the description. With
+The bar shows units done/total (slots for ``run``, answers and judgements for
+``verify``), the request rate, the ETA, transport retries, the run's own
+counts (failures and missing slots for ``run``), tokens in/out and the
+estimated cost. Anything shaped like :class:`ShownStats` can be displayed. Simulated runs say SIMULATED in the description. With
 ``--quiet`` nothing is shown; when stderr is not a terminal a plain line is
 written at most every ``plain_interval_s`` seconds (and only once answers
 arrive), so logs stay short and error output stays one line.
@@ -13,7 +14,7 @@ from __future__ import annotations
 import sys
 import time
 from types import TracebackType
-from typing import Literal, TextIO
+from typing import Literal, Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -25,9 +26,36 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from ._runner import CollectStats
-
 DisplayMode = Literal["rich", "plain", "off"]
+
+
+class ShownStats(Protocol):
+    """What a :class:`ProgressDisplay` reads (``CollectStats``, ``VerifyProgress``).
+
+    ``done``: units stored this session; ``retries``: transport retries;
+    ``cost_usd``: estimated spend in US dollars; ``progress_counts()``: the
+    part of the detail that belongs to the caller (e.g. "failures 2 missing 0").
+    """
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def requests_per_s(self) -> float: ...
+
+    @property
+    def retries(self) -> int: ...
+
+    @property
+    def prompt_tokens(self) -> int: ...
+
+    @property
+    def completion_tokens(self) -> int: ...
+
+    @property
+    def cost_usd(self) -> float: ...
+
+    def progress_counts(self) -> str: ...
 
 
 def _count(n: int) -> str:
@@ -55,11 +83,11 @@ def choose_mode(stream: TextIO, *, quiet: bool) -> DisplayMode:
 
 
 class ProgressDisplay:
-    """Shows a :class:`CollectStats` while a run goes on (use as a context manager).
+    """Shows a :class:`ShownStats` while a run goes on (use as a context manager).
 
-    ``total``: slots of the whole run; ``stored_before``: slots already stored
-    when this session began (the bar starts there). ``priced``: whether a cost
-    estimate is available.
+    ``total``: units (``unit``, default slots) of the whole run;
+    ``stored_before``: units already stored when this session began (the bar
+    starts there). ``priced``: whether a cost estimate is available.
     """
 
     def __init__(
@@ -74,6 +102,7 @@ class ProgressDisplay:
         quiet: bool = False,
         min_interval_s: float = 0.1,
         plain_interval_s: float = 30.0,
+        unit: str = "slots",
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.mode: DisplayMode = mode or choose_mode(self.stream, quiet=quiet)
@@ -83,6 +112,7 @@ class ProgressDisplay:
         self.priced = priced
         self.min_interval_s = min_interval_s
         self.plain_interval_s = plain_interval_s
+        self.unit = unit
         self._last = 0.0
         self._last_plain = time.monotonic()
         self._progress: Progress | None = None
@@ -114,7 +144,7 @@ class ProgressDisplay:
         )
         self._progress.start()
 
-    def stop(self, stats: CollectStats | None = None) -> None:
+    def stop(self, stats: ShownStats | None = None) -> None:
         if stats is not None:
             self.update(stats, force=True)
         if self._progress is not None:
@@ -135,24 +165,24 @@ class ProgressDisplay:
 
     # -- updates -------------------------------------------------------------------
 
-    def detail(self, stats: CollectStats) -> str:
-        """Retries, failures (unparseable attempts), missing slots, tokens in/out, cost."""
+    def detail(self, stats: ShownStats) -> str:
+        """Retries, the caller's counts (run: failures, missing slots), tokens in/out, cost."""
         cost = format_cost(stats.cost_usd if self.priced else None)
         return (
-            f"retries {stats.retries} failures {stats.failures} missing {stats.missing} "
+            f"retries {stats.retries} {stats.progress_counts()} "
             f"tokens {_count(stats.prompt_tokens)}/{_count(stats.completion_tokens)} {cost}"
         )
 
-    def line(self, stats: CollectStats) -> str:
+    def line(self, stats: ShownStats) -> str:
         """One plain progress line."""
         done = self.stored_before + stats.done
         pct = 100.0 * done / self.total if self.total else 100.0
         return (
-            f"{self.description}: {done}/{self.total} slots ({pct:.0f}%), "
+            f"{self.description}: {done}/{self.total} {self.unit} ({pct:.0f}%), "
             f"{stats.requests_per_s:.1f} req/s, {self.detail(stats)}"
         )
 
-    def update(self, stats: CollectStats, *, force: bool = False) -> None:
+    def update(self, stats: ShownStats, *, force: bool = False) -> None:
         """Show ``stats`` (throttled to ``min_interval_s`` unless ``force``)."""
         if self.mode == "off":
             return

@@ -1,7 +1,8 @@
 """The asyncio runner: asks every planned slot with the published sampling protocol.
 
-Up to ``concurrency`` slots are worked on at once; how many HTTP requests are
-in flight is governed by the :class:`AdaptiveWindow` (AIMD on 429s). Each
+Up to ``concurrency`` slots are worked on at once; every request goes through
+one :class:`~persona_collapse.collect.Transport` (the adaptive window, the
+transport retries, Retry-After pauses and the cost budget live there). Each
 slot follows PROTOCOL.md section 2:
 
 * ``sample``: one-token requests (``max_tokens=1``) at the run's temperature,
@@ -19,29 +20,25 @@ slot follows PROTOCOL.md section 2:
   ``max_attempts``); one whose top-k holds no scale value at all is stored
   as missing at once (asking again at T = 1 reads the same logits).
 
-Transport failures (429, 5xx, timeouts) are retried by the
-:class:`BackoffPolicy` and are never protocol attempts. A ``Fatal`` decision,
-or a request that used all its transport retries, cancels everything in
-flight and ends the run with a :class:`ConfigError`; what was stored stays
-stored and the unfinished slots are asked again on resume. Every answer is committed to the store the
-moment it arrives. Every request carries a seed derived from (run seed,
-persona, item, repetition, attempt), so two repetitions of one cell are never
-one cached answer.
+Transport failures (429, 5xx, timeouts) are retried by the transport and are
+never protocol attempts. A ``Fatal`` decision, or a request that used all its
+transport retries, cancels everything in flight and ends the run with a
+:class:`ConfigError`; what was stored stays stored and the unfinished slots
+are asked again on resume. Every answer is committed to the store the moment
+it arrives. Every request carries a seed derived from (run seed, persona,
+item, repetition, attempt), so two repetitions of one cell are never one
+cached answer.
 
-``max_cost_usd``: before each request the runner adds the estimated cost of
-every in-flight request and of the new one to what was spent; if that would
-pass the limit, no new request starts (requests in flight finish and are
-stored) and the run ends with ``stop_reason="max-cost"``. Slots cut short
-this way are not stored, so resuming asks them again.
+``max_cost_usd``: when the transport's budget refuses a request, no new
+request starts (requests in flight finish and are stored) and the run ends
+with ``stop_reason="max-cost"``. Slots cut short this way are not stored, so
+resuming asks them again.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
-import math
-import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -51,14 +48,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..backends._types import (
-    BackendError,
-    BadAnswer,
-    ChatRequest,
-    ChatResult,
-    Fatal,
-    Retry,
-)
+from ..backends import ChatRequest, ChatResult
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import (
@@ -71,18 +61,25 @@ from ..protocol import (
 from ..store import MISSING_RATING, ResponseRow
 from ._plan import SELF_PERSONA_ID, Slot
 from ._policy import AdaptiveWindow, BackoffPolicy
+from ._transport import (
+    ChatBackend,
+    CostBudget,
+    Pricing,
+    RequestTally,
+    Transport,
+    TransportStop,
+)
 
-
-class ChatBackend(Protocol):
-    """What the runner needs of a backend (see :class:`persona_collapse.backends.Backend`)."""
-
-    async def complete(self, request: ChatRequest) -> ChatResult: ...
-
-
-class Pricing(Protocol):
-    """A price table entry: USD for a number of prompt and completion tokens."""
-
-    def cost(self, prompt_tokens: int, completion_tokens: int) -> float: ...
+__all__ = [
+    "ChatBackend",
+    "CollectConfig",
+    "CollectStats",
+    "Collector",
+    "Pricing",
+    "ResponseSink",
+    "local_timestamp",
+    "request_seed",
+]
 
 
 class ResponseSink(Protocol):
@@ -128,7 +125,8 @@ class CollectStats:
     (kept as they were). ``failures``: unparseable attempts;
     ``retries``: transport retries (``rate_limited`` of them after a 429).
     ``stop_reason``: None when every planned slot was asked, else ``max-cost``,
-    ``interrupted``, ``fatal`` or ``retries-exhausted``.
+    ``interrupted``, ``fatal`` or ``retries-exhausted``. The traffic counters
+    (requests to ``window``) are written by the :class:`Transport`.
     """
 
     planned: int = 0
@@ -158,9 +156,9 @@ class CollectStats:
         elapsed = self.elapsed_s
         return self.requests / elapsed if elapsed > 0 else 0.0
 
-
-class _StopRun(Exception):
-    """Internal: this worker must stop taking work (budget, exhausted retries, fatal)."""
+    def progress_counts(self) -> str:
+        """The run-specific part of the progress line: failures and missing slots."""
+        return f"failures {self.failures} missing {self.missing}"
 
 
 def request_seed(base: int, slot: Slot, attempt: int) -> int:
@@ -180,7 +178,7 @@ class _SlotState:
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    transport_retries: int = 0
+    tally: RequestTally = field(default_factory=RequestTally)
 
 
 class Collector:
@@ -189,6 +187,8 @@ class Collector:
     ``personas`` maps persona ids to texts (ignored for self-mode slots).
     ``price``: a price entry for cost estimates (required with ``max_cost_usd``).
     ``on_update``: called with the live :class:`CollectStats` after every event.
+    ``budget``: a :class:`CostBudget` shared with other transports (default: a
+    private one with ``config.max_cost_usd``).
     """
 
     def __init__(
@@ -204,11 +204,8 @@ class Collector:
         price: Pricing | None = None,
         on_update: Callable[[CollectStats], None] | None = None,
         stats: CollectStats | None = None,
+        budget: CostBudget | None = None,
     ) -> None:
-        if config.max_cost_usd is not None and price is None:
-            raise ConfigError(
-                "--max-cost needs a price for this model and none is known; drop --max-cost"
-            )
         self.backend = backend
         self.sink = sink
         self.run_id = run_id
@@ -219,17 +216,23 @@ class Collector:
         self.on_update = on_update
         self.stats = stats or CollectStats()
         self.stats.planned = len(slots)
-        self.window = AdaptiveWindow(config.concurrency)
-        self.stats.window = self.window.allowed
+        self.transport = Transport(
+            backend,
+            limit=config.concurrency,
+            policy=config.policy,
+            price=price,
+            budget=budget if budget is not None else CostBudget(config.max_cost_usd),
+            seed=config.seed,
+            stats=self.stats,
+            on_update=self._notify_update,
+        )
         self._queue: deque[Slot] = deque(slots)
-        self._rng = random.Random(config.seed)
-        self._waiters: list[asyncio.Future[None]] = []
-        self._exhausted_message: str | None = None
-        self._stopping = False
-        self._fatal: str | None = None
-        self._reserved = 0.0
-        self._cost_per_request: float | None = None
         self._check_personas(slots)
+
+    @property
+    def window(self) -> AdaptiveWindow:
+        """The transport's :class:`AdaptiveWindow`."""
+        return self.transport.window
 
     def _check_personas(self, slots: Sequence[Slot]) -> None:
         needed = {s.persona_id for s in slots if s.persona_id != SELF_PERSONA_ID}
@@ -248,7 +251,7 @@ class Collector:
             pending: set[asyncio.Task[None]] = set(workers)
             # A fatal answer or a request out of retries ends the run at once: requests in
             # flight are cancelled (their slots stay unstored and are asked on resume).
-            while pending and self._fatal is None and self._exhausted_message is None:
+            while pending and not self.transport.halted:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     exc = task.exception()
@@ -264,20 +267,19 @@ class Collector:
             self.stats.finished = time.monotonic()
             self.stats.in_flight = 0
             self._notify_update()
-        if self._fatal is not None:
-            raise ConfigError(self._fatal)
-        if self._exhausted_message is not None:
-            raise ConfigError(self._exhausted_message)
+        stop = self.transport.stopped
+        if stop is not None and self.transport.halted:
+            raise ConfigError(stop.message)
         return self.stats
 
     # -- workers ---------------------------------------------------------------
 
     async def _worker(self) -> None:
-        while self._queue and not self._stopping:
+        while self._queue and self.transport.stopped is None:
             slot = self._queue.popleft()
             try:
                 row = await self._ask(slot)
-            except _StopRun:
+            except TransportStop:
                 return
             self._commit(row)
 
@@ -305,13 +307,20 @@ class Collector:
             return await self._ask_logprobs(slot)
         return await self._ask_sample(slot)
 
+    async def _send(self, request: ChatRequest, state: _SlotState) -> ChatResult | None:
+        """One request through the transport (None: an unreadable answer); counts its tokens."""
+        result = await self.transport.send(request, state.tally)
+        if result is not None:
+            state.prompt_tokens += result.prompt_tokens
+            state.completion_tokens += result.completion_tokens
+        return result
+
     async def _ask_sample(self, slot: Slot) -> ResponseRow:
         proto = self.config.protocol
         scale = self.instrument.scale
         messages = self._messages(slot, logprobs=False)
         state = _SlotState()
         text: str | None = None
-        latency = 0.0
         for attempt in range(proto.max_attempts):
             request = ChatRequest(
                 messages=messages,
@@ -320,12 +329,12 @@ class Collector:
                 seed=request_seed(self.config.seed, slot, attempt),
                 timeout_s=self.config.timeout_s,
             )
-            result, latency = await self._request(request, state)
+            result = await self._send(request, state)
             if result is not None:
                 text = result.text
                 rating = parse_one_token(result.text, scale)
                 if rating is not None:
-                    return self._row(slot, rating, state, text, latency)
+                    return self._row(slot, rating, state, text)
             self._failed_attempt(state)
         request = ChatRequest(
             messages=messages,
@@ -334,15 +343,15 @@ class Collector:
             seed=request_seed(self.config.seed, slot, proto.max_attempts),
             timeout_s=self.config.timeout_s,
         )
-        result, latency = await self._request(request, state)
+        result = await self._send(request, state)
         extra: dict[str, Any] = {"fallback": True}
         if result is not None:
             text = result.text
             rating = parse_fallback(result.text, scale)
             if rating is not None:
-                return self._row(slot, rating, state, text, latency, extra)
+                return self._row(slot, rating, state, text, extra)
         self._failed_attempt(state)
-        return self._row(slot, MISSING_RATING, state, text, latency, extra)
+        return self._row(slot, MISSING_RATING, state, text, extra)
 
     async def _ask_logprobs(self, slot: Slot) -> ResponseRow:
         proto = self.config.protocol
@@ -350,7 +359,6 @@ class Collector:
         messages = self._messages(slot, logprobs=True)
         state = _SlotState()
         text: str | None = None
-        latency = 0.0
         for attempt in range(proto.max_attempts):
             request = ChatRequest(
                 messages=messages,
@@ -360,7 +368,7 @@ class Collector:
                 seed=request_seed(self.config.seed, slot, attempt),
                 timeout_s=self.config.timeout_s,
             )
-            result, latency = await self._request(request, state)
+            result = await self._send(request, state)
             if result is None or not result.top_logprobs:
                 text = None if result is None else result.text
                 self._failed_attempt(state)
@@ -369,18 +377,17 @@ class Collector:
             extra = dist.to_extra()
             if not float(dist.probs.sum()) > 0:
                 # No scale value in the top-k: asking again at T = 1 reads the same logits.
-                return self._row(slot, MISSING_RATING, state, result.text, latency, extra)
+                return self._row(slot, MISSING_RATING, state, result.text, extra)
             rating = scale.values[int(np.argmax(dist.probs))]
             return self._row(
                 slot,
                 rating,
                 state,
                 result.text,
-                latency,
                 extra,
                 distribution=[float(p) for p in dist.probs],
             )
-        return self._row(slot, MISSING_RATING, state, text, latency)
+        return self._row(slot, MISSING_RATING, state, text)
 
     def _failed_attempt(self, state: _SlotState) -> None:
         state.failures += 1
@@ -392,14 +399,13 @@ class Collector:
         rating: int,
         state: _SlotState,
         text: str | None,
-        latency_ms: float,
         extra: dict[str, Any] | None = None,
         *,
         distribution: list[float] | None = None,
     ) -> ResponseRow:
         info = dict(extra or {})
-        if state.transport_retries:
-            info["transport_retries"] = state.transport_retries
+        if state.tally.retries:
+            info["transport_retries"] = state.tally.retries
         return ResponseRow(
             persona_id=slot.persona_id,
             item_id=slot.item_id,
@@ -409,160 +415,8 @@ class Collector:
             raw_text=text,
             distribution=distribution,
             collected_at=local_timestamp(),
-            latency_ms=round(latency_ms, 3),
+            latency_ms=round(state.tally.latency_ms, 3),
             prompt_tokens=state.prompt_tokens,
             completion_tokens=state.completion_tokens,
             extra=info or None,
         )
-
-    # -- one request with transport retries --------------------------------------
-
-    async def _request(
-        self, request: ChatRequest, state: _SlotState
-    ) -> tuple[ChatResult | None, float]:
-        """The result (None for an unreadable answer, a failed attempt) and its latency in ms."""
-        retries = 0
-        estimate = self._estimate_cost(request)
-        while True:
-            started = await self._acquire(estimate)
-            t0 = time.perf_counter()
-            cost = 0.0
-            try:
-                try:
-                    result = await self.backend.complete(request)
-                except TimeoutError as exc:  # a backend that let an asyncio timeout through
-                    raise BackendError(Retry("timeout", detail="request timed out")) from exc
-            except BackendError as exc:
-                decision = exc.decision
-                self._release(estimate, 0.0)
-                if isinstance(decision, Fatal):
-                    self._stop_fatal(decision.message)
-                    raise _StopRun from None
-                if isinstance(decision, BadAnswer):
-                    self.stats.requests += 1
-                    self.window.on_success()
-                    return None, (time.perf_counter() - t0) * 1000.0
-                assert isinstance(decision, Retry)
-                await self._after_retry(decision, started, retries, state)
-                retries += 1
-                continue
-            except BaseException:
-                self._release(estimate, 0.0)
-                raise
-            latency_ms = (time.perf_counter() - t0) * 1000.0
-            state.prompt_tokens += result.prompt_tokens
-            state.completion_tokens += result.completion_tokens
-            st = self.stats
-            st.requests += 1
-            st.prompt_tokens += result.prompt_tokens
-            st.completion_tokens += result.completion_tokens
-            if self.price is not None:
-                cost = self.price.cost(result.prompt_tokens, result.completion_tokens)
-                st.cost_usd += cost
-                if request.max_tokens <= 1:
-                    self._learn_cost(cost)
-            self.window.on_success()
-            self._release(estimate, cost)
-            return result, latency_ms
-
-    async def _after_retry(
-        self, decision: Retry, started: float, retries: int, state: _SlotState
-    ) -> None:
-        st = self.stats
-        now = time.monotonic()
-        if decision.kind == "rate_limit":
-            st.rate_limited += 1
-            self.window.on_rate_limit(now, started, decision.after_s)
-        else:
-            self.window.on_transient()
-        st.window = self.window.allowed
-        policy = self.config.policy
-        if policy.give_up(retries):
-            what = decision.detail or decision.kind.replace("_", " ")
-            if self._exhausted_message is None:
-                self._exhausted_message = (
-                    f"the model server kept failing ({what}) after {retries} retries of "
-                    "one request; stopped (try again later)"
-                )
-            self._stop("retries-exhausted")
-            raise _StopRun
-        st.retries += 1
-        state.transport_retries += 1
-        self._notify_update()
-        await asyncio.sleep(policy.delay(retries, self._rng, decision.after_s))
-
-    # -- the gate: window, pause and budget ---------------------------------------
-
-    async def _acquire(self, estimate: float) -> float:
-        """Wait until the window, any 429 pause and the budget allow one more request."""
-        loop = asyncio.get_running_loop()
-        while True:
-            if self._stopping:
-                raise _StopRun
-            now = time.monotonic()
-            if self.window.can_start(self.stats.in_flight, now):
-                if not self._within_budget(estimate):
-                    self._stop("max-cost")
-                    raise _StopRun
-                self.stats.in_flight += 1
-                self._reserved += estimate
-                self.stats.window = self.window.allowed
-                return now
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
-            pause = self.window.pause_left(now)
-            try:
-                if pause > 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(waiter, timeout=pause)
-                else:
-                    await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
-
-    def _release(self, estimate: float, cost: float) -> None:
-        self.stats.in_flight -= 1
-        self._reserved -= estimate
-        self._wake()
-
-    def _wake(self) -> None:
-        """Let every waiting worker re-check the gate."""
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-
-    def _stop(self, reason: str) -> None:
-        if not self._stopping:
-            self._stopping = True
-            self.stats.stop_reason = self.stats.stop_reason or reason
-            self._wake()
-
-    def _stop_fatal(self, message: str) -> None:
-        if self._fatal is None:
-            self._fatal = message
-            self.stats.stop_reason = "fatal"
-        self._stop("fatal")
-
-    # -- cost ------------------------------------------------------------------------
-
-    def _estimate_cost(self, request: ChatRequest) -> float:
-        if self.price is None:
-            return 0.0
-        if self._cost_per_request is not None and request.max_tokens <= 1:
-            return self._cost_per_request
-        chars = sum(len(m.get("content", "")) for m in request.messages)
-        # A generous guess before any answer arrived: ~3 characters per token.
-        return self.price.cost(chars // 3 + 16, request.max_tokens)
-
-    def _learn_cost(self, cost: float) -> None:
-        # A high-biased estimate of a one-token request: the largest such cost seen so far.
-        if math.isfinite(cost):
-            self._cost_per_request = max(self._cost_per_request or 0.0, cost)
-
-    def _within_budget(self, estimate: float) -> bool:
-        limit = self.config.max_cost_usd
-        if limit is None:
-            return True
-        return self.stats.cost_usd + self._reserved + estimate <= limit

@@ -3,29 +3,42 @@
 For every (question, sample) not yet answered the model is asked at the
 protocol's temperature (default T = 1); each answer is committed to the store
 the moment it arrives and its two judgements (``aligned``, ``coherent``) are
-queued at once. Answers already stored but not yet judged are judged. Model
-and judge requests have their own concurrency limits.
+queued at once. Answers already stored but not yet judged are judged.
 
-Transport failures (429, 5xx, timeouts, unreadable bodies) are retried with
-the runner's :class:`~persona_collapse.collect.BackoffPolicy`; a request that
-uses up its retries, or any ``Fatal`` decision (bad key, unknown model), stops
-the run with one :class:`ConfigError` line. What was stored stays stored:
-running the same command again continues.
+Every request goes through a :class:`~persona_collapse.collect.Transport`,
+one for the model (window ``concurrency``) and one for the judge (window
+``judge_concurrency``): the adaptive window, transport retries of 429, 5xx
+and timeouts with Retry-After honoured, and one :class:`CostBudget` shared by
+both, so ``max_cost_usd`` caps subject and judge traffic together. This
+module has no retry loop of its own; an unreadable reply (``BadAnswer``) is
+asked again, at most ``policy.max_retries`` times, like a protocol attempt.
+
+A request that uses up its transport retries, or any ``Fatal`` decision (bad
+key, unknown model), stops the run with one :class:`ConfigError` line; the
+budget stops it after the requests in flight are stored. What was stored
+stays stored: running the same command again continues.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-import random
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from ..backends import Backend, BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
-from ..collect import BackoffPolicy
+from ..backends import Backend, ChatRequest, ChatResult
+from ..collect import (
+    BackoffPolicy,
+    CostBudget,
+    Pricing,
+    ProgressDisplay,
+    RequestTally,
+    TrafficStats,
+    Transport,
+    TransportStop,
+)
 from ..errors import ConfigError
 from ._protocol import VerifyProtocol
 from ._questions import ASPECTS, QuestionSet, render_judge_prompt
@@ -43,143 +56,190 @@ def answer_seed(base: int, question_id: str, sample: int) -> int:
 
 @dataclass
 class VerifyProgress:
-    """Live counters: answers and judgements stored (before and during this session)."""
+    """Live counters: answers and judgements stored (before and during this session).
+
+    ``stored_before``: answers plus judgements already stored when the session
+    began; ``unreadable``: replies whose body could not be read (asked again);
+    ``model`` / ``judge``: the traffic counters of the two transports
+    (requests, retries, tokens, estimated cost in US dollars).
+    """
 
     answers_total: int = 0
     answers_done: int = 0
     judgments_total: int = 0
     judgments_done: int = 0
-    requests: int = 0
-    retries: int = 0
+    stored_before: int = 0
+    unreadable: int = 0
+    model: TrafficStats = field(default_factory=TrafficStats)
+    judge: TrafficStats = field(default_factory=TrafficStats)
     started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+
+    @property
+    def done(self) -> int:
+        """Answers and judgements stored this session."""
+        return self.answers_done + self.judgments_done - self.stored_before
+
+    @property
+    def requests(self) -> int:
+        return self.model.requests + self.judge.requests
+
+    @property
+    def retries(self) -> int:
+        return self.model.retries + self.judge.retries
+
+    @property
+    def prompt_tokens(self) -> int:
+        return self.model.prompt_tokens + self.judge.prompt_tokens
+
+    @property
+    def completion_tokens(self) -> int:
+        return self.model.completion_tokens + self.judge.completion_tokens
+
+    @property
+    def cost_usd(self) -> float:
+        return self.model.cost_usd + self.judge.cost_usd
+
+    @property
+    def elapsed_s(self) -> float:
+        return (self.finished if self.finished is not None else time.monotonic()) - self.started
+
+    @property
+    def requests_per_s(self) -> float:
+        elapsed = self.elapsed_s
+        return self.requests / elapsed if elapsed > 0 else 0.0
+
+    def progress_counts(self) -> str:
+        """The verify part of the progress detail: answers and judgements stored."""
+        return (
+            f"answers {self.answers_done}/{self.answers_total} "
+            f"judgements {self.judgments_done}/{self.judgments_total}"
+        )
 
     def line(self) -> str:
-        elapsed = time.monotonic() - self.started
         return (
             f"answers {self.answers_done}/{self.answers_total}, judgements "
             f"{self.judgments_done}/{self.judgments_total} ({self.requests} requests, "
-            f"{self.retries} retries, {elapsed:.1f} s)"
+            f"{self.retries} retries, {self.elapsed_s:.1f} s)"
         )
 
 
-class _Asker:
-    """Sends one request with transport retries; maps failures to ConfigError lines."""
-
-    def __init__(
-        self,
-        policy: BackoffPolicy,
-        progress: VerifyProgress,
-        seed: int,
-        on_update: Callable[[], None],
-    ) -> None:
-        self.policy = policy
-        self.progress = progress
-        self.rng = random.Random(seed)
-        self.on_update = on_update
-
-    async def ask(
-        self, backend: Backend, request: ChatRequest, sem: asyncio.Semaphore, who: str
-    ) -> ChatResult:
-        retries = 0
-        while True:
-            async with sem:
-                self.progress.requests += 1
-                try:
-                    return await backend.complete(request)
-                except BackendError as exc:
-                    decision = exc.decision
-            if isinstance(decision, Fatal):
-                raise ConfigError(f"{who}: {decision.message}")
-            if self.policy.give_up(retries):
-                detail = decision.detail if isinstance(decision, Retry | BadAnswer) else ""
-                raise ConfigError(
-                    f"{who} kept failing ({detail or type(decision).__name__}) after {retries} "
-                    "retries; run the same command again later to resume"
-                )
-            after = decision.after_s if isinstance(decision, Retry) else None
-            await asyncio.sleep(self.policy.delay(retries, self.rng, after))
-            retries += 1
-            self.progress.retries += 1
-            self.on_update()
+class _OverBudget(Exception):
+    """Internal: the shared budget refused a request; this task stops quietly."""
 
 
-async def _judge_one(
-    asker: _Asker,
-    judge: Backend,
-    sem: asyncio.Semaphore,
-    store: VerifyStore,
-    run_id: str,
-    protocol: VerifyProtocol,
-    template: str,
-    answer: StoredAnswer,
-    aspect: str,
-) -> None:
-    prompt = render_judge_prompt(template, answer.prompt, answer.answer)
-    request = ChatRequest(
-        messages=[{"role": "user", "content": prompt}],
-        temperature=protocol.judge_temperature,
-        max_tokens=protocol.judge_max_tokens,
-        top_logprobs=protocol.judge_top_logprobs,
-        timeout_s=protocol.timeout_s,
-    )
-    result = await asker.ask(judge, request, sem, f"judge {judge.spec.full}")
-    if protocol.scoring == "logprobs":
-        score = score_logprobs(result.top_logprobs)
-    else:
-        score = score_text(result.text)
-    store.add_judgment(
-        run_id,
-        StoredJudgment(
-            answer.question_id,
-            answer.sample,
-            aspect,
-            score,
-            raw=result.text,
-            top_logprobs=None if result.top_logprobs is None else list(result.top_logprobs),
-            collected_at=now_utc(),
-        ),
-    )
-    asker.progress.judgments_done += 1
-    asker.on_update()
+@dataclass
+class _Sender:
+    """One transport with the name used in error lines (``model X`` / ``judge X``)."""
+
+    transport: Transport
+    who: str
+    progress: VerifyProgress
+    max_unreadable: int
+
+    async def ask(self, request: ChatRequest) -> ChatResult:
+        """The reply; unreadable replies are asked again (at most ``max_unreadable`` times)."""
+        tally = RequestTally()
+        for _ in range(self.max_unreadable + 1):
+            try:
+                result = await self.transport.send(request, tally)
+            except TransportStop as stop:
+                if stop.reason == "max-cost":
+                    raise _OverBudget from None
+                if stop.reason == "fatal":
+                    raise ConfigError(f"{self.who}: {stop.message}") from None
+                raise self._kept_failing(stop.what, stop.retries) from None
+            if result is not None:
+                return result
+            self.progress.unreadable += 1
+        raise self._kept_failing(tally.bad_answer or "unreadable reply", self.max_unreadable)
+
+    def _kept_failing(self, what: str, retries: int) -> ConfigError:
+        return ConfigError(
+            f"{self.who} kept failing ({what}) after {retries} retries; "
+            "run the same command again later to resume"
+        )
 
 
-async def _answer_one(
-    asker: _Asker,
-    model: Backend,
-    sem: asyncio.Semaphore,
-    store: VerifyStore,
-    run_id: str,
-    protocol: VerifyProtocol,
-    questions: QuestionSet,
-    question_id: str,
-    sample: int,
-    seed: int,
-) -> StoredAnswer:
-    question = questions.by_id(question_id)
-    request = ChatRequest(
-        messages=question.messages(sample - 1),
-        temperature=protocol.temperature,
-        max_tokens=protocol.max_tokens,
-        seed=answer_seed(seed, question_id, sample),
-        timeout_s=protocol.timeout_s,
-    )
-    started = time.monotonic()
-    result = await asker.ask(model, request, sem, f"model {model.spec.full}")
-    answer = StoredAnswer(
-        question_id,
-        sample,
-        question.paraphrase(sample - 1),
-        result.text,
-        result.finish_reason,
-        result.prompt_tokens or None,
-        result.completion_tokens or None,
-        (time.monotonic() - started) * 1000.0,
-        now_utc(),
-    )
-    store.add_answer(run_id, answer)
-    asker.progress.answers_done += 1
-    asker.on_update()
-    return answer
+@dataclass
+class _Work:
+    """What every answer and judgement task of one session shares."""
+
+    store: VerifyStore
+    run_id: str
+    protocol: VerifyProtocol
+    questions: QuestionSet
+    seed: int
+    model: _Sender
+    judge: _Sender
+    progress: VerifyProgress
+    display: ProgressDisplay
+
+    def shown(self) -> None:
+        self.display.update(self.progress)
+
+    async def judge_one(self, answer: StoredAnswer, aspect: str) -> None:
+        question = self.questions.by_id(answer.question_id)
+        protocol = self.protocol
+        prompt = render_judge_prompt(question.judge_prompts[aspect], answer.prompt, answer.answer)
+        request = ChatRequest(
+            messages=[{"role": "user", "content": prompt}],
+            temperature=protocol.judge_temperature,
+            max_tokens=protocol.judge_max_tokens,
+            top_logprobs=protocol.judge_top_logprobs,
+            timeout_s=protocol.timeout_s,
+        )
+        result = await self.judge.ask(request)
+        if protocol.scoring == "logprobs":
+            score = score_logprobs(result.top_logprobs)
+        else:
+            score = score_text(result.text)
+        self.store.add_judgment(
+            self.run_id,
+            StoredJudgment(
+                answer.question_id,
+                answer.sample,
+                aspect,
+                score,
+                raw=result.text,
+                top_logprobs=None if result.top_logprobs is None else list(result.top_logprobs),
+                collected_at=now_utc(),
+            ),
+        )
+        self.progress.judgments_done += 1
+        self.shown()
+
+    async def answer_one(self, question_id: str, sample: int) -> StoredAnswer:
+        question = self.questions.by_id(question_id)
+        request = ChatRequest(
+            messages=question.messages(sample - 1),
+            temperature=self.protocol.temperature,
+            max_tokens=self.protocol.max_tokens,
+            seed=answer_seed(self.seed, question_id, sample),
+            timeout_s=self.protocol.timeout_s,
+        )
+        started = time.monotonic()
+        result = await self.model.ask(request)
+        answer = StoredAnswer(
+            question_id,
+            sample,
+            question.paraphrase(sample - 1),
+            result.text,
+            result.finish_reason,
+            result.prompt_tokens or None,
+            result.completion_tokens or None,
+            (time.monotonic() - started) * 1000.0,
+            now_utc(),
+        )
+        self.store.add_answer(self.run_id, answer)
+        self.progress.answers_done += 1
+        self.shown()
+        return answer
+
+
+def _price_needed(max_cost_usd: float | None, who: str, price: Pricing | None) -> None:
+    if max_cost_usd is not None and price is None:
+        raise ConfigError(f"--max-cost needs a price for {who} and none is known; drop --max-cost")
 
 
 async def collect_verification(
@@ -196,12 +256,23 @@ async def collect_verification(
     policy: BackoffPolicy | None = None,
     stream: TextIO | None = None,
     quiet: bool = False,
+    max_cost_usd: float | None = None,
+    model_price: Pricing | None = None,
+    judge_price: Pricing | None = None,
 ) -> VerifyProgress:
     """Fill every missing answer and judgement of ``run_id`` (samples ``1..protocol.samples``).
 
-    Raises :class:`ConfigError` (one line) when a request is fatal or keeps
-    failing; everything that arrived before is stored.
+    ``max_cost_usd``: one limit (US dollars) on the estimated cost of model
+    and judge requests together; it needs ``model_price`` and ``judge_price``
+    (anything with ``cost(prompt_tokens, completion_tokens) -> float``).
+    Raises :class:`ConfigError` (one line) when a request is fatal, keeps
+    failing, or the budget stops the run; everything that arrived before is
+    stored.
     """
+    model_who, judge_who = f"model {model.spec.full}", f"judge {judge.spec.full}"
+    _price_needed(max_cost_usd, model_who, model_price)
+    _price_needed(max_cost_usd, judge_who, judge_price)
+    policy = policy or BackoffPolicy()
     answers = store.answers(run_id)
     judgments = store.judgments(run_id)
     wanted = [(q.id, s) for q in questions.questions for s in range(1, protocol.samples + 1)]
@@ -211,83 +282,101 @@ async def collect_verification(
         judgments_total=len(wanted) * len(ASPECTS),
         judgments_done=sum((q, s, a) in judgments for q, s in wanted for a in ASPECTS),
     )
-    err = stream if stream is not None else sys.stderr
-    live = not quiet and err.isatty()
-    last = [0.0]
+    progress.stored_before = progress.answers_done + progress.judgments_done
+    display = ProgressDisplay(
+        f"verify {run_id}",
+        total=progress.answers_total + progress.judgments_total,
+        stored_before=progress.stored_before,
+        priced=model_price is not None and judge_price is not None,
+        stream=stream,
+        quiet=quiet,
+        unit="answers and judgements",
+    )
+    budget = CostBudget(max_cost_usd)
 
-    def on_update() -> None:
-        now = time.monotonic()
-        if live and now - last[0] >= 0.25:
-            last[0] = now
-            err.write("\r" + progress.line())
-            err.flush()
+    def transport(
+        backend: Backend, limit: int, price: Pricing | None, stats: TrafficStats
+    ) -> Transport:
+        return Transport(
+            backend,
+            limit=limit,
+            policy=policy,
+            price=price,
+            budget=budget,
+            seed=seed,
+            stats=stats,
+            on_update=lambda: display.update(progress),
+        )
 
-    asker = _Asker(policy or BackoffPolicy(), progress, seed, on_update)
-    model_sem = asyncio.Semaphore(concurrency)
-    judge_sem = asyncio.Semaphore(judge_concurrency or concurrency)
+    work = _Work(
+        store,
+        run_id,
+        protocol,
+        questions,
+        seed,
+        model=_Sender(
+            transport(model, concurrency, model_price, progress.model),
+            model_who,
+            progress,
+            policy.max_retries,
+        ),
+        judge=_Sender(
+            transport(judge, judge_concurrency or concurrency, judge_price, progress.judge),
+            judge_who,
+            progress,
+            policy.max_retries,
+        ),
+        progress=progress,
+        display=display,
+    )
 
-    async def judge_all(answer: StoredAnswer) -> None:
-        question = questions.by_id(answer.question_id)
-        async with asyncio.TaskGroup() as group:
-            for aspect in ASPECTS:
-                if (answer.question_id, answer.sample, aspect) not in judgments:
-                    group.create_task(
-                        _judge_one(
-                            asker,
-                            judge,
-                            judge_sem,
-                            store,
-                            run_id,
-                            protocol,
-                            question.judge_prompts[aspect],
-                            answer,
-                            aspect,
-                        )
-                    )
+    async def judge_quietly(answer: StoredAnswer, aspect: str) -> None:
+        with contextlib.suppress(_OverBudget):  # the other requests in flight still finish
+            await work.judge_one(answer, aspect)
 
     async def slot(question_id: str, sample: int) -> None:
         answer = answers.get((question_id, sample))
         if answer is None:
-            answer = await _answer_one(
-                asker,
-                model,
-                model_sem,
-                store,
-                run_id,
-                protocol,
-                questions,
-                question_id,
-                sample,
-                seed,
-            )
-        await judge_all(answer)
+            try:
+                answer = await work.answer_one(question_id, sample)
+            except _OverBudget:
+                return
+        async with asyncio.TaskGroup() as group:
+            for aspect in ASPECTS:
+                if (answer.question_id, answer.sample, aspect) not in judgments:
+                    group.create_task(judge_quietly(answer, aspect))
 
+    progress.started = time.monotonic()
+    display.start()
     try:
         async with asyncio.TaskGroup() as group:
             for question_id, sample in wanted:
                 group.create_task(slot(question_id, sample))
     except BaseExceptionGroup as group_error:
-        first = _first_leaf(group_error)
-        raise first from None
+        raise _first_leaf(group_error) from None
     finally:
-        if live:
-            err.write("\r" + progress.line() + "\n")
-            err.flush()
+        progress.finished = time.monotonic()
+        display.stop(progress)
+    if budget.exhausted:
+        raise ConfigError(
+            f"--max-cost ${max_cost_usd:g} stopped the run before the estimated cost passed it "
+            f"({progress.answers_done} of {progress.answers_total} answers, "
+            f"{progress.judgments_done} of {progress.judgments_total} judgements stored); "
+            "run the same command again with a higher --max-cost to resume"
+        )
     return progress
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    """The non-group exceptions inside ``error`` (itself if it is not a group)."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
 
 
 def _first_leaf(error: BaseExceptionGroup[BaseException]) -> BaseException:
     """The first non-group exception, preferring a ConfigError (the one-line stop reason)."""
-    leaves: list[BaseException] = []
-
-    def walk(e: BaseException) -> None:
-        if isinstance(e, BaseExceptionGroup):
-            for inner in e.exceptions:
-                walk(inner)
-        else:
-            leaves.append(e)
-
-    walk(error)
+    leaves = _leaves(error)
     for leaf in leaves:
         if isinstance(leaf, ConfigError):
             return leaf

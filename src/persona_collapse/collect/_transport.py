@@ -1,0 +1,363 @@
+"""The one gate every model request goes through: window, retries, Retry-After, budget, counters.
+
+A :class:`Transport` sends :class:`ChatRequest` objects to one backend for
+any number of concurrent callers (the collection runner, the verification
+subject and its judge). It owns everything that is about *getting an answer
+back*, never what the answer means:
+
+* the :class:`AdaptiveWindow` (requests in flight, AIMD on 429s; a 429 also
+  pauses every new start until its Retry-After has passed);
+* transport retries of 429, 5xx and timeouts with the :class:`BackoffPolicy`
+  (seeded jitter); they are never protocol attempts;
+* the cost budget (:class:`CostBudget`, US dollars): before each request the
+  estimated cost of every request in flight and of the new one is added to
+  what was spent; if that would pass the limit no new request starts (requests
+  in flight finish) and :class:`TransportStop` with reason ``max-cost`` is
+  raised. One budget may be shared by several transports, so one
+  ``--max-cost`` caps subject and judge traffic together;
+* the counters (requests, retries, 429s, tokens, estimated cost, in flight,
+  window) written into a :class:`TrafficCounters` object after every event.
+
+Decisions come typed from the backend (:class:`Retry`, :class:`Fatal`,
+:class:`BadAnswer`). ``send`` returns the result, or ``None`` for a
+``BadAnswer`` (the request completed but its body was unreadable: a failed
+protocol attempt for the caller to count). A ``Fatal`` decision, or a request
+that used all its transport retries, stops the transport: ``send`` raises
+:class:`TransportStop` there and in every later call. The caller decides
+what to cancel and how to word the message (``TransportStop.message`` holds
+the collection runner's wording).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from ..backends import BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
+from ..errors import ConfigError
+from ._policy import AdaptiveWindow, BackoffPolicy
+
+StopReason = Literal["fatal", "retries-exhausted", "max-cost"]
+
+
+class ChatBackend(Protocol):
+    """What a transport needs of a backend (see :class:`persona_collapse.backends.Backend`)."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+
+class Pricing(Protocol):
+    """A price table entry: USD for a number of prompt and completion tokens."""
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float: ...
+
+
+class TrafficCounters(Protocol):
+    """Where a transport keeps its live counters (:class:`TrafficStats`, ``CollectStats``).
+
+    ``retries``: transport retries (``rate_limited`` of them after a 429);
+    ``cost_usd``: estimated spend in US dollars (0 without a price);
+    ``window``: requests currently allowed in flight; ``stop_reason``: why the
+    transport stopped (None while it runs).
+    """
+
+    requests: int
+    retries: int
+    rate_limited: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    in_flight: int
+    window: int
+    stop_reason: str | None
+
+
+@dataclass
+class TrafficStats:
+    """The counters of one transport (see :class:`TrafficCounters`)."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    in_flight: int = 0
+    window: int = 0
+    stop_reason: str | None = None
+
+
+@dataclass
+class RequestTally:
+    """What one caller's requests went through (per slot or per answer).
+
+    ``retries``: transport retries; ``latency_ms``: wall time of the last
+    completed request (ms, without backoff waits); ``bad_answer``: the
+    backend's detail of the last unreadable answer ("" if none).
+    """
+
+    retries: int = 0
+    latency_ms: float = 0.0
+    bad_answer: str = ""
+
+
+class TransportStop(Exception):
+    """The transport stopped: no new request starts.
+
+    ``reason``: ``fatal``, ``retries-exhausted`` or ``max-cost``; ``message``:
+    one line for the user (the backend's message for ``fatal``); ``what``: the
+    last failure's detail and ``retries`` the retries used (for
+    ``retries-exhausted``).
+    """
+
+    def __init__(self, reason: StopReason, message: str, *, what: str = "", retries: int = 0):
+        super().__init__(message)
+        self.reason: StopReason = reason
+        self.message = message
+        self.what = what
+        self.retries = retries
+
+    def again(self) -> TransportStop:
+        """A fresh copy, raised to every later caller (one instance is raised once)."""
+        return TransportStop(self.reason, self.message, what=self.what, retries=self.retries)
+
+
+class CostBudget:
+    """A spending limit in US dollars, shareable by several transports.
+
+    ``limit_usd`` None means no limit. ``spent_usd``: estimated cost of the
+    answers that arrived; ``reserved_usd``: estimates of the requests in
+    flight. Once a request is refused, the budget stays ``exhausted`` and
+    refuses every later one (of any transport).
+    """
+
+    def __init__(self, limit_usd: float | None = None) -> None:
+        if limit_usd is not None and not limit_usd > 0:
+            raise ConfigError("--max-cost must be a positive number of US dollars")
+        self.limit_usd = limit_usd
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self.exhausted = False
+
+    def reserve(self, estimate_usd: float) -> bool:
+        """Reserve ``estimate_usd`` for a request about to start; False (and exhausted) if over."""
+        if self.exhausted:
+            return False
+        limit = self.limit_usd
+        if limit is not None and self.spent_usd + self.reserved_usd + estimate_usd > limit:
+            self.exhausted = True
+            return False
+        self.reserved_usd += estimate_usd
+        return True
+
+    def settle(self, estimate_usd: float, cost_usd: float) -> None:
+        """A request reserved with ``estimate_usd`` ended having cost ``cost_usd``."""
+        self.reserved_usd -= estimate_usd
+        self.spent_usd += cost_usd
+
+
+class Transport:
+    """Sends requests to ``backend`` through the window, retries and budget (see module doc).
+
+    ``limit``: the concurrency ceiling of the window; ``price``: a price entry
+    for cost estimates (required when ``budget`` has a limit); ``budget``: a
+    (possibly shared) :class:`CostBudget`, a private unlimited one if None;
+    ``seed``: seeds the backoff jitter; ``stats``: the counters to update (a
+    fresh :class:`TrafficStats` if None); ``on_update``: called after every
+    event that changes them.
+    """
+
+    def __init__(
+        self,
+        backend: ChatBackend,
+        *,
+        limit: int,
+        policy: BackoffPolicy | None = None,
+        price: Pricing | None = None,
+        budget: CostBudget | None = None,
+        seed: int = 0,
+        stats: TrafficCounters | None = None,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        self.budget = budget if budget is not None else CostBudget()
+        if self.budget.limit_usd is not None and price is None:
+            raise ConfigError(
+                "--max-cost needs a price for this model and none is known; drop --max-cost"
+            )
+        self.backend = backend
+        self.policy = policy or BackoffPolicy()
+        self.price = price
+        self.window = AdaptiveWindow(limit)
+        self.stats: TrafficCounters = stats if stats is not None else TrafficStats()
+        self.stats.window = self.window.allowed
+        self.on_update = on_update
+        self.stopped: TransportStop | None = None
+        self._rng = random.Random(seed)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._cost_per_request: float | None = None
+
+    @property
+    def halted(self) -> bool:
+        """True after a ``fatal`` or ``retries-exhausted`` stop (callers cancel what is in flight)."""
+        return self.stopped is not None and self.stopped.reason != "max-cost"
+
+    # -- one request with transport retries --------------------------------------
+
+    async def send(
+        self, request: ChatRequest, tally: RequestTally | None = None
+    ) -> ChatResult | None:
+        """The result, or None for an unreadable answer; raises :class:`TransportStop`."""
+        tally = tally if tally is not None else RequestTally()
+        retries = 0
+        estimate = self._estimate_cost(request)
+        while True:
+            started = await self._acquire(estimate)
+            t0 = time.perf_counter()
+            try:
+                try:
+                    result = await self.backend.complete(request)
+                except TimeoutError as exc:  # a backend that let an asyncio timeout through
+                    raise BackendError(Retry("timeout", detail="request timed out")) from exc
+            except BackendError as exc:
+                decision = exc.decision
+                self._release(estimate, 0.0)
+                if isinstance(decision, Fatal):
+                    raise self._stop(TransportStop("fatal", decision.message)) from None
+                if isinstance(decision, BadAnswer):
+                    self.stats.requests += 1
+                    self.window.on_success()
+                    tally.latency_ms = (time.perf_counter() - t0) * 1000.0
+                    tally.bad_answer = decision.detail
+                    return None
+                assert isinstance(decision, Retry)
+                await self._after_retry(decision, started, retries, tally)
+                retries += 1
+                continue
+            except BaseException:
+                self._release(estimate, 0.0)
+                raise
+            tally.latency_ms = (time.perf_counter() - t0) * 1000.0
+            self._count(request, result, estimate)
+            return result
+
+    def _count(self, request: ChatRequest, result: ChatResult, estimate: float) -> None:
+        st = self.stats
+        st.requests += 1
+        st.prompt_tokens += result.prompt_tokens
+        st.completion_tokens += result.completion_tokens
+        cost = 0.0
+        if self.price is not None:
+            cost = self.price.cost(result.prompt_tokens, result.completion_tokens)
+            st.cost_usd += cost
+            if request.max_tokens <= 1:
+                self._learn_cost(cost)
+        self.window.on_success()
+        self._release(estimate, cost)
+
+    async def _after_retry(
+        self, decision: Retry, started: float, retries: int, tally: RequestTally
+    ) -> None:
+        st = self.stats
+        now = time.monotonic()
+        if decision.kind == "rate_limit":
+            st.rate_limited += 1
+            self.window.on_rate_limit(now, started, decision.after_s)
+        else:
+            self.window.on_transient()
+        st.window = self.window.allowed
+        if self.policy.give_up(retries):
+            what = decision.detail or decision.kind.replace("_", " ")
+            message = (
+                f"the model server kept failing ({what}) after {retries} retries of "
+                "one request; stopped (try again later)"
+            )
+            raise self._stop(
+                TransportStop("retries-exhausted", message, what=what, retries=retries)
+            )
+        st.retries += 1
+        tally.retries += 1
+        self._notify()
+        await asyncio.sleep(self.policy.delay(retries, self._rng, decision.after_s))
+
+    # -- the gate: window, pause and budget ---------------------------------------
+
+    async def _acquire(self, estimate: float) -> float:
+        """Wait until the window, any 429 pause and the budget allow one more request."""
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.stopped is not None:
+                raise self.stopped.again()
+            if self.budget.exhausted:
+                raise self._stop(_over_budget())
+            now = time.monotonic()
+            if self.window.can_start(self.stats.in_flight, now):
+                if not self.budget.reserve(estimate):
+                    raise self._stop(_over_budget())
+                self.stats.in_flight += 1
+                self.stats.window = self.window.allowed
+                return now
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            pause = self.window.pause_left(now)
+            try:
+                if pause > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(waiter, timeout=pause)
+                else:
+                    await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+
+    def _release(self, estimate: float, cost: float) -> None:
+        self.stats.in_flight -= 1
+        self.budget.settle(estimate, cost)
+        self._wake()
+
+    def _wake(self) -> None:
+        """Let every waiting caller re-check the gate."""
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _stop(self, stop: TransportStop) -> TransportStop:
+        """Record ``stop`` (the first one wins, except that ``fatal`` overrides) and return it."""
+        if self.stopped is None or (stop.reason == "fatal" and self.stopped.reason != "fatal"):
+            self.stopped = stop
+            if stop.reason == "fatal":
+                self.stats.stop_reason = "fatal"
+            else:
+                self.stats.stop_reason = self.stats.stop_reason or stop.reason
+        self._wake()
+        return stop
+
+    def _notify(self) -> None:
+        if self.on_update is not None:
+            self.on_update()
+
+    # -- cost ------------------------------------------------------------------------
+
+    def _estimate_cost(self, request: ChatRequest) -> float:
+        if self.price is None:
+            return 0.0
+        if self._cost_per_request is not None and request.max_tokens <= 1:
+            return self._cost_per_request
+        chars = sum(len(m.get("content", "")) for m in request.messages)
+        # A generous guess before any answer arrived: ~3 characters per token.
+        return self.price.cost(chars // 3 + 16, request.max_tokens)
+
+    def _learn_cost(self, cost: float) -> None:
+        # A high-biased estimate of a one-token request: the largest such cost seen so far.
+        if math.isfinite(cost):
+            self._cost_per_request = max(self._cost_per_request or 0.0, cost)
+
+
+def _over_budget() -> TransportStop:
+    return TransportStop("max-cost", "stopped before exceeding --max-cost")
