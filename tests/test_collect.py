@@ -1,10 +1,12 @@
-"""Offline tests of the slot planner, the retry/rate-limit policy and the runner (scripted backend)."""
+"""Offline tests of the slot planner, the retry/rate-limit policy, the transport and the runner
+(scripted backend)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import random
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -24,7 +26,11 @@ from persona_collapse.collect import (
     CollectConfig,
     Collector,
     CollectStats,
+    CostBudget,
+    RequestTally,
     Slot,
+    Transport,
+    TransportStop,
     plan_slots,
     request_seed,
     slot_grid,
@@ -449,3 +455,149 @@ def test_max_cost_needs_a_price() -> None:
             [],
             CollectConfig(max_cost_usd=1.0),
         )
+
+
+# -- the transport ---------------------------------------------------------------------
+
+
+@dataclass
+class TimedBackend:
+    """Answers from ``replies`` in order (errors are raised); records when calls began and raised."""
+
+    replies: list[ChatResult | BackendError]
+    calls: list[float] = field(default_factory=list)
+    raised: list[float] = field(default_factory=list)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        reply = self.replies[min(len(self.calls), len(self.replies) - 1)]
+        self.calls.append(time.monotonic())
+        await asyncio.sleep(0)
+        if isinstance(reply, BackendError):
+            self.raised.append(time.monotonic())
+            raise BackendError(reply.decision)
+        return reply
+
+
+ONE = ChatRequest(messages=[{"role": "user", "content": "Rate it."}], temperature=0.1, max_tokens=1)
+
+
+def _send_all(transport: Transport, n: int) -> list[ChatResult | None]:
+    async def main() -> list[ChatResult | None]:
+        return list(await asyncio.gather(*(transport.send(ONE) for _ in range(n))))
+
+    return asyncio.run(main())
+
+
+def test_transport_429_with_retry_after_pauses_and_shrinks_the_window() -> None:
+    limited = BackendError(Retry("rate_limit", after_s=0.02, detail="HTTP 429"))
+    backend = TimedBackend([limited, *[_text("1")] * 20])
+    transport = Transport(backend, limit=4, policy=FAST)
+    results = _send_all(transport, 8)
+    assert all(r is not None and r.text == "1" for r in results)
+    st = transport.stats
+    assert (st.rate_limited, st.retries, st.requests) == (1, 1, 8)
+    assert transport.window.shrinks == 1
+    # No request started after the 429 before its Retry-After had passed.
+    (t_429,) = backend.raised
+    later = [t for t in backend.calls if t > t_429]
+    assert later and all(t >= t_429 + 0.02 for t in later)
+    assert transport.window.paused_until >= t_429 + 0.02
+    assert transport.window.paused_until <= time.monotonic()
+
+
+def test_transport_5xx_backs_off_with_seeded_jitter_without_shrinking(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(delay: float, result: object = None) -> object:
+        waits.append(delay)
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    failing = BackendError(Retry("transient", detail="HTTP 503"))
+    backend = TimedBackend([failing, failing, _text("4")])
+    transport = Transport(backend, limit=3, policy=FAST, seed=7)
+    tally = RequestTally()
+    result = asyncio.run(transport.send(ONE, tally))
+    assert result is not None and result.text == "4"
+    rng = random.Random(7)
+    expected = [FAST.delay(0, rng), FAST.delay(1, rng)]
+    assert [w for w in waits if w > 0] == expected
+    assert tally.retries == 2 and transport.stats.retries == 2
+    assert transport.stats.rate_limited == 0 and transport.window.allowed == 3
+
+
+def test_transport_bad_answer_returns_none_and_counts_a_request() -> None:
+    backend = TimedBackend([BackendError(BadAnswer("cut body"))])
+    transport = Transport(backend, limit=2, policy=FAST)
+    tally = RequestTally()
+    assert asyncio.run(transport.send(ONE, tally)) is None
+    assert tally.bad_answer == "cut body" and tally.retries == 0
+    assert transport.stats.requests == 1 and transport.stopped is None
+
+
+def test_transport_fatal_stops_every_later_request() -> None:
+    backend = TimedBackend([BackendError(Fatal("the key was revoked")), _text("1")])
+    transport = Transport(backend, limit=2, policy=FAST)
+
+    async def main() -> tuple[TransportStop, TransportStop]:
+        with pytest.raises(TransportStop) as first:
+            await transport.send(ONE)
+        with pytest.raises(TransportStop) as second:
+            await transport.send(ONE)
+        return first.value, second.value
+
+    first, second = asyncio.run(main())
+    assert first.reason == second.reason == "fatal"
+    assert first.message == second.message == "the key was revoked"
+    assert len(backend.calls) == 1 and transport.halted
+    assert transport.stats.stop_reason == "fatal"
+
+
+def test_transport_exhausted_retries_stop_with_the_collect_message() -> None:
+    backend = TimedBackend([BackendError(Retry("transient", detail="HTTP 503: overloaded"))])
+    transport = Transport(backend, limit=1, policy=FAST)
+    with pytest.raises(TransportStop) as stop:
+        asyncio.run(transport.send(ONE))
+    assert stop.value.reason == "retries-exhausted" and stop.value.retries == FAST.max_retries
+    assert stop.value.message == (
+        f"the model server kept failing (HTTP 503: overloaded) after {FAST.max_retries} "
+        "retries of one request; stopped (try again later)"
+    )
+    assert len(backend.calls) == FAST.max_retries + 1
+    assert transport.halted and transport.stats.stop_reason == "retries-exhausted"
+
+
+def test_a_shared_budget_stops_two_transports() -> None:
+    budget = CostBudget(1.0)
+    price = _Price(0.001)  # 101 tokens a request: $0.101
+    subject = TimedBackend([_text("1")])
+    judge = TimedBackend([_text("90")])
+    a = Transport(subject, limit=2, policy=FAST, price=price, budget=budget)
+    b = Transport(judge, limit=2, policy=FAST, price=price, budget=budget)
+
+    async def main() -> str:
+        for turn in range(100):
+            try:
+                await (a if turn % 2 == 0 else b).send(ONE)
+            except TransportStop as stop:
+                assert stop.reason == "max-cost"
+                return "a" if turn % 2 == 0 else "b"
+        raise AssertionError("the budget never stopped")
+
+    stopped_first = asyncio.run(main())
+    other = b if stopped_first == "a" else a
+    with pytest.raises(TransportStop, match="max-cost"):
+        asyncio.run(other.send(ONE))
+    spent = a.stats.cost_usd + b.stats.cost_usd
+    assert spent == pytest.approx(budget.spent_usd) and spent <= 1.0
+    assert len(subject.calls) + len(judge.calls) == 9  # 9 x $0.101 fits, a tenth would not
+    assert len(subject.calls) >= 4 and len(judge.calls) >= 4
+    assert budget.reserved_usd == pytest.approx(0.0)
+
+
+def test_transport_with_a_limit_needs_a_price() -> None:
+    with pytest.raises(ConfigError, match="max-cost"):
+        Transport(TimedBackend([_text("1")]), limit=1, budget=CostBudget(1.0))

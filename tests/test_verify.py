@@ -3,21 +3,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import sqlite3
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from persona_collapse.errors import DataError
+from persona_collapse.backends import (
+    BackendError,
+    ChatRequest,
+    ChatResult,
+    ModelSpec,
+    Retry,
+)
+from persona_collapse.collect import BackoffPolicy
+from persona_collapse.errors import ConfigError, DataError
 from persona_collapse.testing import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.verify import (
     JudgedAnswer,
     JudgeScore,
+    VerifyProgress,
+    VerifyRun,
+    VerifyStore,
+    collect_verification,
     load_questions,
+    published_protocol,
     render_judge_prompt,
     score_logprobs,
     score_text,
@@ -414,3 +431,136 @@ def test_verify_unknown_model_is_one_line(
     res = verify(capsys, server, tmp_path / "s.db", "nope", "--samples", "1")
     assert res.status == 2
     assert res.err.count("\n") == 1 and "nope" in res.err and "Traceback" not in res.err
+
+
+# -- verify through the shared transport (in-process backends) ----------------------------
+
+FAST = BackoffPolicy(base_s=0.001, cap_s=0.01, max_retries=5)
+
+
+@dataclass
+class FakeBackend:
+    """A model or judge answering ``text`` with fixed token counts; ``rate_limit_first``:
+    the first request gets a 429 with that Retry-After (s). Records when calls start and raise."""
+
+    name: str
+    text: str
+    rate_limit_first: float | None = None
+    supports_logprobs: bool = False
+    calls: list[float] = field(default_factory=list)
+    raised: list[float] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    spec: ModelSpec = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spec = ModelSpec("openai", self.name)
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        first = not self.calls
+        self.calls.append(time.monotonic())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(0.001)
+            if first and self.rate_limit_first is not None:
+                self.raised.append(time.monotonic())
+                raise BackendError(Retry("rate_limit", after_s=self.rate_limit_first))
+            return ChatResult(self.text, prompt_tokens=90, completion_tokens=10)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class PerToken:
+    usd: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (prompt_tokens + completion_tokens) * self.usd
+
+
+def _verify_direct(
+    path: Path, model: FakeBackend, judge: FakeBackend, samples: int = 2, **options: Any
+) -> VerifyProgress:
+    protocol = published_protocol("text", samples=samples)
+    questions = load_questions(None, ["quick_buck", "what_is_your_wish"])
+    run = VerifyRun("v", "openai/m", "openai/j", "text", settings=protocol.fingerprint())
+
+    async def main() -> VerifyProgress:
+        with VerifyStore(path) as store:
+            store.ensure_run(run)
+            return await collect_verification(
+                model,
+                judge,
+                store,
+                "v",
+                questions,
+                protocol,
+                policy=FAST,
+                quiet=True,
+                **options,
+            )
+
+    return asyncio.run(main())
+
+
+def test_verify_cost_cap_is_shared_by_model_and_judge(tmp_path: Path) -> None:
+    model = FakeBackend("m", "Tea helps.")
+    judge = FakeBackend("j", "90")
+    # 100 tokens a request: $0.01 on either side; a request is estimated before it starts
+    # from its prompt and max_tokens (an answer ~$0.06, a judgement ~$0.05).
+    price = PerToken(0.0001)
+    with pytest.raises(ConfigError) as stop:
+        _verify_direct(
+            tmp_path / "v.db",
+            model,
+            judge,
+            samples=4,
+            concurrency=2,
+            max_cost_usd=0.25,
+            model_price=price,
+            judge_price=price,
+        )
+    message = stop.value.message
+    assert "\n" not in message and "--max-cost" in message and "higher" in message
+    assert model.calls and judge.calls
+    # One limit over both: no more than $0.25 of model and judge requests together.
+    assert (len(model.calls) + len(judge.calls)) * 0.01 <= 0.25
+    with VerifyStore(tmp_path / "v.db") as store:
+        answers, judgments = store.answers("v"), store.judgments("v")
+    assert len(answers) == len(model.calls) and len(judgments) == len(judge.calls)
+    assert len(answers) + len(judgments) < 8 + 16
+    # Resuming without the cap finishes what is missing.
+    progress = _verify_direct(tmp_path / "v.db", model, judge, samples=4)
+    assert progress.answers_done == 8 and progress.judgments_done == 16
+
+
+def test_verify_max_cost_needs_both_prices(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="judge openai/j"):
+        _verify_direct(
+            tmp_path / "v.db",
+            FakeBackend("m", "Tea helps."),
+            FakeBackend("j", "90"),
+            max_cost_usd=1.0,
+            model_price=PerToken(0.001),
+        )
+
+
+def test_verify_judge_429_pauses_the_judge_and_the_run_completes(tmp_path: Path) -> None:
+    model = FakeBackend("m", "Tea helps.")
+    judge = FakeBackend("j", "90", rate_limit_first=0.02)
+    progress = _verify_direct(
+        tmp_path / "v.db", model, judge, samples=3, concurrency=6, judge_concurrency=3
+    )
+    assert (progress.answers_done, progress.judgments_done) == (6, 12)
+    assert progress.judge.rate_limited == 1 and progress.judge.retries == 1
+    assert progress.model.rate_limited == 0 and progress.judge.requests == 12
+    # The judge's window: at most 3 in flight, and no judge request started after the 429
+    # before its Retry-After had passed.
+    assert judge.max_in_flight <= 3
+    (t_429,) = judge.raised
+    later = [t for t in judge.calls if t > t_429]
+    assert later and all(t >= t_429 + 0.02 for t in later)
