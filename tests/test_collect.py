@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import random
 import time
@@ -27,6 +28,7 @@ from persona_collapse.collect import (
     Collector,
     CollectStats,
     CostBudget,
+    ProgressDisplay,
     RequestTally,
     Slot,
     Transport,
@@ -601,3 +603,11 @@ def test_a_shared_budget_stops_two_transports() -> None:
 def test_transport_with_a_limit_needs_a_price() -> None:
     with pytest.raises(ConfigError, match="max-cost"):
         Transport(TimedBackend([_text("1")]), limit=1, budget=CostBudget(1.0))
+
+
+def test_run_progress_line_is_unchanged() -> None:
+    stats = CollectStats(done=3, failures=2, missing=1, retries=4, prompt_tokens=12_345)
+    display = ProgressDisplay("r1", total=10, stored_before=2, mode="plain", stream=io.StringIO())
+    assert display.line(stats) == (
+        "r1: 5/10 slots (50%), 0.0 req/s, retries 4 failures 2 missing 1 tokens 12.3k/0 n/a"
+    )

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import math
 import sqlite3
@@ -23,7 +24,7 @@ from persona_collapse.backends import (
     ModelSpec,
     Retry,
 )
-from persona_collapse.collect import BackoffPolicy
+from persona_collapse.collect import BackoffPolicy, ProgressDisplay
 from persona_collapse.errors import ConfigError, DataError
 from persona_collapse.testing import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.verify import (
@@ -564,3 +565,26 @@ def test_verify_judge_429_pauses_the_judge_and_the_run_completes(tmp_path: Path)
     (t_429,) = judge.raised
     later = [t for t in judge.calls if t > t_429]
     assert later and all(t >= t_429 + 0.02 for t in later)
+
+
+def test_verify_progress_shows_judge_traffic_through_the_collect_display() -> None:
+    progress = VerifyProgress(
+        answers_total=4, answers_done=3, judgments_total=8, judgments_done=2, stored_before=1
+    )
+    progress.model.prompt_tokens, progress.judge.prompt_tokens = 300, 1200
+    progress.model.completion_tokens, progress.judge.completion_tokens = 30, 2
+    progress.judge.retries, progress.judge.cost_usd, progress.model.cost_usd = 1, 0.25, 0.5
+    display = ProgressDisplay(
+        "verify v",
+        total=12,
+        stored_before=1,
+        priced=True,
+        mode="plain",
+        stream=io.StringIO(),
+        unit="answers and judgements",
+    )
+    assert progress.done == 4
+    assert display.line(progress) == (
+        "verify v: 5/12 answers and judgements (42%), 0.0 req/s, "
+        "retries 1 answers 3/4 judgements 2/8 tokens 1500/32 $0.7500"
+    )

@@ -1,7 +1,7 @@
 """Retry and rate-limit policy, pure and offline-testable (the clock is an argument).
 
 Two pieces, both driven by the backend's typed decisions
-(:class:`~persona_collapse.backends._types.Retry`):
+(:class:`~persona_collapse.backends.Retry`):
 
 * :class:`BackoffPolicy`: how long to wait before re-sending a request that
   failed transiently (429, 5xx, timeout, connection reset), and when to give
@@ -22,9 +22,9 @@ Transport retries are not protocol attempts: they never count in ``failures``.
 
 Exhausted retries: after ``max_retries`` transport retries of one request
 (default 8; with the defaults about a minute and a half of waiting), the
-policy says ``give_up`` and the runner STOPS the run: no new requests start,
-requests in flight finish and are stored, and the command ends with one line
-saying to run it again. The abandoned slot is not written, so resuming asks
+policy says ``give_up`` and the :class:`Transport` STOPS the run: no new requests start,
+requests in flight are cancelled (what was stored stays), and the command ends
+with one line saying to run it again. The abandoned slot is not written, so resuming asks
 it again. A rating of -1 stays reserved for what the protocol defines as
 missing (no parseable answer), never for a provider outage.
 """
