@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -17,6 +18,7 @@ from . import (
     _analysis_commands,
     _curves_command,
     _data_commands,
+    _fetch_command,
     _finetune_command,
     _geometry_command,
     _persona_command,
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in (
         _analysis_commands,
         _data_commands,
+        _fetch_command,
         _persona_command,
         _run_command,
         _curves_command,
@@ -65,7 +68,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.handler(args))
+        with warnings.catch_warnings():
+            # numpy's RuntimeWarnings (an empty mean, a 0/0) say nothing a user can act on;
+            # the results carry NaN (null in JSON) and the commands say why in words.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return int(args.handler(args))
     except UserError as exc:
         if args.debug:
             raise

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -15,9 +17,24 @@ FORMATS = ("table", "json", "csv")
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinite float (numpy's too) as ``None``: strict JSON has neither."""
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
 def emit_json(document: Any) -> None:
-    """One JSON document on stdout and nothing else."""
-    json.dump(document, sys.stdout, indent=2, allow_nan=True)
+    """One strict JSON document on stdout and nothing else (``null`` for NaN and infinities)."""
+    json.dump(strict_json(document), sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
 
 

@@ -1,0 +1,137 @@
+"""Download the published response files at their pinned commit, checking each sha256.
+
+The manifest (``data/costa2026.json``) names the authors' repository, the
+pinned commit, the folder, and every file's relative path, sha256 and size.
+Files land in ``CACHE/published/costa2026/<path>`` (the same layout as the
+reference folder beside the project), each written only after its hash
+matched; a file already there with the right hash is not fetched again.
+``PERSONA_COLLAPSE_PUBLISHED_URL`` replaces the download root (a mirror, or
+a loopback server in tests).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import httpx
+
+from ..errors import DataError
+from ..personas import cache_dir
+
+URL_ENV = "PERSONA_COLLAPSE_PUBLISHED_URL"
+"""Environment variable replacing the download root (``{root}/{path}`` per file)."""
+
+RAW_ROOT = "https://raw.githubusercontent.com"
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    """One pinned file: ``path`` relative to the data set's folder, its sha256 and size in bytes."""
+
+    path: str
+    sha256: str
+    bytes: int
+
+
+@dataclass(frozen=True)
+class PublishedSet:
+    """A pinned data set: where it lives upstream and the files it holds."""
+
+    name: str
+    citation: str
+    repository: str
+    commit: str
+    folder: str
+    files: tuple[PublishedFile, ...]
+
+    @property
+    def root_url(self) -> str:
+        return f"{RAW_ROOT}/{self.repository}/{self.commit}/{self.folder}"
+
+
+def published_set(name: str = "costa2026") -> PublishedSet:
+    """The manifest of a pinned data set (today: ``costa2026``)."""
+    text = resources.files(__package__).joinpath("data", f"{name}.json").read_text("utf-8")
+    doc = json.loads(text)
+    return PublishedSet(
+        name=doc["name"],
+        citation=doc["citation"],
+        repository=doc["repository"],
+        commit=doc["commit"],
+        folder=doc["folder"],
+        files=tuple(PublishedFile(**f) for f in doc["files"]),
+    )
+
+
+def default_destination() -> Path:
+    """``CACHE/published``: where the tests look when ``../shared/reference`` is absent."""
+    return cache_dir() / "published"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fetch_published(
+    to: Path | None = None,
+    *,
+    name: str = "costa2026",
+    timeout_s: float = 60.0,
+    on_file: Callable[[PublishedFile, str], None] | None = None,
+) -> Path:
+    """Download every file of data set ``name`` into ``to/name`` and return that folder.
+
+    ``on_file(file, what)`` is told ``"cached"`` or ``"downloaded"`` per file.
+    Raises :class:`DataError` (one line) when a download fails or a hash does
+    not match; files verified before that stay.
+    """
+    manifest = published_set(name)
+    folder = (to or default_destination()) / manifest.name
+    root = os.environ.get(URL_ENV, "").strip().rstrip("/") or manifest.root_url
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"cannot create {folder} ({exc.strerror}); choose another --to") from None
+    with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
+        for item in manifest.files:
+            target = folder / item.path
+            if target.is_file() and _sha256(target) == item.sha256:
+                if on_file is not None:
+                    on_file(item, "cached")
+                continue
+            url = f"{root}/{item.path}"
+            try:
+                response = client.get(url)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                raise DataError(
+                    f"cannot download {item.path} ({type(exc).__name__}: offline?); "
+                    f"retry later, or set {URL_ENV} to a mirror of {manifest.repository}"
+                ) from None
+            digest = hashlib.sha256(response.content).hexdigest()
+            if digest != item.sha256:
+                raise DataError(
+                    f"{item.path} from {root} has sha256 {digest[:12]}..., expected "
+                    f"{item.sha256[:12]}... (pinned commit {manifest.commit[:12]}); not saved"
+                )
+            _write_atomically(target, response.content)
+            if on_file is not None:
+                on_file(item, "downloaded")
+    return folder
+
+
+def _write_atomically(target: Path, content: bytes) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+            tmp.write(content)
+        Path(tmp.name).replace(target)
+    except OSError as exc:
+        raise DataError(f"cannot write {target} ({exc.strerror}); choose another --to") from None
