@@ -2,7 +2,7 @@
 
 Models are TINY and RANDOMLY INITIALISED (hidden size 32, 2 layers), built in
 the test with a byte-level BPE tokenizer trained on the MFQ prompts
-(:func:`persona_collapse.backends._hf_tiny.build_tiny_model`) and loaded
+(:func:`persona_collapse.testing.build_tiny_model`) and loaded
 offline from a temporary folder. Tests needing them skip when transformers is
 not installed (the ``hf`` extra).
 """
@@ -54,7 +54,7 @@ def offline() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory, offline: None) -> Path:
     _need_hf()
-    from persona_collapse.backends._hf_tiny import build_tiny_model
+    from persona_collapse.testing import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", arch="llama")
 
@@ -143,7 +143,7 @@ def test_every_spelling_of_a_digit_counts(backend: Any) -> None:
 def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Path) -> None:
     from persona_collapse.backends._hf_engine import HFEngine
     from persona_collapse.backends._hf_load import load_hf
-    from persona_collapse.backends._hf_tiny import build_tiny_model
+    from persona_collapse.testing import build_tiny_model
 
     path = tiny if arch == "llama" else build_tiny_model(tmp_path / arch, arch="qwen2")
     loaded = load_hf(str(path))
