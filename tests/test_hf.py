@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -192,6 +193,19 @@ def test_sampling_is_seeded_and_greedy_at_zero(backend: Any) -> None:
     logprobs = backend.engine.next_token_logprobs([backend.engine.encode(chat)])[0]
     top = backend.loaded.tokenizer.decode([int(np.argmax(logprobs))], skip_special_tokens=True)
     assert {r.text for r in greedy} == {top}
+
+
+def test_hf_backend_contract(backend: Any) -> None:
+    """What ``hf/`` overrides of the Backend defaults: logprobs, one full batch, a describe line."""
+    from persona_collapse.backends import Backend
+
+    assert isinstance(backend, Backend)
+    assert backend.supports_logprobs and not backend.simulated
+    assert backend.preferred_concurrency == backend.max_batch_size
+    if not os.environ.get("PERSONA_COLLAPSE_HF_BATCH"):
+        assert backend.preferred_concurrency == 32
+    assert "local transformers on cpu" in backend.describe()
+    asyncio.run(backend.check())  # nothing to reach: loaded when made
 
 
 def test_bad_requests_are_fatal(backend: Any) -> None:
