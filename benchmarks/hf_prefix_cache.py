@@ -30,11 +30,11 @@ import numpy as np
 
 from persona_collapse.backends import ModelSpec
 from persona_collapse.backends._hf import HFBackend
-from persona_collapse.backends._hf_tiny import build_tiny_model
 from persona_collapse.collect import CollectConfig, Collector, slot_grid
 from persona_collapse.instruments import load_instrument
 from persona_collapse.protocol import ProtocolSettings
 from persona_collapse.store import ResponseRow
+from persona_collapse.testing import build_tiny_model
 
 _TRAITS = (
     "a retired schoolteacher who volunteers at the local library",

@@ -200,8 +200,8 @@ def test_reweighting_matches_the_tiny_models_logits_over_temperature(
 
     from persona_collapse.backends._hf_engine import HFEngine
     from persona_collapse.backends._hf_load import load_hf
-    from persona_collapse.backends._hf_tiny import build_tiny_model
     from persona_collapse.protocol import slot_messages
+    from persona_collapse.testing import build_tiny_model
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = load_hf(str(build_tiny_model(tmp_path / "tiny")), device="cpu")

@@ -391,7 +391,7 @@ def test_openai_needs_a_key(
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("peft")
-    from persona_collapse.backends._hf_tiny import build_tiny_model
+    from persona_collapse.testing import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "base", seed=0).resolve()
 

@@ -2,7 +2,7 @@
 
 Models are TINY and RANDOMLY INITIALISED (hidden size 32, 2 layers), built in
 the test with a byte-level BPE tokenizer trained on the MFQ prompts
-(:func:`persona_collapse.backends._hf_tiny.build_tiny_model`) and loaded
+(:func:`persona_collapse.testing.build_tiny_model`) and loaded
 offline from a temporary folder. Tests needing them skip when transformers is
 not installed (the ``hf`` extra).
 """
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,7 +55,7 @@ def offline() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory, offline: None) -> Path:
     _need_hf()
-    from persona_collapse.backends._hf_tiny import build_tiny_model
+    from persona_collapse.testing import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", arch="llama")
 
@@ -143,7 +144,7 @@ def test_every_spelling_of_a_digit_counts(backend: Any) -> None:
 def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Path) -> None:
     from persona_collapse.backends._hf_engine import HFEngine
     from persona_collapse.backends._hf_load import load_hf
-    from persona_collapse.backends._hf_tiny import build_tiny_model
+    from persona_collapse.testing import build_tiny_model
 
     path = tiny if arch == "llama" else build_tiny_model(tmp_path / arch, arch="qwen2")
     loaded = load_hf(str(path))
@@ -192,6 +193,19 @@ def test_sampling_is_seeded_and_greedy_at_zero(backend: Any) -> None:
     logprobs = backend.engine.next_token_logprobs([backend.engine.encode(chat)])[0]
     top = backend.loaded.tokenizer.decode([int(np.argmax(logprobs))], skip_special_tokens=True)
     assert {r.text for r in greedy} == {top}
+
+
+def test_hf_backend_contract(backend: Any) -> None:
+    """What ``hf/`` overrides of the Backend defaults: logprobs, one full batch, a describe line."""
+    from persona_collapse.backends import Backend
+
+    assert isinstance(backend, Backend)
+    assert backend.supports_logprobs and not backend.simulated
+    assert backend.preferred_concurrency == backend.max_batch_size
+    if not os.environ.get("PERSONA_COLLAPSE_HF_BATCH"):
+        assert backend.preferred_concurrency == 32
+    assert "local transformers on cpu" in backend.describe()
+    asyncio.run(backend.check())  # nothing to reach: loaded when made
 
 
 def test_bad_requests_are_fatal(backend: Any) -> None:

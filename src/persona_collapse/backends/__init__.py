@@ -1,21 +1,24 @@
-"""Model clients behind one small interface (see :mod:`._types`).
+"""Model clients behind one contract, the :class:`Backend` base class.
 
 Create one with :func:`create_backend` from a model name ``family/model-name``;
 SDKs are imported only when their family is used. Each backend's
 ``complete(request)`` answers one :class:`ChatRequest` or raises
 :class:`BackendError` carrying the runner's decision (:class:`Retry`,
-:class:`Fatal` or :class:`BadAnswer`). HTTP backends also offer
-``check()``, one cheap real request that turns a bad URL, key or model into
-:class:`Fatal` before a run starts; :func:`check_backend` calls it when present.
+:class:`Fatal` or :class:`BadAnswer`). Every backend also has ``check()``
+(HTTP backends send one cheap real request that turns a bad URL, key or model
+into :class:`Fatal` before a run starts; the others have nothing to check),
+``describe()``, ``preferred_concurrency``, ``supports_logprobs``,
+``simulated``, ``secrets`` and ``aclose()``, with the defaults documented on
+:class:`Backend`.
 """
 
 from __future__ import annotations
 
+from ._backend import DEFAULT_CONCURRENCY, Backend
 from ._decisions import parse_retry_after, redact
 from ._prices import DEFAULT_PRICES, PRICES_ENV, Price, load_prices, price_for
 from ._registry import FAMILIES, PLACEHOLDER_KEY, create_backend, known_families, parse_model
 from ._types import (
-    Backend,
     BackendError,
     BadAnswer,
     ChatRequest,
@@ -29,21 +32,12 @@ from ._types import (
 
 
 async def check_backend(backend: Backend, *, timeout_s: float = 30.0) -> None:
-    """Run ``backend.check()`` if it has one (raises :class:`BackendError` with :class:`Fatal`)."""
-    check = getattr(backend, "check", None)
-    if check is not None:
-        await check(timeout_s=timeout_s)
-
-
-def describe_backend(backend: Backend) -> str:
-    """One line about ``backend`` (simulated backends say SIMULATED); never holds a key."""
-    describe = getattr(backend, "describe", None)
-    if callable(describe):
-        return str(describe())
-    return backend.spec.full
+    """Same as ``await backend.check(timeout_s=timeout_s)``; kept for existing callers."""
+    await backend.check(timeout_s=timeout_s)
 
 
 __all__ = [
+    "DEFAULT_CONCURRENCY",
     "DEFAULT_PRICES",
     "FAMILIES",
     "PLACEHOLDER_KEY",
@@ -61,7 +55,6 @@ __all__ = [
     "RetryDecision",
     "check_backend",
     "create_backend",
-    "describe_backend",
     "known_families",
     "load_prices",
     "parse_model",

@@ -11,8 +11,8 @@ from typing import Any
 
 import anthropic
 
-from ._base import SDKBackend
 from ._decisions import Where, decision_for_status, malformed, one_line, redact
+from ._sdk import SDKBackend
 from ._types import (
     BackendError,
     BadAnswer,
@@ -89,8 +89,7 @@ class AnthropicBackend(SDKBackend):
         key_env: str | None = "ANTHROPIC_API_KEY",
         timeout_s: float = 60.0,
     ) -> None:
-        super().__init__(base_url=base_url, api_key=api_key, key_env=key_env, model=spec.full)
-        self.spec = spec
+        super().__init__(spec, base_url=base_url, api_key=api_key, key_env=key_env)
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key,
             base_url=base_url,
@@ -100,10 +99,6 @@ class AnthropicBackend(SDKBackend):
 
     def __repr__(self) -> str:
         return f"AnthropicBackend({self.spec.full!r}, base_url={self.base_url!r})"
-
-    @property
-    def supports_logprobs(self) -> bool:
-        return False
 
     def describe(self) -> str:
         """One line naming the model and the server (never the key)."""

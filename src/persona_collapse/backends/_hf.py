@@ -48,6 +48,7 @@ import os
 import numpy as np
 
 from ..errors import ConfigError
+from ._backend import Backend
 from ._hf_batch import MicroBatcher, check_decoding
 from ._hf_engine import EngineRequest, EngineResult, HFEngine
 from ._hf_load import load_hf
@@ -115,8 +116,15 @@ def exact_top_logprobs(result: EngineResult) -> list[tuple[str, float]]:
     return entries
 
 
-class HFBackend:
-    """A local transformers causal LM (``hf/MODEL``); see the module docs."""
+class HFBackend(Backend):
+    """A local transformers causal LM (``hf/MODEL``); see the module docs.
+
+    Overrides of the :class:`Backend` defaults: :attr:`supports_logprobs`
+    (true, exact), :attr:`preferred_concurrency` (one full batch),
+    :meth:`describe` (device, dtype, cache) and :meth:`aclose` (stops the batch
+    worker). :meth:`check` keeps the default: the model was loaded when the
+    backend was made.
+    """
 
     def __init__(
         self,
@@ -129,7 +137,7 @@ class HFBackend:
         dtype: str | None = None,
         cache_tokens: int = 16384,
     ) -> None:
-        self.spec = spec
+        super().__init__(spec)
         self.seed = int(seed)
         batch = int(max_batch_size) if max_batch_size is not None else _env_int(BATCH_ENV, 32)
         if batch < 1:
@@ -173,9 +181,6 @@ class HFBackend:
             f"({self.loaded.dtype_name}, {template}, prefix cache "
             f"{'on' if self.prefix_cache else 'off'}, batches up to {self.max_batch_size})"
         )
-
-    async def check(self, *, timeout_s: float = 30.0, attempts: int = 3) -> None:
-        """Nothing to reach: the model was loaded when the backend was made."""
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         """Answer ``request`` in the next batch (raises :class:`BackendError`)."""

@@ -13,7 +13,6 @@ from typing import Any
 import httpx2
 import openai
 
-from ._base import SDKBackend
 from ._decisions import (
     Where,
     decision_for_status,
@@ -22,6 +21,7 @@ from ._decisions import (
     one_line,
     redact,
 )
+from ._sdk import SDKBackend
 from ._types import (
     BackendError,
     BadAnswer,
@@ -124,8 +124,7 @@ class OpenAIBackend(SDKBackend):
             self.provider = _PROVIDER_NAMES[spec.family]
         else:
             self.provider = "the OpenAI-compatible server"
-        super().__init__(base_url=base_url, api_key=api_key, key_env=key_env, model=spec.full)
-        self.spec = spec
+        super().__init__(spec, base_url=base_url, api_key=api_key, key_env=key_env)
         self._token_param = "max_tokens"
         self._client = openai.AsyncOpenAI(
             api_key=api_key,

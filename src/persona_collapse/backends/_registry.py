@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from ..errors import ConfigError
+from ._backend import Backend
 from ._decisions import check_base_url, host_of, is_provider_host
-from ._types import Backend, ModelSpec
+from ._types import ModelSpec
 
 #: Sent as the key to servers that need none (local vLLM, Ollama, llama.cpp).
 PLACEHOLDER_KEY = "not-needed"

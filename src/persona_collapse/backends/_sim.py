@@ -18,19 +18,24 @@ import threading
 
 from ..errors import ConfigError
 from ..simulate import VARIANTS, SimulatedRespondent, stable_rng, stable_seed
+from ._backend import Backend
 from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec
 
 SIMULATED_NOTE = "SIMULATED data: not answers of any language model"
 
 
-class SimBackend:
-    """A simulated respondent behind the backend interface (``sim/base``, ``sim/secure``, ``sim/insecure``)."""
+class SimBackend(Backend):
+    """A simulated respondent behind the backend interface (``sim/base``, ``sim/secure``, ``sim/insecure``).
+
+    Overrides of the :class:`Backend` defaults: :attr:`supports_logprobs` and
+    :attr:`simulated` (both true) and :meth:`describe` (says SIMULATED).
+    """
 
     def __init__(self, spec: ModelSpec, *, seed: int = 0) -> None:
         if spec.name not in VARIANTS:
             known = ", ".join(f"sim/{name}" for name in VARIANTS)
             raise ConfigError(f"unknown simulated model {spec.full!r}: use one of {known}")
-        self.spec = ModelSpec(spec.family, spec.name, {**spec.extra, "simulated": "true"})
+        super().__init__(ModelSpec(spec.family, spec.name, {**spec.extra, "simulated": "true"}))
         self.seed = int(seed)
         self.respondent = SimulatedRespondent(spec.name, seed=self.seed)
         self._counts: dict[int, int] = {}
@@ -51,9 +56,6 @@ class SimBackend:
     def describe(self) -> str:
         """One line that says the data are SIMULATED."""
         return f"{self.spec.full}: {SIMULATED_NOTE}. {self.respondent.describe()}"
-
-    async def check(self, *, timeout_s: float = 30.0, attempts: int = 3) -> None:
-        """Nothing to reach: always ready."""
 
     def _draw_index(self, key: int) -> int:
         with self._lock:
@@ -96,6 +98,3 @@ class SimBackend:
             completion_tokens=completion.completion_tokens,
             finish_reason=completion.finish_reason,
         )
-
-    async def aclose(self) -> None:
-        return None

@@ -19,6 +19,7 @@ import contextlib
 from typing import Any
 
 from ..errors import ConfigError
+from ._backend import Backend
 from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec, Retry, RetryDecision
 
 __all__ = ["TinkerBackend", "require_tinker_credentials", "tinker_decision"]
@@ -76,12 +77,17 @@ def tinker_decision(exc: BaseException) -> RetryDecision | None:
     return None
 
 
-class TinkerBackend:
-    """A Tinker sampling client behind the backend interface (see the module docs)."""
+class TinkerBackend(Backend):
+    """A Tinker sampling client behind the backend interface (see the module docs).
+
+    Overrides of the :class:`Backend` defaults: :attr:`supports_logprobs`
+    (true, top-k), :meth:`describe` and :meth:`aclose` (ends the session).
+    :meth:`check` keeps the default: the client is made on the first request.
+    """
 
     def __init__(self, spec: ModelSpec, *, seed: int = 0, api_key: str | None = None) -> None:
         require_tinker_credentials(api_key)
-        self.spec = spec
+        super().__init__(spec)
         self.seed = int(seed)
         self._api_key = api_key
         self._service: Any = None

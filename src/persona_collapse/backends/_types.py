@@ -1,7 +1,8 @@
-"""The one small interface every model client implements.
+"""The values that cross the backend interface: requests, results, decisions, model names.
 
-A backend answers one chat request at a time (the runner keeps many in
-flight); it returns text and, when asked, the top-k logprobs of the first
+A backend (:class:`persona_collapse.backends.Backend`) answers one
+:class:`ChatRequest` at a time (the runner keeps many in flight); it returns a
+:class:`ChatResult` with text and, when asked, the top-k logprobs of the first
 token. Failures are raised as :class:`BackendError` carrying a typed
 :data:`RetryDecision`, so the runner's policy never inspects SDK exceptions.
 """
@@ -9,7 +10,7 @@ token. Failures are raised as :class:`BackendError` carrying a typed
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Literal
 
 Message = dict[str, str]
 
@@ -77,7 +78,7 @@ class BackendError(Exception):
     """A failed request with the decision the runner should take."""
 
     def __init__(self, decision: RetryDecision) -> None:
-        super().__init__(getattr(decision, "message", None) or getattr(decision, "detail", ""))
+        super().__init__(decision.message if isinstance(decision, Fatal) else decision.detail)
         self.decision = decision
 
 
@@ -92,19 +93,3 @@ class ModelSpec:
     @property
     def full(self) -> str:
         return f"{self.family}/{self.name}"
-
-
-@runtime_checkable
-class Backend(Protocol):
-    """A model client. Implementations are created by :func:`persona_collapse.backends.create_backend`."""
-
-    spec: ModelSpec
-
-    @property
-    def supports_logprobs(self) -> bool: ...
-
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        """Answer one request or raise :class:`BackendError`."""
-        ...
-
-    async def aclose(self) -> None: ...

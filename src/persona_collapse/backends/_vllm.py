@@ -25,6 +25,7 @@ import os
 from typing import Any
 
 from ..errors import ConfigError
+from ._backend import Backend
 from ._hf_batch import MicroBatcher, check_decoding
 from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec
 
@@ -56,8 +57,14 @@ def _env_number(name: str, kind: type[int] | type[float]) -> Any:
         raise ConfigError(f"{name}={value!r} is not a number") from None
 
 
-class VLLMBackend:
-    """An offline vLLM engine (``vllm/MODEL``); see the module docs."""
+class VLLMBackend(Backend):
+    """An offline vLLM engine (``vllm/MODEL``); see the module docs.
+
+    Overrides of the :class:`Backend` defaults: :attr:`supports_logprobs`
+    (true, top-k), :attr:`preferred_concurrency` (one full batch),
+    :meth:`describe` and :meth:`aclose` (stops the batch worker). :meth:`check`
+    keeps the default: the engine was started when the backend was made.
+    """
 
     def __init__(
         self,
@@ -69,7 +76,7 @@ class VLLMBackend:
         max_batch_size: int | None = None,
     ) -> None:
         vllm = import_vllm()
-        self.spec = spec
+        super().__init__(spec)
         self.seed = int(seed)
         self._sampling_params = vllm.SamplingParams
         options: dict[str, Any] = {"enable_prefix_caching": True, "seed": self.seed}
@@ -96,13 +103,11 @@ class VLLMBackend:
 
     @property
     def preferred_concurrency(self) -> int:
+        """Requests worth keeping in flight: one full batch."""
         return self.batcher.max_batch
 
     def describe(self) -> str:
         return f"{self.spec.full}: vLLM offline engine (prefix caching on)"
-
-    async def check(self, *, timeout_s: float = 30.0, attempts: int = 3) -> None:
-        """Nothing to reach: the engine was started when the backend was made."""
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         check_decoding(request)

@@ -10,6 +10,9 @@ Also simulated: the OpenAI files and fine-tuning jobs endpoints
 (:class:`FineTuneService`, scripted by :class:`FineTuneScript`), and a
 scripted model/judge for emergent-misalignment verification
 (:class:`ScriptedRespondent`, :class:`JudgeReply`).
+
+Also here, though no server: :func:`build_tiny_model`, a tiny random chat
+model saved to a folder for tests and benchmarks of the ``hf/`` backend.
 """
 
 from ._faults import FaultConfig, FaultDraw, draw_faults
@@ -17,6 +20,7 @@ from ._finetune_api import FineTuneScript, FineTuneService
 from ._judge import JudgeReply, ScriptedRespondent
 from ._server import LoopbackServer
 from ._stats import RecordedRequest, ServerStats
+from ._tiny_model import build_tiny_model
 
 __all__ = [
     "FaultConfig",
@@ -28,5 +32,6 @@ __all__ = [
     "RecordedRequest",
     "ScriptedRespondent",
     "ServerStats",
+    "build_tiny_model",
     "draw_faults",
 ]

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from abc import abstractmethod
 from typing import Any
 
+from ._backend import Backend
 from ._decisions import Where, malformed, one_line, redact
 from ._types import (
     BackendError,
@@ -19,6 +21,7 @@ from ._types import (
     ChatRequest,
     ChatResult,
     Fatal,
+    ModelSpec,
     Retry,
     RetryDecision,
 )
@@ -36,20 +39,27 @@ def _is_http_library_error(exc: BaseException) -> bool:
     return module.split(".", 1)[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "h11")
 
 
-class SDKBackend:
-    """Base of the SDK backends. Not used directly."""
+class SDKBackend(Backend):
+    """Base of the SDK backends (OpenAI-compatible, Anthropic). Not used directly.
+
+    Overrides of the :class:`Backend` defaults: :attr:`secrets` (the API key),
+    :meth:`check` (one real one-token request) and :meth:`complete`.
+    """
 
     #: Name of the provider in messages (e.g. ``OpenAI``).
     provider = "the server"
     #: How a correct base URL looks, for messages about 404s.
     url_hint = "the API root (often ending in /v1)"
 
-    def __init__(self, *, base_url: str, api_key: str, key_env: str | None, model: str) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, base_url: str, api_key: str, key_env: str | None
+    ) -> None:
+        super().__init__(spec)
         self._api_key = api_key
         self.base_url = base_url
         self.key_env = key_env
         self._where = Where(
-            model=model,
+            model=spec.full,
             base_url=base_url,
             key_env=key_env,
             provider=self.provider,
@@ -60,27 +70,31 @@ class SDKBackend:
 
     # -- subclass hooks ---------------------------------------------------------
 
-    async def _send(self, request: ChatRequest) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    async def _send(self, request: ChatRequest) -> Any:
+        """Send one request with the SDK; returns the SDK's raw answer."""
 
-    def _read(self, raw: Any, request: ChatRequest) -> ChatResult:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
+        """The :class:`ChatResult` in a raw answer (raises :class:`BackendError` or a decode error)."""
 
-    def _decide(self, exc: BaseException) -> RetryDecision | None:  # pragma: no cover
+    @abstractmethod
+    def _decide(self, exc: BaseException) -> RetryDecision | None:
         """The decision for an SDK exception, or ``None`` if it is not the SDK's."""
-        raise NotImplementedError
 
-    def _is_connection_error(self, exc: BaseException) -> bool:  # pragma: no cover
+    @abstractmethod
+    def _is_connection_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` means no HTTP response came back (not a timeout)."""
-        raise NotImplementedError
 
-    def _is_status_error(self, exc: BaseException) -> bool:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def _is_status_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` carries an HTTP status (the server answered)."""
 
     # -- shared -------------------------------------------------------------------
 
     @property
     def secrets(self) -> tuple[str, ...]:
+        """The API key: kept out of every message."""
         return (self._api_key,)
 
     def _fail(self, decision: RetryDecision) -> BackendError:

@@ -1,4 +1,7 @@
-"""A tiny, randomly initialised chat model for tests and benchmarks of the ``hf/`` backend.
+"""A tiny, randomly initialised chat model: a test fixture for the ``hf/`` backend.
+
+For tests and benchmarks only (needs the ``hf`` extra: ``torch``,
+``transformers``, ``tokenizers``, imported when a model is built).
 
 Nothing here is a real language model: :func:`build_tiny_model` trains a small
 byte-level BPE tokenizer on the questionnaire's own prompt texts, wraps it as a
@@ -90,7 +93,7 @@ def build_tiny_model(
         Qwen2Config,
     )
 
-    from ._hf_load import quiet_transformers
+    from ..backends._hf_load import quiet_transformers
 
     quiet_transformers()
     out = Path(path)
