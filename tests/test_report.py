@@ -524,7 +524,7 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
 # the sampled, in-process path is checked here.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_demo_sampled_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from persona_collapse.report import DemoConfig, run_demo
+    from persona_collapse.workflows import DemoConfig, run_demo
 
     for var in ("OPENAI_API_KEY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
