@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from persona_collapse._analysis import AnalysisOptions, measure_responses
+from persona_collapse.analysis import AnalysisOptions, measure_responses
 from persona_collapse.instruments import load_instrument
 from persona_collapse.stats import BootstrapConfig
 from persona_collapse.store import load_sources

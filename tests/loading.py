@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from persona_collapse._analysis import AnalysisOptions, measure_responses
+from persona_collapse.analysis import AnalysisOptions, measure_responses
 from persona_collapse.stats import BootstrapConfig, Measurement
 from persona_collapse.store import load_sources
 

@@ -153,3 +153,73 @@ def test_temperature_metrics_match_the_served_distribution_at_T(
         direct = _served(respondent, t)
         means = direct @ np.arange(6.0)
         assert doc["S"] == pytest.approx(float(np.std(means, axis=0, ddof=1).mean()), abs=1e-9)
+
+
+def _store_with_spellings(path: Path, n_personas: int = 6, seed: int = 11) -> tuple[str, Any]:
+    """A logprob run whose cells store two spellings per digit, split in a different
+    proportion for every digit (so re-weighting per spelling and re-weighting the summed
+    digit mass disagree). Returns the SOURCE and the spelling logprobs
+    ``(personas, items, 6 digits, 2 spellings)`` in instrument item order."""
+    from persona_collapse.store import ResponseRow, ResponseStore, RunInfo
+
+    items = load_instrument("mfq30").item_ids.tolist()
+    rng = np.random.default_rng(seed)
+    mass = rng.dirichlet(np.full(12, 0.7), size=(n_personas, len(items))).reshape(
+        n_personas, len(items), 6, 2
+    )
+    logprobs = np.log(mass)
+    run = RunInfo(run_id="spelled", model="hand/spelled", backend="hand", method="logprobs")
+    with ResponseStore(path) as store:
+        store.create_run(run)
+        store.add_responses(
+            run.run_id,
+            [
+                ResponseRow(
+                    persona_id=p,
+                    item_id=int(item),
+                    repetition=1,
+                    rating=int(np.argmax(mass[p, q].sum(axis=1))),
+                    distribution=mass[p, q].sum(axis=1).tolist(),
+                    extra={
+                        "spellings": [
+                            [k, float(logprobs[p, q, k, s])] for k in range(6) for s in range(2)
+                        ]
+                    },
+                )
+                for p in range(n_personas)
+                for q, item in enumerate(items)
+            ],
+        )
+    return f"{path}:{run.run_id}", logprobs
+
+
+def test_report_cells_rest_on_the_metrics_distribution_at_T(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """At T = 0.5 the report's cell means and answer shares come from the distributions that
+    ``metrics --temperature 0.5`` measures: re-weighted per stored spelling, not from the
+    summed digit mass (which differs here, each digit's spellings being split differently)."""
+    from persona_collapse.report import analyse_study, load_study
+    from persona_collapse.stats import reweight_temperature
+
+    source, logprobs = _store_with_spellings(tmp_path / "spelled.db")
+    metrics = run_cli(capsys, "metrics", source, "--temperature", "0.5", "--format", "json")
+    assert metrics.status == 0, metrics.err
+    study_file = tmp_path / "study.toml"
+    study_file.write_text(
+        "[analysis]\ntemperature = 0.5\npersona_draws = 20\nrepetition_draws = 0\n"
+        f'[[family]]\nname = "hand"\n[family.variants.base]\npersona = "{source}"\n',
+        encoding="utf-8",
+    )
+    cells = analyse_study(load_study(study_file)).families[0].base.cells
+
+    values = np.arange(6.0)
+    s_from_cells = float(np.std(cells.means, axis=0, ddof=1).mean())
+    assert s_from_cells == pytest.approx(metrics.json()[0]["S"], abs=1e-9)
+    exact = np.exp(logprobs / 0.5).sum(axis=-1)
+    exact /= exact.sum(axis=-1, keepdims=True)
+    assert np.abs(cells.means - exact @ values).max() < 1e-9
+    assert np.abs(cells.answer_share - exact.reshape(-1, 6).mean(axis=0)).max() < 1e-9
+    # The summed-mass shortcut gives other cells on these data: the check has teeth.
+    summed = reweight_temperature(np.exp(logprobs).sum(axis=-1), 0.5) @ values
+    assert np.abs(summed - cells.means).max() > 1e-2

@@ -524,7 +524,7 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
 # the sampled, in-process path is checked here.
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_demo_sampled_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from persona_collapse.report import DemoConfig, run_demo
+    from persona_collapse.workflows import DemoConfig, run_demo
 
     for var in ("OPENAI_API_KEY", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
@@ -571,3 +571,24 @@ def test_default_demo_under_two_minutes(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert time.perf_counter() - start < 120
+
+
+def test_report_neither_collects_nor_serves() -> None:
+    """``report/`` draws and writes: no import of collection, the loopback server or the
+    workflows above it (the demo, which collects, is a workflow)."""
+    import persona_collapse.report as report
+
+    folder = Path(report.__file__).parent
+    imports = re.compile(r"^\s*(?:from|import)\s+(\S+)", re.MULTILINE)
+    found = {
+        (path.name, target)
+        for path in folder.glob("*.py")
+        for target in imports.findall(path.read_text(encoding="utf-8"))
+    }
+    forbidden = ("collect", "testing", "workflows", "backends")
+    upward = [
+        (name, target)
+        for name, target in found
+        if target.lstrip(".").split(".")[0] in forbidden or target.startswith("persona_collapse.")
+    ]
+    assert not upward

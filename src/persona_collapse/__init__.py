@@ -1,10 +1,11 @@
 """persona-collapse: moral susceptibility and robustness of LLM persona role-play.
 
-The curated public API; subpackages (``stats``, ``store``, ``instruments``,
+The curated public API; subpackages (``analysis``, ``stats``, ``store``, ``instruments``,
 ``personas``, ``protocol``, ``backends``, ``collect``) expose more.
 """
 
-from ._analysis import (
+from ._version import __version__
+from .analysis import (
     AnalysisOptions,
     Comparison,
     compare_responses,
@@ -12,7 +13,6 @@ from ._analysis import (
     metrics_document,
     profile_responses,
 )
-from ._version import __version__
 from .errors import ConfigError, DataError, UserError
 from .instruments import Instrument, load_instrument
 from .stats import BootstrapConfig, Measurement, MetricValues

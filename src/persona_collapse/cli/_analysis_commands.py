@@ -1,10 +1,10 @@
-"""``metrics``, ``profile`` and ``compare``: thin shells over :mod:`persona_collapse._analysis`."""
+"""``metrics``, ``profile`` and ``compare``: thin shells over :mod:`persona_collapse.analysis`."""
 
 from __future__ import annotations
 
 import argparse
 
-from .._analysis import (
+from ..analysis import (
     AnalysisOptions,
     compare_responses,
     measure_responses,
@@ -71,7 +71,7 @@ def options_from(args: argparse.Namespace) -> AnalysisOptions:
         ),
         instrument=args.instrument,
         expected_reps=args.expected_reps,
-        temperature=args.temperature,
+        reweight_temperature=args.temperature,
     )
 
 

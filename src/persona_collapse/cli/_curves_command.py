@@ -10,6 +10,9 @@ persona-bootstrap SEs with one seed for all temperatures, so the points of a
 curve are resampled alike. ``-o FIG.png`` also writes ``FIG.pdf``.
 """
 
+# The command only parses, calls persona_collapse.analysis.temperature_curves and prints;
+# ``-o`` draws with persona_collapse.report.write_curves_figure. (The docstring is --help.)
+
 from __future__ import annotations
 
 import argparse
@@ -18,16 +21,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._analysis import AnalysisOptions, measure_responses
-from ..errors import ConfigError, DataError
+from ..analysis import (
+    CURVE_POINT_KEYS,
+    DEFAULT_TEMPERATURES,
+    AnalysisOptions,
+    temperature_curves,
+)
+from ..errors import ConfigError
 from ..stats import BootstrapConfig
-from ..store import Responses, load_sources
+from ..store import load_sources
 from ._output import FORMATS, _console, emit_csv, emit_json
 
-__all__ = ["DEFAULT_TEMPERATURES", "parse_temperatures", "register", "temperature_curves"]
-
-DEFAULT_TEMPERATURES = (0.1, 0.3, 0.5, 0.7, 1.0, 1.5)
-POINT_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
+__all__ = ["parse_temperatures", "register"]
 
 
 def parse_temperatures(text: str) -> tuple[float, ...]:
@@ -51,84 +56,15 @@ def parse_temperatures(text: str) -> tuple[float, ...]:
     return tuple(values)
 
 
-def temperature_curves(
-    responses: Responses,
-    temperatures: Sequence[float],
-    *,
-    expected_reps: int | None,
-    bootstrap: BootstrapConfig,
-    instrument: str | None = None,
-) -> dict[str, Any]:
-    """S, sigma_bar and R (with SEs) of one logprob source at each temperature."""
-    if responses.method != "logprobs":
-        raise DataError(
-            f"{responses.label} holds sampled ratings; curves re-weights the T = 1 "
-            "distributions of a logprob run (persona-collapse run MODEL --method logprobs)"
-        )
-    points = []
-    meas = None
-    for t in temperatures:
-        meas = measure_responses(
-            responses,
-            AnalysisOptions(
-                bootstrap=bootstrap,
-                instrument=instrument,
-                expected_reps=expected_reps,
-                temperature=float(t),
-            ),
-        )
-        points.append({"temperature": float(t), **meas.values().to_dict()})
-    assert meas is not None
-    return {
-        "source": responses.label,
-        "n_personas": meas.n_personas,
-        "n_items": meas.n_items,
-        "expected_reps": expected_reps,
-        "points": points,
-    }
-
-
-def plot_curves(docs: Sequence[dict[str, Any]], path: Path) -> list[Path]:
-    """S(T) and R(T) with SE bars, one line per source; writes PNG and PDF, returns the paths."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    ax_s, ax_r = fig.subplots(1, 2)
-    for doc in docs:
-        t = [p["temperature"] for p in doc["points"]]
-        for ax, key in ((ax_s, "S"), (ax_r, "R")):
-            ax.errorbar(
-                t,
-                [p[key] for p in doc["points"]],
-                yerr=[p[f"{key}_se"] for p in doc["points"]],
-                marker="o",
-                capsize=3,
-                label=doc["source"],
-            )
-    spread = docs[0]["expected_reps"]
-    how = f"expected SD of {spread} samples" if spread else "exact population SD"
-    ax_s.set(xlabel="temperature T", ylabel="S(T)", title="susceptibility S")
-    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title=f"robustness R ({how})")
-    ax_s.legend(fontsize="small")
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = base.with_name(base.name + suffix)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=150)
-        written.append(target)
-    return written
-
-
 def print_curves(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         emit_json(list(docs))
         return
     if fmt == "csv":
         emit_csv(
-            ["source", "temperature", *POINT_KEYS],
+            ["source", "temperature", *CURVE_POINT_KEYS],
             [
-                [d["source"], p["temperature"], *(p[k] for k in POINT_KEYS)]
+                [d["source"], p["temperature"], *(p[k] for k in CURVE_POINT_KEYS)]
                 for d in docs
                 for p in d["points"]
             ],
@@ -163,23 +99,23 @@ def cmd_curves(args: argparse.Namespace) -> int:
         raise ConfigError("--expected-reps must be 0 (exact SD) or a number of repetitions")
     if args.persona_draws < 2:
         raise ConfigError("--persona-draws must be at least 2")
-    bootstrap = BootstrapConfig(
-        persona_draws=args.persona_draws, repetition_draws=0, seed=args.seed, ddof=args.ddof
+    options = AnalysisOptions(
+        bootstrap=BootstrapConfig(
+            persona_draws=args.persona_draws, repetition_draws=0, seed=args.seed, ddof=args.ddof
+        ),
+        instrument=args.instrument,
+        expected_reps=args.expected_reps or None,
     )
     docs = [
-        temperature_curves(
-            resp,
-            temperatures,
-            expected_reps=args.expected_reps or None,
-            bootstrap=bootstrap,
-            instrument=args.instrument,
-        )
+        temperature_curves(resp, temperatures, options)
         for spec in args.sources
         for resp in load_sources(spec, instrument=args.instrument)
     ]
     print_curves(docs, args.format)
     if args.output:
-        for path in plot_curves(docs, Path(args.output)):
+        from ..report import write_curves_figure
+
+        for path in write_curves_figure(docs, Path(args.output)):
             print(f"wrote {path}", file=sys.stderr)
     return 0
 

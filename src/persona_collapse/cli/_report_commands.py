@@ -1,4 +1,5 @@
-"""``report``, ``reproduce`` and ``demo``: thin shells over :mod:`persona_collapse.report`.
+"""``report``, ``reproduce`` and ``demo``: thin shells over :mod:`persona_collapse.report`
+and the demo workflow (:mod:`persona_collapse.workflows`).
 
 The report package (and matplotlib) is imported only when one of these runs,
 so the other commands start fast.
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from .._analysis import AnalysisOptions
+from ..analysis import AnalysisOptions
 from ..errors import ConfigError
 
 DEFAULT_DEMO_DIR = "persona-collapse-demo"
@@ -74,7 +75,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ..report import DemoConfig, headline, run_demo
+    from ..report import headline
+    from ..workflows import DemoConfig, run_demo
 
     config = DemoConfig(
         folder=Path(args.output),

@@ -36,7 +36,7 @@ class CheckpointMeter:
 
     def __call__(self, folder: Path, step: int) -> dict[str, Any]:
         """S, R (with SEs), sigma_bar and the SOURCE of checkpoint ``folder`` at ``step``."""
-        from .._analysis import AnalysisOptions, measure_responses
+        from ..analysis import AnalysisOptions, measure_responses
         from ..collect import RunOptions, run_collection
         from ..stats import BootstrapConfig
         from ..store import load_sources

@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -451,3 +452,39 @@ def write_figures(result: StudyResult, folder: Path, band: Band | None = None) -
             d.figure.savefig(pdf, format="pdf", metadata={"CreationDate": None})
             out.append(FigureFile(d.name, d.title, d.caption, png, pdf))
     return out
+
+
+def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Path]:
+    """S(T) and R(T) with SE bars, one line per source; writes PNG and PDF, returns the paths.
+
+    ``curves``: documents of :func:`persona_collapse.analysis.temperature_curves`
+    (temperature T dimensionless; R = 1 / sigma_bar in inverse scale points).
+    ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``; both ``FIG.png`` and
+    ``FIG.pdf`` are written (150 dpi).
+    """
+    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
+    ax_s, ax_r = fig.subplots(1, 2)
+    for doc in curves:
+        t = [p["temperature"] for p in doc["points"]]
+        for ax, key in ((ax_s, "S"), (ax_r, "R")):
+            ax.errorbar(
+                t,
+                [p[key] for p in doc["points"]],
+                yerr=[p[f"{key}_se"] for p in doc["points"]],
+                marker="o",
+                capsize=3,
+                label=doc["source"],
+            )
+    spread = curves[0]["expected_reps"]
+    how = f"expected SD of {spread} samples" if spread else "exact population SD"
+    ax_s.set(xlabel="temperature T", ylabel="S(T)", title="susceptibility S")
+    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title=f"robustness R ({how})")
+    ax_s.legend(fontsize="small")
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
+    written = []
+    for suffix in (".png", ".pdf"):
+        target = base.with_name(base.name + suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(target, dpi=150)
+        written.append(target)
+    return written

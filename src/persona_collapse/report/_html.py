@@ -205,8 +205,8 @@ def render_html(
         "paired replicates of variant and base. Logprob runs: cell moments from the "
         "distributions"
         + (
-            f", re-weighted to temperature {study.options.temperature:g}"
-            if study.options.temperature is not None
+            f", re-weighted to temperature {study.options.reweight_temperature:g}"
+            if study.options.reweight_temperature is not None
             else ""
         )
         + (

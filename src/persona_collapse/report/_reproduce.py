@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._analysis import AnalysisOptions
+from ..analysis import AnalysisOptions
 from ..errors import ConfigError
 from ..stats import FamilySummary, labels_in_order
 from ._study import BASE, FamilySpec, Study, VariantSources

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .._analysis import (
+from ..analysis import (
     AnalysisOptions,
+    CellView,
+    cell_view,
     compare_responses,
     instrument_for,
     profile_responses,
@@ -22,7 +24,6 @@ from ..stats import (
     summarise_families,
 )
 from ..store import Responses, load_sources
-from ._cells import CellView, cell_view
 from ._provenance import SourceRecord, source_record
 from ._study import BASE, FamilySpec, Study
 

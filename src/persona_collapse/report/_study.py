@@ -10,7 +10,7 @@ A study file (TOML) names them::
     persona_draws = 2000
     repetition_draws = 400
     expected_reps = 10                 # logprob runs only
-    temperature = 0.1                  # logprob runs only
+    temperature = 0.1                  # logprob runs only: re-weight T = 1 distributions
 
     [[family]]
     name = "GPT-4o"
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._analysis import AnalysisOptions
+from ..analysis import AnalysisOptions
 from ..errors import ConfigError
 from ..stats import BootstrapConfig, labels_in_order
 
@@ -183,7 +183,7 @@ def _analysis(table: Any, where: str) -> AnalysisOptions:
         ),
         instrument=instrument,
         expected_reps=expected,
-        temperature=None if temperature is None else float(temperature),
+        reweight_temperature=None if temperature is None else float(temperature),
     )
 
 
@@ -290,8 +290,8 @@ def study_to_toml(study: Study) -> str:
     ]
     if opts.expected_reps is not None:
         lines.append(f"expected_reps = {opts.expected_reps}")
-    if opts.temperature is not None:
-        lines.append(f"temperature = {opts.temperature}")
+    if opts.reweight_temperature is not None:
+        lines.append(f"temperature = {opts.reweight_temperature}")
     if opts.instrument is not None:
         lines.append(f"instrument = {_toml_string(opts.instrument)}")
     for fam in study.families:

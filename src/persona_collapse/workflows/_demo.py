@@ -1,10 +1,15 @@
 """The offline demo: SIMULATED base/secure/insecure models behind a loopback HTTP server,
 collected with the real OpenAI-compatible client into a store, analysed and reported.
 
+A workflow above :mod:`~persona_collapse.collect` (collection),
+:mod:`~persona_collapse.analysis` and :mod:`~persona_collapse.report` (analysis
+and the written report): it starts the server, collects, and hands a study to
+:func:`persona_collapse.report.build_report`.
+
 No network and no API key: the server listens on 127.0.0.1 in a child process
 (so the client and the server use separate cores) and the client sends a
 placeholder key. Personas are 100 synthetic descriptions shipped with the
-package (``report/data/demo_personas.json``), not the PersonaHub download.
+package (``workflows/data/demo_personas.json``), not the PersonaHub download.
 
 Default grid, chosen to finish in under two minutes on two cores: persona mode
 with the logprob method (one request per persona x item, the full rating
@@ -28,11 +33,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .._analysis import AnalysisOptions
+from ..analysis import AnalysisOptions
 from ..errors import ConfigError
+from ..report import BASE, FamilySpec, ReportOutput, Study, VariantSources, build_report
 from ..stats import BootstrapConfig
-from ._build import ReportOutput, build_report
-from ._study import BASE, FamilySpec, Study, VariantSources
 
 if TYPE_CHECKING:
     from ..collect import RunOptions, RunOutcome
@@ -86,9 +90,9 @@ class DemoOutcome:
 
 def demo_personas() -> list[str]:
     """The 100 synthetic persona descriptions shipped for the demo."""
-    text = (resources.files("persona_collapse.report") / "data" / "demo_personas.json").read_text(
-        "utf-8"
-    )
+    text = (
+        resources.files("persona_collapse.workflows") / "data" / "demo_personas.json"
+    ).read_text("utf-8")
     return [str(p) for p in json.loads(text)]
 
 
@@ -215,7 +219,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
         options=AnalysisOptions(
             bootstrap=BootstrapConfig(seed=config.seed),
             expected_reps=reps if method == "logprobs" else None,
-            temperature=DEMO_TEMPERATURE if method == "logprobs" else None,
+            reweight_temperature=DEMO_TEMPERATURE if method == "logprobs" else None,
         ),
         simulated=True,
         origin="",

@@ -1,8 +1,9 @@
-"""Per-cell views of a response set for figures: cell means and the share of each answer.
+"""Per-cell views of a response set: cell means and the share of each answer.
 
-Sampled runs use their valid ratings; logprob runs use the stored rating
-distributions (re-weighted to the analysis temperature when one is set), so
-both kinds of run draw the same pictures.
+Sampled runs use their valid ratings; logprob runs use the same distribution
+cube that :func:`~persona_collapse.analysis.measure_responses` measures
+(re-weighted to ``reweight_temperature`` when one is set, exactly per spelling
+where spellings are stored), so figures and metrics rest on one distribution.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from .._analysis import AnalysisOptions, instrument_for, rating_cube
-from ..errors import DataError
 from ..instruments import Instrument
-from ..stats import cell_means, distribution_mean, reweight_temperature
+from ..stats import cell_means, distribution_mean
 from ..store import Responses
+from ._cube import distribution_cube, rating_cube
+from ._options import AnalysisOptions, instrument_for
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -26,6 +27,7 @@ IntArray = npt.NDArray[np.int64]
 class CellView:
     """Cell means ``(personas, items)`` in instrument item order, and the answer shares.
 
+    ``means`` are on the instrument's scale (expected rating for logprob runs).
     ``answer_share[k]`` is the fraction of valid answers equal to the ``k``-th
     scale value (expected fraction for logprob runs); it sums to 1.
     """
@@ -57,36 +59,23 @@ def _sampled(responses: Responses, instrument: Instrument) -> CellView:
 def _distributions(
     responses: Responses, instrument: Instrument, temperature: float | None
 ) -> CellView:
-    frame = responses.frame
-    frame = frame[frame["distribution"].map(lambda d: d is not None and len(d) > 0)]
-    if frame.empty:
-        raise DataError(f"{responses.label}: a logprob run without stored distributions")
+    cube = distribution_cube(responses, instrument, temperature)
     k = instrument.scale.size
-    personas = np.unique(frame["persona_id"].to_numpy(dtype=np.int64))
-    items = instrument.item_ids[np.isin(instrument.item_ids, frame["question_id"].to_numpy())]
-    order = np.argsort(items)
-    q_idx = order[np.searchsorted(items[order], frame["question_id"].to_numpy(dtype=np.int64))]
-    p_idx = np.searchsorted(personas, frame["persona_id"].to_numpy(dtype=np.int64))
-    probs = np.full((personas.size, items.size, k), np.nan)
-    probs[p_idx, q_idx] = np.array(frame["distribution"].tolist(), dtype=np.float64)
-    complete = ~np.isnan(probs).any(axis=(1, 2))
-    probs, personas = probs[complete], personas[complete]
-    if temperature is not None:
-        probs = reweight_temperature(probs, temperature)
     values = np.asarray(instrument.scale.values, dtype=np.float64)
-    share = probs.reshape(-1, k).mean(axis=0)
+    share = cube.probs.reshape(-1, k).mean(axis=0)
     return CellView(
-        means=distribution_mean(probs, values),
-        persona_ids=personas,
-        item_ids=items,
+        means=distribution_mean(cube.probs, values),
+        persona_ids=np.asarray(cube.persona_ids, dtype=np.int64),
+        item_ids=np.asarray(cube.item_ids, dtype=np.int64),
         scale_values=instrument.scale.values,
         answer_share=share / share.sum() if share.sum() > 0 else share,
     )
 
 
-def cell_view(responses: Responses, options: AnalysisOptions) -> CellView:
+def cell_view(responses: Responses, options: AnalysisOptions | None = None) -> CellView:
     """Cell means and answer shares of one response set (sampled or logprob)."""
-    instrument = instrument_for(responses, options)
+    opts = options or AnalysisOptions()
+    instrument = instrument_for(responses, opts)
     if responses.method == "logprobs":
-        return _distributions(responses, instrument, options.temperature)
+        return _distributions(responses, instrument, opts.reweight_temperature)
     return _sampled(responses, instrument)

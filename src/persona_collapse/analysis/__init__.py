@@ -1,0 +1,38 @@
+"""From loaded responses to numbers: measurements, comparisons, cell views, temperature curves.
+
+* :func:`measure_responses`: S, sigma_bar and R (overall and per subscale) with SEs;
+* :func:`compare_responses`: variants against a base (relative changes, excess);
+* :func:`profile_responses`: self or across-persona profiles;
+* :func:`cell_view`: cell means and answer shares (what the report's figures draw);
+* :func:`temperature_curves`: S(T) and R(T) of a logprob source.
+
+Every one of them reads the same cubes (:func:`rating_cube`,
+:func:`distribution_cube`), so metrics and figures rest on one distribution.
+No I/O beyond what :mod:`persona_collapse.store` loads.
+"""
+
+from ._cell_view import CellView, cell_view
+from ._compare import Comparison, compare_responses
+from ._cube import DistributionCube, distribution_cube, rating_cube
+from ._curves import CURVE_POINT_KEYS, DEFAULT_TEMPERATURES, temperature_curves
+from ._measure import measure_responses, metrics_document, profile_responses, profile_saturation
+from ._options import AnalysisOptions, instrument_for
+
+__all__ = [
+    "CURVE_POINT_KEYS",
+    "DEFAULT_TEMPERATURES",
+    "AnalysisOptions",
+    "CellView",
+    "Comparison",
+    "DistributionCube",
+    "cell_view",
+    "compare_responses",
+    "distribution_cube",
+    "instrument_for",
+    "measure_responses",
+    "metrics_document",
+    "profile_responses",
+    "profile_saturation",
+    "rating_cube",
+    "temperature_curves",
+]
