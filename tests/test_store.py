@@ -799,7 +799,11 @@ def test_a_version_1_store_opens_migrated_with_its_data(tmp_path: Path) -> None:
         assert verify.ensure_run(vrun) == vrun  # resumes as before
     record = get_variant(path, "F", "insecure")
     assert record is not None
-    assert (record.model, record.job_id, record.recipe) == ("openai/ft:x", "ftjob-1", {"n_epochs": 1})
+    assert (record.model, record.job_id, record.recipe) == (
+        "openai/ft:x",
+        "ftjob-1",
+        {"n_epochs": 1},
+    )
     assert [r.variant for r in list_variants(path)] == ["insecure"]
 
 
@@ -844,5 +848,7 @@ def test_default_run_ids_keep_their_published_shape() -> None:
     assert collection_run_id(parse_model("sim/insecure"), "insecure", "persona", "logprobs") == (
         "sim-insecure_insecure_persona_logprobs"
     )
-    assert default_run_id("ft:gpt-4o:org::x", "text", prefix="verify") == "verify_ft-gpt-4o-org-x_text"
+    assert (
+        default_run_id("ft:gpt-4o:org::x", "text", prefix="verify") == "verify_ft-gpt-4o-org-x_text"
+    )
     raises_one_line(lambda: check_run_id("a:b"), "'a:b'", "--run-id")

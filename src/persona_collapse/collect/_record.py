@@ -21,6 +21,7 @@ from ..personas import PERSONAHUB_COSTA, PersonaSet
 from ..protocol import BASE, ProtocolSettings, protocol_hash
 from ..store import RunInfo, default_run_id
 
+
 def collection_run_id(spec: ModelSpec, variant: str, mode: str, method: str = "sample") -> str:
     """``MODELNAME_VARIANT_MODE``, plus ``_logprobs`` for logprob runs (the store's rule).
 
@@ -31,9 +32,7 @@ def collection_run_id(spec: ModelSpec, variant: str, mode: str, method: str = "s
     ``sim-insecure_insecure_persona``). See :func:`persona_collapse.store.default_run_id`.
     """
     name = f"sim-{spec.name}" if spec.family == "sim" else spec.name
-    return default_run_id(
-        name, variant or BASE, mode, "logprobs" if method == "logprobs" else ""
-    )
+    return default_run_id(name, variant or BASE, mode, "logprobs" if method == "logprobs" else "")
 
 
 def persona_source_label(spec: str) -> str:

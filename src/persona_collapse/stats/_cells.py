@@ -13,6 +13,7 @@ from ..protocol import MISSING_RATING
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
+
 @dataclass(frozen=True)
 class RatingCube:
     """Valid ratings as a dense ``(personas, items, repetitions)`` array.

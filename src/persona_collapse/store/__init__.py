@@ -24,11 +24,12 @@ from ._parquet import read_parquet, write_parquet
 from ._run_ids import check_run_id, default_run_id
 from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
 from ._source import Responses, load_sources
-from ._sqlite import DEFAULT_COMPARE, ResponseStore
+from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._transfer import export_frame, export_run, import_csv
 
 __all__ = [
     "DEFAULT_COMPARE",
+    "DEFAULT_STORE",
     "MISSING_RATING",
     "PERSONA_COLUMNS",
     "RESPONSE_COLUMNS",

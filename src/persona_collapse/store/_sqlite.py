@@ -41,6 +41,9 @@ from ._schema import (
     STORE_TABLES,
 )
 
+DEFAULT_STORE = "persona-collapse.db"
+"""The store file ``run``, ``verify``, ``finetune`` and ``import`` use without ``--store``."""
+
 DEFAULT_COMPARE = (
     "model",
     "method",
@@ -379,9 +382,7 @@ class ResponseStore:
             raise ValueError(f"cannot compare unknown RunInfo fields {unknown}")
         _check_run(run)
         stored = dataclasses.replace(run, created=run.created or now_utc())
-        existing = _run_from_row(
-            self.ensure_record("runs", RUN_TABLE_COLUMNS, _run_params(stored))
-        )
+        existing = _run_from_row(self.ensure_record("runs", RUN_TABLE_COLUMNS, _run_params(stored)))
         differing = canonical_differences(
             dataclasses.asdict(existing), dataclasses.asdict(run), compare
         )

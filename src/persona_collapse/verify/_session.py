@@ -22,8 +22,8 @@ from ..backends import (
     parse_model,
 )
 from ..errors import ConfigError
-from ..store import ResponseStore, default_run_id
-from ._protocol import VerifyProtocol, published_protocol
+from ..store import DEFAULT_STORE, ResponseStore, default_run_id
+from ._protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import ASPECTS, QuestionSet, load_questions
 from ._runner import VerifyProgress, collect_verification
 from ._stats import JudgedAnswer, VerifySummary, summarise
@@ -36,8 +36,6 @@ __all__ = [
     "load_verification",
     "run_verification",
 ]
-
-DEFAULT_STORE = "persona-collapse.db"
 
 
 @dataclass(frozen=True)
@@ -52,7 +50,7 @@ class VerifyOptions:
     """
 
     model: str
-    judge: str
+    judge: str = PUBLISHED_JUDGE
     questions: str | None = None
     question_ids: tuple[str, ...] = ()
     samples: int = 30
