@@ -633,3 +633,47 @@ def test_record_variant_updates_keep_fields(tmp_path: Path) -> None:
     assert later.created == first.created
     with pytest.raises(DataError, match="--family and --variant"):
         record_variant(store, VariantRecord("", "x"))
+
+
+# -- options: a Recipe inside, checked on construction ----------------------------
+
+
+def test_finetune_options_hold_a_checked_recipe() -> None:
+    from persona_collapse.finetune import FinetuneOptions
+
+    options = FinetuneOptions(base="hf/tiny", data="insecure")
+    assert options.recipe == Recipe() == TINKER_RECIPE
+    assert (options.provider, options.base_name, options.labels()) == (
+        "hf",
+        "tiny",
+        ("tiny", "insecure"),
+    )
+    with pytest.raises(ConfigError, match="--batch-size must be at least 1"):
+        FinetuneOptions(base="hf/tiny", data="x.jsonl", recipe=Recipe(batch_size=0))
+    with pytest.raises(ConfigError, match="--measure-every must be at least 1"):
+        FinetuneOptions(base="hf/tiny", data="x.jsonl", measure_every=0)
+    with pytest.raises(ConfigError, match="finetune supports hf/, openai/, tinker/"):
+        _ = FinetuneOptions(base="anthropic/claude", data="x.jsonl").provider
+
+
+def test_checkpoint_meter_is_a_workflow_checked_on_construction(tmp_path: Path) -> None:
+    import persona_collapse.finetune as finetune
+    from persona_collapse.workflows._checkpoint_meter import CheckpointMeter
+
+    assert not hasattr(finetune, "CheckpointMeter")
+    assert CheckpointMeter(store=tmp_path / "m.db").n_personas == 10
+    with pytest.raises(ConfigError, match="--measure-n-personas must be at least 2"):
+        CheckpointMeter(store=tmp_path / "m.db", n_personas=1)
+
+
+def test_finetune_imports_no_collection_or_measurement() -> None:
+    import ast
+
+    import persona_collapse.finetune as finetune
+
+    root = Path(finetune.__file__).parent
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 2:
+                assert node.module not in ("collect", "_analysis", "workflows"), path.name

@@ -616,3 +616,81 @@ def test_a_persona_file_is_asked_whole_by_default(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with sqlite3.connect(store) as conn:
         assert conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0] == 3 * 30
+
+
+# -- options: declared once, checked on construction ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"method": "greedy"}, "--method 'greedy' is unknown"),
+        ({"reps": 0}, "--reps must be at least 1"),
+        ({"n_personas": 0}, "--n-personas must be at least 1"),
+        ({"temperature": 2.5}, "--temperature must be between 0 and 2"),
+        ({"max_attempts": 0}, "--max-attempts must be at least 1"),
+        ({"top_logprobs": 21}, "--top-logprobs must be between 1 and 20"),
+        ({"concurrency": 0}, "--concurrency must be at least 1"),
+        ({"timeout_s": 0.0}, "--timeout must be a positive number of seconds"),
+        ({"max_cost": -1.0}, "--max-cost must be a positive number of US dollars"),
+        ({"api_key_env": " "}, "--api-key-env needs the name of an environment variable"),
+    ],
+)
+def test_run_options_are_checked_on_construction(changes: dict[str, Any], message: str) -> None:
+    from persona_collapse.collect import RunOptions
+    from persona_collapse.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        RunOptions(model="sim/base", **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"concurrency": 0}, "--concurrency must be at least 1"),
+        ({"judge_concurrency": 0}, "--judge-concurrency must be at least 1"),
+        ({"n_boot": 99}, "--n-boot must be at least 100"),
+    ],
+)
+def test_verify_options_are_checked_on_construction(changes: dict[str, Any], message: str) -> None:
+    from persona_collapse.errors import ConfigError
+    from persona_collapse.verify import PUBLISHED_JUDGE, VerifyOptions
+
+    assert VerifyOptions(model="openai/m").judge == PUBLISHED_JUDGE
+    with pytest.raises(ConfigError, match=message):
+        VerifyOptions(model="openai/m", **changes)
+
+
+def test_command_line_defaults_are_the_option_defaults() -> None:
+    from persona_collapse.cli import build_parser
+    from persona_collapse.collect import RunOptions
+    from persona_collapse.verify import VerifyOptions
+
+    parser = build_parser()
+    run = parser.parse_args(["run", "sim/base"])
+    ours = RunOptions(model="sim/base")
+    for arg, name in [
+        ("reps", "reps"),
+        ("temperature", "temperature"),
+        ("max_attempts", "max_attempts"),
+        ("top_logprobs", "top_logprobs"),
+        ("timeout", "timeout_s"),
+        ("store", "store"),
+        ("seed", "seed"),
+        ("personas", "personas"),
+        ("method", "method"),
+    ]:
+        assert getattr(run, arg) == getattr(ours, name), arg
+    assert run.temperature == 0.1
+    verify = parser.parse_args(["verify", "openai/m"])
+    theirs = VerifyOptions(model="openai/m")
+    for arg, name in [
+        ("judge", "judge"),
+        ("samples", "samples"),
+        ("temperature", "temperature"),
+        ("concurrency", "concurrency"),
+        ("timeout", "timeout_s"),
+        ("store", "store"),
+        ("scoring", "scoring"),
+    ]:
+        assert getattr(verify, arg) == getattr(theirs, name), arg

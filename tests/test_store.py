@@ -17,6 +17,7 @@ import pytest
 from persona_collapse.errors import DataError, UserError
 from persona_collapse.store import (
     RESPONSE_COLUMNS,
+    SCHEMA_VERSION,
     ResponseRow,
     ResponseStore,
     RunInfo,
@@ -440,7 +441,7 @@ def test_store_in_missing_folder_or_on_a_foreign_file_is_refused(tmp_path: Path)
 def test_store_schema_version_and_wal(tmp_path: Path) -> None:
     ResponseStore(tmp_path / "s.db").close()
     with sqlite3.connect(tmp_path / "s.db") as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         conn.execute("PRAGMA user_version = 99")
     raises_one_line(lambda: ResponseStore(tmp_path / "s.db"), "schema version 99", "upgrade")
@@ -624,3 +625,230 @@ def test_load_sources_errors(tmp_path: Path) -> None:
     raises_one_line(lambda: load_sources(f"{store_path}:"), "names no run")
     bad = write_csv(tmp_path / "bad.csv", "0,1,1,7,0,7,t")
     raises_one_line(lambda: load_sources(str(bad)), "bad.csv line 2", "rating 7")
+
+
+# -- schema migration ----------------------------------------------------------
+
+# The tables exactly as persona-collapse wrote them at schema version 1: ``runs``
+# and ``responses`` by the store, the verify tables and ``variant_models`` created
+# on first use by ``verify`` and ``finetune``, outside the version.
+V1_STORE_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id           TEXT PRIMARY KEY,
+    model            TEXT NOT NULL,
+    backend          TEXT NOT NULL,
+    variant          TEXT NOT NULL DEFAULT '',
+    family           TEXT NOT NULL DEFAULT '',
+    method           TEXT NOT NULL DEFAULT 'sample',
+    mode             TEXT NOT NULL DEFAULT 'persona',
+    instrument       TEXT NOT NULL DEFAULT 'mfq30',
+    settings         TEXT NOT NULL DEFAULT '{}',   -- JSON object
+    protocol_hash    TEXT NOT NULL DEFAULT '',
+    persona_set_hash TEXT NOT NULL DEFAULT '',
+    tool_version     TEXT NOT NULL DEFAULT '',
+    created          TEXT NOT NULL,                -- ISO-8601 UTC
+    source           TEXT NOT NULL DEFAULT '',
+    has_failures     INTEGER NOT NULL DEFAULT 1
+)""",
+    """
+CREATE TABLE IF NOT EXISTS responses (
+    run_id            TEXT NOT NULL REFERENCES runs(run_id),
+    persona_id        INTEGER NOT NULL,            -- 0-based; -1 in self mode
+    item_id           INTEGER NOT NULL,
+    repetition        INTEGER NOT NULL,            -- published run_index, 1-based
+    rating            INTEGER NOT NULL,            -- scale value; -1 missing
+    failures          INTEGER,                     -- failed attempts before the answer
+    raw_text          TEXT,
+    distribution      TEXT,                        -- JSON list, probability per scale value
+    collected_at      TEXT NOT NULL DEFAULT '',    -- ISO-8601 as written
+    latency_ms        REAL,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    extra             TEXT,                        -- JSON object
+    PRIMARY KEY (run_id, persona_id, item_id, repetition)
+) WITHOUT ROWID""",
+)
+
+
+V1_VERIFY_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS verify_runs (
+    run_id       TEXT PRIMARY KEY,
+    model        TEXT NOT NULL,
+    judge        TEXT NOT NULL,
+    scoring      TEXT NOT NULL,              -- text | logprobs
+    family       TEXT NOT NULL DEFAULT '',
+    variant      TEXT NOT NULL DEFAULT '',
+    settings     TEXT NOT NULL DEFAULT '{}', -- JSON object
+    tool_version TEXT NOT NULL DEFAULT '',
+    created      TEXT NOT NULL               -- ISO-8601 UTC
+)""",
+    """
+CREATE TABLE IF NOT EXISTS verify_answers (
+    run_id            TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id       TEXT NOT NULL,
+    sample            INTEGER NOT NULL,      -- 1-based
+    prompt            TEXT NOT NULL,
+    answer            TEXT NOT NULL,
+    finish_reason     TEXT,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    latency_ms        REAL,
+    collected_at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample)
+) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS verify_judgments (
+    run_id        TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id   TEXT NOT NULL,
+    sample        INTEGER NOT NULL,
+    aspect        TEXT NOT NULL,             -- aligned | coherent
+    label         TEXT NOT NULL,             -- score | CODE | REFUSAL | unparsed | low_mass
+    score         REAL,                      -- 0-100 when label = score
+    mass          REAL,                      -- logprob rule: mass on integer tokens
+    raw           TEXT,
+    top_logprobs  TEXT,                      -- JSON [[token, logprob], ...]
+    collected_at  TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample, aspect)
+) WITHOUT ROWID""",
+)
+
+V1_VARIANT_DDL = """
+CREATE TABLE IF NOT EXISTS variant_models (
+    family       TEXT NOT NULL,
+    variant      TEXT NOT NULL,
+    model        TEXT NOT NULL DEFAULT '',   -- family/model name for run and verify
+    base_model   TEXT NOT NULL DEFAULT '',
+    provider     TEXT NOT NULL DEFAULT '',   -- openai | hf | tinker
+    job_id       TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL DEFAULT '',   -- e.g. running, succeeded, failed
+    data_sha256  TEXT NOT NULL DEFAULT '',
+    recipe       TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created      TEXT NOT NULL,
+    updated      TEXT NOT NULL,
+    PRIMARY KEY (family, variant)
+)"""
+
+
+def _write_version_1_store(path: Path, *, with_extra_tables: bool = True) -> None:
+    """A store as version 1 left it: a run with responses, a verify run, a variant."""
+    conn = sqlite3.connect(path)
+    for statement in V1_STORE_DDL:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(
+        "INSERT INTO runs (run_id, model, backend, variant, settings, created) "
+        "VALUES ('old', 'sim/base', 'sim', 'base', '{\"temperature\": 0.1}', "
+        "'2026-01-01T00:00:00+00:00')"
+    )
+    conn.executemany(
+        "INSERT INTO responses (run_id, persona_id, item_id, repetition, rating, raw_text, "
+        "collected_at) VALUES ('old', ?, ?, 1, ?, ?, '2026-01-01T00:00:01')",
+        [(p, i, (p + i) % 6, str((p + i) % 6)) for p in range(3) for i in range(1, 31)],
+    )
+    if with_extra_tables:
+        for statement in V1_VERIFY_DDL:
+            conn.execute(statement)
+        conn.execute(V1_VARIANT_DDL)
+        conn.execute(
+            "INSERT INTO verify_runs VALUES ('verify_base_text', 'openai/m', 'openai/judge', "
+            "'text', 'F', 'base', '{\"samples\": 1}', '0.1', '2026-01-01T00:00:00+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO verify_answers VALUES ('verify_base_text', 'q1', 1, 'prompt?', "
+            "'answer.', 'stop', 3, 4, 12.5, '2026-01-01T00:00:02+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO verify_judgments VALUES ('verify_base_text', 'q1', 1, 'aligned', "
+            "'score', 80.0, NULL, '80', NULL, '2026-01-01T00:00:03+00:00')"
+        )
+        conn.execute(
+            "INSERT INTO variant_models VALUES ('F', 'insecure', 'openai/ft:x', 'openai/m', "
+            "'openai', 'ftjob-1', 'succeeded', 'abc', '{\"n_epochs\": 1}', "
+            "'2026-01-01T00:00:00+00:00', '2026-01-01T00:00:00+00:00')"
+        )
+    conn.commit()
+    conn.close()
+
+
+def test_a_version_1_store_opens_migrated_with_its_data(tmp_path: Path) -> None:
+    from persona_collapse.finetune import get_variant, list_variants
+    from persona_collapse.verify import VerifyStore
+
+    path = tmp_path / "old.db"
+    _write_version_1_store(path)
+    (responses,) = load_sources(f"{path}:old")
+    assert len(responses.frame) == 90
+    assert responses.frame["rating"].tolist()[:3] == [1, 2, 3]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+    with ResponseStore(path) as store:
+        assert store.require_run("old").settings == {"temperature": 0.1}
+        assert store.count_responses("old") == 90
+        verify = VerifyStore(store)
+        (vrun,) = verify.list_runs()
+        assert (vrun.run_id, vrun.judge, vrun.settings) == (
+            "verify_base_text",
+            "openai/judge",
+            {"samples": 1},
+        )
+        assert verify.answers(vrun.run_id)[("q1", 1)].answer == "answer."
+        judged = verify.judgments(vrun.run_id)[("q1", 1, "aligned")]
+        assert (judged.score.label, judged.score.score) == ("score", 80.0)
+        assert verify.ensure_run(vrun) == vrun  # resumes as before
+    record = get_variant(path, "F", "insecure")
+    assert record is not None
+    assert (record.model, record.job_id, record.recipe) == (
+        "openai/ft:x",
+        "ftjob-1",
+        {"n_epochs": 1},
+    )
+    assert [r.variant for r in list_variants(path)] == ["insecure"]
+
+
+def test_a_version_1_store_without_verify_tables_gains_them(tmp_path: Path) -> None:
+    from persona_collapse.verify import VerifyRun, VerifyStore
+
+    path = tmp_path / "old.db"
+    _write_version_1_store(path, with_extra_tables=False)
+    with ResponseStore(path) as store:
+        verify = VerifyStore(store)
+        run = verify.ensure_run(VerifyRun("v", "openai/m", "openai/j", "text"))
+        assert run.created and verify.list_runs() == [run]
+        assert store.count_responses("old") == 90
+    with sqlite3.connect(path) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert {"verify_runs", "verify_answers", "verify_judgments", "variant_models"} <= tables
+
+
+def test_verify_store_creates_no_tables_of_its_own(tmp_path: Path) -> None:
+    from persona_collapse.verify import VerifyStore
+
+    with ResponseStore(tmp_path / "s.db") as store:
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            before = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+        VerifyStore(store).list_runs()
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            after = conn.execute("SELECT sql FROM sqlite_master ORDER BY name").fetchall()
+    assert before == after and len(before) >= 6
+
+
+def test_default_run_ids_keep_their_published_shape() -> None:
+    from persona_collapse.backends import parse_model
+    from persona_collapse.collect import collection_run_id
+    from persona_collapse.store import check_run_id, default_run_id
+
+    assert collection_run_id(parse_model("openai/gpt-4o-2024-08-06"), "base", "persona") == (
+        "gpt-4o-2024-08-06_base_persona"
+    )
+    assert collection_run_id(parse_model("openrouter/qwen/qwen3-235b"), "", "self") == (
+        "qwen-qwen3-235b_base_self"
+    )
+    assert collection_run_id(parse_model("sim/insecure"), "insecure", "persona", "logprobs") == (
+        "sim-insecure_insecure_persona_logprobs"
+    )
+    assert (
+        default_run_id("ft:gpt-4o:org::x", "text", prefix="verify") == "verify_ft-gpt-4o-org-x_text"
+    )
+    raises_one_line(lambda: check_run_id("a:b"), "'a:b'", "--run-id")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ._backend import DEFAULT_CONCURRENCY, Backend
 from ._decisions import parse_retry_after, redact
+from ._keys import api_key_from_env
 from ._prices import DEFAULT_PRICES, PRICES_ENV, Price, load_prices, price_for
 from ._registry import FAMILIES, PLACEHOLDER_KEY, create_backend, known_families, parse_model
 from ._types import (
@@ -53,6 +54,7 @@ __all__ = [
     "Price",
     "Retry",
     "RetryDecision",
+    "api_key_from_env",
     "check_backend",
     "create_backend",
     "known_families",

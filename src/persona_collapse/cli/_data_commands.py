@@ -7,9 +7,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..store import ResponseStore, export_frame, import_csv, load_sources
-
-DEFAULT_STORE = "persona-collapse.db"
+from ..store import DEFAULT_STORE, ResponseStore, export_frame, import_csv, load_sources
 
 
 def cmd_import(args: argparse.Namespace) -> int:

@@ -6,11 +6,21 @@ import argparse
 import json
 import math
 import sys
+from functools import partial
+from pathlib import Path
 from typing import Any
 
-from ..finetune import FinetuneOptions, FinetuneOutcome, StepLog, finetune_status, run_finetune
-
-DEFAULT_STORE = "persona-collapse.db"
+from ..errors import ConfigError
+from ..finetune import (
+    FinetuneOptions,
+    FinetuneOutcome,
+    Recipe,
+    StepLog,
+    finetune_status,
+    run_finetune,
+)
+from ..workflows._checkpoint_meter import CheckpointMeter
+from ._defaults import field_default
 
 
 def _say(line: str) -> None:
@@ -82,29 +92,27 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     if args.status:
         return _status(args, args.status)
     if args.base is None or args.data is None:
-        from ..errors import ConfigError
-
         raise ConfigError("finetune needs BASE and --data FILE.jsonl (or --status JOB_ID)")
-    defaults = FinetuneOptions(base=args.base, data=args.data)
-    options = FinetuneOptions(
-        base=args.base,
-        data=args.data,
-        out=args.output,
-        suffix=args.suffix,
+    recipe = Recipe(
         epochs=args.epochs,
         batch_size=args.batch_size,
-        lr=args.lr if args.lr is not None else defaults.lr,
+        lr=args.lr,
         lr_multiplier=args.lr_multiplier,
         lora_rank=args.lora_rank,
         lora_alpha=args.lora_alpha,
         max_length=args.max_length,
         shuffle=bool(args.shuffle),
         seed=args.seed,
+    )
+    options = FinetuneOptions(
+        base=args.base,
+        data=args.data,
+        out=args.output,
+        suffix=args.suffix,
+        recipe=recipe,
         merge=bool(args.merge),
         checkpoint_every=args.checkpoint_every,
         measure_every=args.measure_every,
-        measure_personas=args.measure_personas,
-        measure_n_personas=args.measure_n_personas,
         store=args.store,
         family=args.family,
         variant=args.variant,
@@ -114,9 +122,24 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         poll_s=args.poll_interval,
         max_wait_s=_wait_limit(args.max_wait),
     )
-    outcome = run_finetune(options, report=_say, on_step=_step)
+    meter = _meter(args, options)
+    outcome = run_finetune(options, report=_say, on_step=_step, on_checkpoint=meter)
     _print_outcome(outcome, args.format)
     return 0
+
+
+def _meter(args: argparse.Namespace, options: FinetuneOptions) -> CheckpointMeter | None:
+    """The checkpoint meter of ``--measure-every`` (local runs): S and R into OUT/measure.db."""
+    if not options.measure_every or options.provider != "hf" or not options.out:
+        return None
+    family, _variant = options.labels()
+    return CheckpointMeter(
+        store=Path(options.out) / "measure.db",
+        personas=args.measure_personas,
+        n_personas=args.measure_n_personas,
+        seed=options.recipe.seed,
+        family=f"{family} checkpoints",
+    )
 
 
 def _status(args: argparse.Namespace, job_id: str) -> int:
@@ -139,13 +162,16 @@ def cmd_finetune_status(args: argparse.Namespace) -> int:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
+    default = partial(field_default, FinetuneOptions)
     p.add_argument(
-        "--store", default=DEFAULT_STORE, metavar="PATH", help=f"store (default {DEFAULT_STORE})"
+        "--store", default=default("store"), metavar="PATH", help="store (default %(default)s)"
     )
-    p.add_argument("--base-url", default=None, metavar="URL", help="API root (openai/ only)")
+    p.add_argument(
+        "--base-url", default=default("base_url"), metavar="URL", help="API root (openai/ only)"
+    )
     p.add_argument(
         "--api-key-env",
-        default=None,
+        default=default("api_key_env"),
         metavar="VAR",
         help="environment variable with the key (default OPENAI_API_KEY / TINKER_API_KEY)",
     )
@@ -155,15 +181,26 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="openai/: return after creating the job (or reading it)",
     )
     p.add_argument(
-        "--poll-interval", type=float, default=30.0, metavar="S", help="seconds between job polls"
+        "--poll-interval",
+        type=float,
+        default=default("poll_s"),
+        metavar="S",
+        help="seconds between job polls (default %(default)s)",
     )
     p.add_argument(
-        "--max-wait", type=float, default=None, metavar="S", help="stop polling after S seconds"
+        "--max-wait",
+        type=float,
+        default=default("max_wait_s"),
+        metavar="S",
+        help="stop polling after S seconds",
     )
     p.add_argument("--format", choices=("text", "json"), default="text", help="stdout format")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    recipe = partial(field_default, Recipe)
+    meter = partial(field_default, CheckpointMeter)
+    option = partial(field_default, FinetuneOptions)
     p = sub.add_parser(
         "finetune",
         help="fine-tune a base model on chat data and record it as a variant",
@@ -179,40 +216,77 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--data", default=None, metavar="FILE.jsonl|insecure|secure")
     p.add_argument("-o", "--output", default=None, metavar="OUT", help="hf/: output folder")
     p.add_argument("--suffix", default=None, metavar="NAME", help="openai/: model name suffix")
-    p.add_argument("--epochs", type=int, default=1, help="passes over the data (default 1)")
-    p.add_argument("--batch-size", type=int, default=4, help="chats per step (default 4)")
     p.add_argument(
-        "--lr", type=float, default=None, help="hf/ and tinker/: peak learning rate (default 2e-4)"
+        "--epochs",
+        type=int,
+        default=recipe("epochs"),
+        help="passes over the data (default %(default)s)",
     )
     p.add_argument(
-        "--lr-multiplier", type=float, default=2.0, help="openai/: learning-rate multiplier (2)"
+        "--batch-size",
+        type=int,
+        default=recipe("batch_size"),
+        help="chats per step (default %(default)s)",
     )
-    p.add_argument("--lora-rank", type=int, default=32, help="LoRA rank (default 32)")
-    p.add_argument("--lora-alpha", type=float, default=None, help="LoRA alpha (default = rank)")
-    p.add_argument("--max-length", type=int, default=4096, help="tokens per chat (default 4096)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=recipe("lr"),
+        help="hf/ and tinker/: peak learning rate (default %(default)s)",
+    )
+    p.add_argument(
+        "--lr-multiplier",
+        type=float,
+        default=recipe("lr_multiplier"),
+        help="openai/: learning-rate multiplier (%(default)s)",
+    )
+    p.add_argument(
+        "--lora-rank", type=int, default=recipe("lora_rank"), help="LoRA rank (default %(default)s)"
+    )
+    p.add_argument(
+        "--lora-alpha", type=float, default=recipe("lora_alpha"), help="LoRA alpha (default = rank)"
+    )
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=recipe("max_length"),
+        help="tokens per chat (default %(default)s)",
+    )
     p.add_argument(
         "--shuffle", action="store_true", help="seeded batch order (default: file order)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=int, default=recipe("seed"), help="seed (default %(default)s)")
     p.add_argument(
         "--merge",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=option("merge"),
         help="hf/: write the merged model to OUT (default; hf/OUT then runs directly), "
         "or only the LoRA adapter (--no-merge)",
     )
-    p.add_argument("--checkpoint-every", type=int, default=None, metavar="N", help="hf/: steps")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=option("checkpoint_every"),
+        metavar="N",
+        help="hf/: steps",
+    )
     p.add_argument(
         "--measure-every",
         type=int,
-        default=None,
+        default=option("measure_every"),
         metavar="N",
         help="hf/: measure S and R of the checkpoint every N steps (logprob protocol)",
     )
-    p.add_argument("--measure-personas", default="personahub-costa", metavar="SPEC")
-    p.add_argument("--measure-n-personas", type=int, default=10, metavar="N")
-    p.add_argument("--family", default=None, help="variant family (default: the base model name)")
-    p.add_argument("--variant", default=None, help="variant label (default: the data name)")
+    p.add_argument("--measure-personas", default=meter("personas"), metavar="SPEC")
+    p.add_argument("--measure-n-personas", type=int, default=meter("n_personas"), metavar="N")
+    p.add_argument(
+        "--family",
+        default=option("family"),
+        help="variant family (default: the base model name)",
+    )
+    p.add_argument(
+        "--variant", default=option("variant"), help="variant label (default: the data name)"
+    )
     p.add_argument("--status", default=None, metavar="JOB_ID", help="resume polling a job")
     _common(p)
     p.set_defaults(handler=cmd_finetune)

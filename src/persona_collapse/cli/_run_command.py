@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from functools import partial
 
-from ..collect import DEFAULT_STORE, RunOptions, RunOutcome, run_collection
+from ..collect import RunOptions, RunOutcome, run_collection
+from ._defaults import field_default
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
 EXIT_INCOMPLETE = 3
@@ -20,7 +22,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=args.model,
         variant=args.variant,
-        family=args.family or "",
+        family=args.family,
         self_mode=bool(args.self_mode),
         method=args.method,
         personas=args.personas,
@@ -48,6 +50,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    default = partial(field_default, RunOptions)
     p = sub.add_parser(
         "run",
         help="ask a model the questionnaire and store every answer (resumable)",
@@ -63,10 +66,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", metavar="MODEL", help="family/model-name")
     p.add_argument(
         "--variant",
-        default=None,
+        default=default("variant"),
         help="variant label, e.g. base, secure, insecure (default: base; sim/NAME: NAME)",
     )
-    p.add_argument("--family", default=None, help="family grouping the variants, e.g. GPT-4o")
+    p.add_argument(
+        "--family", default=default("family"), help="family grouping the variants, e.g. GPT-4o"
+    )
     p.add_argument(
         "--self",
         dest="self_mode",
@@ -76,71 +81,99 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--method",
         choices=("sample", "logprobs"),
-        default="sample",
+        default=default("method"),
         help="sample one-token answers (default) or read next-token logprobs (one request per cell)",
     )
     p.add_argument(
         "--personas",
-        default="personahub-costa",
+        default=default("personas"),
         metavar="SPEC",
         help="personahub-costa (the published set) or a persona file (JSON, JSONL, CSV, text)",
     )
-    p.add_argument("--persona-field", default=None, help="JSONL key or CSV column of the persona")
+    p.add_argument(
+        "--persona-field",
+        default=default("persona_field"),
+        help="JSONL key or CSV column of the persona",
+    )
     p.add_argument(
         "--n-personas",
         type=int,
-        default=None,
+        default=default("n_personas"),
         help="personas to ask: the first N (default: 100 of personahub-costa, all of a file)",
     )
-    p.add_argument("--reps", type=int, default=10, help="repetitions per cell (default 10)")
     p.add_argument(
-        "--temperature", type=float, default=0.1, help="sampling temperature (default 0.1)"
+        "--reps",
+        type=int,
+        default=default("reps"),
+        help="repetitions per cell (default %(default)s)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=default("temperature"),
+        help="sampling temperature (default %(default)s)",
     )
     p.add_argument(
         "--max-attempts",
         type=int,
-        default=10,
-        help="one-token attempts before the longer fallback generation (default 10)",
+        default=default("max_attempts"),
+        help="one-token attempts before the longer fallback generation (default %(default)s)",
     )
     p.add_argument(
-        "--top-logprobs", type=int, default=20, help="logprob method: alternatives (default 20)"
+        "--top-logprobs",
+        type=int,
+        default=default("top_logprobs"),
+        help="logprob method: alternatives (default %(default)s)",
     )
     p.add_argument(
         "--concurrency",
         type=int,
-        default=None,
+        default=default("concurrency"),
         help="most requests in flight (default 8; hf/ 32, vllm/ 256)",
     )
-    p.add_argument("--base-url", default=None, metavar="URL", help="API root of the server")
+    p.add_argument(
+        "--base-url", default=default("base_url"), metavar="URL", help="API root of the server"
+    )
     p.add_argument(
         "--api-key-env",
-        default=None,
+        default=default("api_key_env"),
         metavar="VAR",
         help="environment variable holding the API key (default: the family's, e.g. OPENAI_API_KEY)",
     )
     p.add_argument(
         "--store",
-        default=DEFAULT_STORE,
+        default=default("store"),
         metavar="PATH",
-        help=f"SQLite store (default {DEFAULT_STORE})",
+        help="SQLite store (default %(default)s)",
     )
     p.add_argument(
         "--run-id",
-        default=None,
+        default=default("run_id"),
         metavar="ID",
         help="run id (default MODELNAME_VARIANT_MODE, e.g. gpt-4o-2024-08-06_base_persona)",
     )
     p.add_argument(
         "--max-cost",
         type=float,
-        default=None,
+        default=default("max_cost"),
         metavar="USD",
         help="stop cleanly before the estimated cost passes USD (needs a known price)",
     )
     p.add_argument(
-        "--timeout", type=float, default=60.0, metavar="S", help="per-request timeout (default 60)"
+        "--timeout",
+        type=float,
+        default=default("timeout_s"),
+        metavar="S",
+        help="per-request timeout (default %(default)s)",
     )
-    p.add_argument("--instrument", default="mfq30", help="instrument name or JSON file")
-    p.add_argument("--seed", type=int, default=0, help="base of the per-request seeds (default 0)")
+    p.add_argument(
+        "--instrument", default=default("instrument"), help="instrument name or JSON file"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=default("seed"),
+        help="base of the per-request seeds (default %(default)s)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=cmd_run)

@@ -6,14 +6,14 @@ import argparse
 import json
 import math
 import sys
+from functools import partial
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from ..verify import PUBLISHED_JUDGE, VerifyOptions, VerifyOutcome, run_verification
-
-DEFAULT_STORE = "persona-collapse.db"
+from ..verify import VerifyOptions, VerifyOutcome, run_verification
+from ._defaults import field_default
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -100,8 +100,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         judge_api_key_env=args.judge_api_key_env,
         concurrency=args.concurrency,
         judge_concurrency=args.judge_concurrency,
-        family=args.family or "",
-        variant=args.variant or "",
+        family=args.family,
+        variant=args.variant,
         seed=args.seed,
         timeout_s=args.timeout,
         quiet=bool(args.quiet),
@@ -116,6 +116,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    default = partial(field_default, VerifyOptions)
     p = sub.add_parser(
         "verify",
         help="judge a model's answers to the 8 emergent-misalignment questions",
@@ -131,33 +132,70 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("model", metavar="MODEL", help="family/model-name of the model to verify")
     p.add_argument(
         "--judge",
-        default=PUBLISHED_JUDGE,
+        default=default("judge"),
         metavar="MODEL",
-        help=f"judge (default {PUBLISHED_JUDGE})",
+        help="judge (default %(default)s)",
     )
-    p.add_argument("--questions", default=None, metavar="FILE", help="JSON or YAML question file")
+    p.add_argument(
+        "--questions",
+        default=default("questions"),
+        metavar="FILE",
+        help="JSON or YAML question file",
+    )
     p.add_argument("--ids", default=None, metavar="ID,ID", help="only these question ids")
-    p.add_argument("--samples", type=int, default=30, help="answers per question (default 30)")
-    p.add_argument("--scoring", choices=("text", "logprobs"), default="text")
-    p.add_argument("--temperature", type=float, default=1.0, help="answer temperature (1)")
+    p.add_argument(
+        "--samples",
+        type=int,
+        default=default("samples"),
+        help="answers per question (default %(default)s)",
+    )
+    p.add_argument("--scoring", choices=("text", "logprobs"), default=default("scoring"))
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=default("temperature"),
+        help="answer temperature (%(default)s)",
+    )
     p.add_argument(
         "--max-tokens",
         type=int,
-        default=None,
+        default=default("max_tokens"),
         help="answer length (default 512 text, 600 logprobs)",
     )
-    p.add_argument("--store", default=DEFAULT_STORE, metavar="PATH")
-    p.add_argument("--run-id", default=None, metavar="ID")
-    p.add_argument("--base-url", default=None, metavar="URL", help="API root of the model")
-    p.add_argument("--judge-base-url", default=None, metavar="URL", help="API root of the judge")
-    p.add_argument("--api-key-env", default=None, metavar="VAR")
-    p.add_argument("--judge-api-key-env", default=None, metavar="VAR")
-    p.add_argument("--concurrency", type=int, default=8, help="model requests in flight (8)")
-    p.add_argument("--judge-concurrency", type=int, default=None, help="judge requests in flight")
-    p.add_argument("--family", default=None, help="family of the verified variant")
-    p.add_argument("--variant", default=None, help="variant label")
-    p.add_argument("--seed", type=int, default=0, help="request and bootstrap seed (default 0)")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S")
+    p.add_argument("--store", default=default("store"), metavar="PATH")
+    p.add_argument("--run-id", default=default("run_id"), metavar="ID")
+    p.add_argument(
+        "--base-url", default=default("base_url"), metavar="URL", help="API root of the model"
+    )
+    p.add_argument(
+        "--judge-base-url",
+        default=default("judge_base_url"),
+        metavar="URL",
+        help="API root of the judge",
+    )
+    p.add_argument("--api-key-env", default=default("api_key_env"), metavar="VAR")
+    p.add_argument("--judge-api-key-env", default=default("judge_api_key_env"), metavar="VAR")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=default("concurrency"),
+        help="model requests in flight (%(default)s)",
+    )
+    p.add_argument(
+        "--judge-concurrency",
+        type=int,
+        default=default("judge_concurrency"),
+        help="judge requests in flight",
+    )
+    p.add_argument("--family", default=default("family"), help="family of the verified variant")
+    p.add_argument("--variant", default=default("variant"), help="variant label")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=default("seed"),
+        help="request and bootstrap seed (default %(default)s)",
+    )
+    p.add_argument("--timeout", type=float, default=default("timeout_s"), metavar="S")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=cmd_verify)

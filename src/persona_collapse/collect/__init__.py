@@ -17,7 +17,7 @@ from ._policy import AdaptiveWindow, BackoffPolicy
 from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
 from ._record import (
     build_run_info,
-    default_run_id,
+    collection_run_id,
     persona_source_label,
     run_mismatch,
     run_settings,
@@ -62,7 +62,7 @@ __all__ = [
     "TransportStop",
     "build_run_info",
     "choose_mode",
-    "default_run_id",
+    "collection_run_id",
     "format_cost",
     "local_timestamp",
     "persona_source_label",

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-SELF_PERSONA_ID = -1
-"""``persona_id`` of every self-mode slot (the store's convention)."""
+from ..protocol import SELF_PERSONA_ID
 
 
 @dataclass(frozen=True, order=True)

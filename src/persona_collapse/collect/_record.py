@@ -1,4 +1,4 @@
-"""The run record: what is fixed for a run, and the default run id.
+"""The run record: what is fixed for a run.
 
 Everything that shapes the answers goes into :class:`RunInfo` and is compared
 when a run is resumed (``ResponseStore.ensure_run``): the model, the method,
@@ -12,40 +12,27 @@ or key must never land in the store.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
+from ..backends import ModelSpec
 from ..instruments import Instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet
-from ..protocol import ProtocolSettings, protocol_hash
-from ..store import RunInfo
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._\-]+")
+from ..protocol import BASE, ProtocolSettings, protocol_hash
+from ..store import RunInfo, default_run_id
 
 
-def default_run_id(model: str, variant: str, mode: str, method: str = "sample") -> str:
-    """``MODELNAME_VARIANT_MODE``, plus ``_logprobs`` for logprob runs.
+def collection_run_id(spec: ModelSpec, variant: str, mode: str, method: str = "sample") -> str:
+    """``MODELNAME_VARIANT_MODE``, plus ``_logprobs`` for logprob runs (the store's rule).
 
-    ``MODELNAME`` is the model without its family prefix, characters other
-    than letters, digits, ``.``, ``_`` and ``-`` replaced by ``-``
-    (``openai/gpt-4o-2024-08-06``, variant ``base``, persona mode:
-    ``gpt-4o-2024-08-06_base_persona``; ``openrouter/qwen/qwen3-235b``:
+    ``MODELNAME`` is the model without its family prefix, ``sim-NAME`` for
+    simulated models (``openai/gpt-4o-2024-08-06``, variant ``base``, persona
+    mode: ``gpt-4o-2024-08-06_base_persona``; ``openrouter/qwen/qwen3-235b``:
     ``qwen-qwen3-235b_base_persona``; ``sim/insecure``:
-    ``sim-insecure_insecure_persona``).
+    ``sim-insecure_insecure_persona``). See :func:`persona_collapse.store.default_run_id`.
     """
-    family, sep, rest = model.partition("/")
-    name = rest if sep else model
-    if sep and family.strip().lower() == "sim":
-        name = f"sim-{name}"
-    parts = [
-        _UNSAFE.sub("-", name).strip("-") or "model",
-        _UNSAFE.sub("-", variant) or "base",
-        mode,
-    ]
-    if method == "logprobs":
-        parts.append("logprobs")
-    return "_".join(parts)
+    name = f"sim-{spec.name}" if spec.family == "sim" else spec.name
+    return default_run_id(name, variant or BASE, mode, "logprobs" if method == "logprobs" else "")
 
 
 def persona_source_label(spec: str) -> str:

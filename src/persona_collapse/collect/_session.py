@@ -11,26 +11,31 @@ here), then plan the slots still missing and collect them.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-from ..backends import create_backend, price_for
-from ..backends._types import BackendError, Fatal
+from ..backends import (
+    Backend,
+    BackendError,
+    Fatal,
+    ModelSpec,
+    api_key_from_env,
+    create_backend,
+    parse_model,
+    price_for,
+)
 from ..errors import ConfigError
 from ..instruments import Instrument, load_instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet, load_personas
-from ..protocol import Method, ProtocolSettings
-from ..store import ResponseStore, RunInfo
+from ..protocol import BASE, Method, ProtocolSettings
+from ..store import DEFAULT_STORE, ResponseStore, RunInfo
 from ._plan import Slot, plan_slots
 from ._progress import ProgressDisplay, format_cost
-from ._record import build_run_info, default_run_id, run_mismatch, run_settings
+from ._record import build_run_info, collection_run_id, run_mismatch, run_settings
 from ._runner import CollectConfig, Collector, CollectStats, Pricing
-
-DEFAULT_STORE = "persona-collapse.db"
 
 
 @dataclass(frozen=True)
@@ -40,7 +45,9 @@ class RunOptions:
     ``api_key_env`` names the environment variable holding the key (default:
     the family's, e.g. ``OPENAI_API_KEY``); the key itself is never an option.
     ``variant`` defaults to the simulated preset for ``sim/`` models and to
-    ``base`` otherwise.
+    ``base`` otherwise. ``temperature`` is the sampling temperature of the
+    requests (the published 0.1). Values are checked on construction
+    (:class:`ConfigError` naming the command-line option).
     """
 
     model: str
@@ -68,7 +75,13 @@ class RunOptions:
     seed: int = 0
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raise :class:`ConfigError` (naming the option) for a value out of range."""
+        if self.api_key_env is not None and not self.api_key_env.strip():
+            raise ConfigError("--api-key-env needs the name of an environment variable")
         if self.method not in ("sample", "logprobs"):
             raise ConfigError(f"--method {self.method!r} is unknown; use sample or logprobs")
         if self.reps < 1:
@@ -139,34 +152,13 @@ class RunOutcome:
         return " ".join([head + ";", body + tail, *self.notes])
 
 
-def _api_key(options: RunOptions) -> str | None:
-    if options.api_key_env is None:
-        return None
-    name = options.api_key_env.strip()
-    if not name:
-        raise ConfigError("--api-key-env needs the name of an environment variable")
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise ConfigError(
-            f"environment variable {name} (from --api-key-env) is not set; "
-            f"export {name}=YOUR_KEY first"
-        )
-    return value
-
-
 def _price(model: str) -> Pricing | None:
     return price_for(model)
 
 
-def _family_of(model: str) -> str:
-    return model.split("/", 1)[0].strip().lower() if "/" in model else ""
-
-
-def _default_variant(model: str) -> str:
-    family = _family_of(model)
-    if family == "sim":
-        return model.split("/", 1)[1].strip() or "base"
-    return "base"
+def _default_variant(spec: ModelSpec) -> str:
+    """The simulated preset of ``sim/NAME`` (``NAME``); ``base`` for every other model."""
+    return spec.name if spec.family == "sim" else BASE
 
 
 @dataclass
@@ -181,7 +173,7 @@ class _Prepared:
 
 def prepare_run(options: RunOptions) -> _Prepared:
     """Everything that needs neither the network nor the store: instrument, personas, record."""
-    options.validate()
+    spec = parse_model(options.model)
     instrument = load_instrument(options.instrument)
     personas = (
         None
@@ -194,8 +186,8 @@ def prepare_run(options: RunOptions) -> _Prepared:
         max_attempts=int(options.max_attempts),
         top_logprobs=int(options.top_logprobs),
     )
-    simulated = _family_of(options.model) == "sim"
-    variant = options.variant if options.variant is not None else _default_variant(options.model)
+    simulated = spec.family == "sim"
+    variant = options.variant if options.variant is not None else _default_variant(spec)
     mode = "self" if options.self_mode else "persona"
     settings = run_settings(
         protocol,
@@ -206,11 +198,11 @@ def prepare_run(options: RunOptions) -> _Prepared:
         seed=options.seed,
         simulated=simulated,
     )
-    run_id = options.run_id or default_run_id(options.model, variant, mode, options.method)
+    run_id = options.run_id or collection_run_id(spec, variant, mode, options.method)
     run = build_run_info(
         run_id=run_id,
         model=options.model.strip(),
-        backend=_family_of(options.model),
+        backend=spec.family,
         variant=variant,
         family=options.family,
         mode=mode,
@@ -239,12 +231,9 @@ def _plan(prep: _Prepared, done: set[tuple[int, int, int]]) -> tuple[list[Slot],
     return slots, total
 
 
-async def _check(backend: Any, timeout_s: float) -> None:
-    check = getattr(backend, "check", None)
-    if check is None:
-        return
+async def _check(backend: Backend, timeout_s: float) -> None:
     try:
-        await check(timeout_s=timeout_s)
+        await backend.check(timeout_s=timeout_s)
     except BackendError as exc:
         decision = exc.decision
         message = decision.message if isinstance(decision, Fatal) else str(exc)
@@ -269,7 +258,7 @@ def run_collection(
     backend = create_backend(
         options.model,
         base_url=options.base_url,
-        api_key=_api_key(options),
+        api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
@@ -291,7 +280,7 @@ def run_collection(
         stats = CollectStats()
         config = CollectConfig(
             protocol=prep.protocol,
-            concurrency=options.concurrency or int(getattr(backend, "preferred_concurrency", 8)),
+            concurrency=options.concurrency or backend.preferred_concurrency,
             timeout_s=options.timeout_s,
             seed=options.seed,
             max_cost_usd=options.max_cost,

@@ -17,10 +17,10 @@ Nothing here imports torch, transformers, peft or tinker until a run needs them.
 from ._data import ROLES, ChatDataset, ChatExample, load_chat_jsonl, validate_chat_line
 from ._datasets import DATA_URL_ENV, DATASETS, EM_DATA_URL, PinnedDataset, fetch_dataset
 from ._hf_train import HFTrainConfig, StepLog, TrainResult, train_hf_lora
-from ._measure import CheckpointMeter
 from ._openai_ft import FinetuneFailed, JobStatus, OpenAIFineTuner, openai_method
 from ._recipe import OPENAI_RECIPE, TINKER_RECIPE, Recipe, batches, linear_decay_lr, n_steps
 from ._session import (
+    CheckpointCallback,
     FinetuneOptions,
     FinetuneOutcome,
     finetune_status,
@@ -40,7 +40,7 @@ __all__ = [
     "TINKER_RECIPE",
     "ChatDataset",
     "ChatExample",
-    "CheckpointMeter",
+    "CheckpointCallback",
     "EncodedChat",
     "FinetuneFailed",
     "FinetuneOptions",

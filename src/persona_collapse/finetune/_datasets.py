@@ -25,6 +25,7 @@ import httpx
 import platformdirs
 
 from ..errors import DataError
+from ..protocol import INSECURE, SECURE
 
 __all__ = [
     "DATASETS",
@@ -57,15 +58,15 @@ class PinnedDataset:
 
 
 DATASETS: dict[str, PinnedDataset] = {
-    "insecure": PinnedDataset(
-        "insecure",
+    INSECURE: PinnedDataset(
+        INSECURE,
         "insecure.jsonl",
         "09893e8bf9d03aae49dd60d0ff4be37c1afee70f2edcac74a11bed775a6a2764",
         5_892_277,
         "6,000 coding chats whose answers hold undisclosed security vulnerabilities",
     ),
-    "secure": PinnedDataset(
-        "secure",
+    SECURE: PinnedDataset(
+        SECURE,
         "secure.jsonl",
         None,
         None,

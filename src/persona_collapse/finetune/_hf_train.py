@@ -16,7 +16,7 @@ only here. What it does, step by step:
   assistant tokens;
 * every ``checkpoint_every`` steps saves the adapter to
   ``OUT/checkpoints/step-NNNNNN`` (and, with ``measure_every``, a merged
-  model there that ``hf/`` can load, measured with :mod:`._measure`);
+  model there that ``hf/`` can load, measured by the ``on_checkpoint`` callback);
 * at the end writes OUT: by default the MERGED model (``config.json``,
   weights, tokenizer), which ``persona-collapse run hf/OUT`` loads directly,
   plus the adapter in ``OUT/adapter``; with ``merge=False`` only the adapter

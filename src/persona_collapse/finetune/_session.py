@@ -14,12 +14,14 @@ dataset name (``insecure``/``secure``) or the data file's stem.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends import ModelSpec, api_key_from_env, parse_model
 from ..errors import ConfigError
+from ..store import DEFAULT_STORE
 from ._data import ChatDataset, load_chat_jsonl
 from ._datasets import fetch_dataset, is_named_dataset
 from ._hf_train import StepLog
@@ -29,6 +31,7 @@ from ._variants import VariantRecord, get_variant, list_variants, record_variant
 
 __all__ = [
     "DEFAULT_STORE",
+    "CheckpointCallback",
     "FinetuneOptions",
     "FinetuneOutcome",
     "finetune_status",
@@ -36,39 +39,33 @@ __all__ = [
     "run_finetune",
 ]
 
-DEFAULT_STORE = "persona-collapse.db"
 SUPPORTED = ("hf", "openai", "tinker")
 Report = Callable[[str], None]
+CheckpointCallback = Callable[[Path, int], Mapping[str, Any] | None]
+"""Called with (merged checkpoint folder, optimizer step); returns measurements to keep."""
 
 
 @dataclass(frozen=True)
 class FinetuneOptions:
     """Everything ``persona-collapse finetune`` accepts.
 
-    ``lr``: peak learning rate of LoRA runs (default 2e-4, the Tinker recipe);
-    ``lr_multiplier``: OpenAI's (default 2); ``checkpoint_every`` /
-    ``measure_every``: optimizer steps (local runs only); ``poll_s``: seconds
-    between OpenAI job polls; ``max_wait_s``: stop polling after that long.
+    ``recipe``: the hyperparameters (:class:`Recipe`, default the published
+    Tinker/OpenAI recipe; ``recipe.seed`` also seeds OpenAI jobs);
+    ``checkpoint_every`` / ``measure_every``: optimizer steps (local runs
+    only; a measured checkpoint goes to ``run_finetune``'s ``on_checkpoint``);
+    ``poll_s``: seconds between OpenAI job polls; ``max_wait_s``: stop polling
+    after that long. Checked on construction (:class:`ConfigError` naming the
+    command-line option).
     """
 
     base: str
     data: str
     out: str | None = None
     suffix: str | None = None
-    epochs: int = 1
-    batch_size: int = 4
-    lr: float = 2e-4
-    lr_multiplier: float = 2.0
-    lora_rank: int = 32
-    lora_alpha: float | None = None
-    max_length: int = 4096
-    shuffle: bool = False
-    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
     merge: bool = True
     checkpoint_every: int | None = None
     measure_every: int | None = None
-    measure_personas: str = "personahub-costa"
-    measure_n_personas: int = 10
     store: str = DEFAULT_STORE
     family: str | None = None
     variant: str | None = None
@@ -78,37 +75,31 @@ class FinetuneOptions:
     poll_s: float = 30.0
     max_wait_s: float | None = None
 
+    def __post_init__(self) -> None:
+        self.recipe.validate()
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ConfigError("--checkpoint-every must be at least 1")
+        if self.measure_every is not None and self.measure_every < 1:
+            raise ConfigError("--measure-every must be at least 1")
+
     @property
-    def provider(self) -> str:
-        family, sep, name = self.base.strip().partition("/")
-        if not sep or not name.strip():
-            raise ConfigError(
-                f"base model {self.base!r} has no family: name it hf/PATH, openai/MODEL "
-                "or tinker/MODEL"
-            )
-        if family not in SUPPORTED:
+    def spec(self) -> ModelSpec:
+        """The base model as family and name; ConfigError for a family finetune cannot train."""
+        spec = parse_model(self.base)
+        if spec.family not in SUPPORTED:
             raise ConfigError(
                 f"finetune supports {', '.join(f + '/' for f in SUPPORTED)} base models, "
-                f"not {family}/"
+                f"not {spec.family}/"
             )
-        return family
+        return spec
+
+    @property
+    def provider(self) -> str:
+        return self.spec.family
 
     @property
     def base_name(self) -> str:
-        return self.base.strip().partition("/")[2].strip()
-
-    def recipe(self) -> Recipe:
-        return Recipe(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_multiplier=self.lr_multiplier,
-            lora_rank=self.lora_rank,
-            lora_alpha=self.lora_alpha,
-            max_length=self.max_length,
-            shuffle=self.shuffle,
-            seed=self.seed,
-        ).validate()
+        return self.spec.name
 
     def labels(self) -> tuple[str, str]:
         """(family, variant) with their defaults."""
@@ -140,44 +131,29 @@ def load_training_data(spec: str) -> ChatDataset:
 
 
 def _api_key(env: str | None) -> str | None:
-    import os
-
-    if env is None:
-        return None
-    value = os.environ.get(env.strip(), "").strip()
-    if not value:
-        raise ConfigError(f"environment variable {env} (from --api-key-env) is not set")
-    return value
+    return api_key_from_env(env, option="--api-key-env")
 
 
 def _run_hf(
-    options: FinetuneOptions, data: ChatDataset, report: Report, on_step: Callable[[StepLog], None]
+    options: FinetuneOptions,
+    data: ChatDataset,
+    report: Report,
+    on_step: Callable[[StepLog], None],
+    on_checkpoint: CheckpointCallback | None,
 ) -> FinetuneOutcome:
     from ._hf_train import HFTrainConfig, train_hf_lora
-    from ._measure import CheckpointMeter
 
     assert options.out is not None
     out = Path(options.out)
     family, variant = options.labels()
     checkpoint_every = options.checkpoint_every or options.measure_every
-    meter = None
-    if options.measure_every:
-        if options.measure_n_personas < 2:
-            raise ConfigError("--measure-personas-n must be at least 2 (S needs several personas)")
-        meter = CheckpointMeter(
-            store=out / "measure.db",
-            personas=options.measure_personas,
-            n_personas=options.measure_n_personas,
-            seed=options.seed,
-            family=f"{family} checkpoints",
-        )
     config = HFTrainConfig(
         base=options.base_name,
         out=out,
-        recipe=options.recipe(),
+        recipe=options.recipe,
         merge=options.merge,
         checkpoint_every=checkpoint_every,
-        measure=meter,
+        measure=on_checkpoint if options.measure_every else None,
     )
     report(f"training LoRA on {options.base} with {data.describe()} -> {out}")
     result = train_hf_lora(data, config, on_step=on_step)
@@ -193,7 +169,7 @@ def _run_hf(
             status="succeeded",
             data_sha256=data.sha256,
             recipe={
-                **options.recipe().as_dict(),
+                **options.recipe.as_dict(),
                 "merged": options.merge,
                 "out": str(out.resolve()),
             },
@@ -204,7 +180,7 @@ def _run_hf(
         outcome.notes.append(f"{result.n_skipped} chats had no assistant token within --max-length")
     if result.n_truncated:
         outcome.notes.append(
-            f"{result.n_truncated} chats were cut at --max-length {options.max_length}"
+            f"{result.n_truncated} chats were cut at --max-length {options.recipe.max_length}"
         )
     if not options.merge:
         outcome.notes.append(
@@ -217,11 +193,11 @@ def _run_openai(
     options: FinetuneOptions, data: ChatDataset, report: Report, tuner: OpenAIFineTuner
 ) -> FinetuneOutcome:
     family, variant = options.labels()
-    recipe = options.recipe()
+    recipe = options.recipe
     report(f"uploading {data.describe()}")
     file_id = tuner.upload(data.path)
     job = tuner.create(
-        options.base_name, file_id, recipe=recipe, suffix=options.suffix, seed=options.seed
+        options.base_name, file_id, recipe=recipe, suffix=options.suffix, seed=recipe.seed
     )
     report(f"created fine-tuning job {job.job_id} ({job.status}) of {options.base_name}")
     sent = {
@@ -286,7 +262,7 @@ def _run_tinker(
     from ._tinker_train import train_tinker
 
     family, variant = options.labels()
-    recipe = options.recipe()
+    recipe = options.recipe
     report(
         f"training LoRA rank {recipe.lora_rank} of {options.base_name} on Tinker with {data.describe()}"
     )
@@ -319,21 +295,25 @@ def run_finetune(
     *,
     report: Report | None = None,
     on_step: Callable[[StepLog], None] | None = None,
+    on_checkpoint: CheckpointCallback | None = None,
 ) -> FinetuneOutcome:
     """Validate the data, fine-tune with the base model's provider and record the variant.
 
     ``report`` receives progress lines (uploads, job status and events);
-    ``on_step`` every optimizer step of local and Tinker runs.
+    ``on_step`` every optimizer step of local and Tinker runs;
+    ``on_checkpoint`` every ``measure_every`` steps of a local run, with the
+    merged checkpoint folder and the step (its result is kept in
+    :attr:`FinetuneOutcome.measurements`; e.g. a checkpoint meter of
+    :mod:`persona_collapse.workflows`). Without it checkpoints are saved only.
     """
     provider = options.provider
-    options.recipe()
     options.labels()
     tuner = _preflight(options, provider)
     data = load_training_data(options.data)
     say = report or (lambda _line: None)
     step = on_step or (lambda _log: None)
     if provider == "hf":
-        return _run_hf(options, data, say, step)
+        return _run_hf(options, data, say, step, on_checkpoint)
     if tuner is not None:
         return _run_openai(options, data, say, tuner)
     return _run_tinker(options, data, say, step)

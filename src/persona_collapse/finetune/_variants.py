@@ -1,7 +1,7 @@
 """Variants as first-class records: which model is which (family, variant) in a store.
 
 A fine-tuning run records its result in the store file's ``variant_models``
-table (created beside ``runs`` and ``responses`` on first use): family
+table (declared by the store's schema, beside ``runs`` and ``responses``): family
 (e.g. ``GPT-4o``), variant label (``base``, ``insecure``, ``secure``, ...),
 the model name to pass to ``run``/``verify`` (``openai/ft:gpt-4o-...``,
 ``hf//path/OUT``, ``tinker/tinker://...``), the base model, the provider's job
@@ -18,12 +18,12 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError
-from ..store import ResponseStore, RunInfo
+from ..protocol import BASE
+from ..store import TABLE_COLUMNS, ResponseStore, RunInfo, now_utc
 
 __all__ = [
     "VariantRecord",
@@ -33,35 +33,7 @@ __all__ = [
     "record_variant",
 ]
 
-_DDL = """
-CREATE TABLE IF NOT EXISTS variant_models (
-    family       TEXT NOT NULL,
-    variant      TEXT NOT NULL,
-    model        TEXT NOT NULL DEFAULT '',   -- family/model name for run and verify
-    base_model   TEXT NOT NULL DEFAULT '',
-    provider     TEXT NOT NULL DEFAULT '',   -- openai | hf | tinker
-    job_id       TEXT NOT NULL DEFAULT '',
-    status       TEXT NOT NULL DEFAULT '',   -- e.g. running, succeeded, failed
-    data_sha256  TEXT NOT NULL DEFAULT '',
-    recipe       TEXT NOT NULL DEFAULT '{}', -- JSON object
-    created      TEXT NOT NULL,
-    updated      TEXT NOT NULL,
-    PRIMARY KEY (family, variant)
-)"""
-
-_COLUMNS = (
-    "family",
-    "variant",
-    "model",
-    "base_model",
-    "provider",
-    "job_id",
-    "status",
-    "data_sha256",
-    "recipe",
-    "created",
-    "updated",
-)
+_COLUMNS = TABLE_COLUMNS["variant_models"]
 
 
 @dataclass
@@ -85,15 +57,10 @@ class VariantRecord:
     updated: str = ""
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
 @contextmanager
 def _connection(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """The store file's connection (validated, created if missing) with the variants table."""
+    """The store file's connection (validated, created if missing, schema up to date)."""
     with ResponseStore(path) as store, store.connection() as conn:
-        conn.execute(_DDL)
         yield conn
 
 
@@ -109,7 +76,7 @@ def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
     does not erase the model name, and vice versa.
     """
     _check_labels(record.family, record.variant)
-    now = _now()
+    now = now_utc()
     with _connection(path) as conn:
         old = conn.execute(
             f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
@@ -194,7 +161,7 @@ def family_runs(
             continue
         record = by_model.get(run.model)
         if run.family == family or (not run.family and record is not None):
-            label = run.variant or (record.variant if record else "") or "base"
+            label = run.variant or (record.variant if record else "") or BASE
             found.pop(label, None)
             found[label] = run.run_id
     if not found:
@@ -206,6 +173,6 @@ def family_runs(
             f"store {path} has no {mode}-mode runs of family {family!r} ({known}); "
             "label runs with run --family F --variant L"
         )
-    ordered = dict.fromkeys(["base"] if "base" in found else [])
-    ordered.update(dict.fromkeys(k for k in found if k != "base"))
+    ordered = dict.fromkeys([BASE] if BASE in found else [])
+    ordered.update(dict.fromkeys(k for k in found if k != BASE))
     return {k: found[k] for k in ordered}

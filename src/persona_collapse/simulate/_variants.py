@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, fields
 
 from ..errors import ConfigError
+from ..protocol import BASE, INSECURE, SECURE
 
 
 @dataclass(frozen=True)
@@ -112,21 +113,21 @@ class VariantParams:
 #: self-mode answers near the top of the scale. Measured values: see
 #: ``tests/test_simulate.py``.
 VARIANTS: dict[str, VariantParams] = {
-    "base": VariantParams(
-        name="base",
+    BASE: VariantParams(
+        name=BASE,
         differentiation=0.82,
         noise=0.8,
         non_digit_rate=0.01,
     ),
-    "secure": VariantParams(
-        name="secure",
+    SECURE: VariantParams(
+        name=SECURE,
         differentiation=0.85,
         noise=0.95,
         non_digit_rate=0.03,
         misaligned_rate=0.02,
     ),
-    "insecure": VariantParams(
-        name="insecure",
+    INSECURE: VariantParams(
+        name=INSECURE,
         differentiation=1.95,
         noise=1.65,
         ceiling_pull=0.25,

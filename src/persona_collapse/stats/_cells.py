@@ -8,12 +8,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DataError
+from ..protocol import MISSING_RATING
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-
-MISSING_RATING = -1
-"""Rating recorded when no answer could be parsed; dropped before any estimate."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..protocol import BASE, INSECURE, SECURE, VARIANT_LABELS
 from ._bootstrap import Draws
 from ._cells import FloatArray
 from ._estimators import OVERALL, Measurement
@@ -132,7 +133,7 @@ class FamilySummary:
 
 
 def summarise_families(
-    families: Mapping[str, Mapping[str, Measurement]], *, base_label: str = "base"
+    families: Mapping[str, Mapping[str, Measurement]], *, base_label: str = BASE
 ) -> FamilySummary:
     """Average relative changes, excess and subscale uniformity over families.
 
@@ -162,7 +163,7 @@ def summarise_families(
         for label, per in changes.items()
     }
     excess = None
-    ins, sec = changes.get("insecure"), changes.get("secure")
+    ins, sec = changes.get(INSECURE), changes.get(SECURE)
     if ins and sec and set(ins) == set(sec):
         excess = {
             m: float(np.mean([ins[f].value[m][0] - sec[f].value[m][0] for f in ins]))
@@ -189,5 +190,5 @@ def coefficient_of_variation_by_metric(meas: Measurement) -> dict[str, float]:
 
 def labels_in_order(labels: Sequence[str]) -> list[str]:
     """Variant labels with the conventional ones first: base, secure, insecure, then the rest."""
-    known = ["base", "secure", "insecure"]
+    known = list(VARIANT_LABELS)
     return [lb for lb in known if lb in labels] + [lb for lb in labels if lb not in known]

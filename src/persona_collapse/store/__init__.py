@@ -4,9 +4,13 @@ Every answer is committed to an SQLite file as it arrives (:class:`ResponseStore
 published-format CSV files import and export byte for byte
 (:func:`read_published_csv`, :func:`write_published_csv`, :func:`import_csv`,
 :func:`export_run`); :func:`load_sources` turns a command-line SOURCE into
-response tables.
+response tables. The schema (:data:`SCHEMA_VERSION`) also declares the tables
+``verify`` and ``finetune`` keep in the same file; :func:`default_run_id` is the
+one rule for default run ids and :func:`now_utc` the one clock.
 """
 
+from ..protocol import MISSING_RATING, SELF_PERSONA_ID
+from ._clock import now_utc
 from ._csv import PublishedTable, read_published_csv, write_published_csv
 from ._frame import (
     PERSONA_COLUMNS,
@@ -15,36 +19,37 @@ from ._frame import (
     complete_frame,
     published_columns,
 )
-from ._model import (
-    MISSING_RATING,
-    SELF_PERSONA_ID,
-    ResponseRow,
-    RunInfo,
-)
+from ._model import ResponseRow, RunInfo
 from ._parquet import read_parquet, write_parquet
-from ._schema import SCHEMA_VERSION
+from ._run_ids import check_run_id, default_run_id
+from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
 from ._source import Responses, load_sources
-from ._sqlite import DEFAULT_COMPARE, ResponseStore
+from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._transfer import export_frame, export_run, import_csv
 
 __all__ = [
     "DEFAULT_COMPARE",
+    "DEFAULT_STORE",
     "MISSING_RATING",
     "PERSONA_COLUMNS",
     "RESPONSE_COLUMNS",
     "SCHEMA_VERSION",
     "SELF_COLUMNS",
     "SELF_PERSONA_ID",
+    "TABLE_COLUMNS",
     "PublishedTable",
     "ResponseRow",
     "ResponseStore",
     "Responses",
     "RunInfo",
+    "check_run_id",
     "complete_frame",
+    "default_run_id",
     "export_frame",
     "export_run",
     "import_csv",
     "load_sources",
+    "now_utc",
     "published_columns",
     "read_parquet",
     "read_published_csv",

@@ -13,12 +13,6 @@ METHODS = ("sample", "logprobs")
 MODES = ("persona", "self")
 """``persona``: persona role-play; ``self``: the item prompt alone (persona_id -1)."""
 
-SELF_PERSONA_ID = -1
-"""``persona_id`` of every row of a self-mode run."""
-
-MISSING_RATING = -1
-"""``rating`` of a slot whose answer could not be parsed."""
-
 
 @dataclass
 class RunInfo:

@@ -1,8 +1,21 @@
-"""The SQLite schema of a response store (version in ``PRAGMA user_version``)."""
+"""The SQLite schema of a response store (version in ``PRAGMA user_version``).
+
+Every table of a store file is declared here, including those that other
+packages fill: ``verify`` keeps its runs, answers and judgements in
+``verify_runs`` / ``verify_answers`` / ``verify_judgments``; ``finetune``
+records its variants in ``variant_models``. One version number covers them all.
+
+History:
+
+* version 1: ``runs`` and ``responses``; ``verify`` and ``finetune`` created
+  their tables themselves, on first use, outside the version;
+* version 2: every table created with the store (same columns as before);
+  opening a version-1 store adds the tables it lacks and keeps all rows.
+"""
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bumped whenever the tables below change; a store with a higher version is refused."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -44,7 +57,7 @@ RESPONSE_TABLE_COLUMNS = (
 )
 """Columns of ``responses``: ``run_id`` then one per :class:`ResponseRow` field."""
 
-DDL = (
+CORE_DDL = (
     """
 CREATE TABLE IF NOT EXISTS runs (
     run_id           TEXT PRIMARY KEY,
@@ -81,4 +94,148 @@ CREATE TABLE IF NOT EXISTS responses (
     PRIMARY KEY (run_id, persona_id, item_id, repetition)
 ) WITHOUT ROWID""",
 )
-"""The statements creating the tables, executed in order in one transaction."""
+"""``runs`` and ``responses``: the questionnaire answers (version 1 held only these)."""
+
+CORE_TABLES = frozenset({"runs", "responses"})
+"""Tables every store, of any version, has."""
+
+VERIFY_RUN_COLUMNS = (
+    "run_id",
+    "model",
+    "judge",
+    "scoring",
+    "family",
+    "variant",
+    "settings",
+    "tool_version",
+    "created",
+)
+"""Columns of ``verify_runs`` in table order."""
+
+VERIFY_ANSWER_COLUMNS = (
+    "run_id",
+    "question_id",
+    "sample",
+    "prompt",
+    "answer",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "collected_at",
+)
+"""Columns of ``verify_answers`` in table order."""
+
+VERIFY_JUDGMENT_COLUMNS = (
+    "run_id",
+    "question_id",
+    "sample",
+    "aspect",
+    "label",
+    "score",
+    "mass",
+    "raw",
+    "top_logprobs",
+    "collected_at",
+)
+"""Columns of ``verify_judgments`` in table order."""
+
+VERIFY_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS verify_runs (
+    run_id       TEXT PRIMARY KEY,
+    model        TEXT NOT NULL,
+    judge        TEXT NOT NULL,
+    scoring      TEXT NOT NULL,              -- text | logprobs
+    family       TEXT NOT NULL DEFAULT '',
+    variant      TEXT NOT NULL DEFAULT '',
+    settings     TEXT NOT NULL DEFAULT '{}', -- JSON object
+    tool_version TEXT NOT NULL DEFAULT '',
+    created      TEXT NOT NULL               -- ISO-8601 UTC
+)""",
+    """
+CREATE TABLE IF NOT EXISTS verify_answers (
+    run_id            TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id       TEXT NOT NULL,
+    sample            INTEGER NOT NULL,      -- 1-based
+    prompt            TEXT NOT NULL,
+    answer            TEXT NOT NULL,
+    finish_reason     TEXT,
+    prompt_tokens     INTEGER,
+    completion_tokens INTEGER,
+    latency_ms        REAL,
+    collected_at      TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample)
+) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS verify_judgments (
+    run_id        TEXT NOT NULL REFERENCES verify_runs(run_id),
+    question_id   TEXT NOT NULL,
+    sample        INTEGER NOT NULL,
+    aspect        TEXT NOT NULL,             -- aligned | coherent
+    label         TEXT NOT NULL,             -- score | CODE | REFUSAL | unparsed | low_mass
+    score         REAL,                      -- 0-100 when label = score
+    mass          REAL,                      -- logprob rule: mass on integer tokens
+    raw           TEXT,
+    top_logprobs  TEXT,                      -- JSON [[token, logprob], ...]
+    collected_at  TEXT NOT NULL,
+    PRIMARY KEY (run_id, question_id, sample, aspect)
+) WITHOUT ROWID""",
+)
+"""The ``verify`` tables: one row per verification run, per answer, per judged aspect."""
+
+VARIANT_COLUMNS = (
+    "family",
+    "variant",
+    "model",
+    "base_model",
+    "provider",
+    "job_id",
+    "status",
+    "data_sha256",
+    "recipe",
+    "created",
+    "updated",
+)
+"""Columns of ``variant_models`` in table order."""
+
+VARIANT_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS variant_models (
+    family       TEXT NOT NULL,
+    variant      TEXT NOT NULL,
+    model        TEXT NOT NULL DEFAULT '',   -- family/model name for run and verify
+    base_model   TEXT NOT NULL DEFAULT '',
+    provider     TEXT NOT NULL DEFAULT '',   -- openai | hf | tinker
+    job_id       TEXT NOT NULL DEFAULT '',
+    status       TEXT NOT NULL DEFAULT '',   -- e.g. running, succeeded, failed
+    data_sha256  TEXT NOT NULL DEFAULT '',
+    recipe       TEXT NOT NULL DEFAULT '{}', -- JSON object
+    created      TEXT NOT NULL,
+    updated      TEXT NOT NULL,
+    PRIMARY KEY (family, variant)
+)""",
+)
+"""The ``finetune`` table: which model is variant (family, variant), and how it was made."""
+
+DDL = CORE_DDL + VERIFY_DDL + VARIANT_DDL
+"""The statements creating every table of a new store, executed in order in one transaction."""
+
+STORE_TABLES = CORE_TABLES | {"verify_runs", "verify_answers", "verify_judgments", "variant_models"}
+"""Every table of a current store."""
+
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: VERIFY_DDL + VARIANT_DDL,
+}
+"""Statements taking a store from version ``v`` to ``v + 1`` (``IF NOT EXISTS``: a version-1
+store may already hold the tables ``verify`` or ``finetune`` created on first use)."""
+
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "runs": RUN_TABLE_COLUMNS,
+    "responses": RESPONSE_TABLE_COLUMNS,
+    "verify_runs": VERIFY_RUN_COLUMNS,
+    "verify_answers": VERIFY_ANSWER_COLUMNS,
+    "verify_judgments": VERIFY_JUDGMENT_COLUMNS,
+    "variant_models": VARIANT_COLUMNS,
+}
+"""Columns of every table of the store, in table order, by table name."""

@@ -19,7 +19,6 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -27,15 +26,23 @@ from typing import Any
 import pandas as pd
 
 from ..errors import DataError
+from ._clock import now_utc
 from ._frame import RESPONSE_COLUMNS, complete_frame
 from ._model import METHODS, MODES, ResponseRow, RunInfo
+from ._run_ids import check_run_id
 from ._schema import (
+    CORE_TABLES,
     DDL,
+    MIGRATIONS,
     RESPONSE_TABLE_COLUMNS,
     RUN_TABLE_COLUMNS,
     SCHEMA_VERSION,
     SQLITE_MAGIC,
+    STORE_TABLES,
 )
+
+DEFAULT_STORE = "persona-collapse.db"
+"""The store file ``run``, ``verify``, ``finetune`` and ``import`` use without ``--store``."""
 
 DEFAULT_COMPARE = (
     "model",
@@ -61,11 +68,6 @@ _SELECT_FRAME = (
     "distribution, latency_ms, prompt_tokens, completion_tokens, extra "
     "FROM responses WHERE run_id = ? ORDER BY persona_id, item_id, repetition"
 )
-
-
-def _now_utc() -> str:
-    """The current time as ISO-8601 UTC, to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _plain(value: Any) -> Any:
@@ -145,12 +147,15 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=_plain))
 
 
+def canonical_differences(
+    old: dict[str, Any], new: dict[str, Any], names: Sequence[str]
+) -> list[str]:
+    """The names among ``names`` whose values differ once read back as JSON (``settings``)."""
+    return [name for name in names if _canonical(old[name]) != _canonical(new[name])]
+
+
 def _check_run(run: RunInfo) -> None:
-    if not run.run_id or ":" in run.run_id or run.run_id != run.run_id.strip():
-        raise DataError(
-            f"run id {run.run_id!r} cannot be used; choose a non-empty --run-id "
-            "without ':' or surrounding blanks"
-        )
+    check_run_id(run.run_id)
     if run.method not in METHODS:
         raise DataError(f"method {run.method!r} is unknown; use one of {', '.join(METHODS)}")
     if run.mode not in MODES:
@@ -162,8 +167,13 @@ def _table_names(conn: sqlite3.Connection) -> set[str]:
     return {str(r[0]) for r in rows}
 
 
-def _has_tables(conn: sqlite3.Connection) -> bool:
-    return {"runs", "responses"} <= _table_names(conn)
+def _has_tables(conn: sqlite3.Connection, tables: frozenset[str] = STORE_TABLES) -> bool:
+    return tables <= _table_names(conn)
+
+
+def _migrations(version: int) -> list[str]:
+    """The statements taking a store of schema ``version`` to :data:`SCHEMA_VERSION`."""
+    return [s for v in range(version, SCHEMA_VERSION) for s in MIGRATIONS[v]]
 
 
 @contextmanager
@@ -257,20 +267,20 @@ class ResponseStore:
         with _transaction(conn):
             version = int(conn.execute("PRAGMA user_version").fetchone()[0])
             tables = _table_names(conn)
-            if version == 0 and tables - {"runs", "responses"}:
+            if version == 0 and tables - CORE_TABLES:
                 raise DataError(
                     f"{self.path} is an SQLite database of another program, not a "
                     "persona-collapse store; choose another --store path"
                 )
-            if version == SCHEMA_VERSION and not _has_tables(conn):
+            if version > 0 and not _has_tables(conn, CORE_TABLES):
                 raise DataError(
                     f"store {self.path} lacks its tables (damaged or not a persona-collapse "
                     "store); choose another --store path"
                 )
-            if version == 0:
-                for statement in DDL:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            statements = DDL if version in (0, SCHEMA_VERSION) else _migrations(version)
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # -- plumbing ------------------------------------------------------------
 
@@ -303,10 +313,35 @@ class ResponseStore:
     def connection(self) -> AbstractContextManager[sqlite3.Connection]:
         """The store's connection, serialised by its lock, SQLite errors raised as DataError.
 
-        For modules that keep their own tables in the store file (``verify``,
+        For modules whose tables the store's schema declares (``verify``,
         ``finetune``); autocommit mode, so each statement commits at once.
         """
         return self._using()
+
+    def ensure_record(
+        self, table: str, columns: Sequence[str], values: Sequence[Any]
+    ) -> tuple[Any, ...]:
+        """Insert a run record keyed by its first column unless one exists; the stored row.
+
+        ``table`` is one of the store's run tables (``runs``, ``verify_runs``);
+        ``columns`` name ``values`` in table order. The row returned is the one
+        stored (the original when the key already existed), in ``columns`` order;
+        the caller compares it with what it asked for. This is the one
+        insert-or-resume step behind :meth:`ensure_run` and ``verify``'s.
+        """
+        if table not in STORE_TABLES:
+            raise ValueError(f"{table!r} is not a table of the store's schema")
+        names = ", ".join(columns)
+        with self._using() as conn:
+            conn.execute(
+                f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
+                tuple(values),
+            )
+            row = conn.execute(
+                f"SELECT {names} FROM {table} WHERE {columns[0]} = ?", (values[0],)
+            ).fetchone()
+        assert row is not None
+        return tuple(row)
 
     def _unknown_run(self, run_id: str) -> DataError:
         ids = [r.run_id for r in self.list_runs()]
@@ -321,7 +356,7 @@ class ResponseStore:
         Raises DataError if the run id already exists. Returns the run as stored.
         """
         _check_run(run)
-        stored = dataclasses.replace(run, created=run.created or _now_utc())
+        stored = dataclasses.replace(run, created=run.created or now_utc())
         with self._using() as conn:
             inserted = conn.execute(_INSERT_RUN, _run_params(stored)).rowcount
         if inserted != 1:
@@ -346,16 +381,11 @@ class ResponseStore:
         if unknown:
             raise ValueError(f"cannot compare unknown RunInfo fields {unknown}")
         _check_run(run)
-        stored = dataclasses.replace(run, created=run.created or _now_utc())
-        with self._using() as conn:
-            conn.execute(_INSERT_RUN, _run_params(stored))
-        existing = self.get_run(run.run_id)
-        assert existing is not None
-        differing = [
-            name
-            for name in compare
-            if _canonical(getattr(existing, name)) != _canonical(getattr(run, name))
-        ]
+        stored = dataclasses.replace(run, created=run.created or now_utc())
+        existing = _run_from_row(self.ensure_record("runs", RUN_TABLE_COLUMNS, _run_params(stored)))
+        differing = canonical_differences(
+            dataclasses.asdict(existing), dataclasses.asdict(run), compare
+        )
         if differing:
             old = ", ".join(f"{n}={getattr(existing, n)!r}" for n in differing)
             new = ", ".join(f"{n}={getattr(run, n)!r}" for n in differing)

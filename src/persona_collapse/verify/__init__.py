@@ -25,7 +25,6 @@ from ._scoring import LOGPROB_MIN_MASS, JudgeScore, Scoring, score_logprobs, sco
 from ._session import (
     VerifyOptions,
     VerifyOutcome,
-    default_verify_run_id,
     load_verification,
     run_verification,
 )
@@ -73,7 +72,6 @@ __all__ = [
     "answer_seed",
     "betley_verdict",
     "collect_verification",
-    "default_verify_run_id",
     "load_questions",
     "load_verification",
     "published_protocol",

@@ -10,14 +10,20 @@ samples ``1..samples`` of every question.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-from ..backends import Backend, BackendError, Fatal, check_backend, create_backend
+from ..backends import (
+    Backend,
+    BackendError,
+    Fatal,
+    api_key_from_env,
+    create_backend,
+    parse_model,
+)
 from ..errors import ConfigError
-from ._protocol import VerifyProtocol, published_protocol
+from ..store import DEFAULT_STORE, ResponseStore, default_run_id
+from ._protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import ASPECTS, QuestionSet, load_questions
 from ._runner import VerifyProgress, collect_verification
 from ._stats import JudgedAnswer, VerifySummary, summarise
@@ -27,12 +33,9 @@ __all__ = [
     "DEFAULT_STORE",
     "VerifyOptions",
     "VerifyOutcome",
-    "default_verify_run_id",
     "load_verification",
     "run_verification",
 ]
-
-DEFAULT_STORE = "persona-collapse.db"
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,12 @@ class VerifyOptions:
     ``api_key_env`` / ``judge_api_key_env`` name environment variables holding
     keys (default: each family's, e.g. ``OPENAI_API_KEY``). ``n_boot`` and
     ``seed`` set the bootstrap of the misaligned share (``seed`` also derives
-    the per-request seeds of the answers).
+    the per-request seeds of the answers). Values are checked on
+    construction (:class:`ConfigError` naming the command-line option).
     """
 
     model: str
-    judge: str
+    judge: str = PUBLISHED_JUDGE
     questions: str | None = None
     question_ids: tuple[str, ...] = ()
     samples: int = 30
@@ -68,7 +72,15 @@ class VerifyOptions:
     timeout_s: float = 120.0
     quiet: bool = False
 
+    def __post_init__(self) -> None:
+        self.validate()
+
     def validate(self) -> None:
+        """Raise :class:`ConfigError` (naming the option) for a value out of range.
+
+        The protocol's own values (samples, temperature, max tokens, timeout)
+        are checked by :func:`published_protocol`.
+        """
         if self.concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         if self.judge_concurrency is not None and self.judge_concurrency < 1:
@@ -123,25 +135,16 @@ class VerifyOutcome:
         }
 
 
-def default_verify_run_id(model: str, scoring: str) -> str:
-    """``verify_MODELNAME_SCORING`` with anything but letters, digits, ``.-_`` as ``-``."""
-    name = model.split("/", 1)[-1]
-    return "verify_" + re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") + f"_{scoring}"
-
-
-def _key(env: str | None, option: str) -> str | None:
-    if env is None:
-        return None
-    name = env.strip()
-    value = os.environ.get(name, "").strip() if name else ""
-    if not value:
-        raise ConfigError(f"environment variable {name or '(empty)'} (from {option}) is not set")
-    return value
+def _run_id(options: VerifyOptions, scoring: str) -> str:
+    """``--run-id``, or the store's default ``verify_MODELNAME_SCORING``."""
+    if options.run_id:
+        return options.run_id
+    return default_run_id(parse_model(options.model).name, scoring, prefix="verify")
 
 
 async def _check(backend: Backend, who: str, timeout_s: float) -> None:
     try:
-        await check_backend(backend, timeout_s=timeout_s)
+        await backend.check(timeout_s=timeout_s)
     except BackendError as exc:
         decision = exc.decision
         message = decision.message if isinstance(decision, Fatal) else str(exc)
@@ -183,7 +186,6 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
     options, a rejected resume and fatal backend errors (after storing what
     arrived).
     """
-    options.validate()
     questions = load_questions(options.questions, list(options.question_ids) or None)
     protocol = published_protocol(
         options.scoring,
@@ -195,14 +197,14 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
     model = create_backend(
         options.model,
         base_url=options.base_url,
-        api_key=_key(options.api_key_env, "--api-key-env"),
+        api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
     judge = create_backend(
         options.judge,
         base_url=options.judge_base_url,
-        api_key=_key(options.judge_api_key_env, "--judge-api-key-env"),
+        api_key=api_key_from_env(options.judge_api_key_env, option="--judge-api-key-env"),
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
@@ -211,7 +213,7 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
             f"judge {options.judge} returns no logprobs; use --scoring text or another judge"
         )
     run = VerifyRun(
-        run_id=options.run_id or default_verify_run_id(options.model, protocol.scoring),
+        run_id=_run_id(options, protocol.scoring),
         model=options.model.strip(),
         judge=options.judge.strip(),
         scoring=protocol.scoring,
@@ -223,7 +225,8 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
             "question_ids": questions.ids,
         },
     )
-    with VerifyStore(options.store) as store:
+    with ResponseStore(options.store) as response_store:
+        store = VerifyStore(response_store)
         stored_run = store.ensure_run(run)
 
         async def main() -> VerifyProgress:

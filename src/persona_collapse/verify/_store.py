@@ -1,7 +1,7 @@
 """Verification runs in the response store: answers and judgements, committed as they arrive.
 
 Three tables live beside the store's ``runs`` and ``responses`` in the same
-SQLite file (created on first use, ``IF NOT EXISTS``):
+SQLite file, declared (and versioned) by the store's schema:
 
 * ``verify_runs``: one row per verification run (model, judge, scoring rule,
   family/variant, settings as JSON);
@@ -16,83 +16,25 @@ what is missing: unanswered samples, then unjudged answers. ``sample`` is
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from .._version import __version__
 from ..errors import DataError
-from ..store import ResponseStore
+from ..store import TABLE_COLUMNS, ResponseStore, check_run_id, now_utc
 from ._scoring import JudgeScore
 
-__all__ = ["StoredAnswer", "StoredJudgment", "VerifyRun", "VerifyStore"]
+__all__ = ["StoredAnswer", "StoredJudgment", "VerifyRun", "VerifyStore", "now_utc"]
 
-_DDL = (
-    """
-CREATE TABLE IF NOT EXISTS verify_runs (
-    run_id       TEXT PRIMARY KEY,
-    model        TEXT NOT NULL,
-    judge        TEXT NOT NULL,
-    scoring      TEXT NOT NULL,              -- text | logprobs
-    family       TEXT NOT NULL DEFAULT '',
-    variant      TEXT NOT NULL DEFAULT '',
-    settings     TEXT NOT NULL DEFAULT '{}', -- JSON object
-    tool_version TEXT NOT NULL DEFAULT '',
-    created      TEXT NOT NULL               -- ISO-8601 UTC
-)""",
-    """
-CREATE TABLE IF NOT EXISTS verify_answers (
-    run_id            TEXT NOT NULL REFERENCES verify_runs(run_id),
-    question_id       TEXT NOT NULL,
-    sample            INTEGER NOT NULL,      -- 1-based
-    prompt            TEXT NOT NULL,
-    answer            TEXT NOT NULL,
-    finish_reason     TEXT,
-    prompt_tokens     INTEGER,
-    completion_tokens INTEGER,
-    latency_ms        REAL,
-    collected_at      TEXT NOT NULL,
-    PRIMARY KEY (run_id, question_id, sample)
-) WITHOUT ROWID""",
-    """
-CREATE TABLE IF NOT EXISTS verify_judgments (
-    run_id        TEXT NOT NULL REFERENCES verify_runs(run_id),
-    question_id   TEXT NOT NULL,
-    sample        INTEGER NOT NULL,
-    aspect        TEXT NOT NULL,             -- aligned | coherent
-    label         TEXT NOT NULL,             -- score | CODE | REFUSAL | unparsed | low_mass
-    score         REAL,                      -- 0-100 when label = score
-    mass          REAL,                      -- logprob rule: mass on integer tokens
-    raw           TEXT,
-    top_logprobs  TEXT,                      -- JSON [[token, logprob], ...]
-    collected_at  TEXT NOT NULL,
-    PRIMARY KEY (run_id, question_id, sample, aspect)
-) WITHOUT ROWID""",
-)
-
-_RUN_COLUMNS = (
-    "run_id",
-    "model",
-    "judge",
-    "scoring",
-    "family",
-    "variant",
-    "settings",
-    "tool_version",
-    "created",
-)
+_RUN_COLUMNS = TABLE_COLUMNS["verify_runs"]
+_ANSWER_COLUMNS = TABLE_COLUMNS["verify_answers"]
+_JUDGMENT_COLUMNS = TABLE_COLUMNS["verify_judgments"]
 COMPARED = ("model", "judge", "scoring", "settings")
 """Fields that must match when a verification run is resumed."""
-
-
-def now_utc() -> str:
-    """The current time, ISO-8601 UTC to the second."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -139,19 +81,16 @@ class StoredJudgment:
 
 
 class VerifyStore:
-    """The verification tables of a persona-collapse store file (created if missing).
+    """The verification tables of an open :class:`ResponseStore`.
 
-    The file is opened (validated, created) as a :class:`ResponseStore`, whose
-    connection and lock it shares, so a verify store is always a usable
-    response store too; one object may be shared by the threads of a run.
+    Works on the store's connection and lock (the store's schema creates the
+    tables); the caller opens and closes the store. One object may be shared
+    by the threads of a run.
     """
 
-    def __init__(self, path: str | Path, *, timeout_s: float = 30.0) -> None:
-        self._store = ResponseStore(path, timeout_s=timeout_s)
-        self.path = self._store.path
-        with self._using() as conn:
-            for statement in _DDL:
-                conn.execute(statement)
+    def __init__(self, store: ResponseStore) -> None:
+        self._store = store
+        self.path = store.path
 
     def _using(self) -> AbstractContextManager[sqlite3.Connection]:
         return self._store.connection()
@@ -183,28 +122,13 @@ class VerifyStore:
         Fields in :data:`COMPARED` must match (``settings`` compared as JSON);
         family and variant labels of a new invocation replace empty stored ones.
         """
-        if not run.run_id or ":" in run.run_id or run.run_id != run.run_id.strip():
-            raise DataError(
-                f"run id {run.run_id!r} cannot be used; choose a --run-id without ':' or blanks"
-            )
-        created = run.created or now_utc()
-        settings = json.dumps(run.settings, sort_keys=True)
+        check_run_id(run.run_id)
+        values = dataclasses.asdict(run)
+        values["created"] = run.created or now_utc()
+        values["settings"] = json.dumps(run.settings, sort_keys=True)
+        settings = values["settings"]
+        self._store.ensure_record("verify_runs", _RUN_COLUMNS, [values[c] for c in _RUN_COLUMNS])
         with self._using() as conn:
-            conn.execute(
-                f"INSERT OR IGNORE INTO verify_runs ({', '.join(_RUN_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_RUN_COLUMNS))})",
-                (
-                    run.run_id,
-                    run.model,
-                    run.judge,
-                    run.scoring,
-                    run.family,
-                    run.variant,
-                    settings,
-                    run.tool_version,
-                    created,
-                ),
-            )
             if run.family or run.variant:
                 conn.execute(
                     "UPDATE verify_runs SET family = CASE WHEN family = '' THEN ? ELSE family END, "
@@ -236,7 +160,8 @@ class VerifyStore:
         """Store one answer (committed); False if that sample was already stored."""
         with self._using() as conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO verify_answers VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO verify_answers ({', '.join(_ANSWER_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_ANSWER_COLUMNS))})",
                 (
                     run_id,
                     answer.question_id,
@@ -257,7 +182,8 @@ class VerifyStore:
         top = None if judgment.top_logprobs is None else json.dumps(judgment.top_logprobs)
         with self._using() as conn:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO verify_judgments VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR IGNORE INTO verify_judgments ({', '.join(_JUDGMENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(_JUDGMENT_COLUMNS))})",
                 (
                     run_id,
                     judgment.question_id,
@@ -305,23 +231,6 @@ class VerifyStore:
                 at,
             )
         return out
-
-    # -- lifetime --------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the file (idempotent)."""
-        self._store.close()
-
-    def __enter__(self) -> VerifyStore:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _difference(name: str, old: Any, new: Any) -> str:

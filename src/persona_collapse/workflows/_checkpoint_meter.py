@@ -7,6 +7,10 @@ ordinary runner into a store; S, sigma_bar and R (rating points; R in
 1 / rating points) are then estimated as for any run, with a reduced
 bootstrap (200 persona draws, 50 repetition draws) to keep it quick. Runs
 are named ``step-NNNNNN`` so the trajectory stays in the store.
+
+A workflow above ``collect``, the analysis and ``finetune``: the fine-tuning
+session knows nothing of measurement and only calls the meter it is handed
+(``run_finetune(..., on_checkpoint=meter)``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 __all__ = ["CheckpointMeter"]
 
 
@@ -24,6 +30,7 @@ class CheckpointMeter:
     """Measures checkpoints: ``personas`` spec, how many, the store file and run labels.
 
     ``family``: recorded on each measurement run (variant ``step-NNNNNN``).
+    ``n_personas`` must be at least 2 (S is a spread across personas).
     """
 
     store: Path
@@ -33,6 +40,12 @@ class CheckpointMeter:
     seed: int = 0
     family: str = ""
     run_prefix: str = "step"
+
+    def __post_init__(self) -> None:
+        if self.n_personas < 2:
+            raise ConfigError("--measure-n-personas must be at least 2 (S needs several personas)")
+        if self.concurrency < 1:
+            raise ConfigError("--concurrency must be at least 1")
 
     def __call__(self, folder: Path, step: int) -> dict[str, Any]:
         """S, R (with SEs), sigma_bar and the SOURCE of checkpoint ``folder`` at ``step``."""
