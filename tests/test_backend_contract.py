@@ -15,7 +15,6 @@ from persona_collapse.backends import (
     ChatRequest,
     ChatResult,
     ModelSpec,
-    check_backend,
     create_backend,
 )
 
@@ -101,12 +100,6 @@ def test_a_simulated_backend_says_so_by_default() -> None:
             return True
 
     assert Simulated(ModelSpec("echo", "m")).describe() == "echo/m [SIMULATED]"
-
-
-def test_check_backend_is_the_check_method() -> None:
-    backend = Counted(ModelSpec("echo", "m"))
-    asyncio.run(check_backend(backend, timeout_s=3.0))
-    assert backend.checks == 1 and backend.timeout_s == 3.0
 
 
 def test_what_the_builtin_backends_override() -> None:

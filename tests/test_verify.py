@@ -26,6 +26,7 @@ from persona_collapse.backends import (
 )
 from persona_collapse.collect import BackoffPolicy, ProgressDisplay
 from persona_collapse.errors import ConfigError, DataError
+from persona_collapse.store import ResponseStore
 from persona_collapse.testing import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.verify import (
     JudgedAnswer,
@@ -491,7 +492,8 @@ def _verify_direct(
     run = VerifyRun("v", "openai/m", "openai/j", "text", settings=protocol.fingerprint())
 
     async def main() -> VerifyProgress:
-        with VerifyStore(path) as store:
+        with ResponseStore(path) as responses:
+            store = VerifyStore(responses)
             store.ensure_run(run)
             return await collect_verification(
                 model,
@@ -530,7 +532,8 @@ def test_verify_cost_cap_is_shared_by_model_and_judge(tmp_path: Path) -> None:
     assert model.calls and judge.calls
     # One limit over both: no more than $0.25 of model and judge requests together.
     assert (len(model.calls) + len(judge.calls)) * 0.01 <= 0.25
-    with VerifyStore(tmp_path / "v.db") as store:
+    with ResponseStore(tmp_path / "v.db") as responses:
+        store = VerifyStore(responses)
         answers, judgments = store.answers("v"), store.judgments("v")
     assert len(answers) == len(model.calls) and len(judgments) == len(judge.calls)
     assert len(answers) + len(judgments) < 8 + 16
@@ -588,3 +591,31 @@ def test_verify_progress_shows_judge_traffic_through_the_collect_display() -> No
         "verify v: 5/12 answers and judgements (42%), 0.0 req/s, "
         "retries 1 answers 3/4 judgements 2/8 tokens 1500/32 $0.7500"
     )
+
+
+def test_verify_cli_max_cost_caps_model_and_judge_together(
+    capsys: pytest.CaptureFixture[str],
+    server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unknown = verify(capsys, server, tmp_path / "u.db", "mixed", "--max-cost", "1")
+    assert unknown.status == 2 and "openai/mixed" in unknown.err
+    assert len(unknown.err.strip().splitlines()) == 1
+    prices = tmp_path / "prices.json"
+    # USD per million tokens: every request costs far more than the cap allows in full.
+    prices.write_text(
+        json.dumps(
+            {
+                "openai/mixed": {"input": 1000.0, "output": 1000.0},
+                "openai/judge": {"input": 1000.0, "output": 1000.0},
+            }
+        )
+    )
+    monkeypatch.setenv("PERSONA_COLLAPSE_PRICES", str(prices))
+    capped = verify(capsys, server, tmp_path / "c.db", "mixed", "--samples", "4", "--max-cost", "2")
+    assert capped.status == 2 and "--max-cost" in capped.err
+    assert server.stats.by_model.get("judge", 0) > 0, "the judge was asked before the stop"
+    resumed = verify(capsys, server, tmp_path / "c.db", "mixed", "--samples", "4")
+    assert resumed.status == 0, resumed.err
+    assert resumed.json()["complete"] is True

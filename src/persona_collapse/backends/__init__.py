@@ -31,12 +31,6 @@ from ._types import (
     RetryDecision,
 )
 
-
-async def check_backend(backend: Backend, *, timeout_s: float = 30.0) -> None:
-    """Same as ``await backend.check(timeout_s=timeout_s)``; kept for existing callers."""
-    await backend.check(timeout_s=timeout_s)
-
-
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_PRICES",
@@ -55,7 +49,6 @@ __all__ = [
     "Retry",
     "RetryDecision",
     "api_key_from_env",
-    "check_backend",
     "create_backend",
     "known_families",
     "load_prices",

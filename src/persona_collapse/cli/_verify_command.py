@@ -100,6 +100,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         judge_api_key_env=args.judge_api_key_env,
         concurrency=args.concurrency,
         judge_concurrency=args.judge_concurrency,
+        max_cost=args.max_cost,
         family=args.family,
         variant=args.variant,
         seed=args.seed,
@@ -186,6 +187,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=default("judge_concurrency"),
         help="judge requests in flight",
+    )
+    p.add_argument(
+        "--max-cost",
+        type=float,
+        default=default("max_cost"),
+        metavar="USD",
+        help="stop cleanly before the estimated cost of model and judge together passes USD",
     )
     p.add_argument("--family", default=default("family"), help="family of the verified variant")
     p.add_argument("--variant", default=default("variant"), help="variant label")

@@ -20,6 +20,7 @@ from ..backends import (
     api_key_from_env,
     create_backend,
     parse_model,
+    price_for,
 )
 from ..errors import ConfigError
 from ..store import DEFAULT_STORE, ResponseStore, default_run_id
@@ -65,6 +66,8 @@ class VerifyOptions:
     judge_api_key_env: str | None = None
     concurrency: int = 8
     judge_concurrency: int | None = None
+    max_cost: float | None = None
+    """Stop before the estimated spend of model and judge together passes this (US dollars)."""
     family: str = ""
     variant: str = ""
     seed: int = 0
@@ -87,6 +90,8 @@ class VerifyOptions:
             raise ConfigError("--judge-concurrency must be at least 1")
         if self.n_boot < 100:
             raise ConfigError("--n-boot must be at least 100")
+        if self.max_cost is not None and not self.max_cost > 0:
+            raise ConfigError("--max-cost must be a positive number of US dollars")
 
 
 @dataclass
@@ -212,6 +217,12 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
         raise ConfigError(
             f"judge {options.judge} returns no logprobs; use --scoring text or another judge"
         )
+    model_price, judge_price = price_for(options.model), price_for(options.judge)
+    if options.max_cost is not None and (model_price is None or judge_price is None):
+        unknown = options.model if model_price is None else options.judge
+        raise ConfigError(
+            f"--max-cost needs a known price for {unknown} and there is none; drop --max-cost"
+        )
     run = VerifyRun(
         run_id=_run_id(options, protocol.scoring),
         model=options.model.strip(),
@@ -242,6 +253,9 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
                     protocol,
                     concurrency=options.concurrency,
                     judge_concurrency=options.judge_concurrency,
+                    max_cost_usd=options.max_cost,
+                    model_price=model_price,
+                    judge_price=judge_price,
                     seed=options.seed,
                     stream=stream,
                     quiet=options.quiet,
