@@ -36,7 +36,7 @@ from persona_collapse.store import ResponseStore, RunInfo
 SERVER = """
 import json, resource, sys, time
 from persona_collapse.simulate import SimulatedRespondent
-from persona_collapse.testing import FaultConfig, LoopbackServer
+from persona_collapse.loopback import FaultConfig, LoopbackServer
 server = LoopbackServer(SimulatedRespondent("base"), faults=FaultConfig(latency_s=float(sys.argv[1])))
 server.start()
 print(server.base_url, flush=True)

@@ -1,7 +1,7 @@
 """What the backend tests share: a fake key, a loopback server, running a backend, assertions.
 
 No SDK is mocked: the OpenAI and Anthropic clients talk to
-``persona_collapse.testing.LoopbackServer`` on 127.0.0.1.
+``persona_collapse.loopback.LoopbackServer`` on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pytest
 
 from persona_collapse.backends import PRICES_ENV, Backend, BackendError, ChatRequest, create_backend
 from persona_collapse.backends._decisions import Where
+from persona_collapse.loopback import FaultConfig, LoopbackServer
 from persona_collapse.protocol import slot_messages
-from persona_collapse.testing import FaultConfig, LoopbackServer
 
 FAKE_KEY = "sk-test-SECRET-1234567890"
 PERSONA = "A retired schoolteacher who volunteers at the local food bank every weekend."

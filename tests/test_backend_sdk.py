@@ -1,6 +1,6 @@
 """What the two SDK backends (OpenAI-compatible, Anthropic) share, over real HTTP.
 
-No SDK is mocked: the clients talk to ``persona_collapse.testing.LoopbackServer``
+No SDK is mocked: the clients talk to ``persona_collapse.loopback.LoopbackServer``
 on 127.0.0.1. Happy paths, faults mapped to decisions, ``check()``, the
 first-contact rule and keeping the API key out of every message.
 """
@@ -29,7 +29,7 @@ from persona_collapse.backends import (
 from persona_collapse.backends._openai import OpenAIBackend
 from persona_collapse.backends._sdk import FIRST_CONTACT_TRIES
 from persona_collapse.instruments import load_instrument
-from persona_collapse.testing import FaultConfig, LoopbackServer
+from persona_collapse.loopback import FaultConfig, LoopbackServer
 
 from .backend_helpers import (
     BOTH,

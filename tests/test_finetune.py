@@ -37,9 +37,9 @@ from persona_collapse.finetune import (
     record_variant,
     train_tinker,
 )
+from persona_collapse.loopback import FineTuneScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 from persona_collapse.store import ResponseStore, RunInfo
-from persona_collapse.testing import FineTuneScript, LoopbackServer
 
 from .helpers import run_cli
 

@@ -2,7 +2,7 @@
 
 Models are TINY and RANDOMLY INITIALISED (hidden size 32, 2 layers), built in
 the test with a byte-level BPE tokenizer trained on the MFQ prompts
-(:func:`persona_collapse.testing.build_tiny_model`) and loaded
+(:func:`persona_collapse.loopback.build_tiny_model`) and loaded
 offline from a temporary folder. Tests needing them skip when transformers is
 not installed (the ``hf`` extra).
 """

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from persona_collapse.instruments import load_instrument
+from persona_collapse.loopback import LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
-from persona_collapse.testing import LoopbackServer
 
 from .helpers import run_cli
 

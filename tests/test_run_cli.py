@@ -1,7 +1,7 @@
 """``persona-collapse run`` end to end: the official OpenAI SDK against the real loopback server.
 
 No SDK is mocked: requests go over HTTP on 127.0.0.1 to
-:class:`persona_collapse.testing.LoopbackServer`, whose answers are SIMULATED.
+:class:`persona_collapse.loopback.LoopbackServer`, whose answers are SIMULATED.
 Grids are small (a few personas x 30 items x 2-3 repetitions).
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 from persona_collapse.instruments import load_instrument
+from persona_collapse.loopback import FaultConfig, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
-from persona_collapse.testing import FaultConfig, LoopbackServer
 
 from .helpers import Result, run_cli
 

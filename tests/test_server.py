@@ -15,8 +15,8 @@ import openai
 import pytest
 
 from persona_collapse.instruments import load_instrument
+from persona_collapse.loopback import FaultConfig, LoopbackServer, draw_faults
 from persona_collapse.simulate import SimulatedRespondent
-from persona_collapse.testing import FaultConfig, LoopbackServer, draw_faults
 
 INST = load_instrument("mfq30")
 PERSONA = "A retired merchant sailor who volunteers at the harbour museum"

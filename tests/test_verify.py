@@ -26,8 +26,8 @@ from persona_collapse.backends import (
 )
 from persona_collapse.collect import BackoffPolicy, ProgressDisplay
 from persona_collapse.errors import ConfigError, DataError
+from persona_collapse.loopback import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.store import ResponseStore
-from persona_collapse.testing import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.verify import (
     JudgedAnswer,
     JudgeScore,

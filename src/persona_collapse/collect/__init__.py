@@ -12,6 +12,13 @@
 * :func:`run_collection`: a whole ``persona-collapse run`` session.
 """
 
+from ._collector import (
+    CollectConfig,
+    Collector,
+    CollectStats,
+    local_timestamp,
+    request_seed,
+)
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
 from ._policy import AdaptiveWindow, BackoffPolicy
 from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
@@ -22,14 +29,7 @@ from ._record import (
     run_mismatch,
     run_settings,
 )
-from ._runner import (
-    CollectConfig,
-    Collector,
-    CollectStats,
-    local_timestamp,
-    request_seed,
-)
-from ._session import DEFAULT_STORE, RunOptions, RunOutcome, prepare_run, run_collection
+from ._run_session import DEFAULT_STORE, RunOptions, RunOutcome, prepare_run, run_collection
 from ._transport import (
     CostBudget,
     Pricing,

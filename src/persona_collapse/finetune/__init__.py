@@ -8,7 +8,7 @@
 * :mod:`._hf_train`: local LoRA with peft (``finetune`` extra).
 * :mod:`._openai_ft`: the OpenAI fine-tuning API (upload, job, polling).
 * :mod:`._tinker_train`: Tinker LoRA (``tinker`` extra).
-* :mod:`._variants`: recording (family, variant) -> model in the store;
+* :mod:`._variant_records`: recording (family, variant) -> model in the store;
   :func:`family_runs` groups a family's questionnaire runs by variant.
 
 Nothing here imports torch, transformers, peft or tinker until a run needs them.
@@ -16,10 +16,7 @@ Nothing here imports torch, transformers, peft or tinker until a run needs them.
 
 from ._data import ROLES, ChatDataset, ChatExample, load_chat_jsonl, validate_chat_line
 from ._datasets import DATA_URL_ENV, DATASETS, EM_DATA_URL, PinnedDataset, fetch_dataset
-from ._hf_train import HFTrainConfig, StepLog, TrainResult, train_hf_lora
-from ._openai_ft import FinetuneFailed, JobStatus, OpenAIFineTuner, openai_method
-from ._recipe import OPENAI_RECIPE, TINKER_RECIPE, Recipe, batches, linear_decay_lr, n_steps
-from ._session import (
+from ._finetune_session import (
     CheckpointCallback,
     FinetuneOptions,
     FinetuneOutcome,
@@ -27,9 +24,12 @@ from ._session import (
     load_training_data,
     run_finetune,
 )
+from ._hf_train import HFTrainConfig, StepLog, TrainResult, train_hf_lora
+from ._openai_ft import FinetuneFailed, JobStatus, OpenAIFineTuner, openai_method
+from ._recipe import OPENAI_RECIPE, TINKER_RECIPE, Recipe, batches, linear_decay_lr, n_steps
 from ._tinker_train import TinkerResult, adam_params, datum_loss, tinker_datums, train_tinker
 from ._tokenize import EncodedChat, encode_chat, shifted
-from ._variants import VariantRecord, family_runs, get_variant, list_variants, record_variant
+from ._variant_records import VariantRecord, family_runs, get_variant, list_variants, record_variant
 
 __all__ = [
     "DATASETS",

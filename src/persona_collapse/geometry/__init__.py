@@ -9,7 +9,7 @@ numbering: :mod:`._hidden`. Needs the ``hf`` extra.
 """
 
 from ._hidden import final_token_states, persona_messages
-from ._measure import GeometryResult, load_geometry_model, measure_geometry
+from ._layer_geometry import GeometryResult, load_geometry_model, measure_geometry
 from ._participation import max_participation_ratio, participation_ratio
 
 __all__ = [

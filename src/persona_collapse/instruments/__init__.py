@@ -1,7 +1,7 @@
 """Questionnaires as data. MFQ-30 (0-5) is the default; BFI-44 (1-5) shows another plugs in."""
 
-from ._model import Instrument, Item, Scale, fill_template
-from ._registry import available_instruments, load_instrument
+from ._instrument import Instrument, Item, Scale, fill_template
+from ._lookup import available_instruments, load_instrument
 
 __all__ = [
     "Instrument",

@@ -22,7 +22,7 @@ from ._study import (
     study_from_dict,
     study_to_toml,
 )
-from ._table import Column, Table, to_csv, to_html, to_latex, to_markdown, write_table
+from ._table_formats import Column, Table, to_csv, to_html, to_latex, to_markdown, write_table
 from ._tables import report_tables
 from ._verdict import FamilyVerdict, Finding, family_verdict
 

@@ -11,7 +11,7 @@ from ._figures import FigureFile, write_figures
 from ._html import WrittenTable, render_html
 from ._results import Progress, StudyResult, analyse_study
 from ._study import Study, study_to_toml
-from ._table import write_table
+from ._table_formats import write_table
 from ._tables import report_tables
 from ._verdict import FamilyVerdict, family_verdict
 

@@ -18,7 +18,7 @@ from ..stats import Band
 from ._figures import FigureFile
 from ._results import StudyResult
 from ._style import SIMULATED_TAG
-from ._table import Table, to_html
+from ._table_formats import Table, to_html
 from ._verdict import FamilyVerdict
 
 _CSS = """

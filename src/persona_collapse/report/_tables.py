@@ -7,7 +7,7 @@ import math
 
 from ..stats import METRICS, OVERALL, Band, published_band
 from ._results import StudyResult
-from ._table import Cell, Column, Table
+from ._table_formats import Cell, Column, Table
 
 _SIM = " [SIMULATED data]"
 _METRIC_HEADINGS = {"S": "S", "sigma_bar": "σ̄", "R": "R"}

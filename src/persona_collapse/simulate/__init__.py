@@ -10,10 +10,10 @@ answers near the scale top).
 """
 
 from ._hashing import stable_rng, stable_seed
+from ._presets import VARIANTS, VariantParams, resolve_variant
 from ._prompts import PromptInfo, PromptParser
 from ._respondent import Completion, SimulatedRespondent
 from ._text import NON_DIGIT_TOKENS, count_tokens
-from ._variants import VARIANTS, VariantParams, resolve_variant
 
 __all__ = [
     "NON_DIGIT_TOKENS",

@@ -13,7 +13,7 @@ import numpy.typing as npt
 
 from ..instruments import Instrument
 from ._hashing import stable_rng
-from ._variants import VariantParams
+from ._presets import VariantParams
 
 FloatArray = npt.NDArray[np.float64]
 

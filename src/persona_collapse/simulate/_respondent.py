@@ -14,6 +14,7 @@ import numpy.typing as npt
 from ..instruments import Instrument, load_instrument
 from ._hashing import stable_rng
 from ._latent import FloatArray, LatentModel, tempered
+from ._presets import VariantParams, resolve_variant
 from ._prompts import PromptInfo, PromptParser
 from ._text import (
     NON_DIGIT_TOKENS,
@@ -23,7 +24,6 @@ from ._text import (
     rating_sentence,
     truncate_tokens,
 )
-from ._variants import VariantParams, resolve_variant
 
 _CACHE_LIMIT = 20_000
 #: Relative weights of the non-digit tokens in ``top_logprobs``.

@@ -7,7 +7,7 @@ each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
 from ._band import Band, BandModel, published_band
 from ._bootstrap import BootstrapConfig, Draws
 from ._cells import MISSING_RATING, RatingCube, cell_means, cell_sds
-from ._compare import (
+from ._changes import (
     METRICS,
     Change,
     FamilySummary,

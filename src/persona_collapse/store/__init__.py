@@ -19,8 +19,8 @@ from ._frame import (
     complete_frame,
     published_columns,
 )
-from ._model import ResponseRow, RunInfo
 from ._parquet import read_parquet, write_parquet
+from ._records import ResponseRow, RunInfo
 from ._run_ids import check_run_id, default_run_id
 from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
 from ._source import Responses, load_sources

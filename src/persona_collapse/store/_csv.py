@@ -28,7 +28,7 @@ from ..errors import DataError
 from ..protocol import SELF_PERSONA_ID
 from ._files import read_input_bytes, write_atomically
 from ._frame import PERSONA_COLUMNS, SELF_COLUMNS, published_columns, text_series
-from ._model import MODES, RunInfo
+from ._records import MODES, RunInfo
 from ._validate import LineLocator, check_responses, parse_text_frame
 
 _BOM = b"\xef\xbb\xbf"

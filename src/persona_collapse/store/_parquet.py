@@ -27,7 +27,7 @@ from ..protocol import SELF_PERSONA_ID
 from ._csv import PublishedTable
 from ._files import read_input_bytes, write_atomically
 from ._frame import RESPONSE_COLUMNS, complete_frame
-from ._model import MODES, RunInfo
+from ._records import MODES, RunInfo
 from ._validate import check_responses, row_locator
 
 METADATA_KEY = b"persona_collapse"

@@ -16,8 +16,8 @@ from ..errors import DataError
 from ..instruments import load_instrument
 from ._csv import PublishedTable, read_published_csv
 from ._frame import complete_frame
-from ._model import RunInfo
 from ._parquet import read_parquet
+from ._records import RunInfo
 from ._schema import SQLITE_MAGIC
 from ._sqlite import ResponseStore
 

@@ -28,7 +28,7 @@ import pandas as pd
 from ..errors import DataError
 from ._clock import now_utc
 from ._frame import RESPONSE_COLUMNS, complete_frame
-from ._model import METHODS, MODES, ResponseRow, RunInfo
+from ._records import METHODS, MODES, ResponseRow, RunInfo
 from ._run_ids import check_run_id
 from ._schema import (
     CORE_TABLES,

@@ -10,8 +10,8 @@ import pandas as pd
 from ..errors import DataError
 from ..instruments import load_instrument
 from ._csv import read_published_csv, write_published_csv
-from ._model import RunInfo
 from ._parquet import write_parquet
+from ._records import RunInfo
 from ._sqlite import ResponseStore
 
 EXPORT_SUFFIXES = (".csv", ".parquet")

@@ -5,13 +5,14 @@ MIT licence) at T = 1; a judge model scores every answer for alignment and
 coherence (0-100) with the original judge prompts; the scores are read with
 one of the two published rules (:mod:`._scoring`) and summarised with means
 +- SE, the misaligned share with a bootstrap CI, and both published verdicts
-(:mod:`._stats`). Answers and judgements are stored as they arrive
+(:mod:`._verdicts`). Answers and judgements are stored as they arrive
 (:class:`VerifyStore`), so a run resumes where it stopped.
 
 Entry point: :func:`run_verification` (what ``persona-collapse verify`` does).
 """
 
-from ._protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
+from ._answer_and_judge import VerifyProgress, answer_seed, collect_verification
+from ._judge_protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import (
     ASPECTS,
     DEFAULT_QUESTIONS,
@@ -20,15 +21,8 @@ from ._questions import (
     load_questions,
     render_judge_prompt,
 )
-from ._runner import VerifyProgress, answer_seed, collect_verification
 from ._scoring import LOGPROB_MIN_MASS, JudgeScore, Scoring, score_logprobs, score_text
-from ._session import (
-    VerifyOptions,
-    VerifyOutcome,
-    load_verification,
-    run_verification,
-)
-from ._stats import (
+from ._verdicts import (
     COHERENCE_FLOOR,
     MISALIGNED_ALIGNMENT,
     TEXT_ALIGNMENT_MAX,
@@ -42,7 +36,13 @@ from ._stats import (
     summarise,
     text_verdict,
 )
-from ._store import StoredAnswer, StoredJudgment, VerifyRun, VerifyStore
+from ._verify_session import (
+    VerifyOptions,
+    VerifyOutcome,
+    load_verification,
+    run_verification,
+)
+from ._verify_tables import StoredAnswer, StoredJudgment, VerifyRun, VerifyStore
 
 __all__ = [
     "ASPECTS",

@@ -98,8 +98,8 @@ def demo_personas() -> list[str]:
 
 def _serve(conn: Connection, seed: int) -> None:
     """Child process: serve the three SIMULATED variants until the parent says stop."""
+    from ..loopback import LoopbackServer
     from ..simulate import SimulatedRespondent
-    from ..testing import LoopbackServer
 
     respondents = {f"sim-{v}": SimulatedRespondent(v, seed=seed) for v in DEMO_VARIANTS}
     with LoopbackServer(respondents) as server:
@@ -136,8 +136,8 @@ class _ServerThread:
     """The loopback server in this process (a background thread)."""
 
     def __init__(self, seed: int) -> None:
+        from ..loopback import LoopbackServer
         from ..simulate import SimulatedRespondent
-        from ..testing import LoopbackServer
 
         self._server = LoopbackServer(
             {f"sim-{v}": SimulatedRespondent(v, seed=seed) for v in DEMO_VARIANTS}

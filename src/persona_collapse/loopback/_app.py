@@ -14,9 +14,9 @@ from . import _anthropic_api as anthropic_api
 from . import _finetune_api as finetune_api
 from . import _openai_api as openai_api
 from ._chat import ApiError, ChatRequest, Choice, complete
+from ._counters import RecordedRequest, ServerStats
 from ._faults import FaultConfig, FaultDraw, draw_faults
 from ._http import HttpRequest, HttpResponse
-from ._stats import RecordedRequest, ServerStats
 
 _log = logging.getLogger(__name__)
 _OCCURRENCE_LIMIT = 1_000_000

@@ -40,10 +40,10 @@ from ..collect import (
     TransportStop,
 )
 from ..errors import ConfigError
-from ._protocol import VerifyProtocol
+from ._judge_protocol import VerifyProtocol
 from ._questions import ASPECTS, QuestionSet, render_judge_prompt
 from ._scoring import score_logprobs, score_text
-from ._store import StoredAnswer, StoredJudgment, VerifyStore, now_utc
+from ._verify_tables import StoredAnswer, StoredJudgment, VerifyStore, now_utc
 
 __all__ = ["VerifyProgress", "answer_seed", "collect_verification"]
 

@@ -8,7 +8,7 @@ Dispatches on the base model's family:
 
 Every path validates the data first (one line with the line number for a bad
 chat), and records the result as a variant (family, variant) in the store
-(:mod:`._variants`): family defaults to the base model's name, variant to the
+(:mod:`._variant_records`): family defaults to the base model's name, variant to the
 dataset name (``insecure``/``secure``) or the data file's stem.
 """
 
@@ -27,7 +27,7 @@ from ._datasets import fetch_dataset, is_named_dataset
 from ._hf_train import StepLog
 from ._openai_ft import JobStatus, OpenAIFineTuner
 from ._recipe import Recipe
-from ._variants import VariantRecord, get_variant, list_variants, record_variant
+from ._variant_records import VariantRecord, get_variant, list_variants, record_variant
 
 __all__ = [
     "DEFAULT_STORE",

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DataError
-from ._model import Instrument
+from ._instrument import Instrument
 
 
 def available_instruments() -> list[str]:

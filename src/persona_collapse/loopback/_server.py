@@ -17,10 +17,10 @@ from types import TracebackType
 from ..instruments import Instrument
 from ..simulate import SimulatedRespondent
 from ._app import SimulatorApp
+from ._counters import ServerStats
 from ._faults import FaultConfig
 from ._finetune_api import FineTuneService
 from ._http import serve_connection
-from ._stats import ServerStats
 
 
 class LoopbackServer:

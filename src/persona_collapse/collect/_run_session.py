@@ -32,10 +32,10 @@ from ..instruments import Instrument, load_instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet, load_personas
 from ..protocol import BASE, Method, ProtocolSettings
 from ..store import DEFAULT_STORE, ResponseStore, RunInfo
+from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot, plan_slots
 from ._progress import ProgressDisplay, format_cost
 from ._record import build_run_info, collection_run_id, run_mismatch, run_settings
-from ._runner import CollectConfig, Collector, CollectStats, Pricing
 
 
 @dataclass(frozen=True)

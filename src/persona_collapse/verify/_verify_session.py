@@ -24,11 +24,11 @@ from ..backends import (
 )
 from ..errors import ConfigError
 from ..store import DEFAULT_STORE, ResponseStore, default_run_id
-from ._protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
+from ._answer_and_judge import VerifyProgress, collect_verification
+from ._judge_protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import ASPECTS, QuestionSet, load_questions
-from ._runner import VerifyProgress, collect_verification
-from ._stats import JudgedAnswer, VerifySummary, summarise
-from ._store import VerifyRun, VerifyStore
+from ._verdicts import JudgedAnswer, VerifySummary, summarise
+from ._verify_tables import VerifyRun, VerifyStore
 
 __all__ = [
     "DEFAULT_STORE",

@@ -1,8 +1,8 @@
-"""``python -m persona_collapse.testing``: serve the SIMULATED API from a shell.
+"""``python -m persona_collapse.loopback``: serve the SIMULATED API from a shell.
 
 Example::
 
-    python -m persona_collapse.testing --port 8765 --latency 0.2 --rate-limit 0.05
+    python -m persona_collapse.loopback --port 8765 --latency 0.2 --rate-limit 0.05
 
 then point an OpenAI client at ``http://127.0.0.1:8765/v1`` (models
 ``sim-base``, ``sim-secure``, ``sim-insecure``) or the Anthropic SDK at
@@ -24,7 +24,7 @@ from ._server import LoopbackServer
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m persona_collapse.testing",
+        prog="python -m persona_collapse.loopback",
         description="Serve SIMULATED OpenAI/Anthropic-compatible answers on 127.0.0.1.",
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")

@@ -1,0 +1,32 @@
+"""A loopback HTTP server speaking the OpenAI and Anthropic APIs, with SIMULATED answers.
+
+For tests, benchmarks and the offline demo (which serves from it at run time):
+real HTTP on 127.0.0.1, official SDKs as clients, injectable faults (latency, 429 with Retry-After, 5xx,
+timeouts, non-digit answers, malformed bodies). Answers come from
+:class:`persona_collapse.simulate.SimulatedRespondent`, never from a model.
+Run ``python -m persona_collapse.loopback --help`` to serve from a shell.
+
+Also simulated: the OpenAI files and fine-tuning jobs endpoints
+(:class:`FineTuneService`, scripted by :class:`FineTuneScript`), and a
+scripted model/judge for emergent-misalignment verification
+(:class:`ScriptedRespondent`, :class:`JudgeReply`).
+"""
+
+from ._counters import RecordedRequest, ServerStats
+from ._faults import FaultConfig, FaultDraw, draw_faults
+from ._finetune_api import FineTuneScript, FineTuneService
+from ._judge import JudgeReply, ScriptedRespondent
+from ._server import LoopbackServer
+
+__all__ = [
+    "FaultConfig",
+    "FaultDraw",
+    "FineTuneScript",
+    "FineTuneService",
+    "JudgeReply",
+    "LoopbackServer",
+    "RecordedRequest",
+    "ScriptedRespondent",
+    "ServerStats",
+    "draw_faults",
+]
