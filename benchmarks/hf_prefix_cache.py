@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from persona_collapse.backends import ModelSpec
-from persona_collapse.backends._hf import HFBackend
+from persona_collapse.backends.local import HFBackend
 from persona_collapse.collect import CollectConfig, Collector, slot_grid
 from persona_collapse.instruments import load_instrument
 from persona_collapse.protocol import ProtocolSettings

@@ -16,7 +16,7 @@ import httpx2
 import pytest
 
 from persona_collapse.backends import PRICES_ENV, Backend, BackendError, ChatRequest, create_backend
-from persona_collapse.backends._decisions import Where
+from persona_collapse.backends.decisions import Where
 from persona_collapse.loopback import FaultConfig, LoopbackServer
 from persona_collapse.protocol import slot_messages
 

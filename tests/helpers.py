@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from persona_collapse.cli._main import main
+from persona_collapse.cli import invoke as main
 
 
 @dataclass

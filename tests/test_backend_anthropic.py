@@ -12,8 +12,7 @@ from persona_collapse.backends import (
     Retry,
     create_backend,
 )
-from persona_collapse.backends._anthropic import NO_LOGPROBS, decision_for_anthropic_error
-from persona_collapse.backends._decisions import Where
+from persona_collapse.backends.decisions import NO_LOGPROBS, Where, decision_for_anthropic_error
 from persona_collapse.instruments import load_instrument
 
 from .backend_helpers import (

@@ -31,7 +31,7 @@ from persona_collapse.backends import (
     create_backend,
     parse_retry_after,
 )
-from persona_collapse.backends._openai import decision_for_openai_error
+from persona_collapse.backends.decisions import decision_for_openai_error
 from persona_collapse.instruments import load_instrument
 
 from .backend_helpers import (

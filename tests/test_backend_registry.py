@@ -23,8 +23,8 @@ from persona_collapse.backends import (
     price_for,
     redact,
 )
-from persona_collapse.backends._decisions import decision_for_status
-from persona_collapse.backends._openai import OpenAIBackend
+from persona_collapse.backends.decisions import decision_for_status
+from persona_collapse.backends.sdk import OpenAIBackend
 from persona_collapse.errors import ConfigError
 from persona_collapse.instruments import load_instrument
 

@@ -26,8 +26,8 @@ from persona_collapse.backends import (
     Retry,
     create_backend,
 )
-from persona_collapse.backends._openai import OpenAIBackend
-from persona_collapse.backends._sdk import FIRST_CONTACT_TRIES
+from persona_collapse.backends.decisions import FIRST_CONTACT_TRIES
+from persona_collapse.backends.sdk import OpenAIBackend
 from persona_collapse.instruments import load_instrument
 from persona_collapse.loopback import FaultConfig, LoopbackServer
 

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from persona_collapse.cli._output import strict_json
+from persona_collapse.cli import strict_json
 
 from .helpers import run_cli
 

@@ -35,7 +35,7 @@ VALUES = np.arange(6.0)
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """A logprob run and a sampled run of sim/base (seed 0) over PERSONAS: their SOURCEs."""
-    from persona_collapse.cli._main import main
+    from persona_collapse.cli import invoke as main
 
     tmp = tmp_path_factory.mktemp("curves")
     personas = tmp / "personas.json"
@@ -198,8 +198,7 @@ def test_reweighting_matches_the_tiny_models_logits_over_temperature(
     pytest.importorskip("transformers", reason="the hf extra (transformers) is not installed")
     import torch
 
-    from persona_collapse.backends._hf_engine import HFEngine
-    from persona_collapse.backends._hf_load import load_hf
+    from persona_collapse.backends.local import HFEngine, load_hf
     from persona_collapse.protocol import slot_messages
     from persona_collapse.testing import build_tiny_model
 

@@ -22,19 +22,21 @@ from persona_collapse.finetune import (
     OPENAI_RECIPE,
     TINKER_RECIPE,
     FinetuneFailed,
-    OpenAIFineTuner,
     Recipe,
     VariantRecord,
-    batches,
-    datum_loss,
-    encode_chat,
     family_runs,
     fetch_dataset,
     get_variant,
-    linear_decay_lr,
     load_chat_jsonl,
-    n_steps,
     record_variant,
+)
+from persona_collapse.finetune.training import (
+    OpenAIFineTuner,
+    batches,
+    datum_loss,
+    encode_chat,
+    linear_decay_lr,
+    n_steps,
     train_tinker,
 )
 from persona_collapse.loopback import FineTuneScript, LoopbackServer
@@ -425,13 +427,15 @@ def _loss_of(model_dir: Path, data_path: Path) -> float:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from persona_collapse.finetune._hf_train import _collate, batch_loss
+    from persona_collapse.finetune.training import batch_loss, collate_chats
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
     chats = [encode_chat(tok, e.messages, max_length=4096) for e in load_chat_jsonl(data_path)]
     with torch.no_grad():
-        loss, _ = batch_loss(torch, model, _collate(torch, chats, int(tok.pad_token_id), "cpu"))
+        loss, _ = batch_loss(
+            torch, model, collate_chats(torch, chats, int(tok.pad_token_id), "cpu")
+        )
     return float(loss)
 
 
@@ -486,7 +490,7 @@ def test_lora_lowers_the_loss_and_the_result_runs(
 
 
 def test_lora_is_deterministic(tiny_model: Path, tmp_path: Path) -> None:
-    from persona_collapse.finetune import HFTrainConfig, train_hf_lora
+    from persona_collapse.finetune.training import HFTrainConfig, train_hf_lora
 
     data = load_chat_jsonl(
         write_jsonl(tmp_path / "d.jsonl", [chat(f"q{i}", "3 3") for i in range(4)])
@@ -658,7 +662,7 @@ def test_finetune_options_hold_a_checked_recipe() -> None:
 
 def test_checkpoint_meter_is_a_workflow_checked_on_construction(tmp_path: Path) -> None:
     import persona_collapse.finetune as finetune
-    from persona_collapse.workflows._checkpoint_meter import CheckpointMeter
+    from persona_collapse.workflows import CheckpointMeter
 
     assert not hasattr(finetune, "CheckpointMeter")
     assert CheckpointMeter(store=tmp_path / "m.db").n_personas == 10

@@ -62,7 +62,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory, offline: None) -> Path:
 
 @pytest.fixture(scope="module")
 def backend(tiny: Path) -> Any:
-    from persona_collapse.backends._hf import HFBackend
+    from persona_collapse.backends.local import HFBackend
 
     return HFBackend(ModelSpec("hf", str(tiny)), seed=0)
 
@@ -142,8 +142,7 @@ def test_every_spelling_of_a_digit_counts(backend: Any) -> None:
 
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Path) -> None:
-    from persona_collapse.backends._hf_engine import HFEngine
-    from persona_collapse.backends._hf_load import load_hf
+    from persona_collapse.backends.local import HFEngine, load_hf
     from persona_collapse.testing import build_tiny_model
 
     path = tiny if arch == "llama" else build_tiny_model(tmp_path / arch, arch="qwen2")
@@ -391,7 +390,7 @@ def test_geometry_command(
 
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is not None, reason="vllm is installed")
 def test_vllm_missing_extra_is_one_clear_line() -> None:
-    from persona_collapse.backends._vllm import import_vllm
+    from persona_collapse.backends.local import import_vllm
 
     with pytest.raises(ConfigError) as info:
         create_backend("vllm/Qwen/Qwen2.5-0.5B-Instruct")

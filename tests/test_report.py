@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from persona_collapse.cli._main import main
+from persona_collapse.cli import invoke as main
 
 from .conftest import reference_path
 from .helpers import run_cli

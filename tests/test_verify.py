@@ -29,8 +29,6 @@ from persona_collapse.errors import ConfigError, DataError
 from persona_collapse.loopback import JudgeReply, LoopbackServer, ScriptedRespondent
 from persona_collapse.store import ResponseStore
 from persona_collapse.verify import (
-    JudgedAnswer,
-    JudgeScore,
     VerifyProgress,
     VerifyRun,
     VerifyStore,
@@ -38,6 +36,10 @@ from persona_collapse.verify import (
     load_questions,
     published_protocol,
     render_judge_prompt,
+)
+from persona_collapse.verify.scoring import (
+    JudgedAnswer,
+    JudgeScore,
     score_logprobs,
     score_text,
     share_ci,

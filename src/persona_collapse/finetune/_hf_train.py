@@ -184,7 +184,7 @@ def _encode_all(
     return kept, skipped, truncated
 
 
-def _collate(torch: Any, chats: list[EncodedChat], pad_id: int, device: Any) -> dict[str, Any]:
+def collate_chats(torch: Any, chats: list[EncodedChat], pad_id: int, device: Any) -> dict[str, Any]:
     width = max(len(c.input_ids) for c in chats)
     ids = torch.full((len(chats), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(chats), width), dtype=torch.long)
@@ -317,7 +317,7 @@ def _train(
         lr = linear_decay_lr(index, total, recipe.lr)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        batch = _collate(torch, batch_chats, pad_id, device)
+        batch = collate_chats(torch, batch_chats, pad_id, device)
         loss, n_tokens = batch_loss(torch, model, batch)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

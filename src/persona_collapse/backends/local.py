@@ -1,0 +1,12 @@
+"""Local-model backends (``hf/``, ``vllm/``); importing this module imports no optional extra.
+
+The classes import torch, transformers or vllm only when they are used, and
+say which extra to install when it is missing.
+"""
+
+from ._hf import HFBackend
+from ._hf_engine import HFEngine
+from ._hf_load import load_hf
+from ._vllm import VLLMBackend, import_vllm
+
+__all__ = ["HFBackend", "HFEngine", "VLLMBackend", "import_vllm", "load_hf"]
