@@ -1,0 +1,115 @@
+"""The package structure: data flows one way, and each job has one home.
+
+Packages sit in layers; a module may import from its own package or a lower
+layer, never upward. The assertions here are the "done when" of the "One
+pipeline" issue: no cycle, no upward import, ``report/`` imports neither
+collection nor the loopback server, no capability probing with ``getattr``,
+no ``CREATE TABLE`` outside ``store/``, no retry loop in ``verify/``, no
+test fixture in ``backends/``.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import persona_collapse
+
+PACKAGE = Path(persona_collapse.__file__).resolve().parent
+
+#: Lowest first. The top-level modules (``__init__``, ``__main__``) may import anything.
+LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"errors", "_version"}),
+    frozenset({"instruments", "personas"}),
+    frozenset({"protocol"}),
+    frozenset({"stats", "store", "simulate", "published"}),
+    frozenset({"backends", "analysis"}),
+    frozenset({"collect", "finetune", "geometry", "testing"}),
+    frozenset({"verify", "report", "loopback"}),
+    frozenset({"workflows"}),
+    frozenset({"cli"}),
+)
+LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
+
+
+def _unit(path: Path) -> str | None:
+    """The package (or top-level module) ``path`` belongs to; None for top-level entry modules."""
+    rel = path.relative_to(PACKAGE)
+    if len(rel.parts) > 1:
+        return rel.parts[0]
+    return None if rel.stem in ("__init__", "__main__") else rel.stem
+
+
+def _imports(path: Path) -> set[str]:
+    """Units of ``persona_collapse`` that ``path`` imports (relative or absolute)."""
+    rel = path.relative_to(PACKAGE)
+    here = list(rel.parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - (node.level - 1)]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.startswith("persona_collapse"):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            if target:
+                found.add(target[0])
+            else:
+                found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "persona_collapse" and len(parts) > 1:
+                    found.add(parts[1])
+    return found
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {_unit(p) for p in _sources()} - {None}
+    assert units <= set(LAYER), f"give these a layer: {sorted(units - set(LAYER))}"
+
+
+def test_no_upward_import() -> None:
+    upward = []
+    for path in _sources():
+        unit = _unit(path)
+        if unit is None:
+            continue
+        for target in _imports(path) - {unit}:
+            if target in LAYER and LAYER[target] >= LAYER[unit]:
+                upward.append(f"{path.relative_to(PACKAGE)} imports {target}")
+    assert not upward, "\n".join(upward)
+
+
+def test_report_neither_collects_nor_serves() -> None:
+    for path in (PACKAGE / "report").rglob("*.py"):
+        assert not _imports(path) & {"collect", "loopback", "workflows", "backends"}, path
+
+
+def _grep(pattern: str, *, outside: str | None = None, inside: str | None = None) -> list[str]:
+    hits = []
+    for path in _sources():
+        rel = path.relative_to(PACKAGE)
+        if outside is not None and rel.parts[0] == outside:
+            continue
+        if inside is not None and rel.parts[0] != inside:
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(pattern, line):
+                hits.append(f"{rel}:{number}: {line.strip()}")
+    return hits
+
+
+def test_one_contract_one_schema_one_transport() -> None:
+    capabilities = r'"(check|describe|preferred_concurrency|supports_logprobs|secrets)"'
+    assert not _grep(r"getattr\((self\.)?(backend|judge)\b|getattr\([\w.]+, " + capabilities)
+    assert not _grep(r"CREATE TABLE", outside="store")
+    assert not _grep(r"\bsleep\(|while True", inside="verify")
+    assert not _grep(r"tiny|fixture", inside="backends")
