@@ -115,7 +115,7 @@ def _from_file(path: Path, instrument: str | None) -> Responses:
 def _from_store(path: Path, run_id: str | None) -> list[Responses]:
     if path.stat().st_size == 0:
         raise DataError(f"store {path} is empty; run or import into it first")
-    with ResponseStore(path, create=False, read_only=True) as store:
+    with ResponseStore.for_reading(path) as store:
         if run_id is None:
             runs = store.list_runs()
             if not runs:

@@ -226,6 +226,7 @@ class ResponseStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self.read_only = read_only
+        self.schema_version = SCHEMA_VERSION
         self._check_file(create and not read_only)
         if read_only:
             conn = self._open_read_only()
@@ -248,6 +249,19 @@ class ResponseStore:
             conn.close()
             raise
         self._conn = conn
+
+    @classmethod
+    def for_reading(cls, path: str | os.PathLike[str]) -> ResponseStore:
+        """An existing store opened to read runs: read-only (``mode=ro``, nothing written).
+
+        A store of an older schema is migrated in place first, as any writer would,
+        when its folder is writable; on read-only media it is read as it is.
+        """
+        store = cls(path, create=False, read_only=True)
+        if store.schema_version < SCHEMA_VERSION and _writable_beside(store.path):
+            store.close()
+            return cls(path, create=False)
+        return store
 
     # -- opening -------------------------------------------------------------
 
@@ -322,11 +336,12 @@ class ResponseStore:
             raise DataError(
                 f"{self.path} is not a persona-collapse store (no runs table); choose another store"
             )
-        if version < SCHEMA_VERSION:
+        if version > 0 and not _has_tables(conn, CORE_TABLES):
             raise DataError(
-                f"store {self.path} has the older schema version {version}; upgrade it once "
-                "with a writing command on a writable copy (e.g. persona-collapse import)"
+                f"store {self.path} lacks its tables (damaged or not a persona-collapse "
+                "store); choose another store"
             )
+        self.schema_version = version  # older versions hold the same runs and responses
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
