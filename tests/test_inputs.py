@@ -394,6 +394,12 @@ def test_a_tidy_four_column_file_and_a_dataframe_are_sources(
     assert docs[0]["S"] == docs[1]["S"] and docs[0]["S_se"] == docs[1]["S_se"]
 
     frame = pd.read_csv(tidy)
+    tidy_parquet = tmp_path / "tidy.parquet"
+    frame.to_parquet(tidy_parquet)
+    (from_parquet,) = run_cli(
+        capsys, "metrics", str(tidy_parquet), "--format", "json", *FAST
+    ).json()
+    assert from_parquet["S"] == docs[1]["S"]
     responses = responses_from_frame(frame, label="mine")
     opts = AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20, repetition_draws=5))
     assert measure_responses(responses, opts).to_dict()["S"] == docs[1]["S"]

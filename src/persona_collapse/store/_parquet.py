@@ -138,11 +138,11 @@ def _parse_extra(value: str | None, file: Path) -> Any:
 
 def _frame_from_table(table: pa.Table, file: Path) -> pd.DataFrame:
     present = set(table.column_names)
-    missing = [c for c in (*_REQUIRED, "response", "collected_at") if c not in present]
+    missing = [c for c in _REQUIRED if c not in present]
     if missing:
         raise DataError(
-            f"{file} lacks the column(s) {', '.join(missing)}; "
-            "it was not written by persona-collapse export"
+            f"{file} lacks the column(s) {', '.join(missing)}; a response table needs "
+            "persona_id, question_id, run_index and rating (as persona-collapse export writes)"
         )
     columns: dict[str, Any] = {}
     for name in RESPONSE_COLUMNS:
