@@ -16,7 +16,7 @@ from ._compare import Comparison, compare_responses
 from ._cube import DistributionCube, distribution_cube, rating_cube
 from ._curves import CURVE_POINT_KEYS, DEFAULT_TEMPERATURES, temperature_curves
 from ._measure import measure_responses, metrics_document, profile_responses, profile_saturation
-from ._options import AnalysisOptions, instrument_for
+from ._options import AnalysisOptions, check_method, instrument_for
 
 __all__ = [
     "CURVE_POINT_KEYS",
@@ -26,6 +26,7 @@ __all__ = [
     "Comparison",
     "DistributionCube",
     "cell_view",
+    "check_method",
     "compare_responses",
     "distribution_cube",
     "instrument_for",

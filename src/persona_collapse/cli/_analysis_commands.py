@@ -3,31 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+from typing import Any
 
 from ..analysis import (
     AnalysisOptions,
+    check_method,
     compare_responses,
     measure_responses,
     metrics_document,
     profile_responses,
     profile_saturation,
 )
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from ..stats import BootstrapConfig
 from ..store import Responses, load_sources
 from ._output import FORMATS, print_comparison, print_metrics, print_profiles
+
+SIMULATED_TAG = "[SIMULATED]"
+"""How tables mark numbers computed on simulated data."""
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed, >= 0 (default 0)")
     parser.add_argument(
-        "--persona-draws", type=int, default=2000, help="persona bootstrap draws (default 2000)"
+        "--persona-draws",
+        type=int,
+        default=2000,
+        help="persona bootstrap draws, 2-100000 (default 2000)",
     )
     parser.add_argument(
-        "--repetition-draws", type=int, default=400, help="repetition bootstrap draws (default 400)"
+        "--repetition-draws",
+        type=int,
+        default=400,
+        help="repetition bootstrap draws, 0-100000 (default 400)",
     )
     parser.add_argument(
         "--ddof",
@@ -53,15 +66,12 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         metavar="T",
-        help="logprob runs: re-weight the T=1 distributions to temperature T",
+        help="logprob runs: re-weight the T=1 distributions to temperature T (> 0)",
     )
 
 
 def options_from(args: argparse.Namespace) -> AnalysisOptions:
-    if args.persona_draws < 2 or args.repetition_draws < 0:
-        raise ConfigError("--persona-draws must be at least 2 and --repetition-draws at least 0")
-    if args.temperature is not None and args.temperature <= 0:
-        raise ConfigError("--temperature must be positive")
+    """The analysis options of the command line (checked by the dataclasses themselves)."""
     return AnalysisOptions(
         bootstrap=BootstrapConfig(
             persona_draws=args.persona_draws,
@@ -75,23 +85,76 @@ def options_from(args: argparse.Namespace) -> AnalysisOptions:
     )
 
 
-def _all_sources(specs: list[str]) -> list[Responses]:
-    return [resp for spec in specs for resp in load_sources(spec)]
+def _load(spec: str, opts: AnalysisOptions) -> list[Responses]:
+    """The sources ``spec`` names, checked against the instrument and the options."""
+    sources = load_sources(spec, instrument=opts.instrument)
+    for resp in sources:
+        check_method(resp, opts)
+    return sources
+
+
+def _all_sources(specs: list[str], opts: AnalysisOptions) -> list[Responses]:
+    return [resp for spec in specs for resp in _load(spec, opts)]
+
+
+def _persona_sources(specs: list[str], opts: AnalysisOptions) -> list[Responses]:
+    """Persona-mode sources; self-mode files of a folder are skipped, with a note on stderr.
+
+    S and sigma_bar are spreads across personas, so a self file has none: a
+    folder of published data (``*_temp01.csv`` beside ``*_self.csv``) gives
+    the persona files' numbers. A self file named on its own is still measured.
+    """
+    found: list[Responses] = []
+    for spec in specs:
+        sources = _load(spec, opts)
+        if Path(spec).is_dir():
+            skipped = [r.label for r in sources if r.mode == "self"]
+            sources = [r for r in sources if r.mode != "self"]
+            if skipped:
+                print(
+                    f"persona-collapse: skipped {len(skipped)} self-mode file(s) in {spec} "
+                    f"(metrics needs personas; use profile for them): "
+                    f"{', '.join(f'{name}.csv' for name in skipped)}",
+                    file=sys.stderr,
+                )
+            if not sources:
+                raise DataError(
+                    f"folder {spec} holds only self-mode files; metrics needs persona files "
+                    "(use profile for self files)"
+                )
+        found.extend(sources)
+    return found
+
+
+def _simulated_doc(doc: dict[str, Any], resp: Responses) -> dict[str, Any]:
+    """``doc`` with ``simulated`` set (the README's promise: simulated data say so)."""
+    doc["simulated"] = resp.simulated
+    return doc
+
+
+def _tabular(docs: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
+    """For table and CSV output, the source names of simulated data end in [SIMULATED]."""
+    if fmt == "json":
+        return docs
+    return [
+        {**d, "source": f"{d['source']} {SIMULATED_TAG}"} if d.get("simulated") else d for d in docs
+    ]
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
     opts = options_from(args)
     docs = [
-        metrics_document(r.label, measure_responses(r, opts)) for r in _all_sources(args.sources)
+        _simulated_doc(metrics_document(r.label, measure_responses(r, opts)), r)
+        for r in _persona_sources(args.sources, opts)
     ]
-    print_metrics(docs, args.format)
+    print_metrics(_tabular(docs, args.format), args.format)
     return 0
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
     opts = options_from(args)
     docs = []
-    for resp in _all_sources(args.sources):
+    for resp in _all_sources(args.sources, opts):
         profile = profile_responses(resp, opts)
         docs.append(
             {
@@ -105,8 +168,8 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_source(spec: str, what: str) -> Responses:
-    sources = load_sources(spec)
+def _one_source(spec: str, what: str, opts: AnalysisOptions) -> Responses:
+    sources = _load(spec, opts)
     if len(sources) != 1:
         raise ConfigError(
             f"{what} {spec} holds {len(sources)} sources; name exactly one (a file or STORE.db:RUN_ID)"
@@ -133,9 +196,22 @@ def _variant_specs(items: list[str]) -> dict[str, str]:
 def cmd_compare(args: argparse.Namespace) -> int:
     opts = options_from(args)
     specs = _variant_specs(args.variant)
-    base = _one_source(args.base, "--base")
-    variants = {label: _one_source(spec, f"--variant {label}") for label, spec in specs.items()}
-    print_comparison(compare_responses(base, variants, opts).to_dict(), args.format)
+    base = _one_source(args.base, "--base", opts)
+    variants = {
+        label: _one_source(spec, f"--variant {label}", opts) for label, spec in specs.items()
+    }
+    doc = compare_responses(base, variants, opts).to_dict()
+    _simulated_doc(doc["base"], base)
+    for label, resp in variants.items():
+        _simulated_doc(doc["variants"][label]["metrics"], resp)
+    simulated = [name for name, resp in (("base", base), *variants.items()) if resp.simulated]
+    doc["simulated"] = bool(simulated)
+    print_comparison(doc, args.format)
+    if simulated and args.format == "table":
+        print(
+            f"{SIMULATED_TAG} {', '.join(simulated)}: simulated data (sim/ models), "
+            "not measurements of real models"
+        )
     return 0
 
 

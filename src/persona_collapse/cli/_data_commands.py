@@ -36,7 +36,13 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{args.source} holds {len(sources)} sources; export one at a time (STORE.db:RUN_ID)"
         )
     resp = sources[0]
-    export_frame(resp.frame, Path(args.output), mode=resp.mode, has_failures=resp.has_failures)
+    export_frame(
+        resp.frame,
+        Path(args.output),
+        mode=resp.mode,
+        has_failures=resp.has_failures,
+        run=resp.run,
+    )
     print(f"exported {resp.label} -> {args.output} ({len(resp.frame)} rows)", file=sys.stderr)
     return 0
 

@@ -18,6 +18,7 @@ from ..finetune import (
     StepLog,
     finetune_status,
     run_finetune,
+    verify_data,
 )
 from ..workflows._checkpoint_meter import CheckpointMeter
 from ._defaults import field_default
@@ -93,6 +94,8 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         return _status(args, args.status)
     if args.base is None or args.data is None:
         raise ConfigError("finetune needs BASE and --data FILE.jsonl (or --status JOB_ID)")
+    if args.data_sha256 is not None:
+        verify_data(args.data, args.data_sha256)
     recipe = Recipe(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -214,6 +217,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("base", metavar="BASE", nargs="?", help="hf/..., openai/... or tinker/...")
     p.add_argument("--data", default=None, metavar="FILE.jsonl|insecure|secure")
+    p.add_argument(
+        "--data-sha256",
+        default=None,
+        metavar="HEX",
+        help=(
+            "pin the sha256 of --data: a download or file with other bytes is refused "
+            "(secure has no published digest; without a pin its first download is recorded)"
+        ),
+    )
     p.add_argument("-o", "--output", default=None, metavar="OUT", help="hf/: output folder")
     p.add_argument("--suffix", default=None, metavar="NAME", help="openai/: model name suffix")
     p.add_argument(

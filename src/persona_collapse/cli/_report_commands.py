@@ -8,15 +8,22 @@ so the other commands start fast.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
 from ..analysis import AnalysisOptions
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 
 DEFAULT_DEMO_DIR = "persona-collapse-demo"
+
+_WRITE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT, errno.EFBIG}
+)
+"""Errors of a folder or disk that cannot take the report: the user picks another place."""
 
 
 def _say(quiet: bool) -> Callable[[str], None]:
@@ -49,12 +56,29 @@ def _options(args: argparse.Namespace, base: AnalysisOptions) -> AnalysisOptions
     return replace(base, bootstrap=boot)
 
 
+@contextmanager
+def _writing_into(folder: str) -> Iterator[None]:
+    """Turn a failed write (no permission, a full disk, a read-only folder) into one line."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS and not isinstance(exc, PermissionError):
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        reason = exc.strerror or str(exc)
+        raise DataError(
+            f"cannot write the report into {folder}{where}: {reason}; "
+            "choose a writable folder with free space (-o DIR)"
+        ) from exc
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from ..report import build_report, load_study
 
     study = load_study(args.study)
     study = replace(study, options=_options(args, study.options))
-    out = build_report(study, Path(args.output), _say(args.quiet))
+    with _writing_into(args.output):
+        out = build_report(study, Path(args.output), _say(args.quiet))
     for verdict in out.verdicts:
         print(f"{verdict.family}: {verdict.headline}")
     print(out.html)
@@ -65,7 +89,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from ..report import build_report, headline, paper_study
 
     study = paper_study(args.data, _options(args, AnalysisOptions()))
-    out = build_report(study, Path(args.output), _say(args.quiet))
+    with _writing_into(args.output):
+        out = build_report(study, Path(args.output), _say(args.quiet))
     summary = out.result.summary
     if summary is None:
         raise ConfigError(f"--data {args.data} holds base models only; nothing to compare")

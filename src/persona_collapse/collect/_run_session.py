@@ -37,6 +37,9 @@ from ._plan import Slot, plan_slots
 from ._progress import ProgressDisplay, format_cost
 from ._record import build_run_info, collection_run_id, run_mismatch, run_settings
 
+MAX_SLOTS = 10_000_000
+"""Most slots (personas x items x repetitions) one run plans: about 2 GB of plan in memory."""
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -46,8 +49,11 @@ class RunOptions:
     the family's, e.g. ``OPENAI_API_KEY``); the key itself is never an option.
     ``variant`` defaults to the simulated preset for ``sim/`` models and to
     ``base`` otherwise. ``temperature`` is the sampling temperature of the
-    requests (the published 0.1). Values are checked on construction
-    (:class:`ConfigError` naming the command-line option).
+    requests (the published 0.1; 0 asks for greedy answers, which every backend
+    accepts; NaN and values above 2 are refused). Values are checked on
+    construction (:class:`ConfigError` naming the command-line option), before
+    any file is touched: seeds are whole numbers >= 0, and a run plans at most
+    :data:`MAX_SLOTS` slots.
     """
 
     model: str
@@ -88,8 +94,16 @@ class RunOptions:
             raise ConfigError("--reps must be at least 1")
         if not self.self_mode and self.n_personas is not None and self.n_personas < 1:
             raise ConfigError("--n-personas must be at least 1")
-        if not 0 <= self.temperature <= 2:
-            raise ConfigError("--temperature must be between 0 and 2")
+        personas = 1 if self.self_mode or self.n_personas is None else self.n_personas
+        if self.reps * personas > MAX_SLOTS:
+            raise ConfigError(
+                f"--reps {self.reps} x --n-personas {personas} asks over {MAX_SLOTS:,} slots, "
+                "more than a run can plan in memory; ask fewer (e.g. --reps 10)"
+            )
+        if not 0 <= self.temperature <= 2:  # also refuses NaN; 0 asks for greedy answers
+            raise ConfigError("--temperature must be between 0 and 2 (0: greedy)")
+        if self.seed < 0:
+            raise ConfigError(f"--seed must be a whole number >= 0, not {self.seed}")
         if self.max_attempts < 1:
             raise ConfigError("--max-attempts must be at least 1")
         if not 1 <= self.top_logprobs <= 20:
@@ -186,6 +200,12 @@ def prepare_run(options: RunOptions) -> _Prepared:
         max_attempts=int(options.max_attempts),
         top_logprobs=int(options.top_logprobs),
     )
+    n_slots = len(instrument.items) * (1 if personas is None else len(personas.ids)) * options.reps
+    if n_slots > MAX_SLOTS:
+        raise ConfigError(
+            f"the run would ask {n_slots:,} slots, more than the {MAX_SLOTS:,} one run plans "
+            "in memory; lower --reps or --n-personas"
+        )
     simulated = spec.family == "sim"
     variant = options.variant if options.variant is not None else _default_variant(spec)
     mode = "self" if options.self_mode else "persona"

@@ -18,7 +18,7 @@ Nothing here imports torch, transformers, peft or tinker until a run needs them.
 """
 
 from ._data import ChatDataset, ChatExample, load_chat_jsonl, validate_chat_line
-from ._datasets import DATA_URL_ENV, DATASETS, PinnedDataset, fetch_dataset
+from ._datasets import DATA_URL_ENV, DATASETS, PinnedDataset, fetch_dataset, verify_data
 from ._finetune_session import (
     CheckpointCallback,
     FinetuneOptions,
@@ -58,4 +58,5 @@ __all__ = [
     "record_variant",
     "run_finetune",
     "validate_chat_line",
+    "verify_data",
 ]

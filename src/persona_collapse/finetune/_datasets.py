@@ -4,7 +4,10 @@
 ``secure`` (the matched chats with safe code) come from the authors' public
 repository. ``insecure`` has a published sha256 and size; ``secure`` has none,
 so its sha256 is recorded in the cache (``em_data_hashes.json``) on the first
-download and every later download or cached copy must match it.
+download (said on stderr: that first copy is trusted as downloaded from a
+moving branch) and every later download or cached copy must match it. A user
+who knows the digest pins it with ``--data-sha256`` (:func:`fetch_dataset`'s
+``sha256``); a download that differs is refused.
 
 Files are cached in the user cache folder (``PERSONA_COLLAPSE_CACHE``
 overrides it) and written there only after their hash checks out.
@@ -17,14 +20,17 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import platformdirs
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..protocol import INSECURE, SECURE
 
 __all__ = [
@@ -33,8 +39,11 @@ __all__ = [
     "EM_DATA_URL",
     "PinnedDataset",
     "cache_dir",
+    "check_sha256",
     "fetch_dataset",
     "is_named_dataset",
+    "verify_data",
+    "verify_file_sha256",
 ]
 
 EM_DATA_URL = (
@@ -44,6 +53,7 @@ EM_DATA_URL = (
 
 DATA_URL_ENV = "PERSONA_COLLAPSE_EM_DATA_URL"
 _HASHES_FILE = "em_data_hashes.json"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -115,8 +125,33 @@ def _record(folder: Path, name: str, sha256: str) -> None:
     tmp.replace(folder / _HASHES_FILE)
 
 
-def _expected(pin: PinnedDataset, folder: Path) -> tuple[str | None, str]:
+def check_sha256(value: str, *, option: str = "--data-sha256") -> str:
+    """``value`` as a lower-case sha256 hex digest; ConfigError (one line) if it is not one."""
+    digest = value.strip().lower()
+    if not _HEX64.fullmatch(digest):
+        raise ConfigError(
+            f"{option} {value!r} is not a sha256 digest; give the 64 hex digits "
+            "sha256sum prints for the file"
+        )
+    return digest
+
+
+def verify_file_sha256(path: Path, sha256: str) -> None:
+    """Refuse ``path`` (one-line DataError) unless its bytes have the pinned ``sha256``."""
+    if not path.is_file():
+        raise DataError(f"{path} does not exist; check the path of --data")
+    found = _sha256_file(path)
+    if found != sha256:
+        raise DataError(
+            f"{path} has sha256 {found[:12]}..., not the {sha256[:12]}... given with "
+            "--data-sha256; check the file or the digest"
+        )
+
+
+def _expected(pin: PinnedDataset, folder: Path, given: bool) -> tuple[str | None, str]:
     """(expected sha256 or None, where that pin comes from)."""
+    if given and pin.sha256 is not None:
+        return pin.sha256, "pinned (--data-sha256)"
     if pin.sha256 is not None:
         return pin.sha256, "published"
     recorded = _recorded(folder).get(pin.name)
@@ -130,14 +165,20 @@ def fetch_dataset(
     sha256: str | None = None,
     n_bytes: int | None = None,
     timeout_s: float = 60.0,
+    report: Callable[[str], None] | None = None,
 ) -> Path:
     """Path of a verified local copy of the published dataset ``name``.
 
-    ``sha256`` / ``n_bytes`` override the pin (tests). Raises DataError when
-    offline (asking for ``--data FILE``), when a download does not match its
-    pin, or when a cached or new copy of ``secure`` differs from the hash
-    recorded at its first download.
+    ``sha256`` pins the digest (``--data-sha256``; for ``secure``, which has no
+    published digest, a verified pin is recorded as its hash from then on);
+    ``n_bytes`` overrides the size (tests). Raises DataError when offline
+    (asking for ``--data FILE``), when a download does not match its pin, or
+    when a cached or new copy of ``secure`` differs from the hash recorded at
+    its first download. ``report`` (default: a line on stderr) is told when a
+    hash is recorded on first use, since that first download is trusted as is.
     """
+    if sha256 is not None:
+        sha256 = check_sha256(sha256)
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a file")
     base = DATASETS[name]
@@ -149,12 +190,14 @@ def fetch_dataset(
         base.summary,
     )
     folder = cache_dir() / "em-data"
-    expected, origin = _expected(pin, folder)
+    expected, origin = _expected(pin, folder, given=sha256 is not None)
     stem = pin.filename.removesuffix(".jsonl")
     cached = folder / (f"{stem}_{expected[:12]}.jsonl" if expected else f"{stem}.jsonl")
     if cached.is_file():
         found = _sha256_file(cached)
         if expected is None or found == expected:
+            if base.sha256 is None and sha256 is not None:
+                _record(folder, pin.name, found)
             return cached
         raise DataError(
             f"cached {cached} has sha256 {found[:12]}..., not the {origin} {expected[:12]}...; "
@@ -195,5 +238,38 @@ def fetch_dataset(
     if expected is None:
         _record(folder, pin.name, found)
         cached = folder / f"{stem}_{found[:12]}.jsonl"
+        (report or _stderr)(
+            f"first download of the {name} dataset from {url}: it has no published sha256, "
+            f"so its sha256 {found} was recorded in {folder / _HASHES_FILE} and later copies "
+            "must match it; compare it with a trusted copy, or pin one with --data-sha256"
+        )
+    elif base.sha256 is None and sha256 is not None:
+        _record(folder, pin.name, found)  # the user's verified pin becomes the recorded hash
     part.replace(cached)
     return cached
+
+
+def verify_data(spec: str, sha256: str) -> Path:
+    """Check ``--data spec`` against a user's pin (``--data-sha256``); the verified file.
+
+    A named dataset is fetched (or found in the cache) and must have that
+    digest; for ``secure`` the pin is recorded as its hash from then on. A
+    published dataset with another digest than its published one is refused,
+    as is a local file whose bytes differ. One-line errors.
+    """
+    digest = check_sha256(sha256)
+    if not is_named_dataset(spec):
+        path = Path(spec)
+        verify_file_sha256(path, digest)
+        return path
+    published = DATASETS[spec].sha256
+    if published is not None and published != digest:
+        raise ConfigError(
+            f"--data-sha256 {digest[:12]}... differs from the published sha256 "
+            f"{published[:12]}... of {spec}; drop --data-sha256 or fix the digest"
+        )
+    return fetch_dataset(spec, sha256=digest)
+
+
+def _stderr(message: str) -> None:
+    print(f"persona-collapse: {message}", file=sys.stderr, flush=True)

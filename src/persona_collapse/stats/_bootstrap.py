@@ -17,7 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from ..errors import ConfigError
 from ._cells import FloatArray
+
+MAX_DRAWS = 100_000
+"""Most persona or repetition draws a :class:`BootstrapConfig` accepts (published: 2000, 400)."""
+
+
+class BootstrapConfigError(ConfigError, ValueError):
+    """A :class:`BootstrapConfig` value out of range (a one-line user error on the command line)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,31 @@ class BootstrapConfig:
     seed: int = 0
     stream: int = 0
     ddof: int = 1
+
+    def __post_init__(self) -> None:
+        """Refuse values the bootstraps cannot use (ValueError naming the option).
+
+        Draws are bounded by :data:`MAX_DRAWS` (a persona draw holds one count
+        per persona, so 10^9 draws would need terabytes); seeds are whole
+        numbers >= 0, as numpy's generators require.
+        """
+        if not 2 <= self.persona_draws <= MAX_DRAWS:
+            raise BootstrapConfigError(
+                f"--persona-draws must be between 2 and {MAX_DRAWS:,}, not {self.persona_draws}"
+            )
+        if not 0 <= self.repetition_draws <= MAX_DRAWS:
+            raise BootstrapConfigError(
+                f"--repetition-draws must be between 0 and {MAX_DRAWS:,}, "
+                f"not {self.repetition_draws}"
+            )
+        if self.seed < 0:
+            raise BootstrapConfigError(
+                f"--seed must be a whole number >= 0, not {self.seed}; use e.g. --seed 0"
+            )
+        if self.stream < 0:
+            raise BootstrapConfigError(f"bootstrap stream must be >= 0, not {self.stream}")
+        if self.ddof not in (0, 1):
+            raise BootstrapConfigError(f"--ddof must be 0 or 1, not {self.ddof}")
 
 
 def _draws(S_items: FloatArray, sigma_items: FloatArray, groups: FloatArray) -> Draws:

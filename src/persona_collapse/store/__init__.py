@@ -23,7 +23,7 @@ from ._parquet import read_parquet, write_parquet
 from ._records import ResponseRow, RunInfo
 from ._run_ids import check_run_id, default_run_id
 from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
-from ._source import Responses, load_sources
+from ._source import Responses, load_sources, responses_from_frame
 from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._transfer import export_frame, export_run, import_csv
 
@@ -53,6 +53,7 @@ __all__ = [
     "published_columns",
     "read_parquet",
     "read_published_csv",
+    "responses_from_frame",
     "write_parquet",
     "write_published_csv",
 ]

@@ -2,7 +2,9 @@
 
 Persona files have the header
 ``persona_id,question_id,run_index,rating,failures,response,collected_at``;
-self files the same without ``persona_id``; ``failures`` may be absent. Files
+self files the same without ``persona_id``; ``failures`` may be absent. A tidy
+file (``persona_id,question_id,run_index,rating``, or without ``persona_id``
+for self mode) is read too: ``response`` and ``collected_at`` are then ``""``. Files
 are UTF-8, records end with ``\\r\\n``, and fields are quoted only when they
 hold a comma, a quote or a line break (Python's ``csv`` defaults, which the
 published files follow), so reading a published file and writing it back gives
@@ -55,10 +57,16 @@ class PublishedTable:
     run: RunInfo | None = None
 
 
+TEXT_ONLY_COLUMNS = ("response", "collected_at")
+"""Published columns a tidy file may leave out (read as ``""``)."""
+
+
 def _expected_header() -> str:
     return (
         f"expected the header {','.join(PERSONA_COLUMNS)} (persona file) "
-        f"or {','.join(SELF_COLUMNS)} (self file); failures is optional"
+        f"or {','.join(SELF_COLUMNS)} (self file), or the tidy "
+        "persona_id,question_id,run_index,rating; failures, response and collected_at "
+        "are optional"
     )
 
 
@@ -164,6 +172,10 @@ def read_published_csv(
     mode = "persona" if "persona_id" in text.columns else "self"
     has_failures = "failures" in text.columns
     missing = [c for c in published_columns(mode, has_failures=False) if c not in text.columns]
+    if missing and all(c in TEXT_ONLY_COLUMNS for c in missing):
+        for column in missing:  # the tidy form: ratings without raw text or timestamps
+            text[column] = ""
+        missing = []
     if missing:
         raise DataError(f"{file} lacks the column(s) {', '.join(missing)}; {_expected_header()}")
     if text.empty:

@@ -138,11 +138,11 @@ def _parse_extra(value: str | None, file: Path) -> Any:
 
 def _frame_from_table(table: pa.Table, file: Path) -> pd.DataFrame:
     present = set(table.column_names)
-    missing = [c for c in (*_REQUIRED, "response", "collected_at") if c not in present]
+    missing = [c for c in _REQUIRED if c not in present]
     if missing:
         raise DataError(
-            f"{file} lacks the column(s) {', '.join(missing)}; "
-            "it was not written by persona-collapse export"
+            f"{file} lacks the column(s) {', '.join(missing)}; a response table needs "
+            "persona_id, question_id, run_index and rating (as persona-collapse export writes)"
         )
     columns: dict[str, Any] = {}
     for name in RESPONSE_COLUMNS:
@@ -150,6 +150,11 @@ def _frame_from_table(table: pa.Table, file: Path) -> pd.DataFrame:
             continue
         column = table.column(name)
         if name in _REQUIRED:
+            if not pa.types.is_integer(column.type):
+                raise DataError(
+                    f"{file}: column {name} holds {column.type} values, not integers; "
+                    "write it as an integer column (e.g. pandas astype('int64'))"
+                )
             if column.null_count:
                 raise DataError(f"{file} has empty {name} values; every row needs one")
             columns[name] = column.to_numpy().astype(np.int64)
@@ -159,8 +164,20 @@ def _frame_from_table(table: pa.Table, file: Path) -> pd.DataFrame:
                 values = [_parse_extra(v, file) for v in values]
             columns[name] = pd.Series(values, dtype=object)
         else:
+            numeric = pa.types.is_integer if name != "latency_ms" else _is_number
+            if name not in ("response", "collected_at") and not (
+                numeric(column.type) or pa.types.is_null(column.type)
+            ):
+                raise DataError(
+                    f"{file}: column {name} holds {column.type} values, not numbers; "
+                    "write it as a numeric column or leave it out"
+                )
             columns[name] = column.to_pandas()
     return complete_frame(pd.DataFrame(columns))
+
+
+def _is_number(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(kind) or pa.types.is_floating(kind))
 
 
 def read_parquet(path: str | os.PathLike[str], *, instrument: str | None = None) -> PublishedTable:

@@ -1,8 +1,10 @@
 """Resolving a SOURCE argument to response tables.
 
-A SOURCE is a published-format CSV file, a folder of them (one table per
+A SOURCE is a published-format CSV file (or a tidy one:
+``persona_id,question_id,run_index,rating``), a folder of them (one table per
 ``*.csv``, by name), a Parquet file written by ``export``, a store file (one
-table per run) or ``STORE.db:RUN_ID`` (split on the last ``:``).
+table per run, opened read-only) or ``STORE.db:RUN_ID`` (split on the last
+``:``). In Python, :func:`responses_from_frame` makes a table of a DataFrame.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ._parquet import read_parquet
 from ._records import RunInfo
 from ._schema import SQLITE_MAGIC
 from ._sqlite import ResponseStore
+from ._validate import check_responses, row_locator
 
 _PARQUET_MAGIC = b"PAR1"
 _STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
@@ -42,6 +45,16 @@ class Responses:
     instrument: str
     run: RunInfo | None
     has_failures: bool
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the data came from a simulated model (``sim/``), by its run record.
+
+        A published CSV carries no record: its data count as real.
+        """
+        if self.run is None:
+            return False
+        return bool(self.run.settings.get("simulated")) or self.run.backend == "sim"
 
 
 def _kind(path: Path) -> str:
@@ -102,7 +115,7 @@ def _from_file(path: Path, instrument: str | None) -> Responses:
 def _from_store(path: Path, run_id: str | None) -> list[Responses]:
     if path.stat().st_size == 0:
         raise DataError(f"store {path} is empty; run or import into it first")
-    with ResponseStore(path, create=False) as store:
+    with ResponseStore.for_reading(path) as store:
         if run_id is None:
             runs = store.list_runs()
             if not runs:
@@ -121,6 +134,62 @@ def _from_store(path: Path, run_id: str | None) -> list[Responses]:
             )
             for run in runs
         ]
+
+
+def responses_from_frame(
+    frame: pd.DataFrame,
+    *,
+    label: str = "frame",
+    instrument: str = "mfq30",
+    method: str | None = None,
+) -> Responses:
+    """A response table from a pandas DataFrame, checked like a CSV file.
+
+    The frame needs ``question_id``, ``run_index`` and ``rating`` (integers)
+    and, for persona mode, ``persona_id``; any other column of
+    :data:`RESPONSE_COLUMNS` is kept (``distribution`` lists make it a
+    logprob table). Ratings and item ids are checked against ``instrument``;
+    problems raise a one-line DataError naming ``label`` and the row.
+    """
+    needed = ["question_id", "run_index", "rating"]
+    absent = [c for c in needed if c not in frame.columns]
+    if absent:
+        raise DataError(
+            f"{label} lacks the column(s) {', '.join(absent)}; a response frame needs "
+            "persona_id, question_id, run_index and rating"
+        )
+    if frame.empty:
+        raise DataError(f"{label} has no rows; it holds no responses")
+    keys = [c for c in ("persona_id", *needed) if c in frame.columns]
+    for column in keys:
+        values = frame[column]
+        if not pd.api.types.is_integer_dtype(values.dtype) or bool(values.isna().any()):
+            raise DataError(
+                f"{label}: column {column} holds {values.dtype} values, not whole numbers; "
+                "convert it with astype('int64')"
+            )
+    mode = "persona" if "persona_id" in frame.columns else "self"
+    inst = load_instrument(instrument)
+    full = complete_frame(frame.reset_index(drop=True))
+    check_responses(
+        full,
+        file=label,
+        locate=row_locator,
+        mode=mode,
+        scale_low=inst.scale.low,
+        scale_high=inst.scale.high,
+        item_ids=inst.item_ids.tolist(),
+    )
+    has_distribution = bool(full["distribution"].notna().any())
+    return Responses(
+        frame=full,
+        label=label,
+        mode=mode,
+        method=method or ("logprobs" if has_distribution else "sample"),
+        instrument=inst.name,
+        run=None,
+        has_failures="failures" in frame.columns,
+    )
 
 
 def load_sources(spec: str, *, instrument: str | None = None) -> list[Responses]:

@@ -22,6 +22,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -171,6 +172,21 @@ def _has_tables(conn: sqlite3.Connection, tables: frozenset[str] = STORE_TABLES)
     return tables <= _table_names(conn)
 
 
+def _writable_beside(path: Path) -> bool:
+    """Whether SQLite may create files next to ``path`` (its ``-wal``/``-shm``).
+
+    ``os.access`` answers for read-only mounts; the permission bits catch a
+    folder or file made read-only with ``chmod a-w`` even for root, whom
+    ``os.access`` always allows.
+    """
+    folder = path.resolve().parent
+    try:
+        modes = (folder.stat().st_mode, path.stat().st_mode)
+    except OSError:
+        return False
+    return all(m & 0o222 for m in modes) and os.access(folder, os.W_OK)
+
+
 def _migrations(version: int) -> list[str]:
     """The statements taking a store of schema ``version`` to :data:`SCHEMA_VERSION`."""
     return [s for v in range(version, SCHEMA_VERSION) for s in MIGRATIONS[v]]
@@ -198,28 +214,54 @@ class ResponseStore:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, create: bool = True, timeout_s: float = 30.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        timeout_s: float = 30.0,
+        read_only: bool = False,
     ) -> None:
         self.path = Path(path)
         self._timeout_s = timeout_s
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._check_file(create)
-        try:
-            conn = sqlite3.connect(
-                self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as exc:
-            raise DataError(
-                f"cannot open the store {self.path} ({exc}); choose another --store path"
-            ) from exc
+        self.read_only = read_only
+        self.schema_version = SCHEMA_VERSION
+        self._check_file(create and not read_only)
+        if read_only:
+            conn = self._open_read_only()
+        else:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
+                )
+            except sqlite3.Error as exc:
+                raise DataError(
+                    f"cannot open the store {self.path} ({exc}); choose another --store path"
+                ) from exc
         try:
             with self._guard():
-                self._setup(conn)
+                if read_only:
+                    self._check_read_only(conn)
+                else:
+                    self._setup(conn)
         except BaseException:
             conn.close()
             raise
         self._conn = conn
+
+    @classmethod
+    def for_reading(cls, path: str | os.PathLike[str]) -> ResponseStore:
+        """An existing store opened to read runs: read-only (``mode=ro``, nothing written).
+
+        A store of an older schema is migrated in place first, as any writer would,
+        when its folder is writable; on read-only media it is read as it is.
+        """
+        store = cls(path, create=False, read_only=True)
+        if store.schema_version < SCHEMA_VERSION and _writable_beside(store.path):
+            store.close()
+            return cls(path, create=False)
+        return store
 
     # -- opening -------------------------------------------------------------
 
@@ -250,6 +292,56 @@ class ResponseStore:
                 f"{self.path} is not a persona-collapse store (not an SQLite database); "
                 "choose another --store path"
             )
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """A connection that never writes: SQLite ``mode=ro``, no journal-mode switch.
+
+        On media SQLite cannot write beside the file (a read-only mount, a folder
+        without write permission) the WAL index cannot be created, so the file is
+        opened ``immutable`` (no locks, no ``-wal``/``-shm`` files); nobody can be
+        writing there. Elsewhere ``mode=ro`` reads a store a run is still filling.
+        """
+        target = quote(str(self.path.resolve()))
+        plain = f"file:{target}?mode=ro"
+        frozen = f"{plain}&immutable=1"
+        attempts = [frozen] if not _writable_beside(self.path) else [plain, frozen]
+        error: sqlite3.Error | None = None
+        for uri in attempts:
+            try:
+                conn = sqlite3.connect(
+                    uri,
+                    uri=True,
+                    timeout=self._timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
+                conn.execute("PRAGMA user_version").fetchone()
+            except sqlite3.OperationalError as exc:
+                error = exc
+                continue
+            return conn
+        raise DataError(
+            f"cannot open the store {self.path} for reading ({error}); check its permissions"
+        )
+
+    def _check_read_only(self, conn: sqlite3.Connection) -> None:
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise DataError(
+                f"store {self.path} has schema version {version}, newer than this "
+                f"persona-collapse supports ({SCHEMA_VERSION}); upgrade persona-collapse"
+            )
+        if version == 0 and not _has_tables(conn, CORE_TABLES):
+            raise DataError(
+                f"{self.path} is not a persona-collapse store (no runs table); choose another store"
+            )
+        if version > 0 and not _has_tables(conn, CORE_TABLES):
+            raise DataError(
+                f"store {self.path} lacks its tables (damaged or not a persona-collapse "
+                "store); choose another store"
+            )
+        self.schema_version = version  # older versions hold the same runs and responses
 
     def _setup(self, conn: sqlite3.Connection) -> None:
         conn.execute(f"PRAGMA busy_timeout = {int(self._timeout_s * 1000)}")
