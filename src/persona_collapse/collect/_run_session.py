@@ -259,6 +259,7 @@ def run_collection(
         options.model,
         base_url=options.base_url,
         api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
+        api_key_env=options.api_key_env,
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
