@@ -545,11 +545,13 @@ def test_the_api_key_never_leaves_the_request(
 ) -> None:
     store = tmp_path / "secret.db"
     caplog.set_level("DEBUG")
-    ok = _run(capsys, server.base_url, store, persona_file, n=2, reps=2)
+    # A custom base URL gets a key only when --api-key-env names it.
+    named = ("--api-key-env", "OPENAI_API_KEY")
+    ok = _run(capsys, server.base_url, store, persona_file, *named, n=2, reps=2)
     assert ok.status == 0, ok.err
     # A rejected key: the error line must not echo it either.
     with _server(FaultConfig(reject_key=FAKE_KEY)) as rejecting:
-        bad = _run(capsys, rejecting.base_url, tmp_path / "rejected.db", persona_file, n=2)
+        bad = _run(capsys, rejecting.base_url, tmp_path / "rejected.db", persona_file, *named, n=2)
     assert bad.status == 2
     # The server did receive it (so the test would notice a leak).
     assert any(FAKE_KEY in str(r.headers) for r in server.stats.recorded)

@@ -782,7 +782,7 @@ def test_a_version_1_store_opens_migrated_with_its_data(tmp_path: Path) -> None:
     assert len(responses.frame) == 90
     assert responses.frame["rating"].tolist()[:3] == [1, 2, 3]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
     with ResponseStore(path) as store:
         assert store.require_run("old").settings == {"temperature": 0.1}
         assert store.count_responses("old") == 90
@@ -820,6 +820,29 @@ def test_a_version_1_store_without_verify_tables_gains_them(tmp_path: Path) -> N
     with sqlite3.connect(path) as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert {"verify_runs", "verify_answers", "verify_judgments", "variant_models"} <= tables
+
+
+def test_a_version_2_store_gains_the_lease_table_and_keeps_its_rows(tmp_path: Path) -> None:
+    from persona_collapse.store import RunLease
+
+    path = tmp_path / "v2.db"
+    _write_version_1_store(path)  # version 2 held the same tables, all of them created
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 2")
+        before = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "run_leases" not in before
+    with ResponseStore(path) as store:
+        assert store.count_responses("old") == 90
+        assert store.require_run("old").settings == {"temperature": 0.1}
+        lease = RunLease(store, "old").acquire()
+        assert lease.holder() is not None
+        lease.release()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        after = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert conn.execute("SELECT COUNT(*) FROM verify_answers").fetchone()[0] == 1
+        assert conn.execute("SELECT COUNT(*) FROM variant_models").fetchone()[0] == 1
+    assert after == before | {"run_leases"}
 
 
 def test_verify_store_creates_no_tables_of_its_own(tmp_path: Path) -> None:

@@ -10,15 +10,27 @@ into :class:`Fatal` before a run starts; the others have nothing to check),
 ``describe()``, ``preferred_concurrency``, ``supports_logprobs``,
 ``simulated``, ``secrets`` and ``aclose()``, with the defaults documented on
 :class:`Backend`.
+
+Keys go only where they belong (:func:`key_for`): a provider's default
+variable only to its official host (:func:`official_key_hosts`), any other
+URL only a key named with ``--api-key-env``.
 """
 
 from __future__ import annotations
 
 from ._backend import DEFAULT_CONCURRENCY, Backend
 from ._decisions import parse_retry_after, redact
-from ._keys import api_key_from_env
+from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
 from ._prices import DEFAULT_PRICES, PRICES_ENV, Price, load_prices, price_for
-from ._registry import FAMILIES, PLACEHOLDER_KEY, create_backend, known_families, parse_model
+from ._registry import (
+    FAMILIES,
+    PLACEHOLDER_KEY,
+    create_backend,
+    key_for,
+    known_families,
+    official_key_hosts,
+    parse_model,
+)
 from ._types import (
     BackendError,
     BadAnswer,
@@ -43,17 +55,22 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "Fatal",
+    "KeyChoice",
     "Message",
     "ModelSpec",
     "Price",
     "Retry",
     "RetryDecision",
     "api_key_from_env",
+    "choose_key",
     "create_backend",
+    "key_for",
     "known_families",
     "load_prices",
+    "official_key_hosts",
     "parse_model",
     "parse_retry_after",
+    "plain_http_warning",
     "price_for",
     "redact",
 ]

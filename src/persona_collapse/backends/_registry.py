@@ -12,14 +12,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
-import os
 import sys
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, TextIO, cast
 
 from ..errors import ConfigError
 from ._backend import Backend
 from ._decisions import check_base_url, host_of, is_provider_host
+from ._keys import KeyChoice, choose_key
 from ._types import ModelSpec
 
 #: Sent as the key to servers that need none (local vLLM, Ollama, llama.cpp).
@@ -46,6 +46,8 @@ class Family:
     extra: str | None = None
     requires: tuple[str, ...] = ()
     server_ok: bool = False
+    #: Further official hosts of the provider, besides ``base_url``'s.
+    hosts: tuple[str, ...] = ()
 
 
 FAMILIES: dict[str, Family] = {
@@ -66,7 +68,12 @@ FAMILIES: dict[str, Family] = {
             "https://openrouter.ai/api/v1",
         ),
         Family(
-            "together", "openai", "Together AI", "TOGETHER_API_KEY", "https://api.together.xyz/v1"
+            "together",
+            "openai",
+            "Together AI",
+            "TOGETHER_API_KEY",
+            "https://api.together.xyz/v1",
+            hosts=("api.together.ai",),
         ),
         Family("deepseek", "openai", "DeepSeek", "DEEPSEEK_API_KEY", "https://api.deepseek.com/v1"),
         Family("xai", "openai", "xAI", "XAI_API_KEY", "https://api.x.ai/v1"),
@@ -166,35 +173,34 @@ def _clean_base_url(base_url: str) -> str:
         raise ConfigError(f"bad base URL {shown}: {exc}; e.g. http://127.0.0.1:8000/v1") from None
 
 
-def _key_env_for(family: Family, url: str) -> str | None:
-    """The key's env var: the provider's whose host ``url`` is, else the family's."""
-    host = host_of(url)
-    for other in FAMILIES.values():
-        if (
-            other.base_url
-            and other.key_env
-            and is_provider_host(other.base_url)
-            and host_of(other.base_url) == host
-        ):
-            return other.key_env
-    return family.key_env
+def official_key_hosts() -> dict[str, str]:
+    """Official host -> the environment variable whose key may go there.
+
+    One entry per hosted provider (``api.openai.com -> OPENAI_API_KEY``, ...);
+    local families (``ollama``, ``llamacpp``) and servers (``vllm``) have none:
+    they get a key only from ``--api-key-env``.
+    """
+    hosts: dict[str, str] = {}
+    for family in FAMILIES.values():
+        if family.base_url and family.key_env and is_provider_host(family.base_url):
+            for host in (host_of(family.base_url), *family.hosts):
+                hosts[host] = family.key_env
+    return hosts
 
 
-def _resolve_key(family: Family, url: str, api_key: str | None) -> tuple[str, str | None]:
-    """(key, env var named in messages). A missing key is fatal only for hosted providers."""
-    env = _key_env_for(family, url)
-    if api_key is not None and api_key.strip():
-        return api_key.strip(), env
-    value = os.environ.get(env, "").strip() if env else ""
-    if value:
-        return value, env
-    if is_provider_host(url):
-        raise ConfigError(
-            f"{family.name}/ models need an API key: set {env} (or name another variable with --api-key-env)"
-            if env
-            else f"{family.name}/ models need an API key: name its environment variable with --api-key-env"
-        )
-    return PLACEHOLDER_KEY, env
+def key_for(
+    family: str, url: str, api_key: str | None = None, *, warn: TextIO | None = None
+) -> KeyChoice:
+    """The key requests of model family ``family`` to ``url`` carry (see :func:`choose_key`).
+
+    ``api_key`` is a key the user named (``--api-key-env``). The plain-http
+    warning, if any, is written as one line to ``warn`` (default: stderr).
+    Raises :class:`ConfigError` when a hosted provider's key is missing.
+    """
+    choice = choose_key(url, named_key=api_key, official=official_key_hosts(), who=family)
+    if choice.warning is not None:
+        print(choice.warning, file=warn if warn is not None else sys.stderr, flush=True)
+    return choice
 
 
 def _module_missing(name: str) -> bool:
@@ -256,6 +262,7 @@ def create_backend(
     *,
     base_url: str | None = None,
     api_key: str | None = None,
+    api_key_env: str | None = None,
     seed: int = 0,
     timeout_s: float = 60.0,
 ) -> Backend:
@@ -266,7 +273,10 @@ def create_backend(
             ``sim/insecure``, ``hf/Qwen/Qwen2.5-0.5B-Instruct``.
         base_url: API root of an OpenAI-compatible server (or Anthropic-compatible
             for ``anthropic/``). Without it each family uses its provider's URL.
-        api_key: Overrides the family's environment variable.
+        api_key: A key the user named (``--api-key-env``); it goes to any URL.
+            Without it the family's variable is read only for its provider's
+            official host; other URLs get a placeholder, never a real key.
+        api_key_env: The variable ``api_key`` came from, named in messages.
         seed: Seed of simulated and local backends.
         timeout_s: Default per-request timeout of HTTP backends.
 
@@ -296,7 +306,9 @@ def create_backend(
 
     effective = url or family.base_url
     assert effective is not None
-    key, env = _resolve_key(family, effective, api_key)
+    choice = key_for(family.name, effective, api_key)
+    key = choice.key or PLACEHOLDER_KEY
+    env = choice.env or (api_key_env if choice.key is not None else None)
     spec = ModelSpec(spec.family, spec.name, {**spec.extra, "base_url": effective})
 
     if family.kind == "anthropic":

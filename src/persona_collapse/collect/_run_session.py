@@ -31,7 +31,7 @@ from ..errors import ConfigError
 from ..instruments import Instrument, load_instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet, load_personas
 from ..protocol import BASE, Method, ProtocolSettings
-from ..store import DEFAULT_STORE, ResponseStore, RunInfo
+from ..store import DEFAULT_STORE, ResponseStore, RunInfo, RunLease
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot, plan_slots
 from ._progress import ProgressDisplay, format_cost
@@ -279,6 +279,7 @@ def run_collection(
         options.model,
         base_url=options.base_url,
         api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
+        api_key_env=options.api_key_env,
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
@@ -309,9 +310,11 @@ def run_collection(
 
         async def main() -> None:
             nonlocal outcome
+            lease: RunLease | None = None
             try:
                 await _check(backend, options.timeout_s)
                 run = store.ensure_run(prep.run)
+                lease = RunLease(store, run.run_id, note=err).acquire()  # one writer per run
                 done = store.completed_slots(run.run_id)
                 slots, total = _plan(prep, done)
                 stats.stored_before = len(done)
@@ -351,7 +354,7 @@ def run_collection(
                 )
                 display.start()
                 try:
-                    await collector.run()
+                    await lease.keep_while(collector.run())
                 except ConfigError as exc:
                     stored = store.count_responses(run.run_id)
                     raise ConfigError(
@@ -361,6 +364,8 @@ def run_collection(
                 finally:
                     display.stop(stats)
             finally:
+                if lease is not None:
+                    lease.release()
                 await backend.aclose()
 
         try:

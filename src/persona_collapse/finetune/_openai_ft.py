@@ -15,13 +15,13 @@ server.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..backends import FAMILIES, PLACEHOLDER_KEY, api_key_from_env, key_for
 from ..errors import ConfigError, UserError
 from ._recipe import OPENAI_RECIPE, Recipe
 
@@ -93,9 +93,11 @@ class OpenAIFineTuner:
 
     Args:
         base_url: API root (default OpenAI's); a loopback server in tests.
-        api_key: the key (default: ``$key_env``); without one a hosted API is
-            refused with a one-line ConfigError before any request.
-        key_env: environment variable holding the key.
+        api_key: a key the user named (``--api-key-env``); it goes to any URL.
+            Without it ``OPENAI_API_KEY`` is read for OpenAI's own host only
+            (missing: a one-line ConfigError before any request); a custom
+            ``base_url`` gets no key (the rule of ``backends.key_for``).
+        key_env: environment variable naming such a key instead of ``api_key``.
         timeout_s: per-request timeout in seconds.
         client: a ready ``openai.OpenAI`` client (overrides the above).
     """
@@ -105,18 +107,16 @@ class OpenAIFineTuner:
         *,
         base_url: str | None = None,
         api_key: str | None = None,
-        key_env: str = "OPENAI_API_KEY",
+        key_env: str | None = None,
         timeout_s: float = 120.0,
         client: Any = None,
     ) -> None:
         if client is None:
             import openai
 
-            key = (api_key or os.environ.get(key_env, "")).strip()
-            if not key:
-                if base_url is None:
-                    raise ConfigError(f"finetune openai/... needs an API key: set {key_env}")
-                key = "not-needed"
+            named = api_key if api_key is not None else api_key_from_env(key_env, option="key_env")
+            url = base_url or FAMILIES["openai"].base_url or ""
+            key = key_for("openai", url, named).key or PLACEHOLDER_KEY
             client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout_s, max_retries=3)
         self.client = client
         self.base_url = str(getattr(client, "base_url", base_url or ""))

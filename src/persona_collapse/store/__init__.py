@@ -6,7 +6,8 @@ published-format CSV files import and export byte for byte
 :func:`export_run`); :func:`load_sources` turns a command-line SOURCE into
 response tables. The schema (:data:`SCHEMA_VERSION`) also declares the tables
 ``verify`` and ``finetune`` keep in the same file; :func:`default_run_id` is the
-one rule for default run ids and :func:`now_utc` the one clock.
+one rule for default run ids and :func:`now_utc` the one clock. A run has one
+writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
@@ -19,6 +20,7 @@ from ._frame import (
     complete_frame,
     published_columns,
 )
+from ._lease import HEARTBEAT_S, LEASE_STALE_S, LeaseHeldError, LeaseHolder, RunLease
 from ._parquet import read_parquet, write_parquet
 from ._records import ResponseRow, RunInfo
 from ._run_ids import check_run_id, default_run_id
@@ -30,6 +32,8 @@ from ._transfer import export_frame, export_run, import_csv
 __all__ = [
     "DEFAULT_COMPARE",
     "DEFAULT_STORE",
+    "HEARTBEAT_S",
+    "LEASE_STALE_S",
     "MISSING_RATING",
     "PERSONA_COLUMNS",
     "RESPONSE_COLUMNS",
@@ -37,11 +41,14 @@ __all__ = [
     "SELF_COLUMNS",
     "SELF_PERSONA_ID",
     "TABLE_COLUMNS",
+    "LeaseHeldError",
+    "LeaseHolder",
     "PublishedTable",
     "ResponseRow",
     "ResponseStore",
     "Responses",
     "RunInfo",
+    "RunLease",
     "check_run_id",
     "complete_frame",
     "default_run_id",

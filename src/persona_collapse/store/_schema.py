@@ -10,12 +10,14 @@ History:
 * version 1: ``runs`` and ``responses``; ``verify`` and ``finetune`` created
   their tables themselves, on first use, outside the version;
 * version 2: every table created with the store (same columns as before);
-  opening a version-1 store adds the tables it lacks and keeps all rows.
+  opening a version-1 store adds the tables it lacks and keeps all rows;
+* version 3: ``run_leases``, the one writer of each run (see ``_lease.py``);
+  opening a version-2 store adds it and keeps all rows.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped whenever the tables below change; a store with a higher version is refused."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -218,14 +220,38 @@ CREATE TABLE IF NOT EXISTS variant_models (
 )
 """The ``finetune`` table: which model is variant (family, variant), and how it was made."""
 
-DDL = CORE_DDL + VERIFY_DDL + VARIANT_DDL
+LEASE_COLUMNS = ("run_id", "pid", "host", "token", "since", "heartbeat")
+"""Columns of ``run_leases`` in table order."""
+
+LEASE_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS run_leases (
+    run_id    TEXT PRIMARY KEY,              -- the run being written (no foreign key:
+                                             -- the lease is taken before or without a record)
+    pid       INTEGER NOT NULL,              -- process id of the writer
+    host      TEXT NOT NULL,                 -- host name of the writer
+    token     TEXT NOT NULL,                 -- random id of this holding
+    since     TEXT NOT NULL,                 -- ISO-8601 UTC, when it was taken
+    heartbeat REAL NOT NULL                  -- Unix time (s) of the last heartbeat
+)""",
+)
+"""The lease table: at most one writer per run id, refreshed by its heartbeat."""
+
+DDL = CORE_DDL + VERIFY_DDL + VARIANT_DDL + LEASE_DDL
 """The statements creating every table of a new store, executed in order in one transaction."""
 
-STORE_TABLES = CORE_TABLES | {"verify_runs", "verify_answers", "verify_judgments", "variant_models"}
+STORE_TABLES = CORE_TABLES | {
+    "verify_runs",
+    "verify_answers",
+    "verify_judgments",
+    "variant_models",
+    "run_leases",
+}
 """Every table of a current store."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: VERIFY_DDL + VARIANT_DDL,
+    2: LEASE_DDL,
 }
 """Statements taking a store from version ``v`` to ``v + 1`` (``IF NOT EXISTS``: a version-1
 store may already hold the tables ``verify`` or ``finetune`` created on first use)."""
@@ -237,5 +263,6 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "verify_answers": VERIFY_ANSWER_COLUMNS,
     "verify_judgments": VERIFY_JUDGMENT_COLUMNS,
     "variant_models": VARIANT_COLUMNS,
+    "run_leases": LEASE_COLUMNS,
 }
 """Columns of every table of the store, in table order, by table name."""

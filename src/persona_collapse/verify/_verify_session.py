@@ -203,6 +203,7 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
         options.model,
         base_url=options.base_url,
         api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
+        api_key_env=options.api_key_env,
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
@@ -210,6 +211,7 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
         options.judge,
         base_url=options.judge_base_url,
         api_key=api_key_from_env(options.judge_api_key_env, option="--judge-api-key-env"),
+        api_key_env=options.judge_api_key_env,
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
