@@ -198,7 +198,14 @@ class SimulatorApp:
             chat = openai_api.parse_request(body)
         self.stats.by_model[chat.model] += 1
         respondent = self._respondent(chat.model, provider)
-        choices = complete(respondent, chat, self._rng(respondent, chat))
+        # An answer lost to a broken body must not use up the prompt's n-th answer: the
+        # next request for it gets what it would have got without the fault.
+        rng = (
+            np.random.Generator(np.random.SFC64(number))
+            if draw.malformed
+            else self._rng(respondent, chat)
+        )
+        choices = complete(respondent, chat, rng)
         if faults.echo_key and chat.max_tokens > 1:
             choices = [
                 Choice(
