@@ -454,6 +454,47 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
     assert {r[:3] for r in _rows(store, "interrupted")} == _grid(4, 2)
 
 
+def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
+    """``verify`` under SIGTERM: the exit status and line of Ctrl-C, no traceback."""
+    with _server(FaultConfig(hold_after=2)) as srv:  # the two probes answered, then held
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "persona_collapse",
+                "verify",
+                MODEL,
+                "--judge",
+                MODEL,
+                "--base-url",
+                srv.base_url,
+                "--judge-base-url",
+                srv.base_url,
+                "--store",
+                str(tmp_path / "verify.db"),
+                "--quiet",
+            ],
+            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 1:
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
+
+
 def _has_rows(store: Path, at_least: int) -> bool:
     try:
         return _count(store) >= at_least
