@@ -197,15 +197,17 @@ def test_max_completion_tokens_fallback() -> None:
         (200, JSON, b'{"choices": [{"index": 0}]}'),  # no message
         (200, {"content-type": "text/html"}, b"<html>proxy says hi</html>"),
         (200, JSON, b'{"choices": [{"message": {"content": "3"'),  # cut
+        (200, JSON, b'{"error": {"message": "upstream failed", "type": "server_error"}}'),
     ],
-    ids=["no-choices", "empty-choices", "no-message", "html", "cut"],
+    ids=["no-choices", "empty-choices", "no-message", "html", "cut", "error-object"],
 )
-def test_unreadable_bodies_are_bad_answers(
+def test_unreadable_bodies_are_transport_faults_not_answers(
     status: int, headers: dict[str, str], payload: bytes
 ) -> None:
+    """A 200 whose body is no answer is retried by the transport, never a protocol attempt."""
     with stub(lambda body: (status, headers, payload)) as httpd:
         exc = failure(stub_backend(httpd), ChatRequest([{"role": "user", "content": "hi"}], 0.1, 1))
-    assert isinstance(exc.decision, BadAnswer), exc.decision
+    assert isinstance(exc.decision, Retry) and exc.decision.kind == "malformed", exc.decision
 
 
 def test_server_without_logprobs_is_fatal() -> None:
@@ -328,7 +330,8 @@ def test_openai_connection_and_timeout_and_schema_errors() -> None:
     conn = decision_for_openai_error(openai.APIConnectionError(request=REQ), WHERE)
     assert isinstance(conn, Retry) and conn.kind == "transient"
     invalid = openai.APIResponseValidationError(http_response(200), body=None)
-    assert isinstance(decision_for_openai_error(invalid, WHERE), BadAnswer)
+    schema = decision_for_openai_error(invalid, WHERE)
+    assert isinstance(schema, Retry) and schema.kind == "malformed"
     assert decision_for_openai_error(ValueError("not ours"), WHERE) is None
 
 

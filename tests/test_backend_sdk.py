@@ -19,7 +19,6 @@ import pytest
 from persona_collapse.backends import (
     Backend,
     BackendError,
-    BadAnswer,
     ChatResult,
     Fatal,
     ModelSpec,
@@ -126,10 +125,34 @@ def test_hang_is_a_timeout(make: Callable[..., Backend], mfq: Any) -> None:
 
 
 @BOTH
-def test_malformed_body_is_bad_answer(make: Callable[..., Backend], mfq: Any) -> None:
-    with serve(FaultConfig(malformed_rate=1.0)) as server:
+@pytest.mark.parametrize(
+    "faults",
+    [
+        FaultConfig(malformed_rate=1.0),
+        FaultConfig(html_rate=1.0),
+        FaultConfig(error_body_rate=1.0),
+    ],
+    ids=["cut-json", "html-page", "error-object"],
+)
+def test_a_broken_200_body_is_a_transport_fault(
+    make: Callable[..., Backend], mfq: Any, faults: FaultConfig
+) -> None:
+    """Cut-off JSON, an HTML gateway page or an error object with status 200: Retry, no answer."""
+    with serve(faults) as server:
         exc = failure(make(server), persona_request(mfq))
-    assert isinstance(exc.decision, BadAnswer)
+        assert sum(server.stats.faults.values()) >= 1
+    assert isinstance(exc.decision, Retry), exc.decision
+    assert exc.decision.kind == "malformed"
+    assert FAKE_KEY not in exc.decision.detail
+
+
+@BOTH
+def test_a_key_echoed_in_the_answer_is_redacted(make: Callable[..., Backend], mfq: Any) -> None:
+    """The server puts the request's key into a long answer: the text holds *** instead."""
+    with serve(FaultConfig(echo_key=True)) as server:
+        result = using(make(server), lambda b: b.complete(persona_request(mfq, max_tokens=64)))
+    assert "***" in result.text
+    assert_no_key(result.text)
 
 
 @BOTH

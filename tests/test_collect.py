@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -28,11 +29,16 @@ from persona_collapse.collect import (
     Collector,
     CollectStats,
     CostBudget,
+    GiveUp,
     ProgressDisplay,
     RequestTally,
+    ResumeLater,
+    RetryWait,
     Slot,
+    TrafficStats,
     Transport,
     TransportStop,
+    pause_note,
     plan_slots,
     request_seed,
     slot_grid,
@@ -611,3 +617,106 @@ def test_run_progress_line_is_unchanged() -> None:
     assert display.line(stats) == (
         "r1: 5/10 slots (50%), 0.0 req/s, retries 4 failures 2 missing 1 tokens 12.3k/0 n/a"
     )
+
+
+# -- transport faults never become data ------------------------------------------------
+
+
+def test_broken_bodies_are_retried_and_never_counted_as_failures() -> None:
+    """Retry("malformed") (cut JSON, HTML page, error object) is no protocol attempt."""
+
+    def script(req: ChatRequest, n: int) -> ChatResult:
+        if n < 2:
+            raise BackendError(Retry("malformed", detail="response body is not JSON"))
+        return _text("4")
+
+    sink, backend, stats = _collect(script, [Slot(0, 4, 1)])
+    (row,) = sink.rows
+    assert row.rating == 4 and row.failures == 0
+    assert row.extra == {"transport_retries": 2}
+    assert stats.failures == 0 and stats.retries == 2 and stats.missing == 0
+    # The same attempt (same seed) is asked again, not a new one.
+    assert len({r.seed for r in backend.requests}) == 1
+
+
+def test_a_server_that_keeps_answering_garbage_stops_the_run_and_stores_nothing() -> None:
+    def script(req: ChatRequest, n: int) -> ChatResult:
+        raise BackendError(Retry("malformed", detail="HTTP 200 with an HTML page"))
+
+    with pytest.raises(ConfigError, match="kept failing") as caught:
+        _collect(script, slot_grid([1, 2], [0], 2))
+    assert "\n" not in str(caught.value)
+
+
+# -- Retry-After beyond the cap: a typed decision, tested offline ------------------------
+
+
+def test_policy_plans_wait_give_up_or_resume_later() -> None:
+    policy = BackoffPolicy()
+    assert policy.max_retry_after_s == 120.0
+    rng = random.Random(0)
+    now = datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+    later = policy.plan(0, rng, 86400.0, now=now)
+    assert later == ResumeLater(86400.0, now + timedelta(days=1))
+    assert later.message() == (
+        "the server asked to wait 86400 s (until 2026-12-03 10:00 UTC); "
+        "run the same command again then"
+    )
+    # A Retry-After at the cap is waited out, never earlier.
+    wait = policy.plan(0, rng, 120.0, now=now)
+    assert isinstance(wait, RetryWait) and 120.0 <= wait.seconds <= 120.0 * 1.1
+    assert isinstance(policy.plan(3, rng, None), RetryWait)
+    assert policy.plan(8, rng, None) == GiveUp(8)
+    # Even after the retries are used, a long Retry-After says when to come back.
+    assert isinstance(policy.plan(8, rng, 500.0), ResumeLater)
+    with pytest.raises(ValueError):
+        BackoffPolicy(max_retry_after_s=0.0)
+
+
+def test_transport_stops_at_once_on_a_retry_after_beyond_the_cap() -> None:
+    limited = BackendError(Retry("rate_limit", after_s=86400.0, detail="HTTP 429"))
+    transport = Transport(TimedBackend([limited]), limit=2, policy=BackoffPolicy())
+    started = time.monotonic()
+    with pytest.raises(TransportStop) as caught:
+        asyncio.run(transport.send(ONE))
+    assert time.monotonic() - started < 5.0
+    stop = caught.value
+    assert stop.reason == "retry-after" and transport.halted
+    assert "asked to wait 86400 s" in stop.message and "UTC" in stop.message
+    assert transport.stats.stop_reason == "retry-after"
+
+
+def test_collector_ends_with_one_line_on_a_retry_after_beyond_the_cap() -> None:
+    def script(req: ChatRequest, n: int) -> ChatResult:
+        raise BackendError(Retry("rate_limit", after_s=3600.0))
+
+    with pytest.raises(ConfigError, match="asked to wait 3600 s") as caught:
+        _collect(script, slot_grid([1, 2], [0], 1))
+    assert "run the same command again then" in str(caught.value)
+
+
+def test_a_pause_shows_in_the_progress_display() -> None:
+    now = time.monotonic()
+    assert pause_note(TrafficStats(paused_until=now + 12.4, pause_reason="rate limit"), now) == (
+        "paused 12 s (rate limit)"
+    )
+    assert pause_note(TrafficStats(paused_until=now + 0.2, pause_reason="rate limit"), now) == ""
+    # The transport records the pause before it waits; the display shows it.
+    seen: list[str] = []
+    stats = CollectStats()
+    limited = BackendError(Retry("rate_limit", after_s=1.5, detail="HTTP 429"))
+    transport = Transport(
+        TimedBackend([limited, _text("2")]),
+        limit=1,
+        policy=FAST,
+        stats=stats,
+        on_update=lambda: seen.append(stats.pause_note()),
+    )
+    assert asyncio.run(transport.send(ONE)) is not None
+    assert "paused 2 s (rate limit)" in seen or "paused 1 s (rate limit)" in seen
+    stream = io.StringIO()
+    display = ProgressDisplay("r1", total=10, mode="plain", stream=stream)
+    stats.paused_until, stats.finished = time.monotonic() + 30.0, None
+    assert display.line(stats).endswith("paused 30 s (rate limit)")
+    display.update(stats)  # a pause is said at once in a plain log
+    assert "paused 30 s (rate limit)" in stream.getvalue()

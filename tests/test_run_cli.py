@@ -8,6 +8,7 @@ Grids are small (a few personas x 30 items x 2-3 repetitions).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -384,11 +385,23 @@ def test_sigkill_mid_run_then_resume_fills_every_slot_once(
     assert {r[:3] for r in _rows(store, run_id)} == _grid(n, reps)
 
 
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    signum: signal.Signals,
 ) -> None:
+    """Ctrl-C, and SIGTERM alike: the summary, exit 130, what arrived stays, resume fills the rest.
+
+    Deterministic: after its first 41 requests (the probe and 40 answers) the
+    server holds every request unanswered, so the run cannot finish before the
+    signal arrives however slow or fast the machine is.
+    """
     store = tmp_path / "interrupted.db"
-    with _server(FaultConfig(latency_s=0.05)) as srv:
+    total = 4 * N_ITEMS * 2
+    with _server(FaultConfig(hold_after=41)) as srv:
         argv = [
             "run",
             MODEL,
@@ -416,14 +429,14 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
             cwd=tmp_path,
         )
         try:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and proc.poll() is None:
-                if store.exists() and _has_rows(store, 20):
-                    break
+            deadline = time.monotonic() + 120
+            # Both workers waiting on held requests: everything answered is committed.
+            while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 2:
                 time.sleep(0.05)
             assert proc.poll() is None, "the run ended before it could be interrupted"
-            proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=30)
+            assert srv.stats.held == 2
+            proc.send_signal(signum)
+            out, err = proc.communicate(timeout=60)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -433,11 +446,53 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
         assert "Interrupted; run the same command again to resume" in err
         assert out.strip() == f"{store}:interrupted"
         stopped_at = _count(store, "interrupted")
-        assert 20 <= stopped_at < 4 * N_ITEMS * 2
+        assert 1 <= stopped_at <= 40
+        srv.set_faults(FaultConfig())
         resumed = run_cli(capsys, *argv, "--quiet")
         assert resumed.status == 0, resumed.err
-    assert f"{4 * N_ITEMS * 2 - stopped_at} this session" in resumed.err
+    assert f"{total - stopped_at} this session" in resumed.err
     assert {r[:3] for r in _rows(store, "interrupted")} == _grid(4, 2)
+
+
+def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
+    """``verify`` under SIGTERM: the exit status and line of Ctrl-C, no traceback."""
+    with _server(FaultConfig(hold_after=2)) as srv:  # the two probes answered, then held
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "persona_collapse",
+                "verify",
+                MODEL,
+                "--judge",
+                MODEL,
+                "--base-url",
+                srv.base_url,
+                "--judge-base-url",
+                srv.base_url,
+                "--store",
+                str(tmp_path / "verify.db"),
+                "--quiet",
+            ],
+            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 1:
+                time.sleep(0.05)
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err
 
 
 def _has_rows(store: Path, at_least: int) -> bool:
@@ -445,6 +500,151 @@ def _has_rows(store: Path, at_least: int) -> bool:
         return _count(store) >= at_least
     except sqlite3.Error:
         return False  # tables not created yet
+
+
+# -- transport faults never become data -------------------------------------------------
+
+BROKEN_BODIES = {"malformed_rate": 0.1, "html_rate": 0.1, "error_body_rate": 0.1}
+
+
+def _failures_by_slot(store: Path, run_id: str) -> dict[tuple[int, int, int], tuple[int, int]]:
+    return {r[:3]: (r[3], r[4]) for r in _rows(store, run_id)}
+
+
+@pytest.mark.parametrize("family", ["openai", "anthropic"])
+def test_broken_200_bodies_are_retried_never_counted_as_failures(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    family: str,
+) -> None:
+    """30% of 200s are cut JSON, HTML pages or error objects: the data equal a clean run's.
+
+    One repetition per cell, so each prompt is asked by one slot and the
+    server's answers (seeded for OpenAI, by occurrence for Anthropic) do not
+    depend on the order concurrent slots arrive in.
+    """
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", FAKE_KEY)
+    stores = {}
+    for label, faults in (("clean", FaultConfig()), ("broken", FaultConfig(**BROKEN_BODIES))):
+        store = stores[label] = tmp_path / f"{label}.db"
+        with _server(faults) as srv:
+            base = srv.base_url if family == "openai" else srv.anthropic_base_url
+            result = run_cli(
+                capsys,
+                "run",
+                f"{family}/sim-base",
+                "--base-url",
+                base,
+                "--store",
+                str(store),
+                "--run-id",
+                "r",
+                "--personas",
+                str(persona_file),
+                "--n-personas",
+                "4",
+                "--reps",
+                "1",
+                "--concurrency",
+                "8",
+                "--quiet",
+            )
+            stats = srv.stats.snapshot()
+        assert result.status == 0, result.err
+        if label == "broken":
+            assert {"malformed", "html", "error_body"} <= set(stats["faults"])
+            assert sum(stats["faults"].values()) > 30
+    clean, broken = (_failures_by_slot(stores[k], "r") for k in ("clean", "broken"))
+    assert set(broken) == _grid(4, 1)
+    assert all(0 <= rating <= 5 for rating, _ in broken.values())  # never -1
+    # The failures column (and every rating) is what a clean server gives.
+    assert broken == clean
+
+
+def test_a_server_answering_only_garbage_stops_resumably(
+    tmp_path: Path, persona_file: Path, api_key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """100% broken bodies: one line, nothing stored (no -1), a resume on a clean server completes."""
+    from persona_collapse.collect import BackoffPolicy, RunOptions, run_collection
+    from persona_collapse.errors import ConfigError
+
+    store = tmp_path / "garbage.db"
+    with _server(FaultConfig(html_rate=0.5, error_body_rate=0.5)) as srv:
+        options = RunOptions(
+            model=MODEL,
+            base_url=srv.base_url,
+            store=str(store),
+            personas=str(persona_file),
+            n_personas=2,
+            reps=1,
+            quiet=True,
+        )
+        fast = BackoffPolicy(base_s=0.001, cap_s=0.01, max_retries=3)
+        with pytest.raises(ConfigError) as caught:
+            run_collection(options, policy=fast)
+        line = caught.value.message
+        assert "\n" not in line and "kept failing" in line
+        assert "0 of 60 slots stored; run the same command again to resume" in line
+        assert _count(store) == 0
+        srv.set_faults(FaultConfig())
+        resumed = _run(capsys, srv.base_url, store, persona_file, n=2, reps=1)
+    assert resumed.status == 0, resumed.err
+    rows = _rows(store, "sim-base_base_persona")
+    assert {r[:3] for r in rows} == _grid(2, 1) and all(r[3] >= 0 for r in rows)
+
+
+def test_a_retry_after_beyond_the_cap_ends_the_run_at_once(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    """``Retry-After: 86400``: one line saying when to resume, exit 2, at once, nothing lost."""
+    store = tmp_path / "later.db"
+    with _server(FaultConfig(rate_limit_rate=1.0, retry_after_s=86400.0)) as srv:
+        started = time.monotonic()
+        result = _run(capsys, srv.base_url, store, persona_file, n=2, reps=1)
+        assert time.monotonic() - started < 30
+        line = _one_error_line(result)
+        assert "the server asked to wait 86400 s (until " in line
+        assert " UTC); run the same command again then" in line
+        assert _count(store) == 0
+        srv.set_faults(FaultConfig())
+        resumed = _run(capsys, srv.base_url, store, persona_file, n=2, reps=1)
+    assert resumed.status == 0, resumed.err
+    assert {r[:3] for r in _rows(store, "sim-base_base_persona")} == _grid(2, 1)
+
+
+def test_max_retry_after_sets_the_cap(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    store = tmp_path / "cap.db"
+    faults = FaultConfig(rate_limit_rate=0.2, retry_after_s=5.0, seed=3)
+    with _server(faults) as srv:
+        result = _run(
+            capsys, srv.base_url, store, persona_file, "--max-retry-after", "2", n=2, reps=1
+        )
+    line = _one_error_line(result)
+    assert "asked to wait 5 s" in line and "slots stored" in line
+    assert _count(store) < 60
+
+
+def test_an_api_key_echoed_in_an_answer_is_never_stored(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, persona_file: Path, api_key: str
+) -> None:
+    """The server echoes the request's key in every long answer: the store holds *** instead."""
+    store = tmp_path / "echo.db"
+    # Every one-token answer is a non-digit, so every slot ends in the long fallback answer.
+    with _server(FaultConfig(echo_key=True, non_digit_rate=1.0)) as srv:
+        result = _run(capsys, srv.base_url, store, persona_file, n=1, reps=1)
+    assert result.status == 0, result.err
+    with sqlite3.connect(store) as conn:
+        texts = [r[0] for r in conn.execute("SELECT raw_text FROM responses")]
+    assert len(texts) == N_ITEMS and all("(key: ***)" in t for t in texts)
+    secret = FAKE_KEY.encode()
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert secret not in path.read_bytes(), path
 
 
 # -- errors: one line, exit 2 ---------------------------------------------------------
@@ -635,6 +835,8 @@ def test_a_persona_file_is_asked_whole_by_default(tmp_path: Path) -> None:
         ({"concurrency": 0}, "--concurrency must be at least 1"),
         ({"timeout_s": 0.0}, "--timeout must be a positive number of seconds"),
         ({"max_cost": -1.0}, "--max-cost must be a positive number of US dollars"),
+        ({"max_retry_after_s": 0.0}, "--max-retry-after must be a positive number of seconds"),
+        ({"max_retry_after_s": math.inf}, "--max-retry-after must be a positive number"),
         ({"api_key_env": " "}, "--api-key-env needs the name of an environment variable"),
     ],
 )
@@ -681,6 +883,7 @@ def test_command_line_defaults_are_the_option_defaults() -> None:
         ("seed", "seed"),
         ("personas", "personas"),
         ("method", "method"),
+        ("max_retry_after", "max_retry_after_s"),
     ]:
         assert getattr(run, arg) == getattr(ours, name), arg
     assert run.temperature == 0.1

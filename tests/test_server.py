@@ -251,6 +251,66 @@ def test_malformed_body(
     assert fresh.stats.faults["malformed"] == 2
 
 
+def _raw_post(url: str, body: dict[str, object], headers: dict[str, str]) -> tuple[int, str, str]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json", **headers},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, response.headers["content-type"], response.read().decode()
+
+
+@pytest.mark.parametrize("protocol", ["openai", "anthropic"])
+def test_broken_200_bodies_html_page_and_error_object(fresh: LoopbackServer, protocol: str) -> None:
+    """The server can answer 200 with an HTML gateway page or with the API's error object."""
+    if protocol == "openai":
+        url = f"{fresh.base_url}/chat/completions"
+        headers = {"authorization": f"Bearer {KEY}"}
+    else:
+        url = f"{fresh.anthropic_base_url}/v1/messages"
+        headers = {"x-api-key": KEY, "anthropic-version": "2023-06-01"}
+    body = {"model": "sim-base", "max_tokens": 1, "messages": chat(prompt())}
+    fresh.set_faults(FaultConfig(html_rate=1.0))
+    status, kind, text = _raw_post(url, body, headers)
+    assert status == 200 and kind.startswith("text/html") and text.startswith("<!DOCTYPE html>")
+    fresh.set_faults(FaultConfig(error_body_rate=1.0))
+    status, kind, text = _raw_post(url, body, headers)
+    assert status == 200 and kind == "application/json"
+    assert "message" in json.loads(text)["error"]
+    assert fresh.stats.faults["html"] == 1 and fresh.stats.faults["error_body"] == 1
+
+
+def test_broken_body_rates_are_checked_and_exclusive() -> None:
+    with pytest.raises(ValueError, match="malformed_rate \\+ html_rate \\+ error_body_rate"):
+        FaultConfig(malformed_rate=0.5, html_rate=0.4, error_body_rate=0.2)
+    config = FaultConfig(malformed_rate=0.2, html_rate=0.2, error_body_rate=0.2, seed=5)
+    bodies = [draw_faults(config, n).body for n in range(600)]
+    for kind in ("cut", "html", "error"):
+        assert 80 <= bodies.count(kind) <= 160, kind
+    assert bodies.count("ok") + 3 * 120 > 500
+
+
+def test_echo_key_puts_the_key_in_long_answers_only(
+    fresh: LoopbackServer, oai: openai.OpenAI
+) -> None:
+    fresh.set_faults(FaultConfig(echo_key=True))
+    short = oai.chat.completions.create(model="sim-base", messages=chat(prompt()), max_tokens=1)
+    assert KEY not in (short.choices[0].message.content or "")
+    long = oai.chat.completions.create(model="sim-base", messages=chat(prompt()), max_tokens=50)
+    assert KEY in (long.choices[0].message.content or "")
+
+
+def test_hold_after_holds_later_requests_until_stop() -> None:
+    with LoopbackServer(SimulatedRespondent("base"), faults=FaultConfig(hold_after=1)) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key=KEY, max_retries=0, timeout=1.0)
+        client.chat.completions.create(model="sim-base", messages=chat(prompt()), max_tokens=1)
+        with pytest.raises(openai.APITimeoutError):
+            client.chat.completions.create(model="sim-base", messages=chat(prompt()), max_tokens=1)
+        assert srv.stats.held == 1
+
+
 def test_non_digit_fault(fresh: LoopbackServer, oai: openai.OpenAI) -> None:
     fresh.set_faults(FaultConfig(non_digit_rate=1.0))
     r = oai.chat.completions.create(model="sim-base", messages=chat(prompt()), max_tokens=1)

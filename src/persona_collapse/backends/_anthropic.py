@@ -11,11 +11,10 @@ from typing import Any
 
 import anthropic
 
-from ._decisions import Where, decision_for_status, malformed, one_line, redact
+from ._decisions import Where, decision_for_status, error_in_body, malformed, one_line, redact
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
-    BadAnswer,
     ChatRequest,
     ChatResult,
     Fatal,
@@ -139,17 +138,20 @@ class AnthropicBackend(SDKBackend):
         return await self._client.messages.create(**kwargs)
 
     def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
-        if isinstance(raw, str | bytes):
-            raise BackendError(malformed("response body is not JSON", self.secrets))
+        if raw is None or isinstance(raw, str | bytes):
+            raise BackendError(malformed("response body is not a JSON object", self.secrets))
+        error = error_in_body(raw, self.secrets)
+        if error is not None:
+            raise BackendError(error)
         content = _field(raw, "content")
         if not isinstance(content, list):
-            raise BackendError(BadAnswer("response has no content list"))
+            raise BackendError(malformed("response has no content list", self.secrets))
         texts = []
         for block in content:
             if _field(block, "type") == "text":
                 text = _field(block, "text")
                 if not isinstance(text, str):
-                    raise BackendError(BadAnswer("a text block has no text"))
+                    raise BackendError(malformed("a text block has no text", self.secrets))
                 texts.append(text)
         usage = _field(raw, "usage")
         stop = _field(raw, "stop_reason")

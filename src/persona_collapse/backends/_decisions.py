@@ -31,12 +31,16 @@ _KEY_PATTERNS = re.compile(
 )
 
 
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """``text`` with every secret, and anything shaped like an API key, replaced by ``***``."""
+def redact(text: str, secrets: Iterable[str | None] = (), *, key_shapes: bool = True) -> str:
+    """``text`` with every secret, and anything shaped like an API key, replaced by ``***``.
+
+    ``key_shapes=False`` replaces only the given secrets (for a model's answer
+    text, which is data: only a key this process holds is taken out of it).
+    """
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
-    return _KEY_PATTERNS.sub("***", text)
+    return _KEY_PATTERNS.sub("***", text) if key_shapes else text
 
 
 def one_line(text: str, limit: int = _MAX_QUOTE) -> str:
@@ -191,9 +195,23 @@ def decision_for_status(
     )
 
 
-def malformed(detail: str, secrets: Iterable[str | None] = ()) -> BadAnswer:
-    """A :class:`BadAnswer` with a redacted one-line detail."""
-    return BadAnswer(one_line(redact(detail, secrets)))
+def malformed(detail: str, secrets: Iterable[str | None] = ()) -> Retry:
+    """A transport fault for a body that is no answer: ``Retry("malformed")``, redacted detail.
+
+    A 200 whose body is cut-off JSON, an HTML page, an error object or outside
+    the API's schema was never an answer of the model, so it must not use one
+    of the protocol's attempts (nor end up stored as a missing rating).
+    """
+    return Retry("malformed", detail=one_line(redact(detail, secrets)))
+
+
+def error_in_body(body: object, secrets: Iterable[str | None] = ()) -> Retry | None:
+    """``Retry("malformed")`` when a 200 body is an error object (``{"error": ...}``), else None."""
+    error = body.get("error") if isinstance(body, Mapping) else getattr(body, "error", None)
+    if error is None or (isinstance(body, Mapping) and "choices" in body):
+        return None
+    message = body_message({"error": error}, fallback="no message")
+    return malformed(f"HTTP 200 with an error object instead of an answer: {message}", secrets)
 
 
 _PROVIDER_HOSTS = {

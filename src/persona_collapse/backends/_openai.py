@@ -16,6 +16,7 @@ import openai
 from ._decisions import (
     Where,
     decision_for_status,
+    error_in_body,
     is_provider_host,
     malformed,
     one_line,
@@ -69,7 +70,7 @@ def decision_for_openai_error(
     """The decision for an exception of the ``openai`` SDK; ``None`` for any other exception.
 
     ``APITimeoutError`` -> Retry timeout; ``APIConnectionError`` -> Retry
-    transient; ``APIResponseValidationError`` -> BadAnswer; an HTTP status
+    transient; ``APIResponseValidationError`` -> Retry malformed; an HTTP status
     error -> :func:`decision_for_status` (429 rate limit with Retry-After, 5xx /
     408 / 409 transient, 401 / 403 / 404 / other 4xx fatal).
     """
@@ -201,21 +202,24 @@ class OpenAIBackend(SDKBackend):
             raise
 
     def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
-        if isinstance(raw, str | bytes):
-            raise BackendError(malformed("response body is not JSON", self.secrets))
+        if not isinstance(raw, Mapping):
+            raise BackendError(malformed("response body is not a JSON object", self.secrets))
+        error = error_in_body(raw, self.secrets)
+        if error is not None:
+            raise BackendError(error)
         choices = _field(raw, "choices")
         if not isinstance(choices, list) or not choices:
-            raise BackendError(BadAnswer("response has no choices"))
+            raise BackendError(malformed("response has no choices", self.secrets))
         choice = choices[0]
         message = _field(choice, "message")
         if message is None:
-            raise BackendError(BadAnswer("response choice has no message"))
+            raise BackendError(malformed("response choice has no message", self.secrets))
         content = _field(message, "content")
         if content is None:
             refusal = _field(message, "refusal")
             content = refusal if isinstance(refusal, str) else ""
         if not isinstance(content, str):
-            raise BackendError(BadAnswer("response message content is not text"))
+            raise BackendError(malformed("response message content is not text", self.secrets))
         finish = _field(choice, "finish_reason")
         usage = _field(raw, "usage")
         top: list[tuple[str, float]] | None = None

@@ -4,12 +4,18 @@ A subclass sends one request with its SDK (``_send``), reads the SDK's answer
 (``_read``) and maps the SDK's exceptions to decisions (``_decide``); this
 class turns those into :class:`ChatResult` or :class:`BackendError`, keeps the
 API key out of every message and knows whether the server has ever answered.
+
+A 200 whose body cannot be read (cut-off JSON, an HTML page, an error object)
+is a transport fault, ``Retry("malformed")``, never a protocol attempt. The
+API key is also taken out of every answer's text (a server or model that
+echoes it back must not get it into a store).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from abc import abstractmethod
 from typing import Any
 
@@ -151,13 +157,19 @@ class SDKBackend(Backend):
             raise self._fail(self.decision_for(exc)) from None
         self._contacted = True
         try:
-            return self._read(raw, request)
+            result = self._read(raw, request)
         except BackendError:
             raise
         except _DECODE_ERRORS as exc:
             raise self._fail(
                 malformed(f"unreadable response ({type(exc).__name__}: {exc})", self.secrets)
             ) from None
+        return self._redacted(result)
+
+    def _redacted(self, result: ChatResult) -> ChatResult:
+        """``result`` with the API key taken out of its text (answers echoing it are stored)."""
+        text = redact(result.text, self.secrets, key_shapes=False)
+        return result if text == result.text else dataclasses.replace(result, text=text)
 
     async def check(self, *, timeout_s: float = 30.0, attempts: int = 3) -> None:
         """One cheap real request (a one-token answer) before a run starts.
@@ -194,7 +206,9 @@ class SDKBackend(Backend):
             if isinstance(last, Fatal):
                 raise self._fail(last)
             if isinstance(last, BadAnswer) or (
-                isinstance(last, Retry) and last.kind == "rate_limit"
+                # A rate limit or a broken 200 body still proves URL, key and model work;
+                # the run's transport retries those.
+                isinstance(last, Retry) and last.kind in ("rate_limit", "malformed")
             ):
                 return
             if attempt + 1 < attempts:

@@ -49,10 +49,14 @@ class Retry:
     """Try the request again. ``after_s``: the server's Retry-After, if it sent one.
 
     ``kind``: ``rate_limit`` (shrink concurrency), ``transient`` (5xx, connection
-    reset) or ``timeout``.
+    reset), ``timeout``, or ``malformed``: an HTTP 200 whose body is no answer at
+    all (cut-off JSON, an HTML gateway page, an error object, a body outside the
+    API's schema). A malformed body is a transport fault, never a model's
+    unparseable answer: it is retried like a 5xx and never counts as a protocol
+    attempt.
     """
 
-    kind: Literal["rate_limit", "transient", "timeout"]
+    kind: Literal["rate_limit", "transient", "timeout", "malformed"]
     after_s: float | None = None
     detail: str = ""
 
@@ -66,7 +70,11 @@ class Fatal:
 
 @dataclass(frozen=True)
 class BadAnswer:
-    """The request completed but the response could not be read (malformed body); counts as an attempt."""
+    """A well-formed response that is no usable answer (e.g. a content-filter refusal).
+
+    It counts as one protocol attempt. A body that cannot be read at all is a
+    :class:`Retry` of kind ``malformed`` instead.
+    """
 
     detail: str = ""
 

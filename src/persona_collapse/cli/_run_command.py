@@ -6,7 +6,7 @@ import argparse
 import sys
 from functools import partial
 
-from ..collect import RunOptions, RunOutcome, run_collection
+from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
 from ._defaults import field_default
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
@@ -39,11 +39,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         run_id=args.run_id,
         max_cost=args.max_cost,
         timeout_s=args.timeout,
+        max_retry_after_s=args.max_retry_after,
         instrument=args.instrument,
         seed=args.seed,
         quiet=bool(args.quiet),
     )
-    outcome = run_collection(options, on_outcome=_print_outcome)
+    with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
+        outcome = run_collection(options, on_outcome=_print_outcome)
     if outcome.stats.stop_reason == "max-cost" and not outcome.complete:
         return EXIT_INCOMPLETE
     return 0
@@ -59,8 +61,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "slot (persona, item, repetition) with the published protocol and commit each "
             "answer to the store as it arrives. Running the same command again resumes. "
             "Prints a summary on stderr and STORE:RUN_ID on stdout. Exit status 0 when "
-            f"done, {EXIT_INCOMPLETE} when --max-cost stopped it early, 2 for errors, "
-            "130 when interrupted."
+            f"done, {EXIT_INCOMPLETE} when --max-cost stopped it early, 2 for errors "
+            "(also when the server asks to wait longer than --max-retry-after), "
+            "130 when interrupted (Ctrl-C or SIGTERM)."
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name")
@@ -165,6 +168,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default("timeout_s"),
         metavar="S",
         help="per-request timeout (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-retry-after",
+        type=float,
+        default=default("max_retry_after_s"),
+        metavar="SECONDS",
+        help=(
+            "longest Retry-After to wait out (default %(default)s); a longer one stops "
+            "the run at once and says when to run it again"
+        ),
     )
     p.add_argument(
         "--instrument", default=default("instrument"), help="instrument name or JSON file"

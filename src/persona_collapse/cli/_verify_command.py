@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..collect import terminate_as_interrupt
 from ..verify import VerifyOptions, VerifyOutcome, run_verification
 from ._defaults import field_default
 
@@ -107,7 +108,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         quiet=bool(args.quiet),
     )
-    outcome = run_verification(options)
+    with terminate_as_interrupt():  # SIGTERM: the same exit status as Ctrl-C
+        outcome = run_verification(options)
     if args.format == "json":
         json.dump(outcome.document(), sys.stdout, indent=2, allow_nan=True)
         sys.stdout.write("\n")

@@ -20,7 +20,15 @@ from ._collector import (
     request_seed,
 )
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
-from ._policy import AdaptiveWindow, BackoffPolicy
+from ._policy import (
+    DEFAULT_MAX_RETRY_AFTER_S,
+    AdaptiveWindow,
+    BackoffPolicy,
+    GiveUp,
+    ResumeLater,
+    RetryPlan,
+    RetryWait,
+)
 from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
 from ._record import (
     build_run_info,
@@ -29,7 +37,14 @@ from ._record import (
     run_mismatch,
     run_settings,
 )
-from ._run_session import DEFAULT_STORE, RunOptions, RunOutcome, prepare_run, run_collection
+from ._run_session import (
+    DEFAULT_STORE,
+    RunOptions,
+    RunOutcome,
+    prepare_run,
+    run_collection,
+    terminate_as_interrupt,
+)
 from ._transport import (
     CostBudget,
     Pricing,
@@ -38,9 +53,11 @@ from ._transport import (
     TrafficStats,
     Transport,
     TransportStop,
+    pause_note,
 )
 
 __all__ = [
+    "DEFAULT_MAX_RETRY_AFTER_S",
     "DEFAULT_STORE",
     "SELF_PERSONA_ID",
     "AdaptiveWindow",
@@ -49,9 +66,13 @@ __all__ = [
     "CollectStats",
     "Collector",
     "CostBudget",
+    "GiveUp",
     "Pricing",
     "ProgressDisplay",
     "RequestTally",
+    "ResumeLater",
+    "RetryPlan",
+    "RetryWait",
     "RunOptions",
     "RunOutcome",
     "ShownStats",
@@ -65,6 +86,7 @@ __all__ = [
     "collection_run_id",
     "format_cost",
     "local_timestamp",
+    "pause_note",
     "persona_source_label",
     "plan_slots",
     "prepare_run",
@@ -73,4 +95,5 @@ __all__ = [
     "run_mismatch",
     "run_settings",
     "slot_grid",
+    "terminate_as_interrupt",
 ]

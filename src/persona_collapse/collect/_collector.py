@@ -20,10 +20,12 @@ slot follows PROTOCOL.md section 2:
   ``max_attempts``); one whose top-k holds no scale value at all is stored
   as missing at once (asking again at T = 1 reads the same logits).
 
-Transport failures (429, 5xx, timeouts) are retried by the transport and are
-never protocol attempts. A ``Fatal`` decision, or a request that used all its
-transport retries, cancels everything in flight and ends the run with a
-:class:`ConfigError`; what was stored stays stored and the unfinished slots
+Transport failures (429, 5xx, timeouts, and 200s whose body is no answer:
+cut-off JSON, an HTML page, an error object) are retried by the transport and
+are never protocol attempts: only a well-formed answer without a scale digit
+uses one of the ``max_attempts``. A ``Fatal`` decision, a request that used
+all its transport retries, or a Retry-After beyond the cap cancels everything
+in flight and ends the run with a :class:`ConfigError`; what was stored stays stored and the unfinished slots
 are asked again on resume. Every answer is committed to the store the moment
 it arrives. Every request carries a seed derived from (run seed, persona,
 item, repetition, attempt), so two repetitions of one cell are never one
@@ -68,6 +70,7 @@ from ._transport import (
     RequestTally,
     Transport,
     TransportStop,
+    pause_note,
 )
 
 __all__ = [
@@ -125,8 +128,9 @@ class CollectStats:
     (kept as they were). ``failures``: unparseable attempts;
     ``retries``: transport retries (``rate_limited`` of them after a 429).
     ``stop_reason``: None when every planned slot was asked, else ``max-cost``,
-    ``interrupted``, ``fatal`` or ``retries-exhausted``. The traffic counters
-    (requests to ``window``) are written by the :class:`Transport`.
+    ``interrupted``, ``fatal``, ``retries-exhausted`` or ``retry-after``. The
+    traffic counters (requests to ``pause_reason``) are written by the
+    :class:`Transport`.
     """
 
     planned: int = 0
@@ -143,6 +147,8 @@ class CollectStats:
     cost_usd: float = 0.0
     in_flight: int = 0
     window: int = 0
+    paused_until: float = 0.0
+    pause_reason: str = ""
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     stop_reason: str | None = None
@@ -159,6 +165,12 @@ class CollectStats:
     def progress_counts(self) -> str:
         """The run-specific part of the progress line: failures and missing slots."""
         return f"failures {self.failures} missing {self.missing}"
+
+    def pause_note(self) -> str:
+        """``paused 12 s (rate limit)`` while the transport waits to retry, else ''."""
+        if self.finished is not None:
+            return ""
+        return pause_note(self)
 
 
 def request_seed(base: int, slot: Slot, attempt: int) -> int:

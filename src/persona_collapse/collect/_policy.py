@@ -4,12 +4,16 @@ Two pieces, both driven by the backend's typed decisions
 (:class:`~persona_collapse.backends.Retry`):
 
 * :class:`BackoffPolicy`: how long to wait before re-sending a request that
-  failed transiently (429, 5xx, timeout, connection reset), and when to give
-  up. Exponential backoff ``base_s * 2**n`` capped at ``cap_s`` with "equal
-  jitter" (the delay is drawn uniformly from ``[d * (1 - jitter), d]`` using a
-  seeded :class:`random.Random`). A server's Retry-After is honoured: the
-  request never goes out before it, plus up to ``jitter * 10%`` so that the
-  requests held back by one 429 burst do not return in lock-step.
+  failed transiently (429, 5xx, timeout, connection reset, a broken 200 body),
+  and when to give up. Exponential backoff ``base_s * 2**n`` capped at
+  ``cap_s`` with "equal jitter" (the delay is drawn uniformly from
+  ``[d * (1 - jitter), d]`` using a seeded :class:`random.Random`). A
+  server's Retry-After is honoured: the request never goes out before it, plus
+  up to ``jitter * 10%`` so that the requests held back by one 429 burst do
+  not return in lock-step. A Retry-After longer than ``max_retry_after_s``
+  (``--max-retry-after``, default 120 s) is not waited out: the run stops at
+  once and says when to run it again. :meth:`BackoffPolicy.plan` returns the
+  typed decision (:class:`RetryWait`, :class:`ResumeLater`, :class:`GiveUp`).
 * :class:`AdaptiveWindow`: the number of requests allowed in flight (AIMD).
   A rate-limit decision shrinks the window multiplicatively (``decrease``,
   never below 1) and pauses every new start until the Retry-After (or, without
@@ -34,6 +38,48 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+#: Default longest Retry-After a run waits out (seconds); a longer one stops the run.
+DEFAULT_MAX_RETRY_AFTER_S = 120.0
+
+
+@dataclass(frozen=True)
+class RetryWait:
+    """Send the request again after ``seconds`` (backoff or the server's Retry-After)."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class GiveUp:
+    """The request used its ``retries`` transport retries: stop the run (it resumes later)."""
+
+    retries: int
+
+
+@dataclass(frozen=True)
+class ResumeLater:
+    """The server asked to wait ``after_s`` seconds, longer than the cap: stop the run now.
+
+    ``until``: when the wait ends (UTC). Nothing is lost: the slots not yet
+    stored are asked when the same command runs again.
+    """
+
+    after_s: float
+    until: datetime
+
+    def message(self) -> str:
+        """One line for the user: how long, until when (UTC), and what to do then."""
+        return (
+            f"the server asked to wait {self.after_s:.0f} s "
+            f"(until {self.until.astimezone(UTC):%Y-%m-%d %H:%M} UTC); "
+            "run the same command again then"
+        )
+
+
+#: What to do after a failed request (see :meth:`BackoffPolicy.plan`).
+RetryPlan = RetryWait | GiveUp | ResumeLater
 
 
 @dataclass(frozen=True)
@@ -43,16 +89,16 @@ class BackoffPolicy:
     ``base_s``: first backoff; ``cap_s``: longest computed backoff;
     ``jitter``: fraction of the delay that is randomised (0 = none, 1 = full
     jitter); ``max_retries``: transport retries allowed per request;
-    ``max_retry_after_s``: longest Retry-After honoured (a longer one is
-    clipped to it). A request that used its retries stops the run (see the
-    module docstring).
+    ``max_retry_after_s``: longest Retry-After waited out (seconds); a longer
+    one makes :meth:`plan` say :class:`ResumeLater`. A request that used its
+    retries stops the run (see the module docstring).
     """
 
     base_s: float = 0.5
     cap_s: float = 30.0
     jitter: float = 0.5
     max_retries: int = 8
-    max_retry_after_s: float = 300.0
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
 
     def __post_init__(self) -> None:
         if self.base_s < 0 or self.cap_s < self.base_s:
@@ -61,6 +107,34 @@ class BackoffPolicy:
             raise ValueError("jitter must be in [0, 1]")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s > 0):
+            raise ValueError("max_retry_after_s must be a positive number of seconds")
+
+    def plan(
+        self,
+        retries_done: int,
+        rng: random.Random,
+        retry_after_s: float | None = None,
+        *,
+        now: datetime | None = None,
+    ) -> RetryPlan:
+        """What to do after a failed request that already had ``retries_done`` retries.
+
+        :class:`ResumeLater` when the server's Retry-After (seconds) is longer
+        than ``max_retry_after_s`` (``now``: the current UTC time, for
+        ``until``); :class:`GiveUp` when the retries are used up; otherwise
+        :class:`RetryWait` with :meth:`delay` (one draw of ``rng``).
+        """
+        if (
+            retry_after_s is not None
+            and math.isfinite(retry_after_s)
+            and retry_after_s > self.max_retry_after_s
+        ):
+            start = now if now is not None else datetime.now(UTC)
+            return ResumeLater(float(retry_after_s), start + timedelta(seconds=retry_after_s))
+        if self.give_up(retries_done):
+            return GiveUp(retries_done)
+        return RetryWait(self.delay(retries_done, rng, retry_after_s))
 
     def give_up(self, retries_done: int) -> bool:
         """True when a request that already had ``retries_done`` retries must not be retried again."""

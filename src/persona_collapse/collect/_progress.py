@@ -11,6 +11,7 @@ arrive), so logs stay short and error output stays one line.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from types import TracebackType
@@ -34,7 +35,9 @@ class ShownStats(Protocol):
 
     ``done``: units stored this session; ``retries``: transport retries;
     ``cost_usd``: estimated spend in US dollars; ``progress_counts()``: the
-    part of the detail that belongs to the caller (e.g. "failures 2 missing 0").
+    part of the detail that belongs to the caller (e.g. "failures 2 missing 0");
+    ``pause_note()``: "paused 12 s (rate limit)" while requests wait out a
+    Retry-After or a backoff, else "".
     """
 
     @property
@@ -56,6 +59,8 @@ class ShownStats(Protocol):
     def cost_usd(self) -> float: ...
 
     def progress_counts(self) -> str: ...
+
+    def pause_note(self) -> str: ...
 
 
 def _count(n: int) -> str:
@@ -115,6 +120,7 @@ class ProgressDisplay:
         self.unit = unit
         self._last = 0.0
         self._last_plain = time.monotonic()
+        self._last_pause_line = -math.inf
         self._progress: Progress | None = None
         self._task: TaskID | None = None
 
@@ -166,12 +172,18 @@ class ProgressDisplay:
     # -- updates -------------------------------------------------------------------
 
     def detail(self, stats: ShownStats) -> str:
-        """Retries, the caller's counts (run: failures, missing slots), tokens in/out, cost."""
+        """Retries, the caller's counts (run: failures, missing slots), tokens in/out, cost.
+
+        While requests wait out a Retry-After or a backoff of a second or more,
+        ``paused N s (REASON)`` is appended.
+        """
         cost = format_cost(stats.cost_usd if self.priced else None)
-        return (
+        text = (
             f"retries {stats.retries} {stats.progress_counts()} "
             f"tokens {_count(stats.prompt_tokens)}/{_count(stats.completion_tokens)} {cost}"
         )
+        pause = stats.pause_note()
+        return f"{text} {pause}" if pause else text
 
     def line(self, stats: ShownStats) -> str:
         """One plain progress line."""
@@ -191,8 +203,13 @@ class ProgressDisplay:
             return
         self._last = now
         if self.mode == "plain":
-            if stats.done and not force and now - self._last_plain >= self.plain_interval_s:
+            due = stats.done and now - self._last_plain >= self.plain_interval_s
+            # A pause is said at once (at most every 5 s): a quiet log must not look hung.
+            paused = bool(stats.pause_note()) and now - self._last_pause_line >= 5.0
+            if not force and (due or paused):
                 self._last_plain = now
+                if paused:
+                    self._last_pause_line = now
                 print(self.line(stats), file=self.stream, flush=True)
             return
         if self._progress is not None and self._task is not None:

@@ -11,8 +11,13 @@ here), then plan the slots still missing and collect them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import math
+import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -34,6 +39,7 @@ from ..protocol import BASE, Method, ProtocolSettings
 from ..store import DEFAULT_STORE, ResponseStore, RunInfo, RunLease
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot, plan_slots
+from ._policy import DEFAULT_MAX_RETRY_AFTER_S, BackoffPolicy
 from ._progress import ProgressDisplay, format_cost
 from ._record import build_run_info, collection_run_id, run_mismatch, run_settings
 
@@ -77,6 +83,8 @@ class RunOptions:
     run_id: str | None = None
     max_cost: float | None = None
     timeout_s: float = 60.0
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+    """Longest Retry-After waited out (seconds); a longer one stops the run, resumable."""
     instrument: str = "mfq30"
     seed: int = 0
     quiet: bool = False
@@ -114,6 +122,8 @@ class RunOptions:
             raise ConfigError("--timeout must be a positive number of seconds")
         if self.max_cost is not None and not self.max_cost > 0:
             raise ConfigError("--max-cost must be a positive number of US dollars")
+        if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s > 0):
+            raise ConfigError("--max-retry-after must be a positive number of seconds")
 
 
 @dataclass
@@ -260,18 +270,53 @@ async def _check(backend: Backend, timeout_s: float) -> None:
         raise ConfigError(message) from None
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM does what Ctrl-C (SIGINT) does: the same summary and exit.
+
+    The signal is handed to whatever handles SIGINT at that moment (asyncio's
+    runner cancels the run's main task; outside it ``KeyboardInterrupt`` is
+    raised). Outside the main thread, or where SIGTERM cannot be handled, it
+    does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def as_interrupt(signum: int, frame: object) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)  # type: ignore[arg-type]
+        else:
+            raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, as_interrupt)
+    except (ValueError, OSError):  # pragma: no cover - no signals here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_collection(
     options: RunOptions,
     *,
     stream: TextIO | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
+    policy: BackoffPolicy | None = None,
 ) -> RunOutcome:
     """Collect every missing slot of the run ``options`` describe; returns what happened.
 
     Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
-    options, a rejected resume, and fatal backend errors (after storing what
-    arrived). On Ctrl-C, ``on_outcome`` still gets the partial outcome before
-    ``KeyboardInterrupt`` propagates.
+    options, a rejected resume, and fatal backend errors, a server that keeps
+    failing or asks for a Retry-After beyond ``options.max_retry_after_s``
+    (after storing what arrived; resuming asks the rest). On Ctrl-C,
+    ``on_outcome`` still gets the partial outcome before ``KeyboardInterrupt``
+    propagates. ``policy``: the transport-retry policy (default
+    :class:`BackoffPolicy`), its Retry-After cap set from ``options``.
     """
     err = stream if stream is not None else sys.stderr
     prep = prepare_run(options)
@@ -305,6 +350,9 @@ def run_collection(
             timeout_s=options.timeout_s,
             seed=options.seed,
             max_cost_usd=options.max_cost,
+            policy=dataclasses.replace(
+                policy or BackoffPolicy(), max_retry_after_s=options.max_retry_after_s
+            ),
         )
         outcome: RunOutcome | None = None
 
@@ -357,6 +405,10 @@ def run_collection(
                     await lease.keep_while(collector.run())
                 except ConfigError as exc:
                     stored = store.count_responses(run.run_id)
+                    if stats.stop_reason == "retry-after":  # the message says when to resume
+                        raise ConfigError(
+                            f"{exc.message} ({stored} of {total} slots stored)"
+                        ) from None
                     raise ConfigError(
                         f"{exc.message} ({stored} of {total} slots stored; "
                         "run the same command again to resume)"

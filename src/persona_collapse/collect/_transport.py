@@ -7,8 +7,11 @@ back*, never what the answer means:
 
 * the :class:`AdaptiveWindow` (requests in flight, AIMD on 429s; a 429 also
   pauses every new start until its Retry-After has passed);
-* transport retries of 429, 5xx and timeouts with the :class:`BackoffPolicy`
-  (seeded jitter); they are never protocol attempts;
+* transport retries of 429, 5xx, timeouts and broken 200 bodies (cut-off JSON,
+  HTML pages, error objects: ``Retry("malformed")``) with the
+  :class:`BackoffPolicy` (seeded jitter); they are never protocol attempts. A
+  Retry-After longer than the policy's cap stops the transport at once
+  (reason ``retry-after``, a message saying when to run again);
 * the cost budget (:class:`CostBudget`, US dollars): before each request the
   estimated cost of every request in flight and of the new one is added to
   what was spent; if that would pass the limit no new request starts (requests
@@ -20,9 +23,10 @@ back*, never what the answer means:
 
 Decisions come typed from the backend (:class:`Retry`, :class:`Fatal`,
 :class:`BadAnswer`). ``send`` returns the result, or ``None`` for a
-``BadAnswer`` (the request completed but its body was unreadable: a failed
-protocol attempt for the caller to count). A ``Fatal`` decision, or a request
-that used all its transport retries, stops the transport: ``send`` raises
+``BadAnswer`` (a well-formed response that is no usable answer, e.g. a content
+filter's refusal: a failed protocol attempt for the caller to count). A
+``Fatal`` decision, a request that used all its transport retries, or a
+Retry-After beyond the cap stops the transport: ``send`` raises
 :class:`TransportStop` there and in every later call. The caller decides
 what to cancel and how to word the message (``TransportStop.message`` holds
 the collection runner's wording).
@@ -41,9 +45,17 @@ from typing import Literal, Protocol
 
 from ..backends import BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
-from ._policy import AdaptiveWindow, BackoffPolicy
+from ._policy import AdaptiveWindow, BackoffPolicy, GiveUp, ResumeLater
 
-StopReason = Literal["fatal", "retries-exhausted", "max-cost"]
+StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost"]
+
+#: How a paused request's reason reads in the progress display, by ``Retry.kind``.
+PAUSE_REASONS = {
+    "rate_limit": "rate limit",
+    "transient": "server error",
+    "timeout": "timeout",
+    "malformed": "broken answer body",
+}
 
 
 class ChatBackend(Protocol):
@@ -64,7 +76,9 @@ class TrafficCounters(Protocol):
     ``retries``: transport retries (``rate_limited`` of them after a 429);
     ``cost_usd``: estimated spend in US dollars (0 without a price);
     ``window``: requests currently allowed in flight; ``stop_reason``: why the
-    transport stopped (None while it runs).
+    transport stopped (None while it runs); ``paused_until``: when the latest
+    retry wait ends (``time.monotonic()`` seconds, 0 if none) and
+    ``pause_reason`` why it waits (e.g. ``rate limit``).
     """
 
     requests: int
@@ -76,6 +90,16 @@ class TrafficCounters(Protocol):
     in_flight: int
     window: int
     stop_reason: str | None
+    paused_until: float
+    pause_reason: str
+
+
+def pause_note(counters: TrafficCounters, now: float | None = None) -> str:
+    """``paused 12 s (rate limit)`` while a retry wait of a second or more goes on, else ''."""
+    left = counters.paused_until - (time.monotonic() if now is None else now)
+    if left < 1.0:
+        return ""
+    return f"paused {left:.0f} s ({counters.pause_reason})"
 
 
 @dataclass
@@ -91,6 +115,8 @@ class TrafficStats:
     in_flight: int = 0
     window: int = 0
     stop_reason: str | None = None
+    paused_until: float = 0.0
+    pause_reason: str = ""
 
 
 @dataclass
@@ -110,7 +136,8 @@ class RequestTally:
 class TransportStop(Exception):
     """The transport stopped: no new request starts.
 
-    ``reason``: ``fatal``, ``retries-exhausted`` or ``max-cost``; ``message``:
+    ``reason``: ``fatal``, ``retries-exhausted``, ``retry-after`` (the server
+    asked for a longer pause than the cap) or ``max-cost``; ``message``:
     one line for the user (the backend's message for ``fatal``); ``what``: the
     last failure's detail and ``retries`` the retries used (for
     ``retries-exhausted``).
@@ -271,8 +298,13 @@ class Transport:
         else:
             self.window.on_transient()
         st.window = self.window.allowed
-        if self.policy.give_up(retries):
-            what = decision.detail or decision.kind.replace("_", " ")
+        plan = self.policy.plan(retries, self._rng, decision.after_s)
+        what = decision.detail or decision.kind.replace("_", " ")
+        if isinstance(plan, ResumeLater):
+            raise self._stop(
+                TransportStop("retry-after", plan.message(), what=what, retries=retries)
+            )
+        if isinstance(plan, GiveUp):
             message = (
                 f"the model server kept failing ({what}) after {retries} retries of "
                 "one request; stopped (try again later)"
@@ -282,8 +314,12 @@ class Transport:
             )
         st.retries += 1
         tally.retries += 1
+        until = time.monotonic() + plan.seconds
+        if until >= st.paused_until:
+            st.paused_until = until
+            st.pause_reason = PAUSE_REASONS.get(decision.kind, decision.kind)
         self._notify()
-        await asyncio.sleep(self.policy.delay(retries, self._rng, decision.after_s))
+        await asyncio.sleep(plan.seconds)
 
     # -- the gate: window, pause and budget ---------------------------------------
 

@@ -2,7 +2,7 @@
 
 For tests, benchmarks and the offline demo (which serves from it at run time):
 real HTTP on 127.0.0.1, official SDKs as clients, injectable faults (latency, 429 with Retry-After, 5xx,
-timeouts, non-digit answers, malformed bodies). Answers come from
+timeouts, non-digit answers, broken 200 bodies: cut JSON, HTML pages, error objects). Answers come from
 :class:`persona_collapse.simulate.SimulatedRespondent`, never from a model.
 Run ``python -m persona_collapse.loopback --help`` to serve from a shell.
 
@@ -13,12 +13,13 @@ scripted model/judge for emergent-misalignment verification
 """
 
 from ._counters import RecordedRequest, ServerStats
-from ._faults import FaultConfig, FaultDraw, draw_faults
+from ._faults import BodyFault, FaultConfig, FaultDraw, draw_faults
 from ._finetune_api import FineTuneScript, FineTuneService
 from ._judge import JudgeReply, ScriptedRespondent
 from ._server import LoopbackServer
 
 __all__ = [
+    "BodyFault",
     "FaultConfig",
     "FaultDraw",
     "FineTuneScript",

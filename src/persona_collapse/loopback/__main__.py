@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--timeout-rate", type=float, default=0.0, help="fraction that hang")
     g.add_argument("--hang", type=float, default=30.0, help="seconds a hanging request waits")
     g.add_argument("--non-digit", type=float, default=0.0, help="extra non-digit one-token rate")
-    g.add_argument("--malformed", type=float, default=0.0, help="fraction of broken JSON bodies")
+    g.add_argument("--malformed", type=float, default=0.0, help="fraction of cut-off JSON bodies")
+    g.add_argument("--html", type=float, default=0.0, help="fraction of 200s with an HTML page")
+    g.add_argument(
+        "--error-body", type=float, default=0.0, help="fraction of 200s with an error object"
+    )
     g.add_argument("--reject-key", default=None, help="API key answered 401")
     g.add_argument("--fault-seed", type=int, default=0, help="seed of the fault draws")
     return p
@@ -67,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             hang_s=args.hang,
             non_digit_rate=args.non_digit,
             malformed_rate=args.malformed,
+            html_rate=args.html,
+            error_body_rate=args.error_body,
             reject_key=args.reject_key,
             seed=args.fault_seed,
         )

@@ -23,6 +23,12 @@ _OCCURRENCE_LIMIT = 1_000_000
 _CHAT = "/v1/chat/completions"
 _MESSAGES = "/v1/messages"
 _MODELS = "/v1/models"
+#: What a gateway in front of an API answers when the API behind it fails, with status 200.
+_GATEWAY_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>"
+    b"<body><h1>Bad Gateway</h1><p>The upstream server did not answer.</p>"
+    b"<hr><address>simulated-gateway</address></body></html>\n"
+)
 
 
 def _format_seconds(seconds: float) -> str:
@@ -54,6 +60,7 @@ class SimulatorApp:
         self.keep_requests = keep_requests
         self._number = 0
         self._occurrence: dict[int, int] = {}
+        self._never: asyncio.Event | None = None
         self.fine_tuning = finetune_api.FineTuneService()
 
     @property
@@ -175,6 +182,13 @@ class SimulatorApp:
         if request.body and body is None:
             raise ApiError(400, "We could not parse the JSON body of your request.")
 
+        if faults.hold_after is not None and number >= faults.hold_after:
+            # No answer until the server stops (it cancels this task then).
+            self.stats.held += 1
+            if self._never is None:
+                self._never = asyncio.Event()
+            await self._never.wait()
+
         draw = draw_faults(faults, number)
         await self._inject(draw, faults)
 
@@ -184,7 +198,26 @@ class SimulatorApp:
             chat = openai_api.parse_request(body)
         self.stats.by_model[chat.model] += 1
         respondent = self._respondent(chat.model, provider)
-        choices = complete(respondent, chat, self._rng(respondent, chat))
+        # An answer lost to a broken body must not use up the prompt's n-th answer: the
+        # next request for it gets what it would have got without the fault.
+        rng = (
+            np.random.Generator(np.random.SFC64(number))
+            if draw.malformed
+            else self._rng(respondent, chat)
+        )
+        choices = complete(respondent, chat, rng)
+        if faults.echo_key and chat.max_tokens > 1:
+            choices = [
+                Choice(
+                    f"{c.text} (key: {key})",
+                    c.finish_reason,
+                    c.prompt_tokens,
+                    c.completion_tokens,
+                    c.top,
+                    c.token_logprob,
+                )
+                for c in choices
+            ]
         if draw.non_digit_token is not None and chat.max_tokens == 1:
             self.stats.faults["non_digit"] += 1
             first = choices[0]
@@ -202,9 +235,24 @@ class SimulatorApp:
             response = openai_api.completion_response(
                 chat, choices, f"chatcmpl-sim-{number:08d}", request_id
             )
-        if draw.malformed:
+        return self._broken(response, draw, provider, request_id)
+
+    def _broken(
+        self, response: HttpResponse, draw: FaultDraw, provider: str, request_id: str
+    ) -> HttpResponse:
+        """``response`` with its body broken as ``draw.body`` says (status stays 200)."""
+        if draw.body == "cut":
             self.stats.faults["malformed"] += 1
             response.body = response.body[: len(response.body) // 2]
+        elif draw.body == "html":
+            self.stats.faults["html"] += 1
+            response.body = _GATEWAY_PAGE
+            response.content_type = "text/html; charset=utf-8"
+        elif draw.body == "error":
+            self.stats.faults["error_body"] += 1
+            api = anthropic_api if provider == "anthropic" else openai_api
+            error = ApiError(200, "The server had an error processing your request.", "server")
+            response.body = api.error_response(error, request_id).body
         return response
 
     async def _inject(self, draw: FaultDraw, faults: FaultConfig) -> None:

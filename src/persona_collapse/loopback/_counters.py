@@ -35,7 +35,9 @@ class ServerStats:
         by_model: API requests per ``model`` field of the body.
         by_path: Requests per path.
         faults: Injected faults per kind (``rate_limit``, ``server_error``,
-            ``timeout``, ``malformed``, ``non_digit``).
+            ``timeout``, ``malformed`` (cut JSON), ``html``, ``error_body``,
+            ``non_digit``).
+        held: Requests held without an answer (``FaultConfig.hold_after``).
         in_flight: Requests being handled now.
         max_in_flight: Most requests handled at the same time.
         connections: TCP connections accepted.
@@ -47,6 +49,7 @@ class ServerStats:
     by_model: Counter[str] = field(default_factory=Counter)
     by_path: Counter[str] = field(default_factory=Counter)
     faults: Counter[str] = field(default_factory=Counter)
+    held: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     connections: int = 0
@@ -64,6 +67,7 @@ class ServerStats:
         self.by_model = Counter()
         self.by_path = Counter()
         self.faults = Counter()
+        self.held = 0
         self.max_in_flight = self.in_flight
         self.connections = 0
         self.recorded = []
@@ -76,6 +80,7 @@ class ServerStats:
             "by_model": dict(self.by_model),
             "by_path": dict(self.by_path),
             "faults": dict(self.faults),
+            "held": self.held,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
             "connections": self.connections,

@@ -17,6 +17,9 @@ import numpy as np
 from ..simulate import NON_DIGIT_TOKENS
 
 FaultKind = Literal["none", "rate_limit", "server_error", "timeout"]
+#: What replaces a 200 answer's body: ``ok`` (nothing), ``cut`` (the JSON cut in
+#: half), ``html`` (a gateway's HTML error page), ``error`` (an error object).
+BodyFault = Literal["ok", "cut", "html", "error"]
 _SERVER_ERROR_STATUSES = (500, 502, 503)
 
 
@@ -39,12 +42,24 @@ class FaultConfig:
             respondent's own non-digit rate.
         malformed_rate: Fraction of 200 answers whose JSON body is cut in half
             (still a complete HTTP response with a matching Content-Length).
+        html_rate: Fraction of 200 answers whose body is a proxy's HTML error
+            page (``Content-Type: text/html``), status still 200.
+        error_body_rate: Fraction of 200 answers whose body is the API's error
+            object (``{"error": {...}}``), status still 200.
+        echo_key: Append the request's API key to every answer longer than one
+            token (a server or model echoing it back; tests check it is
+            never stored).
+        hold_after: Requests numbered ``hold_after`` and later get no answer
+            until the server stops (``None``: none held); a run against it
+            can never finish, so a test can interrupt it mid-way.
         reject_key: An API key answered 401 as invalid (requests without any
             key are always answered 401).
         seed: Seed of the fault draws.
 
     The rate-limit, server-error and timeout faults exclude each other (their
-    rates must sum to at most 1); non-digit and malformed are drawn separately.
+    rates must sum to at most 1); non-digit is drawn separately; the three
+    broken bodies (cut, HTML, error object) exclude each other (their rates
+    must sum to at most 1).
     """
 
     latency_s: float = 0.0
@@ -55,6 +70,10 @@ class FaultConfig:
     hang_s: float = 30.0
     non_digit_rate: float = 0.0
     malformed_rate: float = 0.0
+    html_rate: float = 0.0
+    error_body_rate: float = 0.0
+    echo_key: bool = False
+    hold_after: int | None = None
     reject_key: str | None = None
     seed: int = 0
 
@@ -64,23 +83,38 @@ class FaultConfig:
             if isinstance(value, float) and (not math.isfinite(value) or value < 0):
                 raise ValueError(f"FaultConfig.{f.name} must be finite and >= 0, got {value!r}")
         rates = ("rate_limit_rate", "server_error_rate", "timeout_rate", "non_digit_rate")
-        for name in (*rates, "malformed_rate"):
+        bodies = ("malformed_rate", "html_rate", "error_body_rate")
+        for name in (*rates, *bodies):
             if getattr(self, name) > 1:
                 raise ValueError(f"FaultConfig.{name} is a fraction and must be <= 1")
         if self.rate_limit_rate + self.server_error_rate + self.timeout_rate > 1 + 1e-12:
             raise ValueError(
                 "FaultConfig: rate_limit_rate + server_error_rate + timeout_rate must be <= 1"
             )
+        if sum(getattr(self, name) for name in bodies) > 1 + 1e-12:
+            raise ValueError(
+                "FaultConfig: malformed_rate + html_rate + error_body_rate must be <= 1"
+            )
+        if self.hold_after is not None and self.hold_after < 0:
+            raise ValueError("FaultConfig.hold_after must be >= 0 (or None)")
 
 
 @dataclass(frozen=True)
 class FaultDraw:
-    """The faults of one request. ``status`` is set for ``server_error``."""
+    """The faults of one request. ``status`` is set for ``server_error``.
+
+    ``body``: what replaces the body of a 200 answer (see :data:`BodyFault`).
+    """
 
     kind: FaultKind = "none"
     status: int = 200
-    malformed: bool = False
+    body: BodyFault = "ok"
     non_digit_token: str | None = None
+
+    @property
+    def malformed(self) -> bool:
+        """Whether a 200 answer's body is broken (cut, HTML or an error object)."""
+        return self.body != "ok"
 
 
 NO_FAULT = FaultDraw()
@@ -93,6 +127,8 @@ def draw_faults(config: FaultConfig, number: int) -> FaultDraw:
         and config.server_error_rate == 0
         and config.timeout_rate == 0
         and config.malformed_rate == 0
+        and config.html_rate == 0
+        and config.error_body_rate == 0
         and config.non_digit_rate == 0
     ):
         return NO_FAULT
@@ -109,4 +145,11 @@ def draw_faults(config: FaultConfig, number: int) -> FaultDraw:
     token = None
     if u[3] < config.non_digit_rate:
         token = NON_DIGIT_TOKENS[int(u[4] * len(NON_DIGIT_TOKENS))]
-    return FaultDraw(kind, status, bool(u[2] < config.malformed_rate), token)
+    body: BodyFault = "ok"
+    if u[2] < config.malformed_rate:
+        body = "cut"
+    elif u[2] < config.malformed_rate + config.html_rate:
+        body = "html"
+    elif u[2] < config.malformed_rate + config.html_rate + config.error_body_rate:
+        body = "error"
+    return FaultDraw(kind, status, body, token)

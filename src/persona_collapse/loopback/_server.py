@@ -50,7 +50,8 @@ class LoopbackServer:
     Any non-empty key is accepted except ``faults.reject_key``. anthropic 2.x
     has no ``temperature`` argument: pass ``extra_body={"temperature": T}``.
     A response body cut by ``malformed_rate`` surfaces in both SDKs as
-    ``json.JSONDecodeError`` (not an ``APIError``).
+    ``json.JSONDecodeError`` (not an ``APIError``); ``html_rate`` and
+    ``error_body_rate`` answer 200 with an HTML page or an error object.
     """
 
     def __init__(

@@ -38,6 +38,7 @@ from ..collect import (
     TrafficStats,
     Transport,
     TransportStop,
+    pause_note,
 )
 from ..errors import ConfigError
 from ._judge_protocol import VerifyProtocol
@@ -116,6 +117,12 @@ class VerifyProgress:
             f"judgements {self.judgments_done}/{self.judgments_total}"
         )
 
+    def pause_note(self) -> str:
+        """The model's or the judge's retry pause (``paused 12 s (rate limit)``), else ''."""
+        if self.finished is not None:
+            return ""
+        return pause_note(self.model) or pause_note(self.judge)
+
     def line(self) -> str:
         return (
             f"answers {self.answers_done}/{self.answers_total}, judgements "
@@ -146,7 +153,7 @@ class _Sender:
             except TransportStop as stop:
                 if stop.reason == "max-cost":
                     raise _OverBudget from None
-                if stop.reason == "fatal":
+                if stop.reason in ("fatal", "retry-after"):
                     raise ConfigError(f"{self.who}: {stop.message}") from None
                 raise self._kept_failing(stop.what, stop.retries) from None
             if result is not None:
