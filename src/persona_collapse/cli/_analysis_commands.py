@@ -11,6 +11,7 @@ from ..analysis import (
     metrics_document,
     profile_responses,
     profile_saturation,
+    source_warnings,
 )
 from ..errors import ConfigError
 from ..stats import BootstrapConfig
@@ -82,7 +83,7 @@ def _all_sources(specs: list[str]) -> list[Responses]:
 def cmd_metrics(args: argparse.Namespace) -> int:
     opts = options_from(args)
     docs = [
-        metrics_document(r.label, measure_responses(r, opts)) for r in _all_sources(args.sources)
+        metrics_document(r.label, measure_responses(r, opts), r) for r in _all_sources(args.sources)
     ]
     print_metrics(docs, args.format)
     return 0
@@ -99,6 +100,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 "mode": resp.mode,
                 "foundations": {f: v.to_dict() for f, v in profile.items()},
                 "saturation": profile_saturation(profile, resp, opts),
+                "warnings": source_warnings(resp),
             }
         )
     print_profiles(docs, args.format)

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.projections.polar import PolarAxes
 
+from ..analysis import spread_description
 from ..stats import OVERALL, Band, Profile, published_band
 from ._results import FamilyResult, StudyResult
 from ._style import (
@@ -460,8 +461,22 @@ def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Pa
     ``curves``: documents of :func:`persona_collapse.analysis.temperature_curves`
     (temperature T dimensionless; R = 1 / sigma_bar in inverse scale points).
     ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``; both ``FIG.png`` and
-    ``FIG.pdf`` are written (150 dpi).
+    ``FIG.pdf`` are written (150 dpi). The title says which cell spread is shown.
     """
+    fig = curves_figure(curves)
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
+    written = []
+    for suffix in (".png", ".pdf"):
+        target = base.with_name(base.name + suffix)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(target, dpi=150)
+        written.append(target)
+    return written
+
+
+def curves_figure(curves: Sequence[dict[str, Any]]) -> Figure:
+    """The figure :func:`write_curves_figure` writes; its title names the cell spread
+    (population SD of each distribution, or expected SD of n sampled repetitions)."""
     fig = Figure(figsize=(9.0, 3.6), layout="constrained")
     ax_s, ax_r = fig.subplots(1, 2)
     for doc in curves:
@@ -475,16 +490,10 @@ def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Pa
                 capsize=3,
                 label=doc["source"],
             )
-    spread = curves[0]["expected_reps"]
-    how = f"expected SD of {spread} samples" if spread else "exact population SD"
+    first = curves[0]
+    how = spread_description(first.get("spread", "population"), first.get("expected_reps"))
     ax_s.set(xlabel="temperature T", ylabel="S(T)", title="susceptibility S")
-    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title=f"robustness R ({how})")
+    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title="robustness R")
+    fig.suptitle(f"cell spread: {how}", fontsize="medium")
     ax_s.legend(fontsize="small")
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = base.with_name(base.name + suffix)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=150)
-        written.append(target)
-    return written
+    return fig

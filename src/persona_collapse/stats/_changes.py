@@ -96,8 +96,21 @@ def _draw_changes(variant: Draws | None, base: Draws | None) -> dict[str, FloatA
     }
 
 
-def relative_change(base: Measurement, variant: Measurement) -> Change:
-    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar and R."""
+def relative_change(
+    base: Measurement,
+    variant: Measurement,
+    *,
+    paired: tuple[Measurement, Measurement] | None = None,
+) -> Change:
+    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar and R.
+
+    The persona replicates of the change pair the two sides replicate by
+    replicate. That is a pairing by persona only when both were measured on
+    the same persona ids; otherwise pass ``paired``: the (base, variant)
+    measurements restricted to their shared persona ids (same seed, so every
+    shared persona gets the same resample count on both sides), whose persona
+    replicates are used instead. Values come from ``base`` and ``variant``.
+    """
     if base.groups != variant.groups:
         raise ValueError("base and variant were measured on different subscales")
     return Change(
@@ -108,7 +121,11 @@ def relative_change(base: Measurement, variant: Measurement) -> Change:
             )
             for m in METRICS
         },
-        persona_draws=_draw_changes(variant.persona_draws, base.persona_draws),
+        persona_draws=(
+            _draw_changes(variant.persona_draws, base.persona_draws)
+            if paired is None
+            else _draw_changes(paired[1].persona_draws, paired[0].persona_draws)
+        ),
         repetition_draws=_draw_changes(variant.repetition_draws, base.repetition_draws),
     )
 
