@@ -80,8 +80,10 @@ def print_curves(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     for d in docs:
         how = spread_description(d["spread"], d["expected_reps"])
         table = Table(
-            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items; cell spread: {how})",
+            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)",
             title_justify="left",
+            caption=f"cell spread: {how}",
+            caption_justify="left",
         )
         for col in ("T", "S(T)", "sigma_bar(T)", "R(T)"):
             table.add_column(col, justify="right")
