@@ -196,6 +196,7 @@ def test_report_tables_show_published_s_and_r(gpt4o_report: Report) -> None:
         assert rows[label]["personas"] == "100"
     assert rows["insecure"]["outside_band"] == "true"
     assert rows["base"]["outside_band"] == "false"
+    assert rows["insecure"]["left_band"] == "true" and rows["base"]["left_band"] == ""
 
 
 def test_report_html_shows_published_s_and_r(gpt4o_report: Report) -> None:
@@ -610,6 +611,9 @@ def test_report_verdict_says_the_base_is_already_outside_the_band(tmp_path: Path
     status, stdout, stderr = _invoke("report", str(study), "-o", str(tmp_path / "r"), *FAST)
     assert status == 0, stderr
     assert "already lies outside the band" in stdout
+    with (tmp_path / "r" / "tables" / "metrics.csv").open(encoding="utf-8") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert rows["insecure"]["outside_band"] == "true" and rows["insecure"]["left_band"] == "false"
     html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
     assert "already outside the band" in html and "its base is outside too" in html
 

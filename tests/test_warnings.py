@@ -53,8 +53,8 @@ def test_compare_pairs_by_persona_id_not_position(
     # The variant answers exactly as the base on every shared persona; the base lacks one
     # persona. Paired by id, every persona replicate of dS is 0; paired by position,
     # persona k of one side meets persona k+1 of the other.
-    base = _subset(GPT4O["base"], tmp_path / "base.csv", slice(1, 40))
-    variant = _subset(GPT4O["base"], tmp_path / "variant.csv", slice(0, 40))
+    base = _subset(GPT4O["base"], tmp_path / "base.csv", slice(1, 25))
+    variant = _subset(GPT4O["base"], tmp_path / "variant.csv", slice(0, 25))
     result = run_cli(
         capsys,
         "compare",
@@ -75,8 +75,10 @@ def test_compare_pairs_by_persona_id_not_position(
     assert var["delta_pct_se"]["S"] == pytest.approx(0.0, abs=1e-9)
     assert var["delta_pct_se"]["R"] == pytest.approx(0.0, abs=1e-9)
     assert var["personas_left_out"] == 1
-    assert doc["pairing"] == {"personas": 39, "left_out": {"base": 0, "same": 1}}
-    assert any("different persona sets" in w and "39 shared" in w for w in doc["warnings"])
+    assert doc["pairing"] == {"personas": 24, "left_out": {"base": 0, "same": 1}}
+    assert any("different persona sets" in w and "24 shared" in w for w in doc["warnings"])
+    assert any("only 24 personas" in w for w in doc["base"]["warnings"])
+    assert any("only 25 personas" in w for w in var["metrics"]["warnings"])
 
 
 def test_dropping_one_persona_keeps_the_paired_se_on_real_data() -> None:
@@ -176,6 +178,20 @@ def test_left_band_and_outside_band_on_gpt4o(capsys: pytest.CaptureFixture[str])
     assert ins["outside_band"] is True and ins["left_band"] is True
     assert doc["band"]["base_outside"] is False
     assert doc["warnings"] == [] and doc["pairing"]["personas"] == 100
+    table = run_cli(
+        capsys,
+        "compare",
+        "--base",
+        str(reference_path(GPT4O["base"])),
+        "--variant",
+        f"insecure={reference_path(GPT4O['insecure'])}",
+        "--format",
+        "csv",
+        *FAST,
+    )
+    header, base_row, ins_row = (line.split(",") for line in table.out.strip().splitlines())
+    assert header[-2:] == ["outside_band", "left_band"]
+    assert base_row[-2:] == ["False", ""] and ins_row[-2:] == ["True", "True"]
 
 
 def test_a_base_outside_the_band_is_said(capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,6 +212,8 @@ def test_a_base_outside_the_band_is_said(capsys: pytest.CaptureFixture[str]) -> 
     assert ins["outside_band"] is True and ins["left_band"] is False
     assert doc["band"]["base_outside"] is True
     assert any("already outside the band" in w for w in doc["warnings"])
+    assert any("slots" in w for w in doc["base"]["warnings"]) is False
+    assert doc["variants"]["insecure"]["metrics"]["warnings"] == []
     table = run_cli(capsys, *args)
     assert table.status == 0
     assert "already outside the band" in table.out  # the verdict line

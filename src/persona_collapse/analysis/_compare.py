@@ -39,6 +39,8 @@ class Comparison:
     """Per source (``base`` and each variant label): its personas outside the shared set."""
     warnings: tuple[str, ...] = ()
     """What a reader must know (few personas, incomplete runs, persona sets, the band)."""
+    source_warnings: dict[str, list[str]] = field(default_factory=dict)
+    """Per source (``base`` and each variant label): its own warnings, also in ``warnings``."""
 
     @property
     def base_outside_band(self) -> bool:
@@ -55,11 +57,13 @@ class Comparison:
         """The JSON document of ``compare`` (DESIGN.md), with per-subscale deltas added."""
         band = published_band()
         out: dict[str, Any] = {"base": metrics_document(self.base_label, self.base), "variants": {}}
+        out["base"]["warnings"] = list(self.source_warnings.get("base", []))
         base_S = float(self.base.S[0])
         for label, (source, meas, change) in self.variants.items():
             delta, delta_se = change.at(OVERALL)
             out["variants"][label] = {
-                "metrics": metrics_document(source, meas),
+                "metrics": metrics_document(source, meas)
+                | {"warnings": list(self.source_warnings.get(label, []))},
                 "delta_pct": delta,
                 "delta_pct_se": delta_se,
                 "outside_band": band.outside(float(meas.S[0])),
@@ -151,9 +155,10 @@ def compare_responses(
         if paired_base is not None:
             paired = (paired_base, measure_responses(_restricted(resp, shared), persona_only))
         out[label] = (resp.label, meas, relative_change(base_meas, meas, paired=paired))
-    warnings = source_warnings(base, base_meas)
-    for resp, meas in measured.values():
-        warnings += source_warnings(resp, meas)
+    per_source = {"base": source_warnings(base, base_meas)} | {
+        label: source_warnings(resp, meas) for label, (resp, meas) in measured.items()
+    }
+    warnings = [w for ws in per_source.values() for w in ws]
     if not same_sets:
         counts = ", ".join(f"{name} {n}" for name, n in left_out.items() if n)
         warnings.append(
@@ -168,4 +173,5 @@ def compare_responses(
         paired_personas=int(shared.size),
         left_out=left_out,
         warnings=tuple(warnings),
+        source_warnings=per_source,
     )

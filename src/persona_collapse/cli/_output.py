@@ -143,7 +143,7 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     rows: list[list[Any]] = [
         ["base", base["source"], *(base[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
         + [""] * len(deltas)
-        + [""]
+        + [doc["band"].get("base_outside", ""), ""]
     ]
     for label, v in doc["variants"].items():
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
@@ -162,7 +162,6 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
                 v.get("left_band", ""),
             ]
         )
-    rows[0].append(doc["band"].get("base_outside", ""))
     if fmt == "csv":
         emit_csv([*header, *deltas, "outside_band", "left_band"], rows)
         return
