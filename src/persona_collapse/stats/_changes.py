@@ -2,8 +2,9 @@
 
 Uncertainty on every difference comes from the bootstrap replicates of both
 measurements: each replicate of a relative change is formed from the
-replicates with the same index (paired over personas when both variants
-answered the same persona set, see ``_bootstrap``), separately for the persona
+replicates with the same index (paired by persona id: both sides resampled
+on the same persona ids, see ``_bootstrap`` and ``relative_change(paired=...)``),
+separately for the persona
 and the repetition bootstraps, and the two SDs are combined in quadrature.
 """
 
