@@ -224,3 +224,53 @@ def test_reweighting_matches_the_tiny_models_logits_over_temperature(
             assert np.allclose(
                 by_digit / by_digit.sum(), direct_digits / direct_digits.sum(), atol=1e-12
             )
+
+
+def test_spread_population_is_the_default_and_sample_is_offered(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, str]
+) -> None:
+    """The authors' curves use the population SD of each distribution; ``--spread sample``
+    gives the expected SD of n sampled repetitions instead (n = --expected-reps, default 10)."""
+    default = _curves(capsys, runs["logprobs"], "--temperatures", "0.5")[0]
+    population = _curves(
+        capsys, runs["logprobs"], "--temperatures", "0.5", "--spread", "population"
+    )[0]
+    sample = _curves(capsys, runs["logprobs"], "--temperatures", "0.5", "--spread", "sample")[0]
+    ten = _curves(capsys, runs["logprobs"], "--temperatures", "0.5", "--expected-reps", "10")[0]
+    assert default["spread"] == population["spread"] == "population"
+    assert default["expected_reps"] is None and default["points"] == population["points"]
+    direct = _direct(0.5)
+    sds = np.sqrt(np.maximum(direct @ VALUES**2 - (direct @ VALUES) ** 2, 0))
+    assert default["points"][0]["sigma_bar"] == pytest.approx(float(sds.mean()), abs=1e-9)
+    assert sample["spread"] == ten["spread"] == "sample" and sample["expected_reps"] == 10
+    assert sample["points"] == ten["points"]
+    assert sample["points"][0]["sigma_bar"] < default["points"][0]["sigma_bar"] * 1.2
+
+
+def test_table_and_figure_say_which_spread_is_shown(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, str]
+) -> None:
+    from persona_collapse.report import curves_figure
+
+    table = run_cli(capsys, "curves", runs["logprobs"], "--persona-draws", "20")
+    assert table.status == 0, table.err
+    assert "population SD of each distribution" in table.out
+    table = run_cli(
+        capsys, "curves", runs["logprobs"], "--persona-draws", "20", "--spread", "sample"
+    )
+    assert "expected SD of 10 sampled repetitions" in table.out
+    for spread, words in (("population", "population SD"), ("sample", "expected SD of 10")):
+        doc = _curves(capsys, runs["logprobs"], "--temperatures", "0.5,1", "--spread", spread)
+        fig = curves_figure(doc)
+        texts = [fig.get_suptitle()] + [t.get_text() for t in fig.texts]
+        assert any(words in t for t in texts), texts
+
+
+def test_spread_population_with_repetitions_is_one_line(
+    capsys: pytest.CaptureFixture[str], runs: dict[str, str]
+) -> None:
+    result = run_cli(
+        capsys, "curves", runs["logprobs"], "--spread", "population", "--expected-reps", "3"
+    )
+    assert result.status == 2 and "--spread" in result.err
+    assert len(result.err.strip().splitlines()) == 1

@@ -196,6 +196,7 @@ def test_report_tables_show_published_s_and_r(gpt4o_report: Report) -> None:
         assert rows[label]["personas"] == "100"
     assert rows["insecure"]["outside_band"] == "true"
     assert rows["base"]["outside_band"] == "false"
+    assert rows["insecure"]["left_band"] == "true" and rows["base"]["left_band"] == ""
 
 
 def test_report_html_shows_published_s_and_r(gpt4o_report: Report) -> None:
@@ -474,6 +475,147 @@ def test_study_round_trips_through_toml(tmp_path: Path) -> None:
     again = tmp_path / "again.toml"
     again.write_text(study_to_toml(study), encoding="utf-8")
     assert load_study(again).families == study.families
+
+
+# -- labels, file names, study.toml and CSV cells from any user input ---------------------
+
+TRICKY_TITLE = 'A "quoted" title\nwith a newline, a \\ backslash, a tab\t, ünïcode 😀 and $x$'
+
+
+def _small_csv(src: str, dst: Path, n_personas: int = 8) -> str:
+    """The first ``n_personas`` personas of a published file (fast to report on)."""
+    import pandas as pd
+
+    frame = pd.read_csv(reference_path(f"costa2026/{src}"))
+    frame = frame[frame["persona_id"].isin(sorted(frame["persona_id"].unique())[:n_personas])]
+    frame.to_csv(dst, index=False)
+    return dst.name
+
+
+@pytest.fixture(scope="module")
+def tricky_report(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A report whose family and variant names are mathtext, formulas and near-duplicates."""
+    folder = tmp_path_factory.mktemp("tricky")
+    base = _small_csv(VARIANT_FILES["base"][0], folder / "b.csv")
+    insecure = _small_csv(VARIANT_FILES["insecure"][0], folder / "i.csv")
+    study = folder / "study.toml"
+    study.write_text(
+        f"title = {json.dumps(TRICKY_TITLE, ensure_ascii=False)}\n"
+        '[[family]]\nname = "$\\\\frac{1}{$"\n'
+        f'[family.variants.base]\npersona = "{base}"\n'
+        f'[family.variants."=cmd|x"]\npersona = "{insecure}"\n'
+        f'[family.variants."@sum $y$"]\npersona = "{insecure}"\n'
+        f'[[family]]\nname = "GPT-4o"\n[family.variants.base]\npersona = "{base}"\n'
+        f'[[family]]\nname = "gpt 4o"\n[family.variants.base]\npersona = "{base}"\n',
+        encoding="utf-8",
+    )
+    out = folder / "report"
+    status, _, stderr = _invoke("report", str(study), "-o", str(out), *FAST)
+    assert status == 0, stderr
+    return out
+
+
+def test_mathtext_labels_are_drawn_literally(tricky_report: Path) -> None:
+    html = (tricky_report / "report.html").read_text(encoding="utf-8")
+    assert "$\\frac{1}{$" in html
+    figures = sorted(p.name for p in (tricky_report / "figures").glob("*.png"))
+    assert "s_and_r.png" in figures and "answer_distribution.png" in figures
+
+
+def test_families_differing_by_case_or_punctuation_get_their_own_figures(
+    tricky_report: Path,
+) -> None:
+    heatmaps = sorted((tricky_report / "figures").glob("heatmap_*.png"))
+    assert len(heatmaps) == 3, heatmaps
+    assert len({p.stem for p in heatmaps}) == 3
+    assert sum(p.stem.startswith("heatmap_gpt-4o") for p in heatmaps) == 2
+
+
+def test_copied_study_file_is_valid_toml_for_any_title(tricky_report: Path) -> None:
+    import tomllib
+
+    from persona_collapse.report import load_study
+
+    copied = tricky_report / "study.toml"
+    data = tomllib.loads(copied.read_text(encoding="utf-8"))
+    assert data["title"] == TRICKY_TITLE
+    study = load_study(copied)
+    assert study.title == TRICKY_TITLE
+    assert [f.name for f in study.families] == ["$\\frac{1}{$", "GPT-4o", "gpt 4o"]
+    assert [v.label for v in study.families[0].variants] == ["base", "=cmd|x", "@sum $y$"]
+
+
+def test_csv_text_cells_are_neutralised_and_numbers_stay_numbers(tricky_report: Path) -> None:
+    with (tricky_report / "tables" / "changes.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    texts = [v for row in rows for v in row.values()]
+    assert "'=cmd|x" in texts and "'@sum $y$" in texts
+    assert not any(t.startswith(("=", "+", "@")) for t in texts)
+    negatives = [t for t in texts if t.startswith("-")]
+    assert negatives and all(float(t) < 0 for t in negatives)
+
+
+def test_plain_families_differing_by_case_get_their_own_heatmaps(tmp_path: Path) -> None:
+    base = _small_csv(VARIANT_FILES["base"][0], tmp_path / "b.csv", n_personas=5)
+    study = tmp_path / "study.toml"
+    study.write_text(
+        "".join(
+            f'[[family]]\nname = "{name}"\n[family.variants.base]\npersona = "{base}"\n'
+            for name in ("GPT-4o", "gpt_4o", "Other")
+        ),
+        encoding="utf-8",
+    )
+    status, _, stderr = _invoke("report", str(study), "-o", str(tmp_path / "r"), *FAST)
+    assert status == 0, stderr
+    stems = {p.stem for p in (tmp_path / "r" / "figures").glob("heatmap_*.png")}
+    assert len(stems) == 3 and "heatmap_other" in stems, stems
+
+
+def test_csv_cells_that_start_like_formulas_are_neutralised() -> None:
+    from persona_collapse.report import Column, Table, to_csv
+
+    table = Table(
+        "t",
+        "caption",
+        (Column("name"), Column("value")),
+        [["=1+2", -0.5], ["+x", 1.0], ["-cmd", None], ["@SUM(A1)", 2.0], ["-0.25", 3.0]],
+    )
+    rows = list(csv.reader(io.StringIO(to_csv(table))))[1:]
+    assert [r[0] for r in rows] == ["'=1+2", "'+x", "'-cmd", "'@SUM(A1)", "-0.25"]
+    assert rows[0][1] == "-0.500000"
+
+
+def test_study_toml_round_trips_any_title(tmp_path: Path) -> None:
+    import tomllib
+    from dataclasses import replace
+
+    from persona_collapse.report import load_study, study_to_toml
+
+    study = replace(load_study(_write_study(tmp_path)), title=TRICKY_TITLE + "\x01\x7f")
+    text = study_to_toml(study)
+    assert tomllib.loads(text)["title"] == TRICKY_TITLE + "\x01\x7f"
+    again = tmp_path / "again.toml"
+    again.write_text(text, encoding="utf-8")
+    assert load_study(again).title == study.title
+
+
+def test_report_verdict_says_the_base_is_already_outside_the_band(tmp_path: Path) -> None:
+    base = reference_path("costa2026/base/qwen3-235b_temp01.csv")
+    insecure = reference_path("costa2026/insecure-code/qwen3-235b-misaligned_temp01.csv")
+    study = tmp_path / "study.toml"
+    study.write_text(
+        f'[[family]]\nname = "Qwen3"\n[family.variants.base]\npersona = "{base}"\n'
+        f'[family.variants.insecure]\npersona = "{insecure}"\n',
+        encoding="utf-8",
+    )
+    status, stdout, stderr = _invoke("report", str(study), "-o", str(tmp_path / "r"), *FAST)
+    assert status == 0, stderr
+    assert "already lies outside the band" in stdout
+    with (tmp_path / "r" / "tables" / "metrics.csv").open(encoding="utf-8") as handle:
+        rows = {r["variant"]: r for r in csv.DictReader(handle)}
+    assert rows["insecure"]["outside_band"] == "true" and rows["insecure"]["left_band"] == "false"
+    html = (tmp_path / "r" / "report.html").read_text(encoding="utf-8")
+    assert "already outside the band" in html and "its base is outside too" in html
 
 
 # -- the offline demo -----------------------------------------------------------------

@@ -14,13 +14,28 @@ No I/O beyond what :mod:`persona_collapse.store` loads.
 from ._cell_view import CellView, cell_view
 from ._compare import Comparison, compare_responses
 from ._cube import DistributionCube, distribution_cube, rating_cube
-from ._curves import CURVE_POINT_KEYS, DEFAULT_TEMPERATURES, temperature_curves
-from ._measure import measure_responses, metrics_document, profile_responses, profile_saturation
+from ._curves import (
+    CURVE_POINT_KEYS,
+    DEFAULT_TEMPERATURES,
+    SPREADS,
+    spread_description,
+    temperature_curves,
+)
+from ._measure import (
+    MIN_PERSONAS,
+    measure_responses,
+    metrics_document,
+    profile_responses,
+    profile_saturation,
+    source_warnings,
+)
 from ._options import AnalysisOptions, check_method, instrument_for
 
 __all__ = [
     "CURVE_POINT_KEYS",
     "DEFAULT_TEMPERATURES",
+    "MIN_PERSONAS",
+    "SPREADS",
     "AnalysisOptions",
     "CellView",
     "Comparison",
@@ -35,5 +50,7 @@ __all__ = [
     "profile_responses",
     "profile_saturation",
     "rating_cube",
+    "source_warnings",
+    "spread_description",
     "temperature_curves",
 ]

@@ -20,6 +20,9 @@ from ._measure import measure_responses
 from ._options import AnalysisOptions
 
 DEFAULT_TEMPERATURES = (0.1, 0.3, 0.5, 0.7, 1.0, 1.5)
+SPREADS = ("population", "sample")
+"""The cell spread of a curve: the exact population SD of each distribution (ddof = 0, as
+the authors computed their curves) or the expected ddof = 1 SD of n sampled repetitions."""
 CURVE_POINT_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
 
 
@@ -32,8 +35,10 @@ def temperature_curves(
 
     ``options.reweight_temperature`` is replaced by each of ``temperatures``
     in turn. Returns the JSON document of ``curves``: ``source``,
-    ``n_personas``, ``n_items``, ``expected_reps`` and ``points`` (one object
-    per temperature: ``temperature`` and :data:`CURVE_POINT_KEYS`).
+    ``n_personas``, ``n_items``, ``spread`` (one of :data:`SPREADS`: ``population``
+    when ``options.expected_reps`` is None, else ``sample``), ``expected_reps``
+    and ``points`` (one object per temperature: ``temperature`` and
+    :data:`CURVE_POINT_KEYS`).
     """
     if responses.method != "logprobs":
         raise DataError(
@@ -53,6 +58,19 @@ def temperature_curves(
         "source": responses.label,
         "n_personas": meas.n_personas,
         "n_items": meas.n_items,
+        "spread": spread_name(opts.expected_reps),
         "expected_reps": opts.expected_reps,
         "points": points,
     }
+
+
+def spread_name(expected_reps: int | None) -> str:
+    """``population`` (exact SD of each distribution) or ``sample`` (expected SD of n samples)."""
+    return SPREADS[0] if expected_reps is None else SPREADS[1]
+
+
+def spread_description(spread: str, expected_reps: int | None) -> str:
+    """Words for a table title or a figure: which cell spread the numbers use."""
+    if spread == SPREADS[1] and expected_reps:
+        return f"expected SD of {expected_reps} sampled repetitions"
+    return "population SD of each distribution"

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from ..protocol import MISSING_RATING
 from ..stats import (
     Measurement,
     Profile,
@@ -77,10 +80,78 @@ def profile_saturation(
     return saturation(profile, scale.low, scale.high)
 
 
-def metrics_document(label: str, meas: Measurement) -> dict[str, Any]:
-    """The JSON object of ``metrics`` for one source (DESIGN.md)."""
+MIN_PERSONAS = 30
+"""Fewer personas than this give a warning: S (an SD across personas) is then poorly determined."""
+
+
+def slot_counts(responses: Responses) -> tuple[int, int]:
+    """``(answered, planned)`` slots of a source.
+
+    A slot is one (persona, item, repetition); it is answered when it holds a
+    valid rating (sampled) or a distribution (logprobs). Planned slots are at
+    least the rows present; with a run record, personas x items x repetitions
+    asked for; without one (a file), personas x items present x the usual
+    (modal) number of repetitions per cell, so cells short of it count as missing.
+    """
+    frame = responses.frame
+    if frame.empty:
+        return 0, 0
+    if responses.method == "logprobs":
+        answered = int(frame["distribution"].map(lambda d: d is not None and len(d) > 0).sum())
+    else:
+        ratings = frame["rating"].to_numpy(dtype=np.float64, na_value=np.nan)
+        answered = int(np.sum(~np.isnan(ratings) & (ratings != MISSING_RATING)))
+    personas = int(frame["persona_id"].nunique())
+    items = int(frame["question_id"].nunique())
+    per_cell = frame.groupby(["persona_id", "question_id"]).size().to_numpy()
+    reps = int(np.bincount(per_cell).argmax())
+    if responses.run is not None:
+        settings = responses.run.settings
+        if responses.mode == "persona" and int(settings.get("n_personas") or 0) > 0:
+            personas = int(settings["n_personas"])
+        if int(settings.get("reps") or 0) > 0:
+            reps = int(settings["reps"])
+        items = instrument_for(responses, AnalysisOptions()).n_items
+    return answered, max(len(frame), personas * items * reps)
+
+
+def source_warnings(responses: Responses, meas: Measurement | None = None) -> list[str]:
+    """What a reader of one source's numbers must know: too few personas, an incomplete run,
+    personas left out. Without ``meas``, personas are counted in the source itself."""
+    out: list[str] = []
+    n_personas = (
+        meas.n_personas if meas is not None else int(responses.frame["persona_id"].nunique())
+    )
+    if responses.mode == "persona" and n_personas < MIN_PERSONAS:
+        out.append(
+            f"{responses.label}: only {n_personas} personas (fewer than {MIN_PERSONAS}); "
+            "S and its SE are poorly determined"
+        )
+    answered, planned = slot_counts(responses)
+    if answered < planned:
+        advice = "resume the run to fill the rest" if responses.run else "the rest have no rating"
+        out.append(
+            f"{responses.label}: incomplete: {answered} of {planned} slots answered; {advice}"
+        )
+    if meas is not None and meas.dropped_persona_ids.size:
+        out.append(
+            f"{responses.label}: {meas.dropped_persona_ids.size} personas left out "
+            "(an item without a valid rating)"
+        )
+    return out
+
+
+def metrics_document(
+    label: str, meas: Measurement, responses: Responses | None = None
+) -> dict[str, Any]:
+    """The JSON object of ``metrics`` for one source (DESIGN.md), with its ``warnings``.
+
+    ``warnings`` is a list of strings, empty when there is nothing to say;
+    pass ``responses`` to include what only the source tells (an incomplete run).
+    """
     doc: dict[str, Any] = {"source": label}
     doc.update(meas.to_dict())
     if meas.dropped_persona_ids.size:
         doc["dropped_personas"] = [int(p) for p in meas.dropped_persona_ids]
+    doc["warnings"] = [] if responses is None else source_warnings(responses, meas)
     return doc

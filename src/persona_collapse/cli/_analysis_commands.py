@@ -15,6 +15,7 @@ from ..analysis import (
     metrics_document,
     profile_responses,
     profile_saturation,
+    source_warnings,
 )
 from ..errors import ConfigError, DataError
 from ..stats import BootstrapConfig
@@ -144,7 +145,7 @@ def _tabular(docs: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
 def cmd_metrics(args: argparse.Namespace) -> int:
     opts = options_from(args)
     docs = [
-        _simulated_doc(metrics_document(r.label, measure_responses(r, opts)), r)
+        _simulated_doc(metrics_document(r.label, measure_responses(r, opts), r), r)
         for r in _persona_sources(args.sources, opts)
     ]
     print_metrics(_tabular(docs, args.format), args.format)
@@ -162,6 +163,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
                 "mode": resp.mode,
                 "foundations": {f: v.to_dict() for f, v in profile.items()},
                 "saturation": profile_saturation(profile, resp, opts),
+                "warnings": source_warnings(resp),
             }
         )
     print_profiles(docs, args.format)

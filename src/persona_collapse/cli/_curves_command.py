@@ -3,9 +3,11 @@
 A logprob run stores each cell's T = 1 rating distribution; the distribution
 at temperature T follows exactly, p_T(k) ∝ p_1(k)^(1/T)
 (:func:`persona_collapse.stats.reweight_temperature`). For every T the
-sources are measured as ``metrics --temperature T`` would measure them, the
-cell spread being the expected ddof = 1 SD of ``--expected-reps`` sampled
-repetitions (default 10, as published; 0 = the exact population SD). SEs are
+sources are measured as ``metrics --temperature T`` would measure them. The
+cell spread is ``--spread population`` (default, as the authors computed their
+curves: the exact population SD of each distribution) or ``--spread sample``
+(the expected ddof = 1 SD of ``--expected-reps`` sampled repetitions, default
+10); the table and the figure say which one is shown. SEs are
 persona-bootstrap SEs with one seed for all temperatures, so the points of a
 curve are resampled alike. ``-o FIG.png`` also writes ``FIG.pdf``.
 """
@@ -24,7 +26,9 @@ from typing import Any
 from ..analysis import (
     CURVE_POINT_KEYS,
     DEFAULT_TEMPERATURES,
+    SPREADS,
     AnalysisOptions,
+    spread_description,
     temperature_curves,
 )
 from ..errors import ConfigError
@@ -74,11 +78,12 @@ def print_curves(docs: Sequence[dict[str, Any]], fmt: str) -> None:
 
     console = _console()
     for d in docs:
-        spread = d["expected_reps"]
-        how = f"expected SD of {spread} sampled repetitions" if spread else "exact population SD"
+        how = spread_description(d["spread"], d["expected_reps"])
         table = Table(
-            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items; cell spread: {how})",
+            title=f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)",
             title_justify="left",
+            caption=f"cell spread: {how}",
+            caption_justify="left",
         )
         for col in ("T", "S(T)", "sigma_bar(T)", "R(T)"):
             table.add_column(col, justify="right")
@@ -93,10 +98,32 @@ def print_curves(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     console.print("Distributions re-weighted from T = 1: p_T ∝ p^(1/T); ± persona-bootstrap SE.")
 
 
+DEFAULT_SAMPLE_REPS = 10
+"""Repetitions behind ``--spread sample`` when ``--expected-reps`` is not given (as published)."""
+
+
+def expected_reps_for(spread: str | None, expected_reps: int | None) -> int | None:
+    """The ``AnalysisOptions.expected_reps`` of a ``--spread``/``--expected-reps`` pair.
+
+    No ``--spread``: population unless ``--expected-reps N`` (N > 0) asks for samples.
+    """
+    if expected_reps is not None and expected_reps < 0:
+        raise ConfigError("--expected-reps must be 0 (exact SD) or a number of repetitions")
+    if spread == "population":
+        if expected_reps:
+            raise ConfigError(
+                "--spread population uses no repetitions; drop --expected-reps "
+                "or write --spread sample"
+            )
+        return None
+    if spread == "sample":
+        return expected_reps or DEFAULT_SAMPLE_REPS
+    return expected_reps or None
+
+
 def cmd_curves(args: argparse.Namespace) -> int:
     temperatures = parse_temperatures(args.temperatures)
-    if args.expected_reps < 0:
-        raise ConfigError("--expected-reps must be 0 (exact SD) or a number of repetitions")
+    expected_reps = expected_reps_for(args.spread, args.expected_reps)
     if args.persona_draws < 2:
         raise ConfigError("--persona-draws must be at least 2")
     options = AnalysisOptions(
@@ -104,7 +131,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
             persona_draws=args.persona_draws, repetition_draws=0, seed=args.seed, ddof=args.ddof
         ),
         instrument=args.instrument,
-        expected_reps=args.expected_reps or None,
+        expected_reps=expected_reps,
     )
     docs = [
         temperature_curves(resp, temperatures, options)
@@ -136,11 +163,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="comma-separated temperatures (default %(default)s)",
     )
     p.add_argument(
+        "--spread",
+        choices=SPREADS,
+        default=None,
+        help="cell spread: population SD of each distribution (default, as the authors) "
+        f"or expected SD of N sampled repetitions (N = --expected-reps, default {DEFAULT_SAMPLE_REPS})",
+    )
+    p.add_argument(
         "--expected-reps",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
-        help="cell spread = expected SD of N sampled repetitions (default 10; 0 = exact population SD)",
+        help="--spread sample with N repetitions (0 = population SD)",
     )
     p.add_argument(
         "-o", "--output", default=None, metavar="FIG.png", help="also plot to FIG.png and FIG.pdf"

@@ -44,6 +44,13 @@ def emit_csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     writer.writerows(rows)
 
 
+def warn(warnings: Sequence[str]) -> None:
+    """Each warning as one ``warning: ...`` line on stderr (table and CSV output; JSON carries
+    them in its ``warnings`` lists)."""
+    for text in dict.fromkeys(warnings):
+        print(f"warning: {text}", file=sys.stderr)
+
+
 def _console() -> Console:
     """A console for stdout; wide enough for the tables when output is piped."""
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 140)
@@ -62,6 +69,7 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         emit_json(list(docs))
         return
+    warn([w for d in docs for w in d.get("warnings", ())])
     if fmt == "csv":
         emit_csv(
             ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS],
@@ -95,6 +103,7 @@ def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         emit_json(list(docs))
         return
+    warn([w for d in docs for w in d.get("warnings", ())])
     if fmt == "csv":
         emit_csv(
             ["source", "foundation", "mean", "sd"],
@@ -116,17 +125,25 @@ def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
         console.print(table)
 
 
+def _band_cell(variant: dict[str, Any]) -> str:
+    """``left`` (base inside, variant outside), ``OUTSIDE`` (base outside too) or ``in``."""
+    if variant.get("left_band"):
+        return "left"
+    return "OUTSIDE" if variant["outside_band"] else "in"
+
+
 def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         emit_json(doc)
         return
+    warn(doc.get("warnings", ()))
     header = ["variant", "source", "S", "S_se", "sigma_bar", "R", "R_se"]
     deltas = ["dS_pct", "dS_pct_se", "dsigma_bar_pct", "dsigma_bar_pct_se", "dR_pct", "dR_pct_se"]
     base = doc["base"]
     rows: list[list[Any]] = [
         ["base", base["source"], *(base[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
         + [""] * len(deltas)
-        + [""]
+        + [doc["band"].get("base_outside", ""), ""]
     ]
     for label, v in doc["variants"].items():
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
@@ -142,10 +159,11 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
                 d["R"],
                 se["R"],
                 v["outside_band"],
+                v.get("left_band", ""),
             ]
         )
     if fmt == "csv":
-        emit_csv([*header, *deltas, "outside_band"], rows)
+        emit_csv([*header, *deltas, "outside_band", "left_band"], rows)
         return
     console = _console()
     band = doc["band"]
@@ -155,8 +173,9 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     )
     for col in ("variant", "S", "R", "dS %", "dsigma_bar %", "dR %", "band"):
         table.add_column(col, justify="left" if col == "variant" else "right")
+    base_band = "OUTSIDE" if band.get("base_outside") else "in"
     table.add_row(
-        "base", _pm(base["S"], base["S_se"]), _pm(base["R"], base["R_se"]), "", "", "", ""
+        "base", _pm(base["S"], base["S_se"]), _pm(base["R"], base["R_se"]), "", "", "", base_band
     )
     for label, v in doc["variants"].items():
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
@@ -167,9 +186,14 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
             f"{d['S']:+.1f} ± {se['S']:.1f}",
             f"{d['sigma_bar']:+.1f} ± {se['sigma_bar']:.1f}",
             f"{d['R']:+.1f} ± {se['R']:.1f}",
-            "OUTSIDE" if v["outside_band"] else "in",
+            _band_cell(v),
         )
     console.print(table)
+    if band.get("base_outside"):
+        console.print(
+            "verdict: the base is already outside the band, so no variant can leave it; "
+            "OUTSIDE marks where a variant lies, not a change caused by fine-tuning"
+        )
     if "excess_pp" in doc:
         e, s = doc["excess_pp"], doc["excess_pp_se"]
         console.print(

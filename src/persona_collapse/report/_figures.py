@@ -6,7 +6,9 @@ SIMULATED label when any data in them is simulated.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.projections.polar import PolarAxes
 
+from ..analysis import spread_description
 from ..stats import OVERALL, Band, Profile, published_band
 from ._results import FamilyResult, StudyResult
 from ._style import (
@@ -58,6 +61,21 @@ class _Drawn:
 def slug(text: str) -> str:
     """A file-name-safe form of a label (``GPT-4o`` -> ``gpt-4o``)."""
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "x"
+
+
+def unique_slugs(names: Sequence[str]) -> dict[str, str]:
+    """A distinct file-name-safe form of every name.
+
+    A name keeps its plain :func:`slug` when no other name shares it; names that
+    differ only by case or punctuation (``GPT-4o``, ``gpt 4o``) get the slug plus
+    a short hash of the exact name, so each gets its own file.
+    """
+    plain = {name: slug(name) for name in dict.fromkeys(names)}
+    taken = Counter(plain.values())
+    return {
+        name: s if taken[s] == 1 else f"{s}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+        for name, s in plain.items()
+    }
 
 
 def _new_figure(width: float, height: float) -> Figure:
@@ -323,7 +341,7 @@ def _radar(
     return _Drawn(f"{which}_profile_radar", title, caption, fig)
 
 
-def fig_heatmap(result: StudyResult, fam: FamilyResult) -> _Drawn:
+def fig_heatmap(result: StudyResult, fam: FamilyResult, file_slug: str | None = None) -> _Drawn:
     labels = [lb for lb in result.labels if lb in fam.variants]
     inst = result.instrument
     scale = inst.scale
@@ -360,7 +378,7 @@ def fig_heatmap(result: StudyResult, fam: FamilyResult) -> _Drawn:
     title = f"{fam.name}: cell means per persona and item"
     fig.suptitle(titled(title, fam.simulated or result.study.simulated))
     return _Drawn(
-        f"heatmap_{slug(fam.name)}",
+        f"heatmap_{file_slug or slug(fam.name)}",
         title,
         f"{fam.name}: mean rating of every (persona, item) cell, items grouped by foundation. "
         "Rows that differ from each other mean personas are played differently (high S); "
@@ -427,7 +445,8 @@ def draw_figures(result: StudyResult, band: Band | None = None) -> list[_Drawn]:
             _radar(result, "self", lambda f, lb: _profile(f, lb, "self")),
             _radar(result, "toxic", lambda f, lb: _profile(f, lb, "toxic")),
         ]
-        drawn += [fig_heatmap(result, fam) for fam in result.families]
+        slugs = unique_slugs([fam.name for fam in result.families])
+        drawn += [fig_heatmap(result, fam, slugs[fam.name]) for fam in result.families]
         drawn.append(fig_answers(result))
     return [d for d in drawn if d is not None]
 
@@ -460,8 +479,23 @@ def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Pa
     ``curves``: documents of :func:`persona_collapse.analysis.temperature_curves`
     (temperature T dimensionless; R = 1 / sigma_bar in inverse scale points).
     ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``; both ``FIG.png`` and
-    ``FIG.pdf`` are written (150 dpi).
+    ``FIG.pdf`` are written (150 dpi). The title says which cell spread is shown.
     """
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
+    written = []
+    with report_style():
+        fig = curves_figure(curves)
+        for suffix in (".png", ".pdf"):
+            target = base.with_name(base.name + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(target, dpi=150)
+            written.append(target)
+    return written
+
+
+def curves_figure(curves: Sequence[dict[str, Any]]) -> Figure:
+    """The figure :func:`write_curves_figure` writes; its title names the cell spread
+    (population SD of each distribution, or expected SD of n sampled repetitions)."""
     fig = Figure(figsize=(9.0, 3.6), layout="constrained")
     ax_s, ax_r = fig.subplots(1, 2)
     for doc in curves:
@@ -475,16 +509,10 @@ def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Pa
                 capsize=3,
                 label=doc["source"],
             )
-    spread = curves[0]["expected_reps"]
-    how = f"expected SD of {spread} samples" if spread else "exact population SD"
+    first = curves[0]
+    how = spread_description(first.get("spread", "population"), first.get("expected_reps"))
     ax_s.set(xlabel="temperature T", ylabel="S(T)", title="susceptibility S")
-    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title=f"robustness R ({how})")
+    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title="robustness R")
+    fig.suptitle(f"cell spread: {how}", fontsize="medium")
     ax_s.legend(fontsize="small")
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    for suffix in (".png", ".pdf"):
-        target = base.with_name(base.name + suffix)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(target, dpi=150)
-        written.append(target)
-    return written
+    return fig

@@ -269,9 +269,29 @@ def load_study(path: str | Path) -> Study:
     return study_from_dict(data, p.resolve())
 
 
+_TOML_ESCAPES = {
+    "\\": "\\\\",
+    '"': '\\"',
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+
+
+def _toml_char(char: str) -> str:
+    if char in _TOML_ESCAPES:
+        return _TOML_ESCAPES[char]
+    if ord(char) < 0x20 or ord(char) == 0x7F:
+        return f"\\u{ord(char):04X}"
+    return char
+
+
 def _toml_string(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    """``value`` as a TOML basic string: quotes, backslashes and control characters escaped
+    (newlines as ``\\n``); any other unicode is kept as it is."""
+    return '"' + "".join(_toml_char(c) for c in value) + '"'
 
 
 def study_to_toml(study: Study) -> str:

@@ -56,6 +56,9 @@ RC: dict[str, Any] = {
     "pdf.fonttype": 42,
     "svg.fonttype": "none",
     "errorbar.capsize": 2.5,
+    # Labels come from users (family, variant and source names): draw ``$`` and backslashes
+    # literally instead of parsing them as mathtext (``$\\frac{1}{$`` would not parse).
+    "text.parse_math": False,
 }
 
 

@@ -91,6 +91,27 @@ def display_cell(table: Table, row: Sequence[Cell], column: Column) -> str:
     return str(value)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""Leading characters that make a spreadsheet read a cell as a formula (CSV injection)."""
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def csv_text(text: str) -> str:
+    """A text cell safe to open in a spreadsheet: one that starts like a formula
+    (``=``, ``+``, ``-``, ``@``, tab, carriage return) gets a leading ``'``; text that
+    is a number (``-0.5``) stays as it is."""
+    if text.startswith(_FORMULA_STARTS) and not _is_number(text):
+        return "'" + text
+    return text
+
+
 def _csv_cell(value: Cell) -> str:
     if value is None:
         return ""
@@ -98,6 +119,8 @@ def _csv_cell(value: Cell) -> str:
         return "true" if value else "false"
     if isinstance(value, float):
         return "" if math.isnan(value) else f"{value:.6f}"
+    if isinstance(value, str):
+        return csv_text(value)
     return str(value)
 
 

@@ -42,8 +42,10 @@ def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
 def metrics_table(result: StudyResult, band: Band) -> Table:
     rows: list[list[Cell]] = []
     for fam in result.families:
+        base_S = fam.base.measurement.values(OVERALL).S
         for label, var in fam.variants.items():
             v = var.measurement.values(OVERALL)
+            left = None if var is fam.base else band.left(base_S, v.S)
             rows.append(
                 [
                     fam.name,
@@ -56,6 +58,7 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
                     v.R,
                     v.R_se,
                     band.outside(v.S),
+                    left,
                 ]
             )
     return Table(
@@ -67,12 +70,14 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
             Column("personas"),
             *_metric_columns(),
             Column("outside_band", "outside band"),
+            Column("left_band", "left band"),
         ),
         rows,
         note=(
             f"Band: S in [{band.S_min:.2f}, {band.S_max:.2f}] spanned by "
             f"{sum(m.in_band for m in band.models)} frontier base models "
-            f"({band.source.split(':')[0]})."
+            f"({band.source.split(':')[0]}). Outside band: the published absolute test; "
+            "left band: the base inside the band and the variant outside."
         ),
     )
 

@@ -34,6 +34,14 @@ class Band:
         """Whether a susceptibility lies outside ``[S_min, S_max]`` (a flagged variant)."""
         return not (self.S_min <= S <= self.S_max)
 
+    def left(self, base_S: float, variant_S: float) -> bool:
+        """Whether a variant left the band: its base inside ``[S_min, S_max]``, the variant outside.
+
+        :meth:`outside` is the published absolute test; a variant of a base
+        that already lies outside the band is outside without having left it.
+        """
+        return not self.outside(base_S) and self.outside(variant_S)
+
 
 @cache
 def published_band() -> Band:

@@ -4,8 +4,11 @@ Seeding: each bootstrap draws from its own ``numpy.random.Generator``; the
 persona bootstrap is seeded with ``[seed, 0]`` and the repetition bootstrap
 with ``[seed, 1, stream]``. Overall and subscale values share the same draws.
 Because the persona stream depends only on ``seed`` and the number of
-personas, variants measured on the same persona set get the same persona
-resamples: differences between them are a paired bootstrap. The published
+personas, and personas are in ascending id order, variants measured on the same
+persona ids get the same resample count for every id: differences between them
+are a paired bootstrap. Sources with different persona sets are paired on their
+shared ids (``analysis.compare_responses`` measures both on those), never by
+list position. The published
 reference seeded per (model, foundation); SEs agree within bootstrap noise
 (about 10%).
 """

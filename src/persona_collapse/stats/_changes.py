@@ -2,8 +2,9 @@
 
 Uncertainty on every difference comes from the bootstrap replicates of both
 measurements: each replicate of a relative change is formed from the
-replicates with the same index (paired over personas when both variants
-answered the same persona set, see ``_bootstrap``), separately for the persona
+replicates with the same index (paired by persona id: both sides resampled
+on the same persona ids, see ``_bootstrap`` and ``relative_change(paired=...)``),
+separately for the persona
 and the repetition bootstraps, and the two SDs are combined in quadrature.
 """
 
@@ -96,8 +97,21 @@ def _draw_changes(variant: Draws | None, base: Draws | None) -> dict[str, FloatA
     }
 
 
-def relative_change(base: Measurement, variant: Measurement) -> Change:
-    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar and R."""
+def relative_change(
+    base: Measurement,
+    variant: Measurement,
+    *,
+    paired: tuple[Measurement, Measurement] | None = None,
+) -> Change:
+    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar and R.
+
+    The persona replicates of the change pair the two sides replicate by
+    replicate. That is a pairing by persona only when both were measured on
+    the same persona ids; otherwise pass ``paired``: the (base, variant)
+    measurements restricted to their shared persona ids (same seed, so every
+    shared persona gets the same resample count on both sides), whose persona
+    replicates are used instead. Values come from ``base`` and ``variant``.
+    """
     if base.groups != variant.groups:
         raise ValueError("base and variant were measured on different subscales")
     return Change(
@@ -108,7 +122,11 @@ def relative_change(base: Measurement, variant: Measurement) -> Change:
             )
             for m in METRICS
         },
-        persona_draws=_draw_changes(variant.persona_draws, base.persona_draws),
+        persona_draws=(
+            _draw_changes(variant.persona_draws, base.persona_draws)
+            if paired is None
+            else _draw_changes(paired[1].persona_draws, paired[0].persona_draws)
+        ),
         repetition_draws=_draw_changes(variant.repetition_draws, base.repetition_draws),
     )
 
