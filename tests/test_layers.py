@@ -18,7 +18,8 @@ import persona_collapse
 
 PACKAGE = Path(persona_collapse.__file__).resolve().parent
 
-#: Lowest first. The top-level modules (``__init__``, ``__main__``) may import anything.
+#: Lowest first. The top-level modules (``__init__``, ``__main__``, the notebook API
+#: ``_notebook``) may import anything.
 LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"errors", "_version"}),
     frozenset({"instruments", "personas"}),
@@ -27,9 +28,10 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"backends", "analysis"}),
     frozenset({"collect", "finetune", "geometry", "testing"}),
     frozenset({"verify", "report", "loopback"}),
-    frozenset({"workflows"}),
+    frozenset({"workflows", "inspect_tasks"}),
     frozenset({"cli"}),
 )
+TOP_LEVEL = ("__init__", "__main__", "_notebook")
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
 
@@ -38,7 +40,7 @@ def _unit(path: Path) -> str | None:
     rel = path.relative_to(PACKAGE)
     if len(rel.parts) > 1:
         return rel.parts[0]
-    return None if rel.stem in ("__init__", "__main__") else rel.stem
+    return None if rel.stem in TOP_LEVEL else rel.stem
 
 
 def _imports(path: Path) -> set[str]:

@@ -2,34 +2,93 @@
 
 The curated public API; subpackages (``analysis``, ``stats``, ``store``, ``instruments``,
 ``personas``, ``protocol``, ``backends``, ``collect``) expose more.
+
+For scripts and notebooks: :func:`collect` (also inside a running event loop),
+:func:`collect_async`, :func:`measure` and :func:`compare` (see ``docs/python.md``).
+Names load on first use, so ``import persona_collapse`` stays light.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .analysis import (
-    AnalysisOptions,
-    Comparison,
-    compare_responses,
-    measure_responses,
-    metrics_document,
-    profile_responses,
-)
 from .errors import ConfigError, DataError, UserError
-from .instruments import Instrument, load_instrument
-from .stats import BootstrapConfig, Measurement, MetricValues
+
+if TYPE_CHECKING:
+    from . import collect
+    from ._notebook import ComparisonResult, Delta, Metrics, compare, measure
+    from .analysis import (
+        AnalysisOptions,
+        Comparison,
+        compare_responses,
+        measure_responses,
+        metrics_document,
+        profile_responses,
+    )
+    from .collect import CollectedRun, collect_async
+    from .instruments import Instrument, load_instrument
+    from .stats import BootstrapConfig, Measurement, MetricValues
+
+_LAZY = {
+    "AnalysisOptions": "analysis",
+    "Comparison": "analysis",
+    "compare_responses": "analysis",
+    "measure_responses": "analysis",
+    "metrics_document": "analysis",
+    "profile_responses": "analysis",
+    "Instrument": "instruments",
+    "load_instrument": "instruments",
+    "BootstrapConfig": "stats",
+    "Measurement": "stats",
+    "MetricValues": "stats",
+    "CollectedRun": "collect",
+    "collect_async": "collect",
+    "ComparisonResult": "_notebook",
+    "Delta": "_notebook",
+    "Metrics": "_notebook",
+    "compare": "_notebook",
+    "measure": "_notebook",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "collect":  # the subpackage, callable: collect(model, **options)
+        return importlib.import_module(".collect", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'persona_collapse' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"collect"})
+
 
 __all__ = [
     "AnalysisOptions",
     "BootstrapConfig",
+    "CollectedRun",
     "Comparison",
+    "ComparisonResult",
     "ConfigError",
     "DataError",
+    "Delta",
     "Instrument",
     "Measurement",
     "MetricValues",
+    "Metrics",
     "UserError",
     "__version__",
+    "collect",
+    "collect_async",
+    "compare",
     "compare_responses",
     "load_instrument",
+    "measure",
     "measure_responses",
     "metrics_document",
     "profile_responses",

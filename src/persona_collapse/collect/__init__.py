@@ -10,8 +10,11 @@
 * :class:`Collector`: the asyncio runner of the published sampling and logprob
   protocols.
 * :func:`run_collection`: a whole ``persona-collapse run`` session.
+* :func:`collect` / :func:`collect_async`: the same from Python (notebooks too);
+  the package itself is callable: ``persona_collapse.collect(model, **options)``.
 """
 
+from ._api import CollectedRun, collect, collect_async, make_callable
 from ._collector import (
     CollectConfig,
     Collector,
@@ -56,6 +59,8 @@ from ._transport import (
     pause_note,
 )
 
+make_callable(__name__)  # persona_collapse.collect(model, **options)
+
 __all__ = [
     "DEFAULT_MAX_RETRY_AFTER_S",
     "DEFAULT_STORE",
@@ -64,6 +69,7 @@ __all__ = [
     "BackoffPolicy",
     "CollectConfig",
     "CollectStats",
+    "CollectedRun",
     "Collector",
     "CostBudget",
     "GiveUp",
@@ -83,6 +89,8 @@ __all__ = [
     "TransportStop",
     "build_run_info",
     "choose_mode",
+    "collect",
+    "collect_async",
     "collection_run_id",
     "format_cost",
     "local_timestamp",

@@ -4,7 +4,8 @@ A SOURCE is a published-format CSV file (or a tidy one:
 ``persona_id,question_id,run_index,rating``), a folder of them (one table per
 ``*.csv``, by name), a Parquet file written by ``export``, a store file (one
 table per run, opened read-only) or ``STORE.db:RUN_ID`` (split on the last
-``:``). In Python, :func:`responses_from_frame` makes a table of a DataFrame.
+``:``), or an inspect_ai ``.eval`` log of ``persona_collapse/mfq_personas`` (a
+folder without CSV files is read for ``*.eval`` logs). In Python, :func:`responses_from_frame` makes a table of a DataFrame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..errors import DataError
 from ..instruments import load_instrument
 from ._csv import PublishedTable, read_published_csv
 from ._frame import complete_frame
+from ._inspect_log import EVAL_SUFFIX, eval_log_frame
 from ._parquet import read_parquet
 from ._records import RunInfo
 from ._schema import SQLITE_MAGIC
@@ -26,7 +28,10 @@ from ._validate import check_responses, row_locator
 
 _PARQUET_MAGIC = b"PAR1"
 _STORE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-_FORMS = "a published-format CSV, a folder of them, a Parquet export, STORE.db or STORE.db:RUN_ID"
+_FORMS = (
+    "a published-format CSV, a folder of them, a Parquet export, STORE.db, STORE.db:RUN_ID "
+    "or an inspect .eval log"
+)
 
 
 @dataclass
@@ -109,6 +114,13 @@ def _from_file(path: Path, instrument: str | None) -> Responses:
         instrument=instrument or (table.run.instrument if table.run else "mfq30"),
         run=table.run,
         has_failures=table.has_failures,
+    )
+
+
+def _from_eval(path: Path, instrument: str | None) -> Responses:
+    frame, recorded, _settings = eval_log_frame(path)
+    return responses_from_frame(
+        frame, label=path.stem, instrument=instrument or recorded, method="sample"
     )
 
 
@@ -206,9 +218,17 @@ def load_sources(spec: str, *, instrument: str | None = None) -> list[Responses]
             key=lambda p: p.name,
         )
         if not files:
+            logs = sorted(
+                (p for p in path.iterdir() if p.suffix.lower() == EVAL_SUFFIX and p.is_file()),
+                key=lambda p: p.name,
+            )
+            if logs:
+                return [_from_eval(f, instrument) for f in logs]
             raise DataError(f"folder {path} holds no .csv files; give {_FORMS}")
         return [_from_file(f, instrument) for f in files]
     if path.is_file():
+        if path.suffix.lower() == EVAL_SUFFIX:
+            return [_from_eval(path, instrument)]
         if _kind(path) == "store":
             return _from_store(path, None)
         return [_from_file(path, instrument)]
