@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 
 from .._version import __version__
 from ..errors import UserError
+from ._help import HelpFormatter
 
 PROG = "persona-collapse"
 
@@ -100,6 +101,7 @@ class _CommandParser(_Parser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.formatter_class = HelpFormatter
         self.module_name = ""
         self.siblings: dict[str, _CommandParser] = {}
         self.loaded = False

@@ -1,0 +1,91 @@
+"""The command line's help: every command and option explained, with an example; a light start."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+import pytest
+
+from persona_collapse.cli import build_parser
+from persona_collapse.cli._main import COMMANDS, command_parsers, load_commands
+
+HEAVY = ("pandas", "pyarrow", "rich", "httpx", "numpy", "matplotlib", "openai", "anthropic")
+"""Packages that ``persona-collapse --help`` must not import (they cost seconds)."""
+
+
+def _loaded_commands() -> dict[str, argparse.ArgumentParser]:
+    parser = build_parser()
+    load_commands(parser)
+    return dict(command_parsers(parser))
+
+
+def _heavy_modules_after(code: str) -> list[str]:
+    probe = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    return result.stdout.split()
+
+
+def test_top_level_help_imports_no_heavy_package() -> None:
+    code = (
+        "import contextlib, io\n"
+        "from persona_collapse.cli import build_parser\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        build_parser().parse_args(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+def test_importing_the_package_imports_no_heavy_package() -> None:
+    assert _heavy_modules_after("import persona_collapse, persona_collapse.cli") == []
+
+
+def test_top_level_help_lists_every_command_with_its_summary() -> None:
+    text = build_parser().format_help()
+    for name, _module, summary in COMMANDS:
+        assert name in text
+        assert summary.split()[0] in text
+
+
+def test_every_listed_command_is_registered_by_its_module() -> None:
+    commands = _loaded_commands()
+    assert sorted(commands) == sorted(name for name, _m, _s in COMMANDS)
+
+
+@pytest.mark.parametrize("name", [name for name, _m, _s in COMMANDS])
+def test_every_command_has_a_description_and_an_example(name: str) -> None:
+    command = _loaded_commands()[name]
+    assert command.description, name
+    assert command.epilog and command.epilog.startswith("Example"), name
+    text = command.format_help()
+    assert f"  persona-collapse {name}" in text
+    assert ":func:" not in text and "``" not in text, "reST markup in --help"
+
+
+@pytest.mark.parametrize("name", [name for name, _m, _s in COMMANDS])
+def test_every_option_and_argument_has_help(name: str) -> None:
+    command = _loaded_commands()[name]
+    for action in command._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        label = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help.strip(), f"{name} {label} has no help"
+        assert action.help != argparse.SUPPRESS
+
+
+def test_examples_are_printed_as_written() -> None:
+    text = _loaded_commands()["compare"].format_help()
+    example = next(line for line in text.splitlines() if line.startswith("  persona-collapse "))
+    assert example.startswith("  persona-collapse compare --base ")
+    assert example.endswith("--variant insecure=runs/insecure.csv")
+
+
+def test_a_command_parses_as_before() -> None:
+    args = build_parser().parse_args(["metrics", "a.csv", "--seed", "3"])
+    assert args.sources == ["a.csv"] and args.seed == 3 and callable(args.handler)
