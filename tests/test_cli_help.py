@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import subprocess
 import sys
 
@@ -89,3 +91,42 @@ def test_examples_are_printed_as_written() -> None:
 def test_a_command_parses_as_before() -> None:
     args = build_parser().parse_args(["metrics", "a.csv", "--seed", "3"])
     assert args.sources == ["a.csv"] and args.seed == 3 and callable(args.handler)
+
+
+def test_main_without_completion_imports_no_heavy_package_nor_argcomplete() -> None:
+    code = (
+        "import contextlib, io\n"
+        "sys.argv = ['persona-collapse', '--help']\n"
+        "from persona_collapse.cli._main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try:\n"
+        "        main()\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print('argcomplete' if 'argcomplete' in sys.modules else '', end=' ')"
+    )
+    assert _heavy_modules_after(code) == []
+
+
+def _complete(line: str) -> list[str]:
+    """What argcomplete offers for the command line ``line`` (cursor at its end)."""
+    pytest.importorskip("argcomplete")
+    env = {
+        **os.environ,
+        "_ARGCOMPLETE": "1",
+        "_ARGCOMPLETE_IFS": "\n",
+        "COMP_LINE": line,
+        "COMP_POINT": str(len(line)),
+    }
+    command = f"{shlex.quote(sys.executable)} -m persona_collapse 8>&1 9>/dev/null"
+    result = subprocess.run(
+        ["sh", "-c", command], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return [item.strip() for item in result.stdout.split("\n")]
+
+
+def test_shell_completion_offers_commands_options_and_choices() -> None:
+    assert _complete("persona-collapse met") == ["metrics"]
+    assert "--format" in _complete("persona-collapse metrics --for")
+    assert sorted(_complete("persona-collapse run sim/base --method ")) == ["logprobs", "sample"]
