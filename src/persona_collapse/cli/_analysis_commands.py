@@ -266,7 +266,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "compare",
         description=(
             "Compare variants of one model with its base: the relative change of S and R of each "
-            "variant, whether it leaves the band of the published base variation, and, with "
+            "variant, whether its S leaves the band of S across the published models, and, with "
             "variants labelled insecure and secure, the excess change of insecure over secure "
             "fine-tuning."
         ),
