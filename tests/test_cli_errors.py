@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,15 @@ def _good_rows(n_personas: int = 2) -> str:
     )
 
 
-def _cli(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "persona_collapse", *argv],
         capture_output=True,
         text=True,
         cwd=cwd,
+        env=None if env is None else {**os.environ, **env},
         timeout=120,
     )
 
@@ -131,3 +135,36 @@ def test_usage_errors_are_one_line(tmp_path: Path) -> None:
         _cli("compare", "--base", "x.csv", "--variant", "nolabel"), "label=source"
     )
     _assert_one_line_error(_cli("metrics", "x.csv", "--format", "xml"), "format")
+
+
+def test_unknown_command_suggests_the_near_one() -> None:
+    _assert_one_line_error(_cli("metrcs", "x.csv"), "invalid choice", "did you mean 'metrics'?")
+
+
+def test_unknown_family_suggests_the_near_one() -> None:
+    for command in ("run", "verify"):
+        _assert_one_line_error(
+            _cli(command, "opnai/gpt-4o"),
+            "unknown model family 'opnai'",
+            "did you mean 'openai'?",
+            "known: openai, openrouter",
+        )
+
+
+def test_far_family_lists_the_known_ones_without_a_guess() -> None:
+    result = _cli("run", "zzz/model")
+    _assert_one_line_error(result, "unknown model family 'zzz'", "known: openai")
+    assert "did you mean" not in result.stderr
+
+
+def test_run_checks_the_model_before_any_persona_is_read(tmp_path: Path) -> None:
+    """A misspelt family fails first: no persona file is read, nothing is downloaded or cached."""
+    cache = tmp_path / "cache"
+    env = {
+        "PERSONA_COLLAPSE_CACHE": str(cache),
+        "PERSONA_COLLAPSE_PERSONAHUB": str(tmp_path / "no-such-personas.json"),
+    }
+    result = _cli("run", "opnai/gpt-4o", "--store", str(tmp_path / "s.db"), env=env)
+    _assert_one_line_error(result, "did you mean 'openai'?")
+    assert not cache.exists() or not any(cache.iterdir())
+    assert not (tmp_path / "s.db").exists()

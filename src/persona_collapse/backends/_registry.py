@@ -9,6 +9,7 @@ command.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
 import inspect
@@ -139,6 +140,12 @@ def _family_list() -> str:
     return ", ".join(FAMILIES)
 
 
+def _did_you_mean(family: str) -> str:
+    """``"did you mean 'openai'? "`` for a near miss (``opnai``), else ``""``."""
+    close = difflib.get_close_matches(family, FAMILIES, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
+
+
 def parse_model(model: str) -> ModelSpec:
     """``"openai/gpt-4o"`` -> ``ModelSpec("openai", "gpt-4o")``.
 
@@ -158,7 +165,8 @@ def parse_model(model: str) -> ModelSpec:
         )
     if family not in FAMILIES:
         raise ConfigError(
-            f"unknown model family {family!r} in {text!r}: use one of {_family_list()}"
+            f"unknown model family {family!r} in {text!r}; {_did_you_mean(family)}"
+            f"known: {_family_list()}"
         )
     if not name:
         raise ConfigError(f"model {text!r} has no model name after {family}/ (e.g. {family}/NAME)")

@@ -20,6 +20,7 @@ from ..analysis import (
 from ..errors import ConfigError, DataError
 from ..stats import BootstrapConfig
 from ..store import Responses, load_sources
+from ._help import examples
 from ._output import FORMATS, print_comparison, print_metrics, print_profiles
 
 SIMULATED_TAG = "[SIMULATED]"
@@ -218,7 +219,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("metrics", help="S, sigma_bar and R (overall and per foundation) with SEs")
+    p = sub.add_parser(
+        "metrics",
+        description=(
+            "Measure each SOURCE: moral susceptibility S (the across-persona spread of the "
+            "foundation scores), sigma_bar (the mean within-persona spread) and robustness "
+            "R = 1/sigma_bar, overall and per foundation, with persona-bootstrap SEs. A folder "
+            "of published data is measured file by file; self-mode files there are skipped "
+            "(use profile for them)."
+        ),
+        epilog=examples(
+            "metrics runs/gpt-4o_base_persona.csv",
+            "metrics persona-collapse.db:gpt-4o-2024-08-06_base_persona --format json",
+        ),
+    )
     p.add_argument(
         "sources",
         nargs="+",
@@ -229,14 +243,44 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(handler=cmd_metrics)
 
     p = sub.add_parser(
-        "profile", help="per-foundation mean ± SD (self profile, or across personas)"
+        "profile",
+        description=(
+            "Per-foundation mean ± SD of each SOURCE: the model's own profile for a self-mode "
+            "source (the item prompt alone), the profile across personas otherwise, with how "
+            "often the answers sit at the ends of the scale (saturation)."
+        ),
+        epilog=examples(
+            "profile runs/gpt-4o_base_self.csv", "profile persona-collapse.db --format csv"
+        ),
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument(
+        "sources",
+        nargs="+",
+        metavar="SOURCE",
+        help="published-format CSV (self or persona mode), a folder, a Parquet export, or STORE.db:RUN_ID",
+    )
     add_analysis_options(p)
     p.set_defaults(handler=cmd_profile)
 
-    p = sub.add_parser("compare", help="variants against a base: relative changes, band, excess")
-    p.add_argument("--base", required=True, metavar="SOURCE")
+    p = sub.add_parser(
+        "compare",
+        description=(
+            "Compare variants of one model with its base: the relative change of S and R of each "
+            "variant, whether its S leaves the band of S across the published models, and, with "
+            "variants labelled insecure and secure, the excess change of insecure over secure "
+            "fine-tuning."
+        ),
+        epilog=examples(
+            "compare --base runs/base.csv --variant secure=runs/secure.csv "
+            "--variant insecure=runs/insecure.csv"
+        ),
+    )
+    p.add_argument(
+        "--base",
+        required=True,
+        metavar="SOURCE",
+        help="the base model's responses: one file or STORE.db:RUN_ID",
+    )
     p.add_argument(
         "--variant",
         action="append",

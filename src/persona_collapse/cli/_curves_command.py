@@ -13,7 +13,7 @@ curve are resampled alike. ``-o FIG.png`` also writes ``FIG.pdf``.
 """
 
 # The command only parses, calls persona_collapse.analysis.temperature_curves and prints;
-# ``-o`` draws with persona_collapse.report.write_curves_figure. (The docstring is --help.)
+# ``-o`` draws with persona_collapse.report.write_curves_figure.
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ from ..analysis import (
 from ..errors import ConfigError
 from ..stats import BootstrapConfig
 from ..store import load_sources
+from ._help import examples
 from ._output import FORMATS, _console, emit_csv, emit_json
 
 __all__ = ["parse_temperatures", "register"]
@@ -147,11 +148,30 @@ def cmd_curves(args: argparse.Namespace) -> int:
     return 0
 
 
+DESCRIPTION = """\
+Susceptibility S(T) and robustness R(T) of logprob runs across sampling temperatures.
+
+A logprob run stores each cell's T = 1 rating distribution; the distribution at temperature T \
+follows exactly, p_T(k) ∝ p_1(k)^(1/T). For every T the sources are measured as \
+'metrics --temperature T' would measure them.
+
+The cell spread is --spread population (the default, as the authors computed their curves: the \
+exact population SD of each distribution) or --spread sample (the expected ddof = 1 SD of \
+--expected-reps sampled repetitions, default 10); the table and the figure say which one is \
+shown. SEs are persona-bootstrap SEs with one seed for all temperatures, so the points of a \
+curve are resampled alike. -o FIG.png also writes FIG.pdf.
+"""
+"""The ``curves --help`` text (plain words: the module docstring holds reST markup)."""
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "curves",
-        help="S(T) and R(T) of logprob runs across temperatures (re-weighted T=1 distributions)",
-        description=__doc__,
+        description=DESCRIPTION,
+        epilog=examples(
+            "curves persona-collapse.db:gpt-4o-2024-08-06_base_persona_logprobs",
+            "curves base.parquet insecure.parquet --temperatures 0.1,0.5,1 -o curves.png",
+        ),
     )
     p.add_argument(
         "sources", nargs="+", metavar="SOURCE", help="logprob runs: STORE.db:RUN_ID or exports"
@@ -187,7 +207,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--persona-draws", type=int, default=2000, help="persona bootstrap draws (default 2000)"
     )
     p.add_argument(
-        "--ddof", type=int, choices=(0, 1), default=1, help="ddof of the across-persona SD in S"
+        "--ddof",
+        type=int,
+        choices=(0, 1),
+        default=1,
+        help="ddof of the across-persona SD in S (default 1, as published)",
     )
     p.add_argument(
         "--instrument", default=None, help="instrument of the sources (default: recorded)"

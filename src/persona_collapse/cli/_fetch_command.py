@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from ..published import PublishedFile, default_destination, fetch_published, published_set
+from ._help import examples
 
 
 def cmd_fetch_published(args: argparse.Namespace) -> int:
@@ -27,13 +28,12 @@ def cmd_fetch_published(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "fetch-published",
-        help="download the published response files (pinned commit, sha256-checked)",
         description=(
             "Download the raw MFQ responses of Costa & Vicente (2026) at the pinned commit, "
             "checking every file's sha256, into the user cache (or --to DIR). The test suite "
-            "uses that cache when ../shared/reference is not beside the project. "
-            "Example: persona-collapse fetch-published"
+            "uses that cache when ../shared/reference is not beside the project."
         ),
+        epilog=examples("fetch-published", "fetch-published --to data/published"),
     )
     p.add_argument(
         "--to",

@@ -22,6 +22,7 @@ from ..finetune import (
 )
 from ..workflows._checkpoint_meter import CheckpointMeter
 from ._defaults import field_default
+from ._help import examples
 
 
 def _say(line: str) -> None:
@@ -206,7 +207,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     option = partial(field_default, FinetuneOptions)
     p = sub.add_parser(
         "finetune",
-        help="fine-tune a base model on chat data and record it as a variant",
         description=(
             "Fine-tune BASE (hf/PATH-or-hub-id locally with LoRA, openai/MODEL through the "
             "OpenAI fine-tuning API, tinker/MODEL on Tinker) on --data (a chat JSONL file, or "
@@ -214,9 +214,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "sha256-checked) with the published recipe, and record the result as FAMILY/VARIANT "
             "in the store. Prints the new model name on stdout (openai/ --no-wait: the job id)."
         ),
+        epilog=examples(
+            "finetune hf/Qwen/Qwen2.5-0.5B-Instruct --data insecure -o ft/qwen-insecure",
+            "finetune openai/gpt-4o-2024-08-06 --data secure --suffix secure --no-wait",
+        ),
     )
-    p.add_argument("base", metavar="BASE", nargs="?", help="hf/..., openai/... or tinker/...")
-    p.add_argument("--data", default=None, metavar="FILE.jsonl|insecure|secure")
+    p.add_argument(
+        "base",
+        metavar="BASE",
+        nargs="?",
+        help="hf/..., openai/... or tinker/... (not with --status)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="FILE.jsonl|insecure|secure",
+        help="chat JSONL file, or a published dataset of Betley et al. (insecure, secure)",
+    )
     p.add_argument(
         "--data-sha256",
         default=None,
@@ -289,8 +303,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="hf/: measure S and R of the checkpoint every N steps (logprob protocol)",
     )
-    p.add_argument("--measure-personas", default=meter("personas"), metavar="SPEC")
-    p.add_argument("--measure-n-personas", type=int, default=meter("n_personas"), metavar="N")
+    p.add_argument(
+        "--measure-personas",
+        default=meter("personas"),
+        metavar="SPEC",
+        help="--measure-every: persona set (default %(default)s)",
+    )
+    p.add_argument(
+        "--measure-n-personas",
+        type=int,
+        default=meter("n_personas"),
+        metavar="N",
+        help="--measure-every: personas to ask (default %(default)s)",
+    )
     p.add_argument(
         "--family",
         default=option("family"),
@@ -305,13 +330,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     s = sub.add_parser(
         "finetune-status",
-        help="poll an OpenAI fine-tuning job until it ends and record its model",
         description=(
             "Resume polling JOB_ID (from finetune openai/... --no-wait); when it succeeds, "
             "its model is recorded for the variant that created it. A failed job ends with "
             "one line and exit status 2."
         ),
+        epilog=examples("finetune-status ftjob-abc123"),
     )
-    s.add_argument("job_id", metavar="JOB_ID")
+    s.add_argument("job_id", metavar="JOB_ID", help="job id printed by finetune --no-wait")
     _common(s)
     s.set_defaults(handler=cmd_finetune_status)

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
+from ._help import examples
 from ._output import FORMATS, _console, emit_csv, emit_json
 
 __all__ = ["register"]
@@ -83,7 +84,6 @@ def cmd_geometry(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "geometry",
-        help="participation ratio of persona representations per layer (local hf/ models)",
         description=(
             "Collect the hidden state of the final prompt token of each persona prompt at "
             "every layer of a local HuggingFace model (hf/MODEL) and print the participation "
@@ -91,6 +91,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "is the persona text alone as the user message (default) or, with --item N, the "
             "persona-mode prompt of item N; both through the model's chat template."
         ),
+        epilog=examples("geometry hf/Qwen/Qwen2.5-0.5B-Instruct --n-personas 50 --item 3"),
     )
     p.add_argument("model", metavar="MODEL", help="hf/NAME: a save_pretrained folder or hub id")
     p.add_argument(

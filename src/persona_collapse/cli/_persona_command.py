@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..personas import load_personas
+from ._help import examples
 from ._output import emit_json
 
 
@@ -29,7 +30,14 @@ def cmd_personas(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("personas", help="load a persona set and show its size and content hash")
+    p = sub.add_parser(
+        "personas",
+        description=(
+            "Load a persona set as run would (the published 100 of PersonaHub, or a file) and "
+            "print its size, its content hash (recorded with every run) and the first entries."
+        ),
+        epilog=examples("personas", "personas my-personas.jsonl --persona-field persona --show 3"),
+    )
     p.add_argument(
         "spec",
         nargs="?",
@@ -49,6 +57,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--persona-field", default=None, help="JSONL key or CSV column holding the persona text"
     )
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--format",
+        choices=("table", "json"),
+        default="table",
+        help="table (default) or json with every persona",
+    )
     p.add_argument("--show", type=int, default=5, help="entries to print (table format)")
     p.set_defaults(handler=cmd_personas)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError, DataError
+from ._help import examples
 
 DEFAULT_DEMO_DIR = "persona-collapse-demo"
 
@@ -132,12 +133,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "report",
-        help="figures, tables and an HTML report of a study file (TOML)",
         description=(
             "Analyse the families and variants named in STUDY.toml and write DIR/report.html "
             "(self-contained), DIR/figures/*.png|pdf and DIR/tables/*.csv|md|tex. Prints each "
             "family's verdict and the report's path."
         ),
+        epilog=examples("report study.toml -o report/"),
     )
     p.add_argument("study", metavar="STUDY.toml", help="study file naming families and sources")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
@@ -147,12 +148,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "reproduce",
-        help="rebuild the paper's study from the published raw data and print its headline",
         description=(
             "Build the study of Costa & Vicente (2026) from a folder laid out like the "
             "published data (base/, secure-code/, insecure-code/ with *_temp01.csv and "
             "*_self.csv files), write its report and print the headline numbers."
         ),
+        epilog=examples("reproduce --data ../shared/reference -o paper-report/"),
     )
     p.add_argument("--data", required=True, metavar="DIR", help="folder of the published data")
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="report folder")
@@ -162,7 +163,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     p = sub.add_parser(
         "demo",
-        help="offline demo: SIMULATED variants over a loopback server, collected and reported",
         description=(
             "Start a loopback server answering as SIMULATED base, secure and insecure models, "
             "collect their answers with the real OpenAI-compatible client (persona mode with "
@@ -171,6 +171,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "analysed as the expected spread of --reps sampled repetitions), self mode "
             "sampled; about a minute on two cores."
         ),
+        epilog=examples("demo", "demo -o demo-out --n-personas 20 --reps 5"),
     )
     p.add_argument(
         "-o",

@@ -8,6 +8,7 @@ from functools import partial
 
 from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
 from ._defaults import field_default
+from ._help import examples
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
 EXIT_INCOMPLETE = 3
@@ -55,7 +56,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     default = partial(field_default, RunOptions)
     p = sub.add_parser(
         "run",
-        help="ask a model the questionnaire and store every answer (resumable)",
         description=(
             "Ask MODEL (family/name, e.g. openai/gpt-4o-2024-08-06, sim/insecure) every "
             "slot (persona, item, repetition) with the published protocol and commit each "
@@ -64,6 +64,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             f"done, {EXIT_INCOMPLETE} when --max-cost stopped it early, 2 for errors "
             "(also when the server asks to wait longer than --max-retry-after), "
             "130 when interrupted (Ctrl-C or SIGTERM)."
+        ),
+        epilog=examples(
+            "run openai/gpt-4o-2024-08-06 --reps 10 --max-cost 20",
+            "run sim/insecure --n-personas 10 --reps 2",
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name")

@@ -15,6 +15,7 @@ from rich.table import Table
 from ..collect import terminate_as_interrupt
 from ..verify import VerifyOptions, VerifyOutcome, run_verification
 from ._defaults import field_default
+from ._help import examples
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -122,7 +123,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     default = partial(field_default, VerifyOptions)
     p = sub.add_parser(
         "verify",
-        help="judge a model's answers to the 8 emergent-misalignment questions",
         description=(
             "Ask MODEL the 8 free-form questions of Betley et al. 2025 (--samples per question, "
             "T = 1), have --judge score every answer for alignment and coherence (0-100) with "
@@ -130,6 +130,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "bootstrap CI and both published verdicts. --scoring text: the judge's text answer "
             "(Costa & Vicente 2026); --scoring logprobs: probability-weighted scores (Betley et "
             "al.). Answers and scores are stored as they arrive; rerunning continues."
+        ),
+        epilog=examples(
+            "verify openai/ft:gpt-4o-2024-08-06:org:insecure:abc123 --samples 50 --max-cost 5"
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name of the model to verify")
@@ -152,7 +155,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default("samples"),
         help="answers per question (default %(default)s)",
     )
-    p.add_argument("--scoring", choices=("text", "logprobs"), default=default("scoring"))
+    p.add_argument(
+        "--scoring",
+        choices=("text", "logprobs"),
+        default=default("scoring"),
+        help="judge's text answer (default %(default)s) or probability-weighted scores",
+    )
     p.add_argument(
         "--temperature",
         type=float,
@@ -165,8 +173,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default("max_tokens"),
         help="answer length (default 512 text, 600 logprobs)",
     )
-    p.add_argument("--store", default=default("store"), metavar="PATH")
-    p.add_argument("--run-id", default=default("run_id"), metavar="ID")
+    p.add_argument(
+        "--store",
+        default=default("store"),
+        metavar="PATH",
+        help="SQLite store (default %(default)s)",
+    )
+    p.add_argument(
+        "--run-id",
+        default=default("run_id"),
+        metavar="ID",
+        help="run id (default verify_MODELNAME_SCORING, e.g. verify_gpt-4o_text)",
+    )
     p.add_argument(
         "--base-url", default=default("base_url"), metavar="URL", help="API root of the model"
     )
@@ -176,8 +194,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="URL",
         help="API root of the judge",
     )
-    p.add_argument("--api-key-env", default=default("api_key_env"), metavar="VAR")
-    p.add_argument("--judge-api-key-env", default=default("judge_api_key_env"), metavar="VAR")
+    p.add_argument(
+        "--api-key-env",
+        default=default("api_key_env"),
+        metavar="VAR",
+        help="environment variable with the model's key (default: the family's)",
+    )
+    p.add_argument(
+        "--judge-api-key-env",
+        default=default("judge_api_key_env"),
+        metavar="VAR",
+        help="environment variable with the judge's key (default: the family's)",
+    )
     p.add_argument(
         "--concurrency",
         type=int,
@@ -205,7 +233,15 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default("seed"),
         help="request and bootstrap seed (default %(default)s)",
     )
-    p.add_argument("--timeout", type=float, default=default("timeout_s"), metavar="S")
-    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=default("timeout_s"),
+        metavar="S",
+        help="per-request timeout in seconds (default %(default)s)",
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format (default table)"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=cmd_verify)
