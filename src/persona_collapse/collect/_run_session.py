@@ -31,6 +31,7 @@ from ..backends import (
     create_backend,
     parse_model,
     price_for,
+    unknown_price_hint,
 )
 from ..errors import ConfigError
 from ..instruments import Instrument, load_instrument
@@ -333,7 +334,8 @@ def run_collection(
     price = _price(options.model)
     if options.max_cost is not None and price is None:
         raise ConfigError(
-            f"--max-cost needs a known price for {options.model} and there is none; drop --max-cost"
+            f"--max-cost needs a known price for {options.model} and there is none; "
+            + unknown_price_hint(options.model)
         )
     store_path = str(Path(options.store))
     with ResponseStore(store_path) as store:
