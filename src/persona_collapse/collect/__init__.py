@@ -10,6 +10,7 @@
 * :class:`Collector`: the asyncio runner of the published sampling and logprob
   protocols.
 * :func:`run_collection`: a whole ``persona-collapse run`` session.
+* :func:`plan_run`: what a run will ask, cost and resolve (``plan``; no network).
 """
 
 from ._collector import (
@@ -18,6 +19,15 @@ from ._collector import (
     CollectStats,
     local_timestamp,
     request_seed,
+)
+from ._cost_plan import (
+    PUBLISHED_REFERENCE,
+    CostPlan,
+    PilotFacts,
+    PrecisionReference,
+    estimate_tokens,
+    pilot_facts,
+    plan_run,
 )
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
 from ._policy import (
@@ -59,6 +69,7 @@ from ._transport import (
 __all__ = [
     "DEFAULT_MAX_RETRY_AFTER_S",
     "DEFAULT_STORE",
+    "PUBLISHED_REFERENCE",
     "SELF_PERSONA_ID",
     "AdaptiveWindow",
     "BackoffPolicy",
@@ -66,7 +77,10 @@ __all__ = [
     "CollectStats",
     "Collector",
     "CostBudget",
+    "CostPlan",
     "GiveUp",
+    "PilotFacts",
+    "PrecisionReference",
     "Pricing",
     "ProgressDisplay",
     "RequestTally",
@@ -84,10 +98,13 @@ __all__ = [
     "build_run_info",
     "choose_mode",
     "collection_run_id",
+    "estimate_tokens",
     "format_cost",
     "local_timestamp",
     "pause_note",
     "persona_source_label",
+    "pilot_facts",
+    "plan_run",
     "plan_slots",
     "prepare_run",
     "request_seed",
