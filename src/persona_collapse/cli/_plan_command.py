@@ -24,6 +24,7 @@ from ._defaults import field_default
 from ._output import emit_json
 
 PUBLISHED_PERSONAS = 100
+PERSONAHUB_SIZE = 1000
 
 
 def _personahub_available() -> bool:
@@ -39,13 +40,18 @@ def _personas(options: RunOptions) -> tuple[int, list[str] | None, list[str]]:
         return 0, None, []
     if options.personas == PERSONAHUB_COSTA and not _personahub_available():
         n = options.n_personas or PUBLISHED_PERSONAS
-        size = "its published size" if options.n_personas is None else "the first"
+        if n > PERSONAHUB_SIZE:
+            raise DataError(
+                f"asked for {n} personas but {PERSONAHUB_COSTA} holds only {PERSONAHUB_SIZE}; "
+                "lower --n-personas or use a larger persona file"
+            )
+        size = " (its published size)" if options.n_personas is None else ""
         return (
             n,
             None,
             [
-                f"{PERSONAHUB_COSTA} is not cached: planned with {size}, {n} personas, "
-                "each of the published set's mean length (nothing was downloaded)"
+                f"{PERSONAHUB_COSTA} is not cached: planned with {n} personas{size}, each of "
+                "the published set's mean length (nothing was downloaded)"
             ],
         )
     personas = load_personas(options.personas, options.n_personas, field=options.persona_field)
@@ -81,7 +87,7 @@ def _print_plan(plan: CostPlan) -> None:
         ("slots", f"{plan.slots:,}"),
         (
             "requests",
-            f"{plan.requests:,} (retries {plan.retries_per_slot:.4f} per slot from "
+            f"{plan.requests:,} (retries per slot {plan.retries_per_slot:.4f}: "
             f"{plan.retries_from}; {plan.fallback_generations:,} fallback generations)",
         ),
         ("prompt tokens", f"{plan.prompt_tokens:,} ({plan.tokens_from})"),

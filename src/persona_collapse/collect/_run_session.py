@@ -3,7 +3,9 @@
 Order of work (each step fails with one clear line before anything costly):
 load the instrument and personas, build the run record, create the backend
 (a missing key or a bad URL fails here, before any file is touched), open the
-store and refuse a resumed run whose record differs, contact the server once
+store and refuse a resumed run whose record differs (a top-up, more repetitions
+or more personas with the same first N, is no difference: the record grows and
+only the new slots are asked), contact the server once
 (``check``: an unreachable server, a rejected key or an unknown model fails
 here), then plan the slots still missing and collect them.
 """
