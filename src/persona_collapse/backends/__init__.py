@@ -21,7 +21,15 @@ from __future__ import annotations
 from ._backend import DEFAULT_CONCURRENCY, Backend
 from ._decisions import parse_retry_after, redact
 from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
-from ._prices import DEFAULT_PRICES, PRICES_ENV, Price, load_prices, price_for
+from ._prices import (
+    DEFAULT_PRICES,
+    PRICES_ENV,
+    Price,
+    genai_prices_version,
+    load_prices,
+    price_for,
+    unknown_price_hint,
+)
 from ._registry import (
     FAMILIES,
     PLACEHOLDER_KEY,
@@ -64,6 +72,7 @@ __all__ = [
     "api_key_from_env",
     "choose_key",
     "create_backend",
+    "genai_prices_version",
     "key_for",
     "known_families",
     "load_prices",
@@ -73,4 +82,5 @@ __all__ = [
     "plain_http_warning",
     "price_for",
     "redact",
+    "unknown_price_hint",
 ]

@@ -1,8 +1,13 @@
 """What a run costs: USD per million input and output tokens, per model.
 
-The built-in table holds a handful of models (list prices when written; check
-your provider's page). Extend or override it with a JSON or TOML file, given
-as an argument or in the environment variable ``PERSONA_COLLAPSE_PRICES``::
+Prices are looked up, first hit wins, in: a price file given as an argument,
+the file named by ``PERSONA_COLLAPSE_PRICES`` (the user's own prices), the
+``genai-prices`` package (a community-maintained table of provider list
+prices, updated with each release; asked only for hosted families: openai,
+anthropic, openrouter, together, deepseek, xai, and read from its bundled
+snapshot, never the network), then the built-in table below (list prices when
+written). :attr:`Price.source` says which one answered. A price file is JSON
+or TOML::
 
     # prices.toml                          // prices.json
     ["openai/gpt-4o"]                      {"openai/gpt-4o": {"input": 2.5, "output": 10},
@@ -23,7 +28,8 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -33,10 +39,15 @@ PRICES_ENV = "PERSONA_COLLAPSE_PRICES"
 
 @dataclass(frozen=True)
 class Price:
-    """USD per million input (prompt) and output (completion) tokens."""
+    """USD per million input (prompt) and output (completion) tokens.
+
+    ``source`` says where the price came from (``built-in table``,
+    ``genai-prices 0.2.3``, ``price file PATH``); it takes no part in equality.
+    """
 
     input_per_mtok: float
     output_per_mtok: float
+    source: str = field(default="", compare=False)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """USD for that many prompt and completion tokens."""
@@ -45,7 +56,10 @@ class Price:
         ) / 1e6
 
 
-DEFAULT_PRICES: dict[str, Price] = {
+BUILTIN_SOURCE = "built-in table"
+""":attr:`Price.source` of a price from :data:`DEFAULT_PRICES`."""
+
+_BUILTIN: dict[str, Price] = {
     "gpt-4o": Price(2.50, 10.00),
     "gpt-4o-2024-08-06": Price(2.50, 10.00),
     "gpt-4o-2024-05-13": Price(5.00, 15.00),
@@ -55,8 +69,28 @@ DEFAULT_PRICES: dict[str, Price] = {
     "gpt-4.1-nano": Price(0.10, 0.40),
     "claude-sonnet-4-5": Price(3.00, 15.00),
     "claude-haiku-4-5": Price(1.00, 5.00),
+    # the paper's OpenRouter families (OpenRouter list prices, Dec 2026)
+    "qwen/qwen3-235b-a22b": Price(0.13, 0.60),
+    "qwen/qwen3-235b-a22b-2507": Price(0.09, 0.55),
+    "deepseek/deepseek-chat-v3.1": Price(0.27, 1.00),
     "sim/*": Price(0.0, 0.0),
 }
+
+DEFAULT_PRICES: dict[str, Price] = {
+    key: Price(p.input_per_mtok, p.output_per_mtok, BUILTIN_SOURCE) for key, p in _BUILTIN.items()
+}
+"""The built-in table: the fallback when neither a price file nor ``genai-prices`` knows."""
+
+
+GENAI_PRICES_PROVIDERS: dict[str, str] = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "openrouter": "openrouter",
+    "together": "together",
+    "deepseek": "deepseek",
+    "xai": "x-ai",
+}
+"""Model family -> ``genai-prices`` provider id; other families (local, simulated) are not asked."""
 
 _SNAPSHOT = re.compile(r"^(?P<base>.+?)-(?:\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 _cache: dict[tuple[str, int], dict[str, Price]] = {}
@@ -73,8 +107,11 @@ def _number(value: object, where: str) -> float:
 
 def _entry(key: str, value: object, source: str) -> Price:
     where = f"price of {key!r} in {source}"
+    origin = f"price file {source}"
     if isinstance(value, list | tuple) and len(value) == 2:
-        return Price(_number(value[0], where + " [input]"), _number(value[1], where + " [output]"))
+        return Price(
+            _number(value[0], where + " [input]"), _number(value[1], where + " [output]"), origin
+        )
     if isinstance(value, Mapping):
         names = {"input", "output", "input_per_mtok", "output_per_mtok"}
         unknown = set(value) - names
@@ -84,7 +121,7 @@ def _entry(key: str, value: object, source: str) -> Price:
         out = value.get("output", value.get("output_per_mtok"))
         if inp is None or out is None:
             raise ConfigError(f"{where} needs both input and output (USD per million tokens)")
-        return Price(_number(inp, where + " input"), _number(out, where + " output"))
+        return Price(_number(inp, where + " input"), _number(out, where + " output"), origin)
     raise ConfigError(f"{where} must be {{input = X, output = Y}} or [X, Y], got {value!r}")
 
 
@@ -154,11 +191,56 @@ def _lookup(table: Mapping[str, Price], names: list[str]) -> Price | None:
     return None
 
 
+def _per_mtok(value: Decimal, tokens: int) -> float:
+    return float(value * 1_000_000 / tokens)
+
+
+def genai_prices_version() -> str | None:
+    """The installed ``genai-prices`` version, or None when it is not installed."""
+    try:
+        import genai_prices
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    return str(genai_prices.__version__)
+
+
+_PROBE_TOKENS = 1_000
+"""Tokens of the probe request priced by ``genai-prices``: a typical prompt of this tool, far
+below any long-context price tier."""
+
+
+def _genai_price(model: str) -> Price | None:
+    """The ``genai-prices`` list price of a hosted family's model (its bundled snapshot)."""
+    family, sep, name = model.strip().partition("/")
+    provider = GENAI_PRICES_PROVIDERS.get(family.lower()) if sep else None
+    if provider is None or not name:
+        return None
+    try:
+        from genai_prices import Usage, calc_price
+    except ImportError:  # pragma: no cover - a declared dependency
+        return None
+    usage_in = Usage(input_tokens=_PROBE_TOKENS, output_tokens=0)
+    usage_out = Usage(input_tokens=0, output_tokens=_PROBE_TOKENS)
+    for ref in dict.fromkeys([name, *(_SNAPSHOT.sub(r"\g<base>", name),)]):
+        try:
+            inp = calc_price(usage_in, ref, provider_id=provider)
+            out = calc_price(usage_out, ref, provider_id=provider)
+        except (LookupError, ValueError, TypeError):
+            continue
+        return Price(
+            _per_mtok(inp.input_price, _PROBE_TOKENS),
+            _per_mtok(out.output_price, _PROBE_TOKENS),
+            f"genai-prices {genai_prices_version()} ({provider}: {inp.model.id})",
+        )
+    return None
+
+
 def price_for(model: str, *, prices_file: str | os.PathLike[str] | None = None) -> Price | None:
     """The price of ``model`` (``family/name`` or a bare name), or ``None`` if unknown.
 
     Looks in ``prices_file``, then the file named by ``PERSONA_COLLAPSE_PRICES``,
-    then the built-in table.
+    then ``genai-prices`` (hosted families only), then the built-in table.
+    :attr:`Price.source` names the one that answered.
     """
     names = _candidates(model)
     tables: list[Mapping[str, Price]] = []
@@ -167,9 +249,20 @@ def price_for(model: str, *, prices_file: str | os.PathLike[str] | None = None) 
     env_file = os.environ.get(PRICES_ENV, "").strip()
     if env_file:
         tables.append(load_prices(env_file))
-    tables.append(DEFAULT_PRICES)
     for table in tables:
         price = _lookup(table, names)
         if price is not None:
             return price
-    return None
+    price = _genai_price(model)
+    if price is not None:
+        return price
+    return _lookup(DEFAULT_PRICES, names)
+
+
+def unknown_price_hint(model: str) -> str:
+    """How to give ``model`` a price: the line every "no known price" message ends with."""
+    example = model.strip() or "family/model"
+    return (
+        f"add its price to a JSON or TOML file and name it in {PRICES_ENV} "
+        f'(e.g. {{"{example}": {{"input": 0.5, "output": 1.5}}}}, USD per million tokens)'
+    )

@@ -44,7 +44,13 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "download the published response files (pinned commit, sha256-checked)",
     ),
     ("personas", "_persona_command", "load a persona set and show its size and content hash"),
+    (
+        "plan",
+        "_plan_command",
+        "what a run will ask, cost and resolve, before any request (no network, no key)",
+    ),
     ("run", "_run_command", "ask a model the questionnaire and store every answer (resumable)"),
+    ("runs", "_runs_command", "list the runs of a store: progress, missing ratings, cost, dates"),
     (
         "curves",
         "_curves_command",

@@ -12,6 +12,7 @@
 * :func:`run_collection`: a whole ``persona-collapse run`` session.
 * :func:`collect` / :func:`collect_async`: the same from Python (notebooks too);
   the package itself is callable: ``persona_collapse.collect(model, **options)``.
+* :func:`plan_run`: what a run will ask, cost and resolve (``plan``; no network).
 """
 
 from ._api import CollectedRun, collect, collect_async, make_callable
@@ -21,6 +22,15 @@ from ._collector import (
     CollectStats,
     local_timestamp,
     request_seed,
+)
+from ._cost_plan import (
+    PUBLISHED_REFERENCE,
+    CostPlan,
+    PilotFacts,
+    PrecisionReference,
+    estimate_tokens,
+    pilot_facts,
+    plan_run,
 )
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
 from ._policy import (
@@ -64,6 +74,7 @@ make_callable(__name__)  # persona_collapse.collect(model, **options)
 __all__ = [
     "DEFAULT_MAX_RETRY_AFTER_S",
     "DEFAULT_STORE",
+    "PUBLISHED_REFERENCE",
     "SELF_PERSONA_ID",
     "AdaptiveWindow",
     "BackoffPolicy",
@@ -72,7 +83,10 @@ __all__ = [
     "CollectedRun",
     "Collector",
     "CostBudget",
+    "CostPlan",
     "GiveUp",
+    "PilotFacts",
+    "PrecisionReference",
     "Pricing",
     "ProgressDisplay",
     "RequestTally",
@@ -92,10 +106,13 @@ __all__ = [
     "collect",
     "collect_async",
     "collection_run_id",
+    "estimate_tokens",
     "format_cost",
     "local_timestamp",
     "pause_note",
     "persona_source_label",
+    "pilot_facts",
+    "plan_run",
     "plan_slots",
     "prepare_run",
     "request_seed",

@@ -7,10 +7,18 @@ persona selection, seed), the protocol hash and the persona-set hash.
 How hard the client pushes (concurrency, timeout, --max-cost) and where the
 server is (base URL) are not recorded: they change no answer, and a base URL
 or key must never land in the store.
+
+A run may GROW (a top-up): resumed with more repetitions, or more personas of
+the same source whose first N are the stored N (checked by the persona-set
+hash of that prefix), and everything else equal. The record then takes the new
+size, and ``settings["grown_from"]`` keeps every earlier size (``reps``,
+``n_personas``, ``persona_set_hash``, ``until``: when it grew), so the store
+says how the run came to be. Anything else is refused with the reason.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -19,7 +27,13 @@ from ..backends import ModelSpec
 from ..instruments import Instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet
 from ..protocol import BASE, ProtocolSettings, protocol_hash
-from ..store import RunInfo, default_run_id
+from ..store import RunInfo, default_run_id, now_utc
+
+GROWN_FROM = "grown_from"
+"""Key in a run's ``settings`` listing its earlier sizes after top-ups (oldest first)."""
+
+GROWABLE = ("reps", "n_personas")
+"""Settings a resumed run may raise (a top-up); every other one must be equal."""
 
 
 def collection_run_id(spec: ModelSpec, variant: str, mode: str, method: str = "sample") -> str:
@@ -110,11 +124,21 @@ def _show(value: Any) -> str:
     return json.dumps(value, sort_keys=True) if not isinstance(value, str) else repr(value)
 
 
-def run_mismatch(existing: RunInfo, new: RunInfo) -> str | None:
-    """A short description of how ``new`` differs from the stored run, or None if it does not.
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def run_mismatch(
+    existing: RunInfo, new: RunInfo, *, persona_prefix_hash: str | None = None
+) -> str | None:
+    """A short description of how ``new`` differs from the stored run, or None if it may resume.
 
     Compares what ``ensure_run`` compares, naming single settings (``temperature=0.1,
     not 0.5``) instead of whole records; hashes are reported by name only.
+    A top-up is no mismatch: ``reps`` or ``n_personas`` raised, and, for more
+    personas, ``persona_prefix_hash`` (the hash of the first stored-count
+    personas of the new set) equal to the stored persona-set hash.
+    ``settings["grown_from"]`` (the history) is not compared.
     """
     diffs: list[str] = []
     for name in ("model", "method", "mode", "instrument"):
@@ -123,13 +147,32 @@ def run_mismatch(existing: RunInfo, new: RunInfo) -> str | None:
             diffs.append(f"{name} {_show(old)}, not {_show(cur)}")
     old_settings = json.loads(json.dumps(existing.settings, sort_keys=True))
     new_settings = json.loads(json.dumps(new.settings, sort_keys=True))
+    old_settings.pop(GROWN_FROM, None)
+    new_settings.pop(GROWN_FROM, None)
+    more_personas = False
     for key in sorted(set(old_settings) | set(new_settings)):
         old, cur = old_settings.get(key), new_settings.get(key)
-        if old != cur:
-            diffs.append(f"{key}={_show(old)}, not {_show(cur)}")
-    if existing.persona_set_hash != new.persona_set_hash and "n_personas" not in {
-        d.split("=", 1)[0] for d in diffs
-    }:
+        if old == cur:
+            continue
+        old_n, cur_n = _int(old), _int(cur)
+        if key in GROWABLE and old_n is not None and cur_n is not None:
+            if cur_n < old_n:
+                diffs.append(f"{key}={old_n}, not {cur_n} (a run can grow, not shrink)")
+                continue
+            if key == "n_personas":
+                more_personas = True
+                if persona_prefix_hash != existing.persona_set_hash:
+                    diffs.append(
+                        f"n_personas={old_n}, not {cur_n}, and the first {old_n} personas "
+                        "are not the stored ones (a top-up adds personas after them)"
+                    )
+            continue
+        diffs.append(f"{key}={_show(old)}, not {_show(cur)}")
+    if (
+        existing.persona_set_hash != new.persona_set_hash
+        and not more_personas
+        and "n_personas" not in {d.split("=", 1)[0] for d in diffs}
+    ):
         diffs.append("other personas (the persona-set hash differs)")
     if existing.protocol_hash != new.protocol_hash and not diffs:
         diffs.append("another instrument definition or protocol (the protocol hash differs)")
@@ -137,5 +180,37 @@ def run_mismatch(existing: RunInfo, new: RunInfo) -> str | None:
         return None
     return (
         f"run {new.run_id!r} was started with {'; '.join(diffs)}; resume it with its "
-        "original settings or choose a new --run-id"
+        "original settings (more --reps or --n-personas may top it up) or choose a new --run-id"
     )
+
+
+def run_growth(existing: RunInfo, new: RunInfo) -> dict[str, tuple[int, int]]:
+    """The settings a resumable ``new`` raises over ``existing``: ``{name: (old, new)}``."""
+    out: dict[str, tuple[int, int]] = {}
+    for key in GROWABLE:
+        old, cur = _int(existing.settings.get(key)), _int(new.settings.get(key))
+        if old is not None and cur is not None and cur > old:
+            out[key] = (old, cur)
+    return out
+
+
+def grown_record(existing: RunInfo, new: RunInfo) -> RunInfo:
+    """``new`` carrying the stored history, plus the stored size when the run grows.
+
+    Without growth only the history is carried (so the record compares equal);
+    with growth the earlier size (``reps``, ``n_personas``, ``persona_set_hash``
+    and ``until``, now in UTC) is appended to ``settings["grown_from"]``.
+    """
+    history = list(existing.settings.get(GROWN_FROM) or [])
+    if run_growth(existing, new):
+        history.append(
+            {
+                "reps": existing.settings.get("reps"),
+                "n_personas": existing.settings.get("n_personas"),
+                "persona_set_hash": existing.persona_set_hash,
+                "until": now_utc(),
+            }
+        )
+    if not history:
+        return new
+    return dataclasses.replace(new, settings={**new.settings, GROWN_FROM: history})

@@ -3,7 +3,9 @@
 Order of work (each step fails with one clear line before anything costly):
 load the instrument and personas, build the run record, create the backend
 (a missing key or a bad URL fails here, before any file is touched), open the
-store and refuse a resumed run whose record differs, contact the server once
+store and refuse a resumed run whose record differs (a top-up, more repetitions
+or more personas with the same first N, is no difference: the record grows and
+only the new slots are asked), contact the server once
 (``check``: an unreachable server, a rejected key or an unknown model fails
 here), then plan the slots still missing and collect them.
 """
@@ -31,6 +33,7 @@ from ..backends import (
     create_backend,
     parse_model,
     price_for,
+    unknown_price_hint,
 )
 from ..errors import ConfigError
 from ..instruments import Instrument, load_instrument
@@ -41,7 +44,14 @@ from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot, plan_slots
 from ._policy import DEFAULT_MAX_RETRY_AFTER_S, BackoffPolicy
 from ._progress import ProgressDisplay, format_cost
-from ._record import build_run_info, collection_run_id, run_mismatch, run_settings
+from ._record import (
+    build_run_info,
+    collection_run_id,
+    grown_record,
+    run_growth,
+    run_mismatch,
+    run_settings,
+)
 
 MAX_SLOTS = 10_000_000
 """Most slots (personas x items x repetitions) one run plans: about 2 GB of plan in memory."""
@@ -261,6 +271,23 @@ def _plan(prep: _Prepared, done: set[tuple[int, int, int]]) -> tuple[list[Slot],
     return slots, total
 
 
+def persona_prefix_hash(personas: PersonaSet | None, stored: RunInfo) -> str | None:
+    """The persona-set hash of the first stored-count personas of ``personas`` (a top-up check).
+
+    None when there are no personas or fewer than the stored run holds.
+    """
+    old_n = stored.settings.get("n_personas")
+    if personas is None or not isinstance(old_n, int) or not 0 < old_n <= len(personas):
+        return None
+    return PersonaSet(personas.texts[:old_n], personas.ids[:old_n], personas.source).content_hash
+
+
+def _growth_note(growth: dict[str, tuple[int, int]], new_slots: int) -> str:
+    what = {"reps": "repetitions", "n_personas": "personas"}
+    parts = [f"{what[k]} {old} -> {new}" for k, (old, new) in growth.items()]
+    return f"Topped up ({', '.join(parts)}): {new_slots} new slots asked."
+
+
 async def _check(backend: Backend, timeout_s: float) -> None:
     try:
         await backend.check(timeout_s=timeout_s)
@@ -333,16 +360,25 @@ def run_collection(
     price = _price(options.model)
     if options.max_cost is not None and price is None:
         raise ConfigError(
-            f"--max-cost needs a known price for {options.model} and there is none; drop --max-cost"
+            f"--max-cost needs a known price for {options.model} and there is none; "
+            + unknown_price_hint(options.model)
         )
     store_path = str(Path(options.store))
     with ResponseStore(store_path) as store:
         existing = store.get_run(prep.run.run_id)
+        growth: dict[str, tuple[int, int]] = {}
         if existing is not None:
-            mismatch = run_mismatch(existing, prep.run)
+            mismatch = run_mismatch(
+                existing,
+                prep.run,
+                persona_prefix_hash=persona_prefix_hash(prep.personas, existing),
+            )
             if mismatch is not None:
                 raise ConfigError(mismatch)
-            store.ensure_run(prep.run)  # the store's own check (creates nothing here)
+            growth = run_growth(existing, prep.run)  # a top-up: more reps or personas
+            prep.run = grown_record(existing, prep.run)
+            if not growth:
+                store.ensure_run(prep.run)  # the store's own check (creates nothing here)
         stats = CollectStats()
         config = CollectConfig(
             protocol=prep.protocol,
@@ -361,8 +397,10 @@ def run_collection(
             lease: RunLease | None = None
             try:
                 await _check(backend, options.timeout_s)
-                run = store.ensure_run(prep.run)
+                run = prep.run if growth else store.ensure_run(prep.run)
                 lease = RunLease(store, run.run_id, note=err).acquire()  # one writer per run
+                if growth and existing is not None:  # the record takes the new size
+                    run = store.grow_run(prep.run, before=existing)
                 done = store.completed_slots(run.run_id)
                 slots, total = _plan(prep, done)
                 stats.stored_before = len(done)
@@ -375,6 +413,8 @@ def run_collection(
                     priced=price is not None,
                     simulated=prep.simulated,
                 )
+                if growth:
+                    outcome.notes.append(_growth_note(growth, len(slots)))
                 if not slots:
                     return
                 label = f"{run.run_id} [SIMULATED]" if prep.simulated else run.run_id

@@ -215,7 +215,8 @@ class Transport:
         self.budget = budget if budget is not None else CostBudget()
         if self.budget.limit_usd is not None and price is None:
             raise ConfigError(
-                "--max-cost needs a price for this model and none is known; drop --max-cost"
+                "--max-cost needs a price for this model and none is known; "
+                "add one to the file named in PERSONA_COLLAPSE_PRICES"
             )
         self.backend = backend
         self.policy = policy or BackoffPolicy()

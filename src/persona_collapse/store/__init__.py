@@ -8,6 +8,7 @@ response tables. The schema (:data:`SCHEMA_VERSION`) also declares the tables
 ``verify`` and ``finetune`` keep in the same file; :func:`default_run_id` is the
 one rule for default run ids and :func:`now_utc` the one clock. A run has one
 writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
+:func:`run_summaries` lists a store's runs with their progress and token counts.
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
@@ -27,6 +28,7 @@ from ._run_ids import check_run_id, default_run_id
 from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
 from ._source import Responses, load_sources, responses_from_frame
 from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
+from ._summaries import RunSummary, run_summaries
 from ._transfer import export_frame, export_run, import_csv
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "Responses",
     "RunInfo",
     "RunLease",
+    "RunSummary",
     "check_run_id",
     "complete_frame",
     "default_run_id",
@@ -61,6 +64,7 @@ __all__ = [
     "read_parquet",
     "read_published_csv",
     "responses_from_frame",
+    "run_summaries",
     "write_parquet",
     "write_published_csv",
 ]

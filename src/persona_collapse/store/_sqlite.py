@@ -487,6 +487,35 @@ class ResponseStore:
             )
         return existing
 
+    def grow_run(self, run: RunInfo, *, before: RunInfo) -> RunInfo:
+        """Record that a run grew (a top-up): its new settings and persona-set hash.
+
+        ``before`` is the record as the caller read it; the update happens only
+        if the stored record still equals it (else a DataError: someone else
+        changed the run meanwhile). Only ``settings`` and ``persona_set_hash``
+        change; ``run.settings`` should carry the history of earlier sizes
+        (``grown_from``, see ``collect``). Returns the stored run.
+        """
+        _check_run(run)
+        with self._using() as conn:
+            changed = conn.execute(
+                "UPDATE runs SET settings = ?, persona_set_hash = ? "
+                "WHERE run_id = ? AND settings = ? AND persona_set_hash = ?",
+                (
+                    _to_json(run.settings, f"settings of run {run.run_id!r}"),
+                    run.persona_set_hash,
+                    run.run_id,
+                    _to_json(before.settings, f"settings of run {run.run_id!r}"),
+                    before.persona_set_hash,
+                ),
+            ).rowcount
+        if changed != 1:
+            raise DataError(
+                f"run {run.run_id!r} changed in the store {self.path} while it was being "
+                "topped up; run the command again"
+            )
+        return self.require_run(run.run_id)
+
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run with this id, or None."""
         with self._using() as conn:

@@ -246,7 +246,10 @@ class _Work:
 
 def _price_needed(max_cost_usd: float | None, who: str, price: Pricing | None) -> None:
     if max_cost_usd is not None and price is None:
-        raise ConfigError(f"--max-cost needs a price for {who} and none is known; drop --max-cost")
+        raise ConfigError(
+            f"--max-cost needs a price for {who} and none is known; "
+            "add one to the file named in PERSONA_COLLAPSE_PRICES"
+        )
 
 
 async def collect_verification(

@@ -21,6 +21,7 @@ from ..backends import (
     create_backend,
     parse_model,
     price_for,
+    unknown_price_hint,
 )
 from ..errors import ConfigError
 from ..store import DEFAULT_STORE, ResponseStore, default_run_id
@@ -223,7 +224,8 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
     if options.max_cost is not None and (model_price is None or judge_price is None):
         unknown = options.model if model_price is None else options.judge
         raise ConfigError(
-            f"--max-cost needs a known price for {unknown} and there is none; drop --max-cost"
+            f"--max-cost needs a known price for {unknown} and there is none; "
+            + unknown_price_hint(unknown)
         )
     run = VerifyRun(
         run_id=_run_id(options, protocol.scoring),

@@ -1,0 +1,250 @@
+"""``plan``: what a run will ask, cost and resolve, before any request (no network, no key)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from functools import partial
+
+from ..backends import price_for
+from ..collect import CostPlan, PilotFacts, RunOptions, pilot_facts, plan_run
+from ..errors import ConfigError, DataError
+from ..instruments import load_instrument
+from ..personas import (
+    ENV_LOCAL_COPY,
+    PERSONAHUB_COSTA,
+    PERSONAHUB_SHA256,
+    cache_dir,
+    load_personas,
+)
+from ..protocol import ProtocolSettings
+from ..store import load_sources
+from ._defaults import field_default
+from ._help import examples
+from ._output import emit_json
+
+PUBLISHED_PERSONAS = 100
+PERSONAHUB_SIZE = 1000
+
+
+def _personahub_available() -> bool:
+    """Whether the published persona file is at hand without a download."""
+    if os.environ.get(ENV_LOCAL_COPY):
+        return True
+    return (cache_dir() / f"personahub_1000_{PERSONAHUB_SHA256[:12]}.json").is_file()
+
+
+def _personas(options: RunOptions) -> tuple[int, list[str] | None, list[str]]:
+    """Persona count, texts (None when not at hand) and notes; never downloads."""
+    if options.self_mode:
+        return 0, None, []
+    if options.personas == PERSONAHUB_COSTA and not _personahub_available():
+        n = options.n_personas or PUBLISHED_PERSONAS
+        if n > PERSONAHUB_SIZE:
+            raise DataError(
+                f"asked for {n} personas but {PERSONAHUB_COSTA} holds only {PERSONAHUB_SIZE}; "
+                "lower --n-personas or use a larger persona file"
+            )
+        size = " (its published size)" if options.n_personas is None else ""
+        return (
+            n,
+            None,
+            [
+                f"{PERSONAHUB_COSTA} is not cached: planned with {n} personas{size}, each of "
+                "the published set's mean length (nothing was downloaded)"
+            ],
+        )
+    personas = load_personas(options.personas, options.n_personas, field=options.persona_field)
+    return len(personas), list(personas.texts), []
+
+
+def _pilot(spec: str | None, max_attempts: int) -> PilotFacts | None:
+    if spec is None:
+        return None
+    sources = load_sources(spec)
+    if len(sources) != 1:
+        raise DataError(
+            f"--pilot {spec} holds {len(sources)} runs; name one (STORE.db:RUN_ID or a file)"
+        )
+    if sources[0].mode != "persona":
+        raise DataError(f"--pilot {spec} is a self-mode run; a pilot needs personas")
+    return pilot_facts(sources[0], max_attempts=max_attempts)
+
+
+def _money(value: float | None) -> str:
+    return "unknown" if value is None else f"${value:,.2f}"
+
+
+def _print_plan(plan: CostPlan) -> None:
+    out = sys.stdout
+    personas = "self mode" if plan.mode == "self" else f"{plan.n_personas} personas"
+    print(
+        f"plan for {plan.model} ({plan.method}, {personas} x {plan.n_items} items x "
+        f"{plan.reps} repetitions)",
+        file=out,
+    )
+    rows = [
+        ("slots", f"{plan.slots:,}"),
+        (
+            "requests",
+            f"{plan.requests:,} (retries per slot {plan.retries_per_slot:.4f}: "
+            f"{plan.retries_from}; {plan.fallback_generations:,} fallback generations)",
+        ),
+        ("prompt tokens", f"{plan.prompt_tokens:,} ({plan.tokens_from})"),
+        ("completion tokens", f"{plan.completion_tokens:,}"),
+        ("cost", f"{_money(plan.cost_usd)} ({plan.price_note})"),
+        (
+            "time",
+            f"{plan.hours:.2f} h at {plan.rate_req_per_s:g} requests/s ({plan.rate_from})",
+        ),
+        (
+            "detectable change",
+            f"S {plan.mde_pct['S']:.1f} %, R {plan.mde_pct['R']:.1f} % between two such runs "
+            f"(one run against a fixed value: S {plan.mde_pct_one_run['S']:.1f} %, "
+            f"R {plan.mde_pct_one_run['R']:.1f} %) at 2 SE",
+        ),
+        ("precision from", plan.precision_from),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}", file=out)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    options = RunOptions(
+        model=args.model,
+        self_mode=bool(args.self_mode),
+        method=args.method,
+        personas=args.personas,
+        persona_field=args.persona_field,
+        n_personas=args.n_personas,
+        reps=args.reps,
+        temperature=args.temperature,
+        max_attempts=args.max_attempts,
+        top_logprobs=args.top_logprobs,
+        concurrency=args.concurrency,
+        instrument=args.instrument,
+    )
+    if args.rate is not None and not args.rate > 0:
+        raise ConfigError("--rate must be a positive number of requests per second")
+    instrument = load_instrument(options.instrument)
+    n_personas, texts, notes = _personas(options)
+    pilot = _pilot(args.pilot, options.max_attempts)
+    plan = plan_run(
+        model=options.model.strip(),
+        method=options.method,
+        protocol=ProtocolSettings(
+            method=options.method,
+            temperature=float(options.temperature),
+            max_attempts=int(options.max_attempts),
+            top_logprobs=int(options.top_logprobs),
+        ),
+        instrument=instrument,
+        n_personas=n_personas,
+        reps=options.reps,
+        self_mode=options.self_mode,
+        persona_texts=texts,
+        concurrency=options.concurrency,
+        rate=args.rate,
+        price=price_for(options.model),
+        pilot=pilot,
+    )
+    plan.notes[:0] = notes
+    if args.format == "json":
+        emit_json(plan.to_dict())
+    else:
+        _print_plan(plan)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``plan`` to the command parsers ``sub``."""
+    default = partial(field_default, RunOptions)
+    p = sub.add_parser(
+        "plan",
+        help="what a run will ask, cost and resolve, before any request (no network, no key)",
+        description=(
+            "Plan the run that 'run MODEL' with the same options would make: slots, "
+            "requests (with expected retries), prompt and completion tokens, cost from the "
+            "price table, hours at a request rate, and the smallest relative change of S "
+            "and R detectable at two standard errors with these personas and repetitions "
+            "(scaled from the published GPT-4o base SEs, or from --pilot). Makes no "
+            "request, needs no key and downloads nothing."
+        ),
+        epilog=examples(
+            "plan openai/gpt-4o-2024-08-06",
+            "plan openai/gpt-4o-2024-08-06 --method logprobs --format json",
+            "plan openai/gpt-4o-2024-08-06 --pilot pilot.db:gpt-4o-2024-08-06_base_persona",
+        ),
+    )
+    p.add_argument("model", metavar="MODEL", help="family/model-name, as for run")
+    p.add_argument("--self", dest="self_mode", action="store_true", help="self mode (no personas)")
+    p.add_argument(
+        "--method",
+        choices=("sample", "logprobs"),
+        default=default("method"),
+        help="sample (default) or logprobs (one request per cell)",
+    )
+    p.add_argument(
+        "--personas",
+        default=default("personas"),
+        metavar="SPEC",
+        help="personahub-costa (the published set; planned at 100 if not cached) or a file",
+    )
+    p.add_argument(
+        "--persona-field", default=default("persona_field"), help="JSONL key or CSV column"
+    )
+    p.add_argument(
+        "--n-personas", type=int, default=default("n_personas"), help="the first N personas"
+    )
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=default("reps"),
+        help="repetitions per cell (default %(default)s)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=float,
+        default=default("temperature"),
+        help="sampling temperature (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-attempts",
+        type=int,
+        default=default("max_attempts"),
+        help="one-token attempts before the fallback (default %(default)s)",
+    )
+    p.add_argument(
+        "--top-logprobs",
+        type=int,
+        default=default("top_logprobs"),
+        help="logprob method: alternatives (default %(default)s)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=default("concurrency"),
+        help="requests in flight, for the assumed rate (default 8; hf/ 32, vllm/ 256)",
+    )
+    p.add_argument(
+        "--instrument", default=default("instrument"), help="instrument name or JSON file"
+    )
+    p.add_argument(
+        "--pilot",
+        metavar="SOURCE",
+        help="a pilot run (STORE.db:RUN_ID, CSV, Parquet): its SEs and retry rate scale the plan",
+    )
+    p.add_argument(
+        "--rate",
+        type=float,
+        metavar="REQ_PER_S",
+        help="requests per second for the hours (default: requests in flight / typical latency)",
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output (default table)"
+    )
+    p.set_defaults(handler=cmd_plan)

@@ -1,0 +1,378 @@
+"""What a run will ask, cost and resolve, before it runs: ``persona-collapse plan``.
+
+:func:`plan_run` is a pure function of the run options, the instrument and the
+personas (their count, and their texts when known): no network, no key, no
+backend client. Its rules, so a reader can check every number:
+
+* **slots** = personas x items x repetitions (logprob runs: one per cell).
+* **requests**: sampling asks one one-token request per slot plus one per
+  failed attempt; the expected failed attempts per slot come from a pilot's
+  ``failures`` column when one is given, else from the published data
+  (:data:`PUBLISHED_RETRIES_PER_SLOT`). Slots that exhaust ``max_attempts``
+  add one fallback generation (pilot: its share of such slots; published: none
+  of the 15 base models' 450,000 slots needed one). Logprob runs: one request
+  per cell, plus the pilot's failed attempts.
+* **tokens**: prompt tokens are counted on the rendered prompts (the exact
+  text the run sends) with :func:`estimate_tokens`: ceil(characters / 4) plus
+  :data:`MESSAGE_OVERHEAD_TOKENS` for the chat framing of the single user
+  message (OpenAI's published rule of thumb of ~4 characters per English
+  token). Without the persona texts (the published set not cached) each
+  persona counts :data:`PERSONAHUB_MEAN_CHARS` characters. Completion tokens:
+  1 per request, ``fallback_max_tokens`` per fallback generation (an upper bound).
+* **cost_usd** = the price table's price (see ``backends.price_for``) times
+  the tokens; None when no price is known.
+* **hours** = requests / rate / 3600, the rate in requests per second
+  (``--rate``; default: the requests in flight / :data:`TYPICAL_LATENCY_S`).
+* **mde_pct**: the smallest relative change of S and of R that two
+  independent runs of this size can tell apart at two standard errors:
+  ``2 x sqrt(2) x SE / value x 100``. The SEs are scaled from a reference
+  measurement (the published GPT-4o base, or a pilot): SE(S) ~ 1/sqrt(personas)
+  (S is a spread across personas; its repetition part is small at T = 0.1) and
+  the relative SE of sigma_bar, hence of R = 1/sigma_bar, ~
+  1/sqrt(personas x repetitions) (each cell SD rests on the repetitions).
+  Logprob runs have exact per-cell distributions and no repetition noise: R is
+  scaled by personas alone, from a reference at its own repetitions (so the
+  figure is conservative). ``mde_pct_one_run`` is the change against a fixed
+  value (``2 x SE``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analysis import measure_responses
+from ..backends import Price, parse_model, unknown_price_hint
+from ..instruments import Instrument
+from ..protocol import ProtocolSettings, slot_prompt
+from ..store import Responses
+
+CHARS_PER_TOKEN = 4.0
+"""Characters per token of English text (OpenAI's rule of thumb); prompts here are English."""
+
+MESSAGE_OVERHEAD_TOKENS = 7
+"""Chat framing of one user message: 3 per message, 1 for the role, 3 priming the reply."""
+
+PERSONAHUB_MEAN_CHARS = 92
+"""Mean length (characters) of the published persona set's first 100 personas."""
+
+PUBLISHED_N_PERSONAS = 100
+"""Personas of ``personahub-costa`` when ``--n-personas`` is not given."""
+
+PUBLISHED_RETRIES_PER_SLOT = 0.0075
+"""Mean failed one-token attempts per slot in the published data of the 15 base models
+(Costa et al. 2025/2026, 30,000 slots each; from 0 to 0.065 per model). Fine-tuned variants
+can need far more (DeepSeek-V3.1-insecure: 0.99): plan those from a pilot."""
+
+TYPICAL_LATENCY_S: dict[str, float] = {"sim": 0.01, "hf": 0.5, "vllm": 0.5, "tinker": 1.0}
+"""Assumed seconds per request by family (others, hosted APIs: :data:`HOSTED_LATENCY_S`)."""
+
+HOSTED_LATENCY_S = 1.0
+"""Assumed seconds per request of a hosted API (a one-token answer; network included)."""
+
+PREFERRED_CONCURRENCY: dict[str, int] = {"hf": 32, "vllm": 256}
+"""Requests in flight when ``--concurrency`` is not given (the backends' preferred values)."""
+
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True)
+class PrecisionReference:
+    """A measurement whose SEs are scaled to the planned size.
+
+    ``reps`` is the repetitions per cell behind it (1 for logprob data).
+    """
+
+    label: str
+    n_personas: int
+    reps: int
+    S: float
+    S_se: float
+    R: float
+    R_se: float
+
+
+PUBLISHED_REFERENCE = PrecisionReference(
+    label="published GPT-4o base (Costa & Vicente 2026: 100 personas x 10 repetitions)",
+    n_personas=100,
+    reps=10,
+    S=0.79,
+    S_se=0.03,
+    R=9.75,
+    R_se=0.42,
+)
+"""The paper's table entries for GPT-4o base: S 0.79 +- 0.03, R 9.75 +- 0.42."""
+
+
+@dataclass(frozen=True)
+class PilotFacts:
+    """What a pilot run tells a plan: its precision and its retry and fallback rates."""
+
+    reference: PrecisionReference
+    retries_per_slot: float
+    fallback_per_slot: float
+
+
+@dataclass
+class CostPlan:
+    """The numbers of a plan; :meth:`to_dict` is the ``plan --format json`` document."""
+
+    model: str
+    method: str
+    mode: str
+    n_personas: int
+    n_items: int
+    reps: int
+    slots: int
+    requests: int
+    retries_per_slot: float
+    retries_from: str
+    fallback_generations: int
+    prompt_tokens: int
+    completion_tokens: int
+    tokens_from: str
+    cost_usd: float | None
+    price: dict[str, Any] | None
+    price_note: str
+    rate_req_per_s: float
+    rate_from: str
+    hours: float
+    se: dict[str, float]
+    mde_pct: dict[str, float]
+    mde_pct_one_run: dict[str, float]
+    precision_from: str
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``model, method, slots, requests, prompt_tokens, completion_tokens,
+        cost_usd, mde_pct{S,R}`` and the rest of the fields."""
+        return {
+            "model": self.model,
+            "method": self.method,
+            "mode": self.mode,
+            "n_personas": self.n_personas,
+            "n_items": self.n_items,
+            "reps": self.reps,
+            "slots": self.slots,
+            "requests": self.requests,
+            "retries_per_slot": self.retries_per_slot,
+            "retries_from": self.retries_from,
+            "fallback_generations": self.fallback_generations,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "tokens_from": self.tokens_from,
+            "cost_usd": self.cost_usd,
+            "price": self.price,
+            "price_note": self.price_note,
+            "rate_req_per_s": self.rate_req_per_s,
+            "rate_from": self.rate_from,
+            "hours": self.hours,
+            "se": self.se,
+            "mde_pct": self.mde_pct,
+            "mde_pct_one_run": self.mde_pct_one_run,
+            "precision_from": self.precision_from,
+            "notes": list(self.notes),
+        }
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens of one user message holding ``text``: ceil(chars / 4) + the chat framing."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
+
+
+def _prompt_tokens_per_rep(
+    instrument: Instrument,
+    persona_texts: Sequence[str] | None,
+    n_personas: int,
+    *,
+    self_mode: bool,
+    logprobs: bool,
+) -> int:
+    """Prompt tokens of one request for every cell (persona x item), summed."""
+    if self_mode:
+        return sum(
+            estimate_tokens(slot_prompt(instrument, item, None, logprobs=logprobs))
+            for item in instrument.items
+        )
+    if persona_texts is not None:
+        return sum(
+            estimate_tokens(slot_prompt(instrument, item, text, logprobs=logprobs))
+            for text in persona_texts
+            for item in instrument.items
+        )
+    typical = "x" * PERSONAHUB_MEAN_CHARS
+    per_persona = sum(
+        estimate_tokens(slot_prompt(instrument, item, typical, logprobs=logprobs))
+        for item in instrument.items
+    )
+    return per_persona * n_personas
+
+
+def _scaled_se(
+    reference: PrecisionReference, n_personas: int, reps: int, *, logprobs: bool
+) -> dict[str, float]:
+    n = max(n_personas, 1)
+    s_se = reference.S_se * math.sqrt(reference.n_personas / n)
+    if logprobs:
+        r_factor = math.sqrt(reference.n_personas / n)
+    else:
+        r_factor = math.sqrt(reference.n_personas * reference.reps / (n * max(reps, 1)))
+    return {"S": s_se, "R": reference.R_se * r_factor}
+
+
+def _rate(family: str, concurrency: int | None, rate: float | None) -> tuple[float, str]:
+    if rate is not None:
+        return float(rate), "--rate"
+    in_flight = concurrency or PREFERRED_CONCURRENCY.get(family, DEFAULT_CONCURRENCY)
+    latency = TYPICAL_LATENCY_S.get(family, HOSTED_LATENCY_S)
+    return (
+        in_flight / latency,
+        f"assumed: {in_flight} requests in flight / {latency:g} s per request; "
+        "give --rate REQ_PER_S from your provider's limits",
+    )
+
+
+def plan_run(
+    *,
+    model: str,
+    method: str,
+    protocol: ProtocolSettings,
+    instrument: Instrument,
+    n_personas: int,
+    reps: int,
+    self_mode: bool = False,
+    persona_texts: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    price: Price | None = None,
+    pilot: PilotFacts | None = None,
+    reference: PrecisionReference = PUBLISHED_REFERENCE,
+) -> CostPlan:
+    """The plan of one run (see the module's rules). ``n_personas`` is ignored in self mode.
+
+    ``persona_texts``: the personas' texts when known (their count must be
+    ``n_personas``); else each persona counts :data:`PERSONAHUB_MEAN_CHARS`.
+    ``rate``: requests per second (None: the assumed typical rate).
+    """
+    logprobs = method == "logprobs"
+    family = parse_model(model).family
+    personas = 1 if self_mode else int(n_personas)
+    run_reps = 1 if logprobs else int(reps)
+    cells = personas * instrument.n_items
+    slots = cells * run_reps
+    if pilot is not None:
+        retries, retries_from = pilot.retries_per_slot, f"pilot {pilot.reference.label}"
+        fallback_rate = pilot.fallback_per_slot
+    elif logprobs:
+        retries, retries_from, fallback_rate = 0.0, "none assumed (logprob requests)", 0.0
+    else:
+        retries = PUBLISHED_RETRIES_PER_SLOT
+        retries_from = "published data (mean of the 15 base models)"
+        fallback_rate = 0.0
+    fallbacks = 0 if logprobs else math.ceil(round(slots * fallback_rate, 6))
+    one_token = math.ceil(round(slots * (1.0 + retries), 6))
+    requests = one_token + fallbacks
+    per_rep = _prompt_tokens_per_rep(
+        instrument,
+        None if self_mode else persona_texts,
+        personas,
+        self_mode=self_mode,
+        logprobs=logprobs,
+    )
+    prompt_tokens = math.ceil(round(per_rep * run_reps * requests / max(slots, 1), 6))
+    completion_tokens = one_token + fallbacks * protocol.fallback_max_tokens
+    if self_mode or persona_texts is not None:
+        tokens_from = f"rendered prompts, {CHARS_PER_TOKEN:g} characters per token"
+    else:
+        tokens_from = (
+            f"rendered prompts with {PERSONAHUB_MEAN_CHARS}-character personas "
+            f"(the published set's mean), {CHARS_PER_TOKEN:g} characters per token"
+        )
+    if price is None:
+        cost = None
+        price_doc = None
+        price_note = f"no known price for {model}: {unknown_price_hint(model)}"
+    else:
+        cost = price.cost(prompt_tokens, completion_tokens)
+        price_doc = {
+            "input_per_mtok": price.input_per_mtok,
+            "output_per_mtok": price.output_per_mtok,
+            "source": price.source,
+        }
+        price_note = f"price from {price.source or 'the price table'}"
+    req_s, rate_from = _rate(family, concurrency, rate)
+    hours = requests / req_s / 3600.0 if req_s > 0 else math.inf
+    ref = pilot.reference if pilot is not None else reference
+    se = _scaled_se(ref, personas, run_reps, logprobs=logprobs)
+    one_run = {"S": 200.0 * se["S"] / ref.S, "R": 200.0 * se["R"] / ref.R}
+    notes: list[str] = []
+    if self_mode:
+        notes.append("self mode: no personas, so S is undefined; mde_pct is for R only")
+        one_run["S"] = math.nan
+    two_runs = {k: v * math.sqrt(2.0) for k, v in one_run.items()}
+    return CostPlan(
+        model=model,
+        method=method,
+        mode="self" if self_mode else "persona",
+        n_personas=0 if self_mode else personas,
+        n_items=instrument.n_items,
+        reps=run_reps,
+        slots=slots,
+        requests=requests,
+        retries_per_slot=retries,
+        retries_from=retries_from,
+        fallback_generations=fallbacks,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        tokens_from=tokens_from,
+        cost_usd=cost,
+        price=price_doc,
+        price_note=price_note,
+        rate_req_per_s=req_s,
+        rate_from=rate_from,
+        hours=hours,
+        se=se,
+        mde_pct=two_runs,
+        mde_pct_one_run=one_run,
+        precision_from=(
+            f"{ref.label}, SE(S) ~ 1/sqrt(personas), SE(R)/R ~ "
+            + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
+        ),
+        notes=notes,
+    )
+
+
+def pilot_facts(responses: Responses, *, max_attempts: int = 10) -> PilotFacts:
+    """A pilot run's measured S, R and their SEs, its size, and its retry and fallback rates.
+
+    Retries: the mean of ``failures`` (0 where the source has no such column);
+    fallback: the share of slots whose ``failures`` reached ``max_attempts``
+    (those asked one longer generation).
+    """
+    meas = measure_responses(responses)
+    frame = responses.frame
+    failures = frame["failures"].to_numpy(dtype=np.float64, na_value=np.nan)
+    known = failures[~np.isnan(failures)]
+    retries = float(known.mean()) if known.size and responses.has_failures else 0.0
+    fallback = float(np.mean(known >= max_attempts)) if known.size else 0.0
+    if responses.method == "logprobs":
+        reps = 1
+    elif responses.run is not None and int(responses.run.settings.get("reps") or 0) > 0:
+        reps = int(responses.run.settings["reps"])
+    else:
+        per_cell = frame.groupby(["persona_id", "question_id"]).size().to_numpy()
+        reps = int(np.bincount(per_cell).argmax()) if per_cell.size else 1
+    reference = PrecisionReference(
+        label=f"{responses.label} ({meas.n_personas} personas x {reps} repetitions)",
+        n_personas=meas.n_personas,
+        reps=reps,
+        S=float(meas.S[0]),
+        S_se=float(meas.S_se[0]),
+        R=float(meas.R[0]),
+        R_se=float(meas.R_se[0]),
+    )
+    return PilotFacts(reference, retries, fallback)
