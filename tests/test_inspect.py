@@ -167,10 +167,13 @@ def test_a_foreign_file_named_eval_is_one_line(tmp_path: Path) -> None:
 
 
 def _cli_env(offline_tokens: Path, tmp_path: Path) -> dict[str, str]:
-    """PYTHONPATH for ``inspect``: the stand-in, this checkout, and, when the installed
+    """PYTHONPATH for ``inspect``: the stand-in and, when the installed
     metadata lacks the entry point (a checkout run without reinstalling), a dist-info
     declaring it as pyproject.toml does."""
-    paths = [str(offline_tokens), str(ROOT / "src")]
+    # The package itself comes from the installed (editable) distribution or the caller's
+    # PYTHONPATH, passed on below; naming this checkout's src/ again hides the task from
+    # inspect's registry.
+    paths = [str(offline_tokens)]
     declared = any(
         ep.value == "persona_collapse.inspect_tasks" for ep in entry_points(group="inspect_ai")
     )
