@@ -782,7 +782,7 @@ def test_a_version_1_store_opens_migrated_with_its_data(tmp_path: Path) -> None:
     assert len(responses.frame) == 90
     assert responses.frame["rating"].tolist()[:3] == [1, 2, 3]
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
     with ResponseStore(path) as store:
         assert store.require_run("old").settings == {"temperature": 0.1}
         assert store.count_responses("old") == 90
@@ -838,11 +838,34 @@ def test_a_version_2_store_gains_the_lease_table_and_keeps_its_rows(tmp_path: Pa
         assert lease.holder() is not None
         lease.release()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
         after = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         assert conn.execute("SELECT COUNT(*) FROM verify_answers").fetchone()[0] == 1
         assert conn.execute("SELECT COUNT(*) FROM variant_models").fetchone()[0] == 1
-    assert after == before | {"run_leases"}
+    assert after == before | {"run_leases", "batch_jobs", "batch_slots"}
+
+
+def test_a_version_3_store_gains_the_batch_tables_and_keeps_its_rows(tmp_path: Path) -> None:
+    from persona_collapse.store import BatchJob, BatchLedger, SlotProgress
+
+    path = tmp_path / "v3.db"
+    _write_version_1_store(path)
+    with ResponseStore(path):
+        pass
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP TABLE batch_jobs")
+        conn.execute("DROP TABLE batch_slots")
+        conn.execute("PRAGMA user_version = 3")
+    with ResponseStore(path) as store:
+        assert store.count_responses("old") == 90
+        ledger = BatchLedger(store)
+        ledger.add_job(BatchJob("old", "batch_1", "openai", 1, "in_progress", ("p0i1r1a0",)))
+        ledger.save_progress("old", [((0, 1, 1), SlotProgress(attempt=2, failures=2))])
+        (job,) = ledger.open_jobs("old")
+        assert job.custom_ids == ("p0i1r1a0",)
+        assert ledger.progress("old")[(0, 1, 1)].attempt == 2
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
 
 
 def test_verify_store_creates_no_tables_of_its_own(tmp_path: Path) -> None:

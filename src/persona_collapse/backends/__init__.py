@@ -18,13 +18,15 @@ URL only a key named with ``--api-key-env``.
 
 from __future__ import annotations
 
-from ._backend import DEFAULT_CONCURRENCY, Backend
+from ._backend import DEFAULT_CONCURRENCY, Backend, BatchItem, BatchLimits, BatchStatus
 from ._decisions import parse_retry_after, redact
 from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
 from ._prices import (
     DEFAULT_PRICES,
     PRICES_ENV,
     Price,
+    batch_discount,
+    batch_price,
     genai_prices_version,
     load_prices,
     price_for,
@@ -60,6 +62,9 @@ __all__ = [
     "Backend",
     "BackendError",
     "BadAnswer",
+    "BatchItem",
+    "BatchLimits",
+    "BatchStatus",
     "ChatRequest",
     "ChatResult",
     "Fatal",
@@ -70,6 +75,8 @@ __all__ = [
     "Retry",
     "RetryDecision",
     "api_key_from_env",
+    "batch_discount",
+    "batch_price",
     "choose_key",
     "create_backend",
     "genai_prices_version",

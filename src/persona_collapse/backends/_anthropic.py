@@ -6,11 +6,12 @@ The SDK's own retries are off: the runner owns retries and rate limiting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anthropic
 
+from ._backend import BatchItem, BatchLimits, BatchStatus
 from ._decisions import Where, decision_for_status, error_in_body, malformed, one_line, redact
 from ._sdk import SDKBackend
 from ._types import (
@@ -119,23 +120,91 @@ class AnthropicBackend(SDKBackend):
             raise BackendError(Fatal(NO_LOGPROBS))
         return await super().complete(request)
 
-    async def _send(self, request: ChatRequest) -> Any:
+    def _params(self, request: ChatRequest) -> dict[str, Any]:
+        """The Messages body of ``request`` (temperature in the body, system message apart)."""
         system = [m["content"] for m in request.messages if m.get("role") == "system"]
         messages = [
             {"role": m["role"], "content": m["content"]}
             for m in request.messages
             if m.get("role") != "system"
         ]
-        kwargs: dict[str, Any] = {
+        params: dict[str, Any] = {
             "model": self.spec.name,
             "messages": messages,
             "max_tokens": request.max_tokens,
-            "extra_body": {"temperature": request.temperature},
-            "timeout": request.timeout_s,
+            "temperature": request.temperature,
         }
         if system:
-            kwargs["system"] = "\n\n".join(system)
+            params["system"] = "\n\n".join(system)
+        return params
+
+    async def _send(self, request: ChatRequest) -> Any:
+        kwargs = self._params(request)
+        kwargs["extra_body"] = {"temperature": kwargs.pop("temperature")}
+        kwargs["timeout"] = request.timeout_s
         return await self._client.messages.create(**kwargs)
+
+    # -- Message Batches --------------------------------------------------------
+
+    @property
+    def supports_batch(self) -> bool:
+        """True: Anthropic's Message Batches."""
+        return True
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        """Anthropic's limits: 100,000 requests and 256 MB per batch."""
+        return BatchLimits(100_000, 256 * 1024 * 1024)
+
+    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
+        """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""
+        if request.top_logprobs is not None:
+            raise BackendError(Fatal(NO_LOGPROBS))
+        return {"custom_id": custom_id, "params": self._params(request)}
+
+    async def _batch_call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._fail(self.decision_for(exc)) from None
+
+    async def batch_submit(
+        self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
+    ) -> str:
+        """``messages.batches.create`` (metadata is not sent: the API takes none)."""
+        batch = await self._batch_call(
+            self._client.messages.batches.create(requests=[dict(line) for line in lines])  # type: ignore[misc]
+        )
+        return str(batch.id)
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """``messages.batches.retrieve``: ended when ``processing_status`` is ``ended``."""
+        batch = await self._batch_call(self._client.messages.batches.retrieve(batch_id))
+        counts = batch.request_counts
+        done = int(counts.succeeded + counts.errored + counts.canceled + counts.expired)
+        total = done + int(counts.processing)
+        state = str(batch.processing_status)
+        return BatchStatus(batch_id, state, state == "ended", done, total)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItem]:
+        """``messages.batches.results``: succeeded -> 200, errored -> its status, else 0."""
+        stream = await self._batch_call(self._client.messages.batches.results(batch_id))
+        items: list[BatchItem] = []
+        async for entry in stream:
+            result = entry.result
+            kind = result.type
+            if kind == "succeeded":
+                items.append(BatchItem(entry.custom_id, 200, result.message.model_dump()))
+            elif kind == "errored":
+                error = result.error.model_dump()
+                inner = (error.get("error") or {}).get("type", "")
+                status = 400 if inner == "invalid_request_error" else 500
+                items.append(BatchItem(entry.custom_id, status, error))
+            else:  # expired, canceled
+                items.append(BatchItem(entry.custom_id, 0, {"type": kind}))
+        return items
 
     def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
         if raw is None or isinstance(raw, str | bytes):

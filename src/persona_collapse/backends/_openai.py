@@ -7,12 +7,14 @@ The SDK's own retries are off: the runner owns retries and rate limiting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx2
 import openai
 
+from ._backend import BatchItem, BatchLimits, BatchStatus
 from ._decisions import (
     Where,
     decision_for_status,
@@ -262,6 +264,94 @@ class OpenAIBackend(SDKBackend):
             if isinstance(token, str) and isinstance(logprob, int | float):
                 out.append((token, float(logprob)))
         return out
+
+    # -- Batch API ----------------------------------------------------------------
+
+    @property
+    def supports_batch(self) -> bool:
+        """True for ``openai/`` (OpenAI, or a compatible server with /v1/files and /v1/batches)."""
+        return self.spec.family == "openai"
+
+    @property
+    def batch_limits(self) -> BatchLimits:
+        """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
+        return BatchLimits(50_000, 200 * 1024 * 1024)
+
+    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
+        """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""
+        body = self._kwargs(request)
+        body.pop("timeout", None)
+        return {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": body,
+        }
+
+    async def _batch_call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._fail(self.decision_for(exc)) from None
+
+    async def batch_submit(
+        self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
+    ) -> str:
+        """Upload the JSONL (``files.create``, purpose batch) and create the batch."""
+        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        upload = await self._batch_call(
+            self._client.files.create(
+                file=("batch.jsonl", data.encode("utf-8"), "application/jsonl"), purpose="batch"
+            )
+        )
+        batch = await self._batch_call(
+            self._client.batches.create(
+                input_file_id=upload.id,
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata=dict(metadata),
+            )
+        )
+        return str(batch.id)
+
+    async def batch_status(self, batch_id: str) -> BatchStatus:
+        """``batches.retrieve``: ended when completed, failed, expired or cancelled."""
+        batch = await self._batch_call(self._client.batches.retrieve(batch_id))
+        counts = batch.request_counts
+        done = int((counts.completed + counts.failed) if counts is not None else 0)
+        total = int(counts.total if counts is not None else 0)
+        state = str(batch.status)
+        ended = state in ("completed", "failed", "expired", "cancelled")
+        return BatchStatus(batch_id, state, ended, done, total)
+
+    async def batch_results(self, batch_id: str) -> list[BatchItem]:
+        """The output and error files' lines (``files.content``); none for a failed batch."""
+        batch = await self._batch_call(self._client.batches.retrieve(batch_id))
+        items: list[BatchItem] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            content = await self._batch_call(self._client.files.content(file_id))
+            for raw in content.text.splitlines():
+                if raw.strip():
+                    items.append(self._batch_item(raw))
+        return items
+
+    def _batch_item(self, raw: str) -> BatchItem:
+        try:
+            line = json.loads(raw)
+        except json.JSONDecodeError:
+            return BatchItem("", 0, None)
+        custom_id = str(_field(line, "custom_id") or "")
+        response = _field(line, "response")
+        if response is None:
+            return BatchItem(custom_id, 0, _field(line, "error"))
+        status = _field(response, "status_code")
+        return BatchItem(
+            custom_id, int(status) if isinstance(status, int) else 0, _field(response, "body")
+        )
 
     async def aclose(self) -> None:
         await self._client.close()

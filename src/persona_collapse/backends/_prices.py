@@ -266,3 +266,27 @@ def unknown_price_hint(model: str) -> str:
         f"add its price to a JSON or TOML file and name it in {PRICES_ENV} "
         f'(e.g. {{"{example}": {{"input": 0.5, "output": 1.5}}}}, USD per million tokens)'
     )
+
+
+BATCH_DISCOUNT: dict[str, float] = {"openai": 0.5, "anthropic": 0.5}
+"""Fraction of the list price a provider's batch API charges, by model family.
+
+OpenAI's Batch API and Anthropic's Message Batches both bill input and output
+tokens at 50% of the synchronous price (published pricing pages, 2025). A
+family absent here has no batch API (``run --batch`` refuses it).
+"""
+
+
+def batch_discount(model: str) -> float | None:
+    """The batch price factor of ``model``'s family (0.5 for openai/ and anthropic/), or None."""
+    family = model.strip().split("/", 1)[0] if "/" in model else ""
+    return BATCH_DISCOUNT.get(family)
+
+
+def batch_price(price: Price, factor: float) -> Price:
+    """``price`` scaled by the batch factor (``source`` notes the batch price)."""
+    return Price(
+        price.input_per_mtok * factor,
+        price.output_per_mtok * factor,
+        source=f"{price.source or 'price table'}, batch price x{factor:g}",
+    )

@@ -19,8 +19,8 @@ import dataclasses
 from abc import abstractmethod
 from typing import Any
 
-from ._backend import Backend
-from ._decisions import Where, malformed, one_line, redact
+from ._backend import Backend, BatchItem
+from ._decisions import Where, decision_for_status, malformed, one_line, redact
 from ._types import (
     BackendError,
     BadAnswer,
@@ -163,6 +163,38 @@ class SDKBackend(Backend):
         except _DECODE_ERRORS as exc:
             raise self._fail(
                 malformed(f"unreadable response ({type(exc).__name__}: {exc})", self.secrets)
+            ) from None
+        return self._redacted(result)
+
+    def read_batch_item(self, item: BatchItem, request: ChatRequest) -> ChatResult:
+        """The answer of one batch result line, judged as the same direct answer would be.
+
+        Status 200: the body is read as a direct answer (an unreadable one is
+        ``Retry("malformed")``, a transport fault); another status: the
+        decision that status gets on a direct request (5xx and 429 retried,
+        4xx fatal); status 0 (expired, cancelled, never answered): a transient
+        retry.
+        """
+        if item.status == 0:
+            raise self._fail(Retry("transient", detail="batch request not answered (expired)"))
+        if item.status != 200:
+            raise self._fail(
+                decision_for_status(
+                    item.status,
+                    headers=None,
+                    body=item.body,
+                    message=f"batch request {item.custom_id} failed",
+                    where=self._where,
+                    secrets=self.secrets,
+                )
+            )
+        try:
+            result = self._read(item.body, request)
+        except BackendError:
+            raise
+        except _DECODE_ERRORS as exc:
+            raise self._fail(
+                malformed(f"unreadable batch answer ({type(exc).__name__}: {exc})", self.secrets)
             ) from None
         return self._redacted(result)
 

@@ -44,6 +44,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         instrument=args.instrument,
         seed=args.seed,
         quiet=bool(args.quiet),
+        batch=bool(args.batch),
+        batch_poll_s=args.batch_poll,
     )
     with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
         outcome = run_collection(options, on_outcome=_print_outcome)
@@ -191,6 +193,22 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=int,
         default=default("seed"),
         help="base of the per-request seeds (default %(default)s)",
+    )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help=(
+            "ask through the provider's batch API at half the price (openai/, anthropic/; "
+            "answers within 24 h; e.g. run openai/gpt-4o-2024-08-06 --batch); a run started "
+            "again adopts its batches in flight"
+        ),
+    )
+    p.add_argument(
+        "--batch-poll",
+        type=float,
+        default=default("batch_poll_s"),
+        metavar="SECONDS",
+        help="seconds between two polls of a batch in flight (default %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(handler=cmd_run)

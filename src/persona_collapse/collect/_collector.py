@@ -80,6 +80,7 @@ __all__ = [
     "Collector",
     "Pricing",
     "ResponseSink",
+    "attempt_request",
     "local_timestamp",
     "request_seed",
 ]
@@ -178,6 +179,37 @@ def request_seed(base: int, slot: Slot, attempt: int) -> int:
     text = f"{base}\0{slot.persona_id}\0{slot.item_id}\0{slot.repetition}\0{attempt}"
     digest = hashlib.blake2b(text.encode("ascii"), digest_size=8).digest()
     return int.from_bytes(digest, "little") & 0x7FFFFFFF
+
+
+def attempt_request(
+    config: CollectConfig, slot: Slot, attempt: int, messages: list[dict[str, str]]
+) -> ChatRequest:
+    """The request of protocol attempt ``attempt`` of ``slot`` (the same for direct and batch runs).
+
+    Sampling: attempts ``0 .. max_attempts - 1`` are one-token requests, attempt
+    ``max_attempts`` is the fallback generation (``fallback_max_tokens``).
+    Logprobs: every attempt is a one-token request at the logprob temperature
+    with ``top_logprobs``.
+    """
+    proto = config.protocol
+    seed = request_seed(config.seed, slot, attempt)
+    if proto.method == "logprobs":
+        return ChatRequest(
+            messages=messages,
+            temperature=proto.logprob_temperature,
+            max_tokens=1,
+            top_logprobs=proto.top_logprobs,
+            seed=seed,
+            timeout_s=config.timeout_s,
+        )
+    fallback = attempt >= proto.max_attempts
+    return ChatRequest(
+        messages=messages,
+        temperature=proto.temperature,
+        max_tokens=proto.fallback_max_tokens if fallback else 1,
+        seed=seed,
+        timeout_s=config.timeout_s,
+    )
 
 
 def local_timestamp() -> str:
@@ -334,13 +366,7 @@ class Collector:
         state = _SlotState()
         text: str | None = None
         for attempt in range(proto.max_attempts):
-            request = ChatRequest(
-                messages=messages,
-                temperature=proto.temperature,
-                max_tokens=1,
-                seed=request_seed(self.config.seed, slot, attempt),
-                timeout_s=self.config.timeout_s,
-            )
+            request = attempt_request(self.config, slot, attempt, messages)
             result = await self._send(request, state)
             if result is not None:
                 text = result.text
@@ -348,13 +374,7 @@ class Collector:
                 if rating is not None:
                     return self._row(slot, rating, state, text)
             self._failed_attempt(state)
-        request = ChatRequest(
-            messages=messages,
-            temperature=proto.temperature,
-            max_tokens=proto.fallback_max_tokens,
-            seed=request_seed(self.config.seed, slot, proto.max_attempts),
-            timeout_s=self.config.timeout_s,
-        )
+        request = attempt_request(self.config, slot, proto.max_attempts, messages)
         result = await self._send(request, state)
         extra: dict[str, Any] = {"fallback": True}
         if result is not None:
@@ -372,14 +392,7 @@ class Collector:
         state = _SlotState()
         text: str | None = None
         for attempt in range(proto.max_attempts):
-            request = ChatRequest(
-                messages=messages,
-                temperature=proto.logprob_temperature,
-                max_tokens=1,
-                top_logprobs=proto.top_logprobs,
-                seed=request_seed(self.config.seed, slot, attempt),
-                timeout_s=self.config.timeout_s,
-            )
+            request = attempt_request(self.config, slot, attempt, messages)
             result = await self._send(request, state)
             if result is None or not result.top_logprobs:
                 text = None if result is None else result.text

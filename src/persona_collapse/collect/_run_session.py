@@ -30,6 +30,7 @@ from ..backends import (
     Fatal,
     ModelSpec,
     api_key_from_env,
+    batch_discount,
     create_backend,
     parse_model,
     price_for,
@@ -40,6 +41,7 @@ from ..instruments import Instrument, load_instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet, load_personas
 from ..protocol import BASE, Method, ProtocolSettings
 from ..store import DEFAULT_STORE, ResponseStore, RunInfo, RunLease
+from ._batch import BatchCollector, BatchStats, batch_note
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot, plan_slots
 from ._policy import DEFAULT_MAX_RETRY_AFTER_S, BackoffPolicy
@@ -98,6 +100,10 @@ class RunOptions:
     instrument: str = "mfq30"
     seed: int = 0
     quiet: bool = False
+    batch: bool = False
+    """Ask through the provider's batch API (openai/, anthropic/) at the batch price."""
+    batch_poll_s: float = 30.0
+    """Seconds between two polls of a batch in flight (with ``batch``)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,6 +140,14 @@ class RunOptions:
             raise ConfigError("--max-cost must be a positive number of US dollars")
         if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s > 0):
             raise ConfigError("--max-retry-after must be a positive number of seconds")
+        if not (math.isfinite(self.batch_poll_s) and self.batch_poll_s > 0):
+            raise ConfigError("--batch-poll must be a positive number of seconds")
+        if self.batch and batch_discount(self.model) is None:
+            family = self.model.split("/", 1)[0] if "/" in self.model else self.model
+            raise ConfigError(
+                f"--batch needs a provider batch API (openai/, anthropic/); {family}/ has none: "
+                "run without --batch"
+            )
 
 
 @dataclass
@@ -357,6 +371,8 @@ def run_collection(
     )
     if options.method == "logprobs" and not backend.supports_logprobs:
         raise ConfigError(f"{options.model} returns no logprobs; use --method sample")
+    if options.batch and not backend.supports_batch:
+        raise ConfigError(f"{options.model} has no batch API; run without --batch")
     price = _price(options.model)
     if options.max_cost is not None and price is None:
         raise ConfigError(
@@ -379,7 +395,7 @@ def run_collection(
             prep.run = grown_record(existing, prep.run)
             if not growth:
                 store.ensure_run(prep.run)  # the store's own check (creates nothing here)
-        stats = CollectStats()
+        stats = BatchStats() if options.batch else CollectStats()
         config = CollectConfig(
             protocol=prep.protocol,
             concurrency=options.concurrency or backend.preferred_concurrency,
@@ -426,20 +442,40 @@ def run_collection(
                     stream=err,
                     quiet=options.quiet,
                 )
-                collector = Collector(
-                    backend,
-                    store,
-                    run.run_id,
-                    prep.instrument,
-                    slots,
-                    config,
-                    personas=None
+                personas = (
+                    None
                     if prep.personas is None
-                    else dict(zip(prep.personas.ids, prep.personas.texts, strict=True)),
-                    price=price,
-                    on_update=display.update,
-                    stats=stats,
+                    else dict(zip(prep.personas.ids, prep.personas.texts, strict=True))
                 )
+                collector: Collector | BatchCollector
+                if isinstance(stats, BatchStats):  # --batch: the provider's batch API
+                    collector = BatchCollector(
+                        backend,
+                        store,
+                        run.run_id,
+                        prep.instrument,
+                        slots,
+                        config,
+                        personas=personas,
+                        price=price,
+                        discount=batch_discount(options.model) or 1.0,
+                        poll_s=options.batch_poll_s,
+                        on_update=display.update,
+                        stats=stats,
+                    )
+                else:
+                    collector = Collector(
+                        backend,
+                        store,
+                        run.run_id,
+                        prep.instrument,
+                        slots,
+                        config,
+                        personas=personas,
+                        price=price,
+                        on_update=display.update,
+                        stats=stats,
+                    )
                 display.start()
                 try:
                     await lease.keep_while(collector.run())
@@ -455,6 +491,8 @@ def run_collection(
                     ) from None
                 finally:
                     display.stop(stats)
+                    if isinstance(stats, BatchStats):
+                        outcome.notes.append(batch_note(stats, priced=price is not None))
             finally:
                 if lease is not None:
                     lease.release()

@@ -12,6 +12,7 @@ scripted model/judge for emergent-misalignment verification
 (:class:`ScriptedRespondent`, :class:`JudgeReply`).
 """
 
+from ._batch_api import BatchScript, BatchService
 from ._counters import RecordedRequest, ServerStats
 from ._faults import BodyFault, FaultConfig, FaultDraw, draw_faults
 from ._finetune_api import FineTuneScript, FineTuneService
@@ -19,6 +20,8 @@ from ._judge import JudgeReply, ScriptedRespondent
 from ._server import LoopbackServer
 
 __all__ = [
+    "BatchScript",
+    "BatchService",
     "BodyFault",
     "FaultConfig",
     "FaultDraw",

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..simulate import SimulatedRespondent, stable_seed
 from . import _anthropic_api as anthropic_api
+from . import _batch_api as batch_api
 from . import _finetune_api as finetune_api
 from . import _openai_api as openai_api
 from ._chat import ApiError, ChatRequest, Choice, complete
@@ -62,6 +63,7 @@ class SimulatorApp:
         self._occurrence: dict[int, int] = {}
         self._never: asyncio.Event | None = None
         self.fine_tuning = finetune_api.FineTuneService()
+        self.batches = batch_api.BatchService(self.fine_tuning, self.answer_line)
 
     @property
     def models(self) -> list[str]:
@@ -117,6 +119,8 @@ class SimulatorApp:
         headers = request.headers
         if path in ("/", "/health"):
             return HttpResponse(200, b'{"status": "ok", "simulated": true}')
+        if path.startswith(("/v1/batches", "/v1/messages/batches")):
+            return self._batch_request(request, path, request_id)
         if path.startswith(finetune_api.FINETUNE_PREFIXES):
             self._body(request)
             reject = self.faults.reject_key or ""
@@ -140,6 +144,67 @@ class SimulatorApp:
             return await self._api(request, path, provider, body, number, request_id)
         except ApiError as error:
             return api.error_response(error, request_id)
+
+    def _batch_request(self, request: HttpRequest, path: str, request_id: str) -> HttpResponse:
+        anthropic = path.startswith("/v1/messages/batches")
+        api = anthropic_api if anthropic else openai_api
+        self._body(request)
+        try:
+            key = api.api_key(request.headers)
+            if not key or key == self.faults.reject_key:
+                raise api.bad_key(key)
+            parts = [p for p in path.split("/") if p]
+            if anthropic:
+                base = f"http://{request.headers.get('host', '127.0.0.1')}"
+                return self.batches.anthropic(request, parts[3:], base)
+            return self.batches.openai(request, parts[1:])
+        except ApiError as error:
+            return api.error_response(error, request_id)
+        except (ValueError, KeyError, TypeError) as exc:
+            return api.error_response(ApiError(400, f"bad batch request: {exc}"), request_id)
+
+    def answer_line(self, provider: str, body: Any) -> tuple[int, Any]:
+        """One batch line answered as the same direct request would be: (status, body).
+
+        The server's faults are drawn per line: a 5xx or a broken body becomes
+        an error line (status 500), a non-digit token replaces a one-token answer.
+        """
+        number = self._number
+        self._number += 1
+        self.stats.by_model["batch-line"] += 1
+        api = anthropic_api if provider == "anthropic" else openai_api
+        request_id = f"req_sim_{number:08d}"
+        draw = draw_faults(self.faults, number)
+        try:
+            if draw.kind == "server_error" or draw.malformed:
+                self.stats.faults["batch_line_error"] += 1
+                raise ApiError(500, "The server had an error processing your request.", "server")
+            if provider == "anthropic":
+                chat = anthropic_api.parse_request(body, {"anthropic-version": "2023-06-01"})
+            else:
+                chat = openai_api.parse_request(body)
+            respondent = self._respondent(chat.model, provider)
+            choices = complete(respondent, chat, self._rng(respondent, chat))
+            if draw.non_digit_token is not None and chat.max_tokens == 1:
+                self.stats.faults["non_digit"] += 1
+                first = choices[0]
+                choices[0] = Choice(
+                    draw.non_digit_token,
+                    first.finish_reason,
+                    first.prompt_tokens,
+                    1,
+                    first.top,
+                    first.token_logprob if first.top is None else min(lp for _, lp in first.top),
+                )
+            if provider == "anthropic":
+                response = anthropic_api.message_response(chat, choices[0], f"msg_sim_{number:08d}")
+            else:
+                response = openai_api.completion_response(
+                    chat, choices, f"chatcmpl-sim-{number:08d}", request_id
+                )
+        except ApiError as error:
+            response = api.error_response(error, request_id)
+        return response.status, json.loads(response.body)
 
     def _body(self, request: HttpRequest) -> Any:
         body: Any = None

@@ -258,6 +258,9 @@ class FineTuneService:
             return _json(200, {"object": "list", "data": list(self.files.values())})
         if len(parts) == 2 and parts[0] == "files" and method == "GET":
             return _json(200, self._file(parts[1]))
+        if len(parts) == 3 and parts[0] == "files" and parts[2] == "content" and method == "GET":
+            self._file(parts[1])
+            return HttpResponse(200, self.contents[parts[1]], content_type="application/jsonl")
         if parts[:2] == ["fine_tuning", "jobs"]:
             rest = parts[2:]
             if not rest and method == "POST":
@@ -298,9 +301,11 @@ class FineTuneService:
         purpose = fields.get("purpose", (None, b""))[1].decode("utf-8", "replace").strip()
         if "file" not in fields:
             raise ApiError(400, "Missing required parameter: 'file'.", param="file")
-        if purpose != "fine-tune":
+        if purpose not in ("fine-tune", "batch"):
             raise ApiError(
-                400, f"Invalid purpose {purpose!r} (simulated: fine-tune only).", param="purpose"
+                400,
+                f"Invalid purpose {purpose!r} (simulated: fine-tune and batch).",
+                param="purpose",
             )
         filename, content = fields["file"]
         file_id = "file-" + hashlib.sha256(content + str(len(self.files)).encode()).hexdigest()[:24]
@@ -313,9 +318,13 @@ class FineTuneService:
             "purpose": purpose,
             "status": "processed",
         }
-        self.files[file_id] = record
-        self.contents[file_id] = content
+        self.add_file(record, content)
         return _json(200, record)
+
+    def add_file(self, record: dict[str, Any], content: bytes) -> None:
+        """Keep a file (an upload, or a batch's output) under ``record["id"]``."""
+        self.files[record["id"]] = record
+        self.contents[record["id"]] = content
 
     def _create(self, request: HttpRequest) -> HttpResponse:
         try:

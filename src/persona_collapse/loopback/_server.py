@@ -17,6 +17,7 @@ from types import TracebackType
 from ..instruments import Instrument
 from ..simulate import SimulatedRespondent
 from ._app import SimulatorApp
+from ._batch_api import BatchService
 from ._counters import ServerStats
 from ._faults import FaultConfig
 from ._finetune_api import FineTuneService
@@ -140,6 +141,11 @@ class LoopbackServer:
     def fine_tuning(self) -> FineTuneService:
         """The simulated files and fine-tuning jobs API (script it with ``set_script``)."""
         return self._app.fine_tuning
+
+    @property
+    def batches(self) -> BatchService:
+        """The simulated batch APIs of both protocols (script them with ``set_script``)."""
+        return self._app.batches
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Use ``faults`` for requests arriving from now on."""

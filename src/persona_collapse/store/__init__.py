@@ -12,6 +12,7 @@ writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
+from ._batches import READ_STATE, BatchJob, BatchLedger, SlotProgress
 from ._clock import now_utc
 from ._csv import PublishedTable, read_published_csv, write_published_csv
 from ._frame import (
@@ -38,11 +39,14 @@ __all__ = [
     "LEASE_STALE_S",
     "MISSING_RATING",
     "PERSONA_COLUMNS",
+    "READ_STATE",
     "RESPONSE_COLUMNS",
     "SCHEMA_VERSION",
     "SELF_COLUMNS",
     "SELF_PERSONA_ID",
     "TABLE_COLUMNS",
+    "BatchJob",
+    "BatchLedger",
     "LeaseHeldError",
     "LeaseHolder",
     "PublishedTable",
@@ -52,6 +56,7 @@ __all__ = [
     "RunInfo",
     "RunLease",
     "RunSummary",
+    "SlotProgress",
     "check_run_id",
     "complete_frame",
     "default_run_id",

@@ -12,12 +12,16 @@ History:
 * version 2: every table created with the store (same columns as before);
   opening a version-1 store adds the tables it lacks and keeps all rows;
 * version 3: ``run_leases``, the one writer of each run (see ``_lease.py``);
-  opening a version-2 store adds it and keeps all rows.
+  opening a version-2 store adds it and keeps all rows;
+* version 4: ``batch_jobs`` (provider batches of ``run --batch`` and their
+  state) and ``batch_slots`` (each unstored slot's next attempt, failures and
+  tokens between batch rounds, see ``_batches.py``); opening a version-3 store
+  adds them and keeps all rows.
 """
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Bumped whenever the tables below change; a store with a higher version is refused."""
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -237,7 +241,65 @@ CREATE TABLE IF NOT EXISTS run_leases (
 )
 """The lease table: at most one writer per run id, refreshed by its heartbeat."""
 
-DDL = CORE_DDL + VERIFY_DDL + VARIANT_DDL + LEASE_DDL
+BATCH_JOB_COLUMNS = (
+    "run_id",
+    "batch_id",
+    "provider",
+    "round",
+    "state",
+    "n_requests",
+    "custom_ids",
+    "created",
+    "updated",
+)
+"""Columns of ``batch_jobs`` in table order."""
+
+BATCH_SLOT_COLUMNS = (
+    "run_id",
+    "persona_id",
+    "item_id",
+    "repetition",
+    "attempt",
+    "failures",
+    "faults",
+    "prompt_tokens",
+    "completion_tokens",
+    "raw_text",
+)
+"""Columns of ``batch_slots`` in table order."""
+
+BATCH_DDL = (
+    """
+CREATE TABLE IF NOT EXISTS batch_jobs (
+    run_id      TEXT NOT NULL,               -- the run the batch collects for
+    batch_id    TEXT NOT NULL,               -- the provider's id (batch_..., msgbatch_...)
+    provider    TEXT NOT NULL,               -- model family: openai | anthropic
+    round       INTEGER NOT NULL,            -- 1-based batch round of the run
+    state       TEXT NOT NULL,               -- provider state; 'read' once its results are stored
+    n_requests  INTEGER NOT NULL,
+    custom_ids  TEXT NOT NULL,               -- JSON list of the custom ids it holds
+    created     TEXT NOT NULL,               -- ISO-8601 UTC
+    updated     TEXT NOT NULL,
+    PRIMARY KEY (run_id, batch_id)
+)""",
+    """
+CREATE TABLE IF NOT EXISTS batch_slots (
+    run_id            TEXT NOT NULL,
+    persona_id        INTEGER NOT NULL,
+    item_id           INTEGER NOT NULL,
+    repetition        INTEGER NOT NULL,
+    attempt           INTEGER NOT NULL,      -- the next protocol attempt to ask (0-based)
+    failures          INTEGER NOT NULL,      -- unparseable answers so far
+    faults            INTEGER NOT NULL,      -- transport faults so far (never attempts)
+    prompt_tokens     INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    raw_text          TEXT,                  -- the last answer's text
+    PRIMARY KEY (run_id, persona_id, item_id, repetition)
+) WITHOUT ROWID""",
+)
+"""The batch tables: in-flight provider batches (adopted on resume) and per-slot progress."""
+
+DDL = CORE_DDL + VERIFY_DDL + VARIANT_DDL + LEASE_DDL + BATCH_DDL
 """The statements creating every table of a new store, executed in order in one transaction."""
 
 STORE_TABLES = CORE_TABLES | {
@@ -246,12 +308,15 @@ STORE_TABLES = CORE_TABLES | {
     "verify_judgments",
     "variant_models",
     "run_leases",
+    "batch_jobs",
+    "batch_slots",
 }
 """Every table of a current store."""
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: VERIFY_DDL + VARIANT_DDL,
     2: LEASE_DDL,
+    3: BATCH_DDL,
 }
 """Statements taking a store from version ``v`` to ``v + 1`` (``IF NOT EXISTS``: a version-1
 store may already hold the tables ``verify`` or ``finetune`` created on first use)."""
@@ -264,5 +329,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "verify_judgments": VERIFY_JUDGMENT_COLUMNS,
     "variant_models": VARIANT_COLUMNS,
     "run_leases": LEASE_COLUMNS,
+    "batch_jobs": BATCH_JOB_COLUMNS,
+    "batch_slots": BATCH_SLOT_COLUMNS,
 }
 """Columns of every table of the store, in table order, by table name."""

@@ -1,0 +1,309 @@
+"""Simulated batch APIs: OpenAI's Batch API and Anthropic's Message Batches.
+
+OpenAI (under ``/v1``): ``POST /batches`` (from a ``purpose=batch`` file
+uploaded to ``POST /files``), ``GET /batches/{id}``, ``POST
+/batches/{id}/cancel``, ``GET /batches``; outputs come back through ``GET
+/files/{id}/content`` (shared with the fine-tuning service's files).
+Anthropic: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
+``GET /v1/messages/batches/{id}/results`` (JSONL), ``POST .../cancel``.
+
+A batch is ``in_progress`` for :attr:`BatchScript.polls` retrievals, then
+ends: its lines are answered then, one by one, by the server's simulated
+respondents through the same code as a direct request (the server's
+:class:`FaultConfig` applies per line: a drawn 5xx or broken body becomes an
+error line, a drawn non-digit token replaces the one-token answer).
+:attr:`BatchScript.fail` / :attr:`BatchScript.expire` make the next batches
+fail (OpenAI: ``failed``, no output; Anthropic: every line ``errored``) or
+expire (no line answered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._chat import ApiError
+from ._finetune_api import FineTuneService
+from ._http import HttpRequest, HttpResponse
+
+#: Answers one request line: (provider, body) -> (HTTP status, response body).
+LineAnswer = Callable[[str, Any], tuple[int, Any]]
+
+
+@dataclass
+class BatchScript:
+    """How simulated batches behave. ``fail`` / ``expire``: that many next batches do so."""
+
+    polls: int = 2
+    fail: int = 0
+    expire: int = 0
+
+
+@dataclass
+class _Batch:
+    id: str
+    provider: str
+    lines: list[dict[str, Any]]
+    created_at: int
+    outcome: str  # complete | fail | expire
+    polls_left: int
+    status: str = "in_progress"
+    output_file_id: str | None = None
+    error_file_id: str | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    input_file_id: str = ""
+
+
+def _json(status: int, body: Any) -> HttpResponse:
+    return HttpResponse(status, json.dumps(body).encode())
+
+
+class BatchService:
+    """Batches of both protocols, kept in memory; ``created`` counts batches created."""
+
+    def __init__(self, files: FineTuneService, answer: LineAnswer) -> None:
+        self.files = files
+        self.answer = answer
+        self.script = BatchScript()
+        self.batches: dict[str, _Batch] = {}
+        self.created = 0
+        self.lines = 0
+
+    def set_script(self, script: BatchScript) -> None:
+        self.script = script
+
+    def _new(self, provider: str, lines: list[dict[str, Any]]) -> _Batch:
+        outcome = "complete"
+        if self.script.fail > 0:
+            self.script.fail -= 1
+            outcome = "fail"
+        elif self.script.expire > 0:
+            self.script.expire -= 1
+            outcome = "expire"
+        prefix = "msgbatch_" if provider == "anthropic" else "batch_"
+        digest = hashlib.sha256(f"{provider}{self.created}{time.time()}".encode()).hexdigest()
+        batch = _Batch(
+            prefix + digest[:24], provider, lines, int(time.time()), outcome, self.script.polls
+        )
+        self.batches[batch.id] = batch
+        self.created += 1
+        self.lines += len(lines)
+        return batch
+
+    def _batch(self, batch_id: str) -> _Batch:
+        found = self.batches.get(batch_id)
+        if found is None:
+            raise ApiError(404, f"No batch found with id '{batch_id}'.", "not_found")
+        return found
+
+    def _advance(self, batch: _Batch) -> None:
+        if batch.status != "in_progress":
+            return
+        if batch.polls_left > 0:
+            batch.polls_left -= 1
+            return
+        if batch.outcome == "fail":
+            batch.status = "failed"
+        elif batch.outcome == "expire":
+            batch.status = "expired"
+        else:
+            batch.status = "completed"
+        self._finish(batch)
+
+    def _finish(self, batch: _Batch) -> None:
+        out: list[dict[str, Any]] = []
+        for n, line in enumerate(batch.lines):
+            cid = line.get("custom_id")
+            body = line.get("params") if batch.provider == "anthropic" else line.get("body")
+            if batch.outcome == "complete":
+                status, answer = self.answer(batch.provider, body)
+            elif batch.outcome == "fail":
+                status, answer = 0, "failed"
+            else:
+                status, answer = 0, "expired"
+            out.append({"n": n, "custom_id": cid, "status": status, "body": answer})
+        batch.results = out
+        if batch.provider == "openai" and batch.outcome != "fail":
+            ok = [r for r in out if r["status"] == 200]
+            bad = [r for r in out if r["status"] != 200]
+            batch.output_file_id = self._file(batch, "output", ok) if ok else None
+            batch.error_file_id = self._file(batch, "errors", bad) if bad else None
+
+    def _file(self, batch: _Batch, what: str, rows: list[dict[str, Any]]) -> str:
+        lines = []
+        for r in rows:
+            if r["status"] == 0:
+                response = None
+                error = {
+                    "code": "batch_expired",
+                    "message": "This request could not be executed before the completion window expired.",
+                }
+            else:
+                response = {
+                    "status_code": r["status"],
+                    "request_id": f"req_{r['n']}",
+                    "body": r["body"],
+                }
+                error = None
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"batch_req_{r['n']}",
+                        "custom_id": r["custom_id"],
+                        "response": response,
+                        "error": error,
+                    }
+                )
+            )
+        file_id = f"file-{batch.id}-{what}"
+        content = ("\n".join(lines) + "\n").encode()
+        record = {
+            "id": file_id,
+            "object": "file",
+            "bytes": len(content),
+            "created_at": int(time.time()),
+            "filename": f"{what}.jsonl",
+            "purpose": "batch_output",
+            "status": "processed",
+        }
+        self.files.add_file(record, content)
+        return file_id
+
+    # -- OpenAI -----------------------------------------------------------------
+
+    def _openai_dict(self, b: _Batch) -> dict[str, Any]:
+        done = sum(1 for r in b.results if r["status"] == 200)
+        failed = len(b.results) - done
+        return {
+            "id": b.id,
+            "object": "batch",
+            "endpoint": "/v1/chat/completions",
+            "errors": {
+                "object": "list",
+                "data": [{"code": "invalid_file", "message": "simulated failure"}],
+            }
+            if b.status == "failed"
+            else None,
+            "input_file_id": b.input_file_id,
+            "completion_window": "24h",
+            "status": b.status,
+            "output_file_id": b.output_file_id,
+            "error_file_id": b.error_file_id,
+            "created_at": b.created_at,
+            "request_counts": {"total": len(b.lines), "completed": done, "failed": failed},
+            "metadata": b.metadata,
+        }
+
+    def openai(self, request: HttpRequest, parts: list[str]) -> HttpResponse:
+        method = request.method
+        if parts == ["batches"] and method == "POST":
+            body = json.loads(request.body or b"{}")
+            file_id = body.get("input_file_id")
+            if file_id not in self.files.contents:
+                raise ApiError(400, f"invalid input_file_id: {file_id}", param="input_file_id")
+            if body.get("endpoint") != "/v1/chat/completions":
+                raise ApiError(
+                    400, "endpoint must be /v1/chat/completions (simulated)", param="endpoint"
+                )
+            text = self.files.contents[file_id].decode("utf-8")
+            lines = [json.loads(t) for t in text.splitlines() if t.strip()]
+            batch = self._new("openai", lines)
+            batch.input_file_id = file_id
+            batch.metadata = body.get("metadata") or {}
+            return _json(200, self._openai_dict(batch))
+        if parts == ["batches"] and method == "GET":
+            data = [self._openai_dict(b) for b in self.batches.values() if b.provider == "openai"]
+            return _json(200, {"object": "list", "data": data, "has_more": False})
+        if len(parts) == 2 and method == "GET":
+            batch = self._batch(parts[1])
+            self._advance(batch)
+            return _json(200, self._openai_dict(batch))
+        if len(parts) == 3 and parts[2] == "cancel" and method == "POST":
+            batch = self._batch(parts[1])
+            if batch.status == "in_progress":
+                batch.outcome, batch.status = "expire", "cancelled"
+                self._finish(batch)
+            return _json(200, self._openai_dict(batch))
+        raise ApiError(404, f"Unknown batch path {method} /v1/{'/'.join(parts)}.", "not_found")
+
+    # -- Anthropic --------------------------------------------------------------
+
+    def _anthropic_dict(self, b: _Batch, base: str) -> dict[str, Any]:
+        ended = b.status != "in_progress"
+        counts = {
+            "processing": 0 if ended else len(b.lines),
+            "succeeded": 0,
+            "errored": 0,
+            "canceled": 0,
+            "expired": 0,
+        }
+        for r in b.results:
+            if r["status"] == 200:
+                counts["succeeded"] += 1
+            elif b.outcome == "expire":
+                counts["expired"] += 1
+            else:
+                counts["errored"] += 1
+        stamp = "2025-01-01T00:00:00Z"
+        return {
+            "id": b.id,
+            "type": "message_batch",
+            "processing_status": "ended" if ended else "in_progress",
+            "request_counts": counts,
+            "ended_at": stamp if ended else None,
+            "created_at": stamp,
+            "expires_at": "2025-01-02T00:00:00Z",
+            "archived_at": None,
+            "cancel_initiated_at": None,
+            "results_url": f"{base}/v1/messages/batches/{b.id}/results" if ended else None,
+        }
+
+    def anthropic(self, request: HttpRequest, parts: list[str], base: str) -> HttpResponse:
+        method = request.method
+        if not parts and method == "POST":
+            body = json.loads(request.body or b"{}")
+            requests = body.get("requests")
+            if not isinstance(requests, list) or not requests:
+                raise ApiError(400, "requests: Field required (a non-empty list)")
+            batch = self._new("anthropic", requests)
+            return _json(200, self._anthropic_dict(batch, base))
+        if len(parts) == 1 and method == "GET":
+            batch = self._batch(parts[0])
+            self._advance(batch)
+            return _json(200, self._anthropic_dict(batch, base))
+        if len(parts) == 2 and parts[1] == "results" and method == "GET":
+            batch = self._batch(parts[0])
+            if batch.status == "in_progress":
+                raise ApiError(400, f"Batch {batch.id} has not ended.")
+            lines = []
+            for r in batch.results:
+                if r["status"] == 200:
+                    result: dict[str, Any] = {"type": "succeeded", "message": r["body"]}
+                elif batch.outcome == "expire":
+                    result = {"type": "expired"}
+                else:
+                    error = (
+                        r["body"]
+                        if isinstance(r["body"], dict)
+                        else {
+                            "type": "error",
+                            "error": {"type": "api_error", "message": str(r["body"])},
+                        }
+                    )
+                    result = {"type": "errored", "error": error}
+                lines.append(json.dumps({"custom_id": r["custom_id"], "result": result}))
+            return HttpResponse(
+                200, ("\n".join(lines) + "\n").encode(), content_type="application/x-jsonl"
+            )
+        if len(parts) == 2 and parts[1] == "cancel" and method == "POST":
+            batch = self._batch(parts[0])
+            if batch.status == "in_progress":
+                batch.outcome, batch.status = "expire", "canceled"
+                self._finish(batch)
+            return _json(200, self._anthropic_dict(batch, base))
+        raise ApiError(404, f"Unknown message batch path {method}.", "not_found")

@@ -1,0 +1,153 @@
+"""The batch ledger: provider batches of ``run --batch`` and each unstored slot's progress.
+
+``batch_jobs`` holds every batch a run created (its provider id, round, state
+and the custom ids it holds), written the moment the provider accepted it: a
+run that is killed and started again finds its in-flight batches here and
+adopts them instead of paying for them twice. A batch whose results were read
+and stored is marked ``read``. ``batch_slots`` keeps, for each slot not yet
+stored, the next protocol attempt, the failed attempts, the transport faults
+and the tokens so far, so the protocol continues where it stopped across
+rounds and processes. Both tables are declared in ``_schema.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._clock import now_utc
+from ._sqlite import _transaction
+
+if TYPE_CHECKING:
+    from ._sqlite import ResponseStore
+
+READ_STATE = "read"
+"""State of a batch whose results were read and stored (nothing more to do)."""
+
+SlotKey = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    """A row of ``batch_jobs``."""
+
+    run_id: str
+    batch_id: str
+    provider: str
+    round: int
+    state: str
+    custom_ids: tuple[str, ...]
+    created: str = ""
+    updated: str = ""
+
+
+@dataclass
+class SlotProgress:
+    """A row of ``batch_slots``: where an unstored slot stands between rounds."""
+
+    attempt: int = 0
+    failures: int = 0
+    faults: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    raw_text: str | None = None
+
+
+class BatchLedger:
+    """Reads and writes the batch tables of one store."""
+
+    def __init__(self, store: ResponseStore) -> None:
+        self.store = store
+
+    def add_job(self, job: BatchJob) -> None:
+        """Record a batch the provider accepted (state as the provider said)."""
+        now = now_utc()
+        with self.store.connection() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO batch_jobs (run_id, batch_id, provider, round, state, "
+                "n_requests, custom_ids, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job.run_id,
+                    job.batch_id,
+                    job.provider,
+                    job.round,
+                    job.state,
+                    len(job.custom_ids),
+                    json.dumps(list(job.custom_ids)),
+                    now,
+                    now,
+                ),
+            )
+
+    def set_state(self, run_id: str, batch_id: str, state: str) -> None:
+        """The batch's latest state (``read`` once its results are stored)."""
+        with self.store.connection() as conn:
+            conn.execute(
+                "UPDATE batch_jobs SET state = ?, updated = ? WHERE run_id = ? AND batch_id = ?",
+                (state, now_utc(), run_id, batch_id),
+            )
+
+    def jobs(self, run_id: str) -> list[BatchJob]:
+        """Every batch of ``run_id``, oldest round first."""
+        with self.store.connection() as conn:
+            rows = conn.execute(
+                "SELECT run_id, batch_id, provider, round, state, custom_ids, created, updated "
+                "FROM batch_jobs WHERE run_id = ? ORDER BY round, created, batch_id",
+                (run_id,),
+            ).fetchall()
+        return [
+            BatchJob(r[0], r[1], r[2], int(r[3]), r[4], tuple(json.loads(r[5])), r[6], r[7])
+            for r in rows
+        ]
+
+    def open_jobs(self, run_id: str) -> list[BatchJob]:
+        """Batches of ``run_id`` whose results were not yet read (in flight, or ended unread)."""
+        return [j for j in self.jobs(run_id) if j.state != READ_STATE]
+
+    def progress(self, run_id: str) -> dict[SlotKey, SlotProgress]:
+        """The stored progress of every unstored slot of ``run_id``."""
+        with self.store.connection() as conn:
+            rows = conn.execute(
+                "SELECT persona_id, item_id, repetition, attempt, failures, faults, "
+                "prompt_tokens, completion_tokens, raw_text FROM batch_slots WHERE run_id = ?",
+                (run_id,),
+            ).fetchall()
+        return {
+            (int(r[0]), int(r[1]), int(r[2])): SlotProgress(
+                int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), r[8]
+            )
+            for r in rows
+        }
+
+    def save_progress(
+        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotProgress | None]]
+    ) -> None:
+        """Write (or, for None: delete) the progress of slots, in one transaction."""
+        with self.store.connection() as conn, _transaction(conn):
+            for (p, i, r), prog in updates:
+                if prog is None:
+                    conn.execute(
+                        "DELETE FROM batch_slots WHERE run_id = ? AND persona_id = ? "
+                        "AND item_id = ? AND repetition = ?",
+                        (run_id, p, i, r),
+                    )
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO batch_slots (run_id, persona_id, item_id, repetition, "
+                    "attempt, failures, faults, prompt_tokens, completion_tokens, raw_text) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        p,
+                        i,
+                        r,
+                        prog.attempt,
+                        prog.failures,
+                        prog.faults,
+                        prog.prompt_tokens,
+                        prog.completion_tokens,
+                        prog.raw_text,
+                    ),
+                )

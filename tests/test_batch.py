@@ -1,0 +1,166 @@
+"""``run --batch`` over the loopback server: the official SDKs' batch calls on 127.0.0.1.
+
+Answers are SIMULATED (the loopback server's respondents).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from persona_collapse.collect import RunOptions, run_collection
+from persona_collapse.errors import ConfigError
+from persona_collapse.loopback import BatchScript, FaultConfig, LoopbackServer
+from persona_collapse.simulate import SimulatedRespondent
+
+KEY = "sk-test-batch-0123456789"
+PERSONAS = [
+    "A retired schoolteacher who volunteers at the local library.",
+    "A competitive rock climber who distrusts institutions.",
+    "A devout farmer raising four children.",
+]
+
+
+@pytest.fixture
+def persona_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    path = tmp_path / "personas.json"
+    path.write_text(json.dumps(PERSONAS), encoding="utf-8")
+    return path
+
+
+def _options(srv: LoopbackServer, store: Path, personas: Path, **kw: object) -> RunOptions:
+    base = dict(
+        model="openai/sim-base",
+        base_url=srv.base_url,
+        store=str(store),
+        personas=str(personas),
+        n_personas=2,
+        reps=2,
+        quiet=True,
+        batch=True,
+        batch_poll_s=0.01,
+    )
+    base.update(kw)
+    return RunOptions(**base)  # type: ignore[arg-type]
+
+
+def _rows(store: Path) -> list[tuple[int, int, int, int, int]]:
+    with sqlite3.connect(store) as conn:
+        return conn.execute(
+            "SELECT persona_id, item_id, repetition, rating, failures FROM responses"
+        ).fetchall()
+
+
+def test_sampled_batch_run_retries_non_digits_in_further_rounds(
+    tmp_path: Path, persona_file: Path
+) -> None:
+    store = tmp_path / "b.db"
+    with LoopbackServer(
+        SimulatedRespondent("base", seed=1), faults=FaultConfig(non_digit_rate=0.2, seed=3)
+    ) as srv:
+        outcome = run_collection(_options(srv, store, persona_file))
+        paths = dict(srv.stats.by_path)
+        assert srv.batches.created >= 2
+    rows = _rows(store)
+    assert len(rows) == 2 * 30 * 2 == outcome.total_slots
+    assert all(1 <= r[3] <= 6 or r[3] == 0 for r in rows)  # every slot holds a digit
+    assert sum(r[4] for r in rows) > 0 and outcome.stats.failures > 0
+    assert paths.get("/v1/chat/completions", 0) == 1  # only the start-up probe
+    assert outcome.stats.round >= 2  # type: ignore[attr-defined]
+    assert "batch discount saved" in outcome.summary()
+    with sqlite3.connect(store) as conn:
+        states = {r[0] for r in conn.execute("SELECT state FROM batch_jobs")}
+        assert states == {"read"}
+        assert conn.execute("SELECT COUNT(*) FROM batch_slots").fetchone()[0] == 0
+
+
+def test_logprob_batch_run_sends_one_line_per_cell(tmp_path: Path, persona_file: Path) -> None:
+    store = tmp_path / "lp.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        run_collection(_options(srv, store, persona_file, method="logprobs", reps=1))
+        assert srv.batches.created == 1
+        assert srv.batches.lines == 2 * 30
+    assert len(_rows(store)) == 60
+
+
+def test_anthropic_batch_run(tmp_path: Path, persona_file: Path) -> None:
+    store = tmp_path / "a.db"
+    with LoopbackServer(
+        SimulatedRespondent("base", seed=1), faults=FaultConfig(non_digit_rate=0.2)
+    ) as srv:
+        run_collection(
+            _options(
+                srv,
+                store,
+                persona_file,
+                model="anthropic/sim-base",
+                base_url=srv.anthropic_base_url,
+                reps=1,
+            )
+        )
+        assert srv.stats.by_path.get("/v1/messages", 0) == 1
+        assert srv.batches.created >= 2
+    assert len(_rows(store)) == 60
+
+
+def test_failed_and_expired_batches_return_their_slots(tmp_path: Path, persona_file: Path) -> None:
+    store = tmp_path / "f.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=1, fail=1, expire=1))
+        outcome = run_collection(_options(srv, store, persona_file, reps=1))
+        assert srv.batches.created >= 3
+    assert len(_rows(store)) == 60
+    assert sum(r[4] for r in _rows(store)) == outcome.stats.failures  # faults: no attempts
+    assert outcome.stats.retries == 120
+
+
+def test_a_killed_run_adopts_its_in_flight_batch(tmp_path: Path, persona_file: Path) -> None:
+    store = tmp_path / "k.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=1_000_000))
+        options = _options(srv, store, persona_file, reps=1, batch_poll_s=0.05)
+        import threading
+        import time
+
+        def kill_when_created() -> None:
+            while True:  # the batch is created and its id in the store: kill the run
+                time.sleep(0.01)
+                if not store.exists():
+                    continue
+                try:
+                    with sqlite3.connect(store) as conn:
+                        if conn.execute("SELECT COUNT(*) FROM batch_jobs").fetchone()[0]:
+                            break
+                except sqlite3.Error:
+                    continue
+            import _thread
+
+            _thread.interrupt_main()
+
+        threading.Thread(target=kill_when_created, daemon=True).start()
+        with pytest.raises(KeyboardInterrupt):
+            run_collection(options)
+        assert srv.batches.created == 1 and len(_rows(store)) == 0
+        srv.batches.set_script(BatchScript(polls=0))
+        for batch in srv.batches.batches.values():
+            batch.polls_left = 0
+        outcome = run_collection(options)
+        # The first batch is adopted, not created again; later batches only hold the
+        # slots whose answer held no digit (the respondent's own non-digit answers).
+        assert srv.batches.lines == 60 + outcome.stats.failures
+        assert srv.batches.created == outcome.stats.round  # type: ignore[attr-defined]
+        assert outcome.stats.adopted == 1  # type: ignore[attr-defined]
+    rows = _rows(store)
+    assert len(rows) == 60 == len({r[:3] for r in rows})
+
+
+@pytest.mark.parametrize("model", ["sim/base", "hf/tiny"])
+def test_batch_without_a_batch_api_is_refused_in_one_line(model: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        RunOptions(model=model, batch=True)
+    assert "\n" not in caught.value.message and "no" in caught.value.message
