@@ -39,6 +39,10 @@ from persona_collapse.store import load_sources
 
 from .helpers import Result, run_cli
 
+pytestmark = pytest.mark.timeout(1800)
+"""A real model on CPU: one run of 120 cells takes minutes on a busy 2-core machine (the
+first test of a module-scoped run pays for it)."""
+
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PERSONAS = [
     "A retired schoolteacher who volunteers at the public library.",
