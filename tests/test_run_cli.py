@@ -831,7 +831,7 @@ def test_a_persona_file_is_asked_whole_by_default(tmp_path: Path) -> None:
         ({"n_personas": 0}, "--n-personas must be at least 1"),
         ({"temperature": 2.5}, "--temperature must be between 0 and 2"),
         ({"max_attempts": 0}, "--max-attempts must be at least 1"),
-        ({"top_logprobs": 21}, "--top-logprobs must be between 1 and 20"),
+        ({"top_logprobs": 1001}, "--top-logprobs must be between 1 and 1000"),
         ({"concurrency": 0}, "--concurrency must be at least 1"),
         ({"timeout_s": 0.0}, "--timeout must be a positive number of seconds"),
         ({"max_cost": -1.0}, "--max-cost must be a positive number of US dollars"),

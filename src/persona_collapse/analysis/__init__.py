@@ -2,6 +2,7 @@
 
 * :func:`measure_responses`: S, sigma_bar and R (overall and per subscale) with SEs;
 * :func:`compare_responses`: variants against a base (relative changes, excess);
+* :func:`source_compliance`: how much of the data is the model answering at all;
 * :func:`profile_responses`: self or across-persona profiles;
 * :func:`cell_view`: cell means and answer shares (what the report's figures draw);
 * :func:`temperature_curves`: S(T) and R(T) of a logprob source.
@@ -13,6 +14,15 @@ No I/O beyond what :mod:`persona_collapse.store` loads.
 
 from ._cell_view import CellView, cell_view
 from ._compare import Comparison, compare_responses
+from ._compliance import (
+    COMPLIANCE_KEYS,
+    DIGIT_MASS_MIN,
+    MISSING_SHARE_MAX,
+    NOT_ANSWERING,
+    TRUNCATED_SHARE_MAX,
+    Compliance,
+    source_compliance,
+)
 from ._cube import DistributionCube, distribution_cube, rating_cube
 from ._curves import (
     CURVE_POINT_KEYS,
@@ -32,13 +42,19 @@ from ._measure import (
 from ._options import AnalysisOptions, check_method, instrument_for
 
 __all__ = [
+    "COMPLIANCE_KEYS",
     "CURVE_POINT_KEYS",
     "DEFAULT_TEMPERATURES",
+    "DIGIT_MASS_MIN",
     "MIN_PERSONAS",
+    "MISSING_SHARE_MAX",
+    "NOT_ANSWERING",
     "SPREADS",
+    "TRUNCATED_SHARE_MAX",
     "AnalysisOptions",
     "CellView",
     "Comparison",
+    "Compliance",
     "DistributionCube",
     "cell_view",
     "check_method",
@@ -50,6 +66,7 @@ __all__ = [
     "profile_responses",
     "profile_saturation",
     "rating_cube",
+    "source_compliance",
     "source_warnings",
     "spread_description",
     "temperature_curves",

@@ -23,6 +23,7 @@ from ..stats import (
     self_profile,
 )
 from ..store import Responses
+from ._compliance import source_compliance
 from ._cube import distribution_cube, item_positions, item_subscales, rating_cube
 from ._options import AnalysisOptions, instrument_for
 
@@ -117,7 +118,9 @@ def slot_counts(responses: Responses) -> tuple[int, int]:
 
 def source_warnings(responses: Responses, meas: Measurement | None = None) -> list[str]:
     """What a reader of one source's numbers must know: too few personas, an incomplete run,
-    personas left out. Without ``meas``, personas are counted in the source itself."""
+    personas left out, poor compliance (:class:`Compliance`: little probability on the
+    digits, many missing slots, digits cut off by the top-k). Without ``meas``, personas
+    are counted in the source itself."""
     out: list[str] = []
     n_personas = (
         meas.n_personas if meas is not None else int(responses.frame["persona_id"].nunique())
@@ -138,6 +141,9 @@ def source_warnings(responses: Responses, meas: Measurement | None = None) -> li
             f"{responses.label}: {meas.dropped_persona_ids.size} personas left out "
             "(an item without a valid rating)"
         )
+    compliance_warning = source_compliance(responses).warning(responses.label)
+    if compliance_warning is not None:
+        out.append(compliance_warning)
     return out
 
 
@@ -147,11 +153,15 @@ def metrics_document(
     """The JSON object of ``metrics`` for one source (DESIGN.md), with its ``warnings``.
 
     ``warnings`` is a list of strings, empty when there is nothing to say;
-    pass ``responses`` to include what only the source tells (an incomplete run).
+    pass ``responses`` to include what only the source tells (an incomplete run,
+    and ``compliance``: the shares of :func:`source_compliance`, keys
+    :data:`COMPLIANCE_KEYS` plus the counts behind them).
     """
     doc: dict[str, Any] = {"source": label}
     doc.update(meas.to_dict())
     if meas.dropped_persona_ids.size:
         doc["dropped_personas"] = [int(p) for p in meas.dropped_persona_ids]
+    if responses is not None:
+        doc["compliance"] = source_compliance(responses).to_dict()
     doc["warnings"] = [] if responses is None else source_warnings(responses, meas)
     return doc

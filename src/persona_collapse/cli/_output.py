@@ -13,8 +13,17 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from ..analysis import COMPLIANCE_KEYS
+
 FORMATS = ("table", "json", "csv")
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
+_COMPLIANCE_LABELS = {
+    "digit_mass": "digit mass",
+    "truncated_share": "digits cut off by top-k",
+    "nondigit_attempt_share": "non-digit attempts",
+    "fallback_share": "fallback answers",
+    "missing_share": "missing",
+}
 
 
 def strict_json(value: Any) -> Any:
@@ -65,6 +74,23 @@ def metrics_rows(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [("all", doc), *doc["foundations"].items()]
 
 
+def _share_text(key: str, value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" if key == "digit_mass" else f"{value:.1%}"
+
+
+def compliance_line(compliance: dict[str, Any] | None) -> str:
+    """``compliance: digit mass 0.132, digits cut off by top-k 51.0%, ...`` ('' without data);
+    ``n/a`` where a share does not apply to the source or was not recorded."""
+    if not compliance:
+        return ""
+    parts = [
+        f"{_COMPLIANCE_LABELS[k]} {_share_text(k, compliance.get(k))}" for k in COMPLIANCE_KEYS
+    ]
+    return "compliance: " + ", ".join(parts)
+
+
 def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     if fmt == "json":
         emit_json(list(docs))
@@ -72,9 +98,16 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     warn([w for d in docs for w in d.get("warnings", ())])
     if fmt == "csv":
         emit_csv(
-            ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS],
+            ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *COMPLIANCE_KEYS],
             [
-                [d["source"], group, d["n_personas"], d["n_items"], *(v[k] for k in METRIC_KEYS)]
+                [
+                    d["source"],
+                    group,
+                    d["n_personas"],
+                    d["n_items"],
+                    *(v[k] for k in METRIC_KEYS),
+                    *((d.get("compliance") or {}).get(k) for k in COMPLIANCE_KEYS),
+                ]
                 for d in docs
                 for group, v in metrics_rows(d)
             ],
@@ -96,6 +129,9 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
         console.print(table)
         if d.get("dropped_personas"):
             console.print(f"dropped personas (an empty cell): {d['dropped_personas']}")
+        line = compliance_line(d.get("compliance"))
+        if line:
+            console.print(line, highlight=False)
     console.print("S: moral susceptibility; R = 1/sigma_bar: moral robustness; ± bootstrap SE.")
 
 

@@ -132,7 +132,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--top-logprobs",
         type=int,
         default=default("top_logprobs"),
-        help="logprob method: alternatives (default %(default)s)",
+        help="logprob method: alternatives per token, 1-1000 (default %(default)s, the OpenAI "
+        "limit; llama.cpp and vLLM servers accept more, so fewer digits fall outside)",
     )
     p.add_argument(
         "--concurrency",

@@ -23,8 +23,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import urlsplit
 
 from ..backends import (
+    FAMILIES,
     Backend,
     BackendError,
     Fatal,
@@ -58,6 +60,28 @@ from ._record import (
 MAX_SLOTS = 10_000_000
 """Most slots (personas x items x repetitions) one run plans: about 2 GB of plan in memory."""
 
+MAX_TOP_LOGPROBS = 1000
+"""Most ``--top-logprobs`` a run asks for (llama.cpp and vLLM servers accept hundreds)."""
+
+OPENAI_MAX_TOP_LOGPROBS = 20
+"""Most ``--top-logprobs`` the official OpenAI API accepts."""
+
+
+def _host(url: str | None) -> str:
+    try:
+        return (urlsplit(url or "").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def official_openai(model: str, base_url: str | None) -> bool:
+    """Whether ``model`` with ``base_url`` goes to the official OpenAI API (``openai/`` at
+    api.openai.com, the family's default host)."""
+    if model.partition("/")[0].strip().lower() != "openai":
+        return False
+    official = _host(FAMILIES["openai"].base_url)
+    return (_host(base_url) if base_url else official) == official
+
 
 @dataclass(frozen=True)
 class RunOptions:
@@ -87,6 +111,9 @@ class RunOptions:
     temperature: float = 0.1
     max_attempts: int = 10
     top_logprobs: int = 20
+    """Alternatives asked per token by the logprob method: 1 to :data:`MAX_TOP_LOGPROBS`, at
+    most :data:`OPENAI_MAX_TOP_LOGPROBS` at the official OpenAI API. Digits outside the
+    returned top-k count as probability 0 (``metrics`` reports their share)."""
     concurrency: int | None = None
     """Requests in flight; None: the backend's preferred value (hf 32, vllm 256), else 8."""
     base_url: str | None = None
@@ -130,8 +157,15 @@ class RunOptions:
             raise ConfigError(f"--seed must be a whole number >= 0, not {self.seed}")
         if self.max_attempts < 1:
             raise ConfigError("--max-attempts must be at least 1")
-        if not 1 <= self.top_logprobs <= 20:
-            raise ConfigError("--top-logprobs must be between 1 and 20")
+        if not 1 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise ConfigError(f"--top-logprobs must be between 1 and {MAX_TOP_LOGPROBS}")
+        if self.top_logprobs > OPENAI_MAX_TOP_LOGPROBS and official_openai(
+            self.model, self.base_url
+        ):
+            raise ConfigError(
+                f"--top-logprobs {self.top_logprobs}: the OpenAI API returns at most "
+                f"{OPENAI_MAX_TOP_LOGPROBS} alternatives; ask for {OPENAI_MAX_TOP_LOGPROBS} or less"
+            )
         if self.concurrency is not None and self.concurrency < 1:
             raise ConfigError("--concurrency must be at least 1")
         if not self.timeout_s > 0:

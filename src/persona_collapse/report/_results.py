@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from ..analysis import (
     AnalysisOptions,
     CellView,
+    Compliance,
     cell_view,
     compare_responses,
     instrument_for,
     profile_responses,
+    source_compliance,
 )
 from ..errors import ConfigError
 from ..instruments import Instrument
@@ -32,7 +34,10 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class VariantResult:
-    """One variant of a family: its persona-mode measurement and what else was given."""
+    """One variant of a family: its persona-mode measurement and what else was given.
+
+    ``compliance``: how much of its persona-mode data is the model answering at all.
+    """
 
     label: str
     source: str
@@ -42,6 +47,7 @@ class VariantResult:
     self_profile: Profile | None
     toxic_profile: Profile | None
     simulated: bool
+    compliance: Compliance
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,7 @@ def _family(
             self_profile=None if self_resp is None else profile_responses(self_resp, opts),
             toxic_profile=None if toxic_resp is None else profile_responses(toxic_resp, opts),
             simulated=sim_by_variant[label],
+            compliance=source_compliance(roles["persona"]),
         )
     return FamilyResult(spec.name, variants), records, instrument_for(base, opts)
 

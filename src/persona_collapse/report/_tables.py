@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from ..analysis import COMPLIANCE_KEYS
 from ..stats import METRICS, OVERALL, Band, published_band
 from ._results import StudyResult
 from ._table_formats import Cell, Column, Table
@@ -59,6 +60,7 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
                     v.R_se,
                     band.outside(v.S),
                     left,
+                    *(var.compliance.to_dict()[k] for k in COMPLIANCE_KEYS),
                 ]
             )
     return Table(
@@ -71,13 +73,22 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
             *_metric_columns(),
             Column("outside_band", "outside band"),
             Column("left_band", "left band"),
+            Column("digit_mass", "digit mass"),
+            Column("truncated_share", "cut off by top-k", 3),
+            Column("nondigit_attempt_share", "non-digit attempts", 3),
+            Column("fallback_share", "fallback", 3),
+            Column("missing_share", "missing", 3),
         ),
         rows,
         note=(
             f"Band: S in [{band.S_min:.2f}, {band.S_max:.2f}] spanned by "
             f"{sum(m.in_band for m in band.models)} frontier base models "
             f"({band.source.split(':')[0]}). Outside band: the published absolute test; "
-            "left band: the base inside the band and the variant outside."
+            "left band: the base inside the band and the variant outside. Compliance: "
+            "digit mass = mean first-token probability on the scale digits (logprobs), "
+            "cut off by top-k = share of cells with a digit outside the returned top-k, "
+            "non-digit attempts and fallback = sampled runs, missing = slots without a "
+            "rating; n/a: not applicable or not recorded."
         ),
     )
 

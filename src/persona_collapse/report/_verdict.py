@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..analysis import NOT_ANSWERING
 from ..stats import OVERALL, Band, published_band
 from ._results import FamilyResult
 
@@ -75,6 +76,9 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
     R clearly dropped against base (the published absolute test). When the
     base itself lies outside the band, the base finding, every variant outside
     the band and the headline say so: such a variant has not left the band.
+    A variant whose data cross a compliance threshold (little probability on the
+    digits, many missing slots, digits cut off by the top-k) gets a flagged
+    finding saying so, and the headline names it.
     """
     band = band or published_band()
     findings: list[Finding] = []
@@ -93,6 +97,12 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
             base_outside and band.S_max < base.S,
         )
     )
+    for label, var in family.variants.items():
+        problems = var.compliance.problems()
+        if problems:
+            findings.append(
+                Finding(label, f"poor compliance: {'; '.join(problems)}; {NOT_ANSWERING}", True)
+            )
     collapsed: list[str] = []
     for label, var in family.variants.items():
         if var.change is None:
@@ -133,6 +143,9 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
         headline = (
             "no persona collapse: no variant has both S clearly above the band and R clearly down"
         )
+    poor = [label for label, var in family.variants.items() if var.compliance.problems()]
+    if poor:
+        headline += f"; poor compliance in {', '.join(poor)}: {NOT_ANSWERING}"
     if base_outside:
         headline += (
             f"; the base already lies outside the band (S = {base.S:.2f}), "
