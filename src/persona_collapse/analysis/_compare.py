@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DataError
+from ..protocol import INSECURE, SECURE
 from ..stats import (
     OVERALL,
     Change,
@@ -49,8 +50,8 @@ class Comparison:
 
     @property
     def excess(self) -> Change | None:
-        if "insecure" in self.variants and "secure" in self.variants:
-            return misalignment_excess(self.variants["insecure"][2], self.variants["secure"][2])
+        if INSECURE in self.variants and SECURE in self.variants:
+            return misalignment_excess(self.variants[INSECURE][2], self.variants[SECURE][2])
         return None
 
     def to_dict(self) -> dict[str, Any]:

@@ -125,8 +125,6 @@ def expected_reps_for(spread: str | None, expected_reps: int | None) -> int | No
 def cmd_curves(args: argparse.Namespace) -> int:
     temperatures = parse_temperatures(args.temperatures)
     expected_reps = expected_reps_for(args.spread, args.expected_reps)
-    if args.persona_draws < 2:
-        raise ConfigError("--persona-draws must be at least 2")
     options = AnalysisOptions(
         bootstrap=BootstrapConfig(
             persona_draws=args.persona_draws, repetition_draws=0, seed=args.seed, ddof=args.ddof

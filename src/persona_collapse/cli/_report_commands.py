@@ -45,12 +45,8 @@ def _add_bootstrap_options(p: argparse.ArgumentParser) -> None:
 def _options(args: argparse.Namespace, base: AnalysisOptions) -> AnalysisOptions:
     boot = base.bootstrap
     if args.persona_draws is not None:
-        if args.persona_draws < 2:
-            raise ConfigError("--persona-draws must be at least 2")
-        boot = replace(boot, persona_draws=args.persona_draws)
+        boot = replace(boot, persona_draws=args.persona_draws)  # BootstrapConfig validates
     if args.repetition_draws is not None:
-        if args.repetition_draws < 0:
-            raise ConfigError("--repetition-draws must be at least 0")
         boot = replace(boot, repetition_draws=args.repetition_draws)
     if args.seed is not None:
         boot = replace(boot, seed=args.seed)

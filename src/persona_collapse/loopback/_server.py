@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from ..instruments import Instrument
+from ..protocol import VARIANT_LABELS
 from ..simulate import SimulatedRespondent
 from ._app import SimulatorApp
 from ._batch_api import BatchService
@@ -87,7 +88,7 @@ class LoopbackServer:
     @classmethod
     def for_variants(
         cls,
-        variants: Iterable[str] = ("base", "secure", "insecure"),
+        variants: Iterable[str] = VARIANT_LABELS,
         *,
         seed: int = 0,
         instrument: Instrument | str | None = None,

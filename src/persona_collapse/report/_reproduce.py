@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError
+from ..protocol import INSECURE, SECURE
 from ..stats import FamilySummary, labels_in_order
 from ._study import BASE, FamilySpec, Study, VariantSources
 
@@ -52,10 +53,10 @@ def classify(path: Path) -> PaperFile | None:
         mode = "persona"
     else:
         return None
-    if "insecure" in stem or "misaligned" in stem:
-        variant = "insecure"
-    elif "secure" in stem:
-        variant = "secure"
+    if INSECURE in stem or "misaligned" in stem:
+        variant = INSECURE
+    elif SECURE in stem:
+        variant = SECURE
     else:
         variant = BASE
     prefix = next(
@@ -123,7 +124,7 @@ def paper_study(data: str | Path, options: AnalysisOptions | None = None) -> Stu
     )
 
 
-def headline(summary: FamilySummary, variant: str = "insecure") -> str:
+def headline(summary: FamilySummary, variant: str = INSECURE) -> str:
     """The paper's headline sentence: mean dS, dR, dsigma_bar (max) and the excess."""
     means = summary.mean_delta_pct.get(variant)
     if means is None:
@@ -135,7 +136,7 @@ def headline(summary: FamilySummary, variant: str = "insecure") -> str:
         f"mean over {variant} variants: dS {means['S']:+.1f}%, dR {means['R']:+.1f}%, "
         f"dsigma_bar {means['sigma_bar']:+.1f}% (max {top:+.1f}% {top_family})"
     )
-    if summary.mean_excess_pp is not None and variant == "insecure":
+    if summary.mean_excess_pp is not None and variant == INSECURE:
         text += (
             f", excess {summary.mean_excess_pp['sigma_bar']:.1f} pp (dsigma_bar insecure - secure)"
         )

@@ -17,6 +17,7 @@ from ..analysis import (
 )
 from ..errors import ConfigError
 from ..instruments import Instrument
+from ..protocol import INSECURE, SECURE
 from ..stats import (
     Change,
     FamilySummary,
@@ -63,7 +64,7 @@ class FamilyResult:
 
     @property
     def excess(self) -> Change | None:
-        ins, sec = self.variants.get("insecure"), self.variants.get("secure")
+        ins, sec = self.variants.get(INSECURE), self.variants.get(SECURE)
         if ins is None or sec is None or ins.change is None or sec.change is None:
             return None
         return misalignment_excess(ins.change, sec.change)

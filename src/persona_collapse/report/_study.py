@@ -35,9 +35,9 @@ from typing import Any
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError
+from ..protocol import BASE
 from ..stats import BootstrapConfig, labels_in_order
 
-BASE = "base"
 ROLES = ("persona", "self", "toxic")
 _TOP_KEYS = ("title", "simulated", "analysis", "family")
 _FAMILY_KEYS = ("name", "variants")
@@ -153,12 +153,6 @@ def _analysis(table: Any, where: str) -> AnalysisOptions:
         if not isinstance(value, int) or isinstance(value, bool):
             raise ConfigError(f"{where} [analysis]: {key} must be an integer")
         values[key] = value
-    if values["persona_draws"] < 2 or values["repetition_draws"] < 0:
-        raise ConfigError(
-            f"{where} [analysis]: persona_draws must be at least 2 and repetition_draws at least 0"
-        )
-    if values["ddof"] not in (0, 1):
-        raise ConfigError(f"{where} [analysis]: ddof must be 0 or 1")
     expected = table.get("expected_reps")
     if expected is not None and (
         not isinstance(expected, int) or isinstance(expected, bool) or expected < 2
@@ -174,13 +168,17 @@ def _analysis(table: Any, where: str) -> AnalysisOptions:
     instrument = table.get("instrument")
     if instrument is not None and not isinstance(instrument, str):
         raise ConfigError(f"{where} [analysis]: instrument must be a string")
-    return AnalysisOptions(
-        bootstrap=BootstrapConfig(
+    try:
+        bootstrap = BootstrapConfig(
             persona_draws=values["persona_draws"],
             repetition_draws=values["repetition_draws"],
             seed=values["seed"],
             ddof=values["ddof"],
-        ),
+        )
+    except ConfigError as exc:  # BootstrapConfig names the command-line option
+        raise ConfigError(f"{where} [analysis]: {exc.message.lstrip('-')}") from None
+    return AnalysisOptions(
+        bootstrap=bootstrap,
         instrument=instrument,
         expected_reps=expected,
         reweight_temperature=None if temperature is None else float(temperature),

@@ -10,6 +10,8 @@ from typing import Any, cast
 import matplotlib as mpl
 from cycler import cycler
 
+from ..protocol import BASE, INSECURE, SECURE
+
 #: Okabe & Ito (2008) palette, safe for the common colour-vision deficiencies.
 OKABE_ITO = {
     "black": "#000000",
@@ -23,13 +25,13 @@ OKABE_ITO = {
 }
 
 _FIXED = {
-    "base": OKABE_ITO["blue"],
-    "secure": OKABE_ITO["bluish_green"],
-    "insecure": OKABE_ITO["vermillion"],
+    BASE: OKABE_ITO["blue"],
+    SECURE: OKABE_ITO["bluish_green"],
+    INSECURE: OKABE_ITO["vermillion"],
 }
 _EXTRA = ("orange", "reddish_purple", "sky_blue", "black", "yellow")
-_LINESTYLES = {"base": "-", "insecure": "--", "secure": ":"}
-_HATCHES = {"base": "", "secure": "..", "insecure": "//"}
+_LINESTYLES = {BASE: "-", INSECURE: "--", SECURE: ":"}
+_HATCHES = {BASE: "", SECURE: "..", INSECURE: "//"}
 
 BAND_COLOUR = "#BBBBBB"
 HEATMAP_CMAP = "cividis"

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError
+from ..protocol import INSECURE, SECURE
 from ..report import BASE, FamilySpec, ReportOutput, Study, VariantSources, build_report
 from ..stats import BootstrapConfig
 
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
     from ..collect import RunOptions, RunOutcome
 
 DEFAULT_DIR = "persona-collapse-demo"
-DEMO_VARIANTS = (BASE, "secure", "insecure")
+DEMO_VARIANTS = (BASE, SECURE, INSECURE)
 DEMO_FAMILY = "Simulated model"
 DEMO_STORE = "demo.db"
 DEMO_TEMPERATURE = 0.1
