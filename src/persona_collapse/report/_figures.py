@@ -24,6 +24,7 @@ from matplotlib.patches import Patch
 from matplotlib.projections.polar import PolarAxes
 
 from ..analysis import spread_description
+from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
 from ._results import FamilyResult, StudyResult
 from ._style import (
@@ -185,7 +186,7 @@ def _zero_line(ax: Axes) -> None:
 
 
 def fig_relative_change(result: StudyResult) -> _Drawn:
-    labels = [lb for lb in result.labels if lb != "base"]
+    labels = [lb for lb in result.labels if lb != BASE]
     fams = result.families
     fig = _new_figure(max(6.5, 1.4 * len(fams) + 3), 3.3)
     ax_s, ax_r = fig.subplots(1, 2)
@@ -207,7 +208,7 @@ def fig_relative_change(result: StudyResult) -> _Drawn:
 
 
 def fig_sigma_change(result: StudyResult) -> _Drawn:
-    labels = [lb for lb in result.labels if lb != "base"]
+    labels = [lb for lb in result.labels if lb != BASE]
     fams = result.families
     fig = _new_figure(max(5.0, 1.2 * len(fams) + 2.5), 3.3)
     ax = fig.subplots()
@@ -227,7 +228,7 @@ def fig_sigma_change(result: StudyResult) -> _Drawn:
 
 
 def fig_foundation_changes(result: StudyResult) -> _Drawn:
-    labels = [lb for lb in result.labels if lb != "base"]
+    labels = [lb for lb in result.labels if lb != BASE]
     fams = result.families
     subscales = result.instrument.subscales
     fig = _new_figure(8.0, 0.6 + 2.3 * len(fams))

@@ -99,7 +99,7 @@ def paper_study(data: str | Path, options: AnalysisOptions | None = None) -> Stu
         variants = found[name]
         missing = [lb for lb, modes in variants.items() if "persona" not in modes]
         if BASE not in variants or missing:
-            what = "base" if BASE not in variants else missing[0]
+            what = BASE if BASE not in variants else missing[0]
             raise ConfigError(f"--data {root}: {name} has no {what} persona file (*_temp01.csv)")
         families.append(
             FamilySpec(

@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..instruments import Instrument, load_instrument
+from ..protocol import BASE
 from ._hashing import stable_rng
 from ._latent import FloatArray, LatentModel, tempered
 from ._presets import VariantParams, resolve_variant
@@ -75,7 +76,7 @@ class SimulatedRespondent:
 
     def __init__(
         self,
-        variant: str | VariantParams = "base",
+        variant: str | VariantParams = BASE,
         *,
         instrument: Instrument | str | None = None,
         seed: int = 0,
