@@ -316,6 +316,43 @@ def test_missing_model_is_one_line(
     assert not (tmp_path / "x.db").exists()
 
 
+def test_bad_gguf_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    offline: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing .gguf file and a file that is not GGUF: one line each, nothing cached."""
+    _need_hf()
+    pytest.importorskip("gguf", reason="the hf extra (gguf) is not installed")
+    monkeypatch.setenv("PERSONA_COLLAPSE_CACHE", str(tmp_path / "cache"))
+    junk = tmp_path / "junk.gguf"
+    junk.write_bytes(b"not a gguf file at all" * 10)
+    for model, words in (
+        (f"hf/{tmp_path / 'nowhere.gguf'}", "no GGUF file"),
+        (f"hf/{junk}", "GGUF"),
+    ):
+        result = run_cli(
+            capsys, "run", model, "--store", str(tmp_path / "x.db"),
+            "--personas", str(persona_file), "--n-personas", "3", "--quiet",
+        )  # fmt: skip
+        assert result.status == 2, result.err
+        lines = [line for line in result.err.strip().splitlines() if "converting" not in line]
+        assert len(lines) == 1 and "Traceback" not in result.err, result.err
+        assert words in lines[0]
+    leftovers = list((tmp_path / "cache" / "hf-gguf").glob("*"))
+    assert leftovers == [], leftovers  # no half-written conversion stays in the cache
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_is_gguf() -> None:
+    from persona_collapse.backends.local import is_gguf
+
+    assert is_gguf("/m/SmolLM2.Q4_1.gguf") and is_gguf("./x.GGUF")
+    assert not is_gguf("Qwen/Qwen2.5-0.5B-Instruct") and not is_gguf("/m/folder")
+
+
 # -- persona geometry ------------------------------------------------------------------------------
 
 

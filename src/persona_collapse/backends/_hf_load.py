@@ -12,6 +12,9 @@ Settings (keyword arguments, else environment variables, else defaults):
 
 Offline use: with ``HF_HUB_OFFLINE=1`` (or ``TRANSFORMERS_OFFLINE=1``) only
 local folders and the local hub cache are read (``local_files_only``).
+
+A name ending in ``.gguf`` is a GGUF file: it is dequantised once into a cached
+folder (:mod:`._gguf`) and loaded from there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._gguf import gguf_folder, is_gguf
 
 __all__ = [
     "DEVICE_ENV",
@@ -31,6 +35,7 @@ __all__ = [
     "LoadedModel",
     "cache_layers",
     "chat_prompt_ids",
+    "hf_source",
     "hub_offline",
     "load_hf",
     "make_cache",
@@ -127,7 +132,10 @@ def _forward_params(model: Any) -> set[str]:
 
 
 def _source(name: str) -> str:
-    """A local folder (checked to exist when the name looks like a path) or a hub id."""
+    """A local folder (checked to exist when the name looks like a path), the cached
+    conversion of a ``.gguf`` file (:mod:`._gguf`) or a hub id."""
+    if is_gguf(name):
+        return str(gguf_folder(name))
     path = Path(name).expanduser()
     looks_local = name.startswith(("/", "./", "../", "~"))
     if path.exists():
@@ -143,6 +151,11 @@ def _source(name: str) -> str:
             "or a HuggingFace hub id such as hf/Qwen/Qwen2.5-0.5B-Instruct"
         )
     return name
+
+
+def hf_source(name: str) -> str:
+    """What ``from_pretrained`` reads for ``hf/name`` (see :func:`_source`); ConfigError if none."""
+    return _source(name)
 
 
 def quiet_transformers() -> None:

@@ -4,9 +4,18 @@ The classes import torch, transformers or vllm only when they are used, and
 say which extra to install when it is missing.
 """
 
+from ._gguf import gguf_folder, is_gguf
 from ._hf import HFBackend
 from ._hf_engine import HFEngine
 from ._hf_load import load_hf
 from ._vllm import VLLMBackend, import_vllm
 
-__all__ = ["HFBackend", "HFEngine", "VLLMBackend", "import_vllm", "load_hf"]
+__all__ = [
+    "HFBackend",
+    "HFEngine",
+    "VLLMBackend",
+    "gguf_folder",
+    "import_vllm",
+    "is_gguf",
+    "load_hf",
+]

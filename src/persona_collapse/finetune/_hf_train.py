@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..backends.local import gguf_folder, is_gguf
 from ..errors import ConfigError, DataError
 from ._data import ChatDataset
 from ._recipe import Recipe, batches, linear_decay_lr, n_steps
@@ -112,6 +113,8 @@ def _import() -> tuple[Any, Any, Any]:
 
 
 def _source(name: str) -> str:
+    if is_gguf(name):  # a GGUF file: its cached dequantised folder
+        return str(gguf_folder(name))
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
