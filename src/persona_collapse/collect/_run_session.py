@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from ..backends import (
     Backend,
@@ -98,6 +98,12 @@ class RunOptions:
     instrument: str = "mfq30"
     seed: int = 0
     quiet: bool = False
+    ray: str | None = None
+    """Ray cluster address (``local``: start Ray here); None: collect in this process."""
+    workers: int = 1
+    """Ray workers (model replicas) in the actor pool (with ``ray``)."""
+    gpus_per_worker: float = 0.0
+    """GPUs each Ray worker reserves (0: CPU; fractions share a GPU)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,6 +140,56 @@ class RunOptions:
             raise ConfigError("--max-cost must be a positive number of US dollars")
         if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s > 0):
             raise ConfigError("--max-retry-after must be a positive number of seconds")
+        self._validate_ray()
+
+    def _validate_ray(self) -> None:
+        if self.ray is not None and not self.ray.strip():
+            raise ConfigError("--ray needs a cluster address (host:port, ray://host:port) or local")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if not (math.isfinite(self.gpus_per_worker) and self.gpus_per_worker >= 0):
+            raise ConfigError("--gpus-per-worker must be a number >= 0")
+        if self.ray is None and (self.workers != 1 or self.gpus_per_worker != 0):
+            raise ConfigError("--workers and --gpus-per-worker need --ray ADDRESS (or --ray local)")
+        if self.ray is not None and self.base_url is not None:
+            raise ConfigError(
+                "--ray runs model replicas on the cluster and takes no --base-url; "
+                "a server behind --base-url scales by itself"
+            )
+
+
+@dataclass
+class Executor(Protocol):
+    """Another place for a session's cells (``persona_collapse.distributed.RayExecutor``).
+
+    ``backend`` stands in for the model in this process (``check``, ``describe``,
+    ``aclose``); ``new_stats()`` makes the session's counters; ``collector(...)``
+    takes :class:`Collector`'s arguments and returns an object whose
+    ``await run()`` fills the slots and commits them to the store.
+    """
+
+    backend: Backend
+
+    def new_stats(self) -> CollectStats: ...
+
+    def collector(
+        self,
+        backend: Backend,
+        sink: ResponseStore,
+        run_id: str,
+        instrument: Instrument,
+        slots: list[Slot],
+        config: CollectConfig,
+        *,
+        personas: dict[int, str] | None,
+        price: Pricing | None,
+        on_update: Callable[[CollectStats], None],
+        stats: CollectStats,
+    ) -> _SlotRunner: ...
+
+
+class _SlotRunner(Protocol):
+    async def run(self) -> CollectStats: ...
 
 
 @dataclass
@@ -334,6 +390,7 @@ def run_collection(
     stream: TextIO | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
     policy: BackoffPolicy | None = None,
+    executor: Executor | None = None,
 ) -> RunOutcome:
     """Collect every missing slot of the run ``options`` describe; returns what happened.
 
@@ -344,10 +401,14 @@ def run_collection(
     ``on_outcome`` still gets the partial outcome before ``KeyboardInterrupt``
     propagates. ``policy``: the transport-retry policy (default
     :class:`BackoffPolicy`), its Retry-After cap set from ``options``.
+    ``executor``: where the cells run when ``options.ray`` is set
+    (:func:`persona_collapse.distributed.run_distributed` passes a Ray one).
     """
     err = stream if stream is not None else sys.stderr
     prep = prepare_run(options)
-    backend = create_backend(
+    if options.ray is not None and executor is None:
+        raise ConfigError("--ray runs through persona_collapse.distributed.run_distributed")
+    backend = executor.backend if executor is not None else create_backend(
         options.model,
         base_url=options.base_url,
         api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
@@ -379,7 +440,7 @@ def run_collection(
             prep.run = grown_record(existing, prep.run)
             if not growth:
                 store.ensure_run(prep.run)  # the store's own check (creates nothing here)
-        stats = CollectStats()
+        stats = CollectStats() if executor is None else executor.new_stats()
         config = CollectConfig(
             protocol=prep.protocol,
             concurrency=options.concurrency or backend.preferred_concurrency,
@@ -426,7 +487,7 @@ def run_collection(
                     stream=err,
                     quiet=options.quiet,
                 )
-                collector = Collector(
+                collector = (Collector if executor is None else executor.collector)(
                     backend,
                     store,
                     run.run_id,
