@@ -128,11 +128,22 @@ def test_distributed_equals_single_process(
 ) -> None:
     from persona_collapse.distributed import RayStats, run_distributed
 
-    single = run_collection(_options(tiny, persona_file, tmp_path / "one.db", method=method, **extra))
+    single = run_collection(
+        _options(tiny, persona_file, tmp_path / "one.db", method=method, **extra)
+    )
+    if method == "sample":  # through the command line
+        argv = ["--reps", "2", "--temperature", "1.0", "--concurrency", "8", "--quiet"]
+        result = run_cli(
+            capsys, "run", f"hf/{tiny}", "--method", method, "--personas", str(persona_file),
+            "--store", str(tmp_path / "ray.db"), "--ray", "local", "--workers", "2", *argv,
+        )  # fmt: skip
+        assert result.status == 0, result.err
+        assert "2 workers" not in result.err and f"of {2 * CELLS} slots stored" in result.err
+        _same(_rows(tmp_path / "one.db"), _rows(tmp_path / "ray.db"))
+        _same_metrics(_metrics(capsys, single.source), _metrics(capsys, result.out.strip()))
+        return
     spread = run_distributed(
-        _options(
-            tiny, persona_file, tmp_path / "ray.db", method=method, ray="local", workers=2, **extra
-        )
+        _options(tiny, persona_file, tmp_path / "ray.db", method=method, ray="local", workers=2)
     )
     assert spread.complete and spread.stats.done == spread.total_slots == single.total_slots
     _same(_rows(tmp_path / "one.db"), _rows(tmp_path / "ray.db"))
@@ -148,9 +159,8 @@ def test_resume_dispatches_only_missing_cells_and_worker_loss_doubles_nothing(
     persona_file: Path,
     cluster: Any,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from persona_collapse.distributed import CRASH_AFTER_ENV, CRASH_FLAG_ENV, run_distributed
+    from persona_collapse.distributed import RayExecutor, run_distributed
 
     reference = run_collection(_options(tiny, persona_file, tmp_path / "one.db", method="logprobs"))
     store = tmp_path / "ray.db"
@@ -161,11 +171,11 @@ def test_resume_dispatches_only_missing_cells_and_worker_loss_doubles_nothing(
     with sqlite3.connect(store) as conn:  # lose ten cells of persona 1: resume asks those
         conn.execute("DELETE FROM responses WHERE persona_id = 1 AND item_id <= 10")
     flag = tmp_path / "crashed"
-    monkeypatch.setenv(CRASH_AFTER_ENV, "1")  # a worker dies after its first batch, once
-    monkeypatch.setenv(CRASH_FLAG_ENV, str(flag))
-    resumed = run_distributed(
-        _options(tiny, persona_file, store, method="logprobs", ray="local", workers=2)
+    options = _options(tiny, persona_file, store, method="logprobs", ray="local", workers=2)
+    executor = RayExecutor(  # a worker dies after its first batch, once
+        options.model, "local", workers=2, crash_after=1, crash_flag=str(flag)
     )
+    resumed = run_collection(options, executor=executor)
     assert flag.exists()  # the crash happened, Ray restarted the actor and retried the batch
     assert resumed.stats.planned == 10 + 30  # the deleted cells and the third persona
     assert resumed.stats.done == 40 and resumed.complete

@@ -168,7 +168,8 @@ class Executor(Protocol):
     ``await run()`` fills the slots and commits them to the store.
     """
 
-    backend: Backend
+    @property
+    def backend(self) -> Backend: ...
 
     def new_stats(self) -> CollectStats: ...
 
@@ -408,13 +409,17 @@ def run_collection(
     prep = prepare_run(options)
     if options.ray is not None and executor is None:
         raise ConfigError("--ray runs through persona_collapse.distributed.run_distributed")
-    backend = executor.backend if executor is not None else create_backend(
-        options.model,
-        base_url=options.base_url,
-        api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
-        api_key_env=options.api_key_env,
-        seed=options.seed,
-        timeout_s=options.timeout_s,
+    backend = (
+        executor.backend
+        if executor is not None
+        else create_backend(
+            options.model,
+            base_url=options.base_url,
+            api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
+            api_key_env=options.api_key_env,
+            seed=options.seed,
+            timeout_s=options.timeout_s,
+        )
     )
     if options.method == "logprobs" and not backend.supports_logprobs:
         raise ConfigError(f"{options.model} returns no logprobs; use --method sample")

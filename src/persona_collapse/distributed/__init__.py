@@ -19,17 +19,14 @@ from typing import TextIO
 
 from ..collect import RunOptions, RunOutcome, run_collection
 from ..errors import ConfigError
-from ._collector import MAX_RESTARTS, RayCollector
+from ._collector import RayCollector
 from ._executor import RAY_FAMILIES, RayBackend, RayExecutor
 from ._ray_import import LOCAL, connect, import_ray
 from ._stats import RayStats, WorkerTally
-from ._worker import CRASH_AFTER_ENV, CRASH_FLAG_ENV, CellWorker
+from ._worker import CellWorker
 
 __all__ = [
-    "CRASH_AFTER_ENV",
-    "CRASH_FLAG_ENV",
     "LOCAL",
-    "MAX_RESTARTS",
     "RAY_FAMILIES",
     "CellWorker",
     "RayBackend",

@@ -9,9 +9,11 @@ Dataset; ``map_batches`` runs :class:`._worker.CellWorker` over an actor pool
 (``ActorPoolStrategy(size=workers)``, one model replica per actor, ``num_gpus``
 per actor); the driver iterates the output batches (``iter_batches``) and
 commits each row the moment its batch arrives, so it stays the store's only
-writer. An actor that dies is restarted by Ray and its batch retried
-(``max_restarts``, ``max_task_retries``); a row for a cell already stored is
-refused by the store's key and counted in ``duplicates``.
+writer. An actor that dies is restarted by Ray and its batch retried: Ray
+Data creates its pool actors with ``max_restarts=-1`` and
+``max_task_retries=-1`` (restart and retry without limit; passing them to
+``map_batches`` is deprecated from Ray 2.60); a row for a cell already stored
+is refused by the store's key and counted in ``duplicates``.
 """
 
 from __future__ import annotations
@@ -28,28 +30,16 @@ from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import MISSING_RATING, ResponseStore
 from ._stats import RayStats
-from ._worker import CRASH_AFTER_ENV, CRASH_FLAG_ENV, CellWorker, decode_row
+from ._worker import CellWorker, decode_row
 
-__all__ = ["MAX_RESTARTS", "RayCollector", "forwarded_env"]
+__all__ = ["RayCollector", "forwarded_env"]
 
-#: Times Ray restarts a dead actor, and retries a task on one, before the run fails.
-MAX_RESTARTS = 4
 _FORWARDED = ("PERSONA_COLLAPSE_", "HF_", "TRANSFORMERS_")
 
 
 def forwarded_env() -> dict[str, str]:
     """The driver's model settings (``PERSONA_COLLAPSE_*``, ``HF_*``) that the actors get too."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if k.startswith(_FORWARDED) and k not in (CRASH_AFTER_ENV, CRASH_FLAG_ENV)
-    }
-
-
-def _crash_settings() -> tuple[int | None, str | None]:
-    after = os.environ.get(CRASH_AFTER_ENV, "").strip()
-    flag = os.environ.get(CRASH_FLAG_ENV, "").strip()
-    return (int(after) if after else None), (flag or None)
+    return {k: v for k, v in os.environ.items() if k.startswith(_FORWARDED)}
 
 
 class RayCollector:
@@ -57,7 +47,8 @@ class RayCollector:
 
     ``workers``: actors in the pool (model replicas); ``gpus_per_worker``: GPUs
     each actor reserves (0: CPU); ``batch_size``: cells per call (default the
-    config's concurrency).
+    config's concurrency). ``crash_after``/``crash_flag``: fault injection for
+    tests (see :class:`._worker.CellWorker`).
     """
 
     def __init__(
@@ -75,6 +66,8 @@ class RayCollector:
         on_update: Callable[[CollectStats], None] | None = None,
         stats: RayStats | None = None,
         batch_size: int | None = None,
+        crash_after: int | None = None,
+        crash_flag: str | None = None,
     ) -> None:
         self.model = model
         self.sink = sink
@@ -89,6 +82,8 @@ class RayCollector:
         self.stats = stats if stats is not None else RayStats()
         self.stats.planned = len(self.slots)
         self.batch_size = int(batch_size or config.concurrency)
+        self.crash_after = crash_after
+        self.crash_flag = crash_flag
 
     def dataset(self) -> Any:
         """The Ray Dataset of answers (lazy): planned cells mapped over the actor pool."""
@@ -99,7 +94,6 @@ class RayCollector:
             for s in self.slots
         ]
         blocks = max(1, math.ceil(len(cells) / self.batch_size))
-        crash_after, crash_flag = _crash_settings()
         ds = ray.data.from_items(cells, override_num_blocks=blocks)
         return ds.map_batches(
             CellWorker,
@@ -109,13 +103,11 @@ class RayCollector:
             fn_constructor_args=(self.model, self.instrument, self.personas, self.config),
             fn_constructor_kwargs={
                 "env": forwarded_env(),
-                "crash_after": crash_after,
-                "crash_flag": crash_flag,
+                "crash_after": self.crash_after,
+                "crash_flag": self.crash_flag,
             },
             num_cpus=1 if self.gpus_per_worker == 0 else None,
             num_gpus=self.gpus_per_worker or None,
-            max_restarts=MAX_RESTARTS,
-            max_task_retries=MAX_RESTARTS,
         )
 
     def batches(self) -> Iterator[dict[str, Any]]:
@@ -179,4 +171,3 @@ class RayCollector:
     def _notify(self) -> None:
         if self.on_update is not None:
             self.on_update(self.stats)
-

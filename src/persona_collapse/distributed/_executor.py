@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ..backends import Backend, BackendError, ChatRequest, ChatResult, Fatal, parse_model
 from ..backends.local import import_vllm
-from ..collect import CollectConfig, CollectStats, Slot
+from ..collect import CollectConfig, CollectStats, Executor, Slot
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import ResponseStore
@@ -68,16 +68,25 @@ class RayBackend(Backend):
             self._started = False
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Runs a session's cells on Ray: ``--ray ADDRESS --workers N --gpus-per-worker G``.
 
     Checks on construction, before the store is touched: the family is
     ``hf/`` or ``vllm/`` (a local replica), Ray is installed, and for
     ``vllm/`` vLLM too (the driver needs it to build the engine actors).
+    ``crash_after``/``crash_flag``: fault injection for tests (a worker exits
+    once after that many batches; see :class:`._worker.CellWorker`).
     """
 
     def __init__(
-        self, model: str, address: str, *, workers: int = 1, gpus_per_worker: float = 0.0
+        self,
+        model: str,
+        address: str,
+        *,
+        workers: int = 1,
+        gpus_per_worker: float = 0.0,
+        crash_after: int | None = None,
+        crash_flag: str | None = None,
     ) -> None:
         spec = parse_model(model)
         if spec.family not in RAY_FAMILIES:
@@ -89,7 +98,14 @@ class RayExecutor:
         if spec.family == "vllm":
             import_vllm()
         self.model = model
-        self.backend = RayBackend(model, address, workers, gpus_per_worker)
+        self.crash_after = crash_after
+        self.crash_flag = crash_flag
+        self._backend = RayBackend(model, address, workers, gpus_per_worker)
+
+    @property
+    def backend(self) -> RayBackend:
+        """The driver's stand-in backend."""
+        return self._backend
 
     def new_stats(self) -> CollectStats:
         return RayStats()
@@ -121,4 +137,6 @@ class RayExecutor:
             personas=personas,
             on_update=on_update,
             stats=stats if isinstance(stats, RayStats) else None,
+            crash_after=self.crash_after,
+            crash_flag=self.crash_flag,
         )

@@ -17,7 +17,7 @@ def import_ray() -> Any:
     """The ``ray`` module with Ray Data, or a ConfigError naming the extra to install."""
     try:
         import ray
-        import ray.data  # noqa: F401  (the extra is ray[data])
+        import ray.data
     except ImportError as exc:
         raise ConfigError(
             f"--ray needs the ray extra ({exc.name or 'ray'} is not installed): {_INSTALL}"

@@ -18,8 +18,8 @@ Returned columns: ``row`` (one JSON-encoded :class:`~persona_collapse.store.Resp
 per cell), ``worker`` (the actor's id, stable across restarts), and the batch's
 transport counters on its first row (``requests``, ``retries``; 0 on the others).
 
-Fault injection for tests (constructor keywords, set by the driver from the
-environment variables :data:`CRASH_AFTER_ENV` and :data:`CRASH_FLAG_ENV`):
+Fault injection for tests (constructor keywords ``crash_after`` and
+``crash_flag``, handed down from :class:`~persona_collapse.distributed.RayExecutor`):
 after ``crash_after`` batches the actor computes the next batch and then
 exits the process (``os._exit``) before returning it, once per flag file, so
 Ray restarts the actor and retries the batch.
@@ -33,19 +33,15 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ..backends import Backend, create_backend
-from ..collect import Collector, CollectConfig, Slot
+from ..collect import CollectConfig, Collector, Slot
 from ..instruments import Instrument
 from ..store import ResponseRow
 
-__all__ = ["CRASH_AFTER_ENV", "CRASH_FLAG_ENV", "CellWorker", "decode_row", "encode_row"]
-
-CRASH_AFTER_ENV = "PERSONA_COLLAPSE_RAY_CRASH_AFTER"
-CRASH_FLAG_ENV = "PERSONA_COLLAPSE_RAY_CRASH_FLAG"
+__all__ = ["CellWorker", "decode_row", "encode_row"]
 
 
 def encode_row(row: ResponseRow) -> str:
