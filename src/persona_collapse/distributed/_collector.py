@@ -19,6 +19,7 @@ is refused by the store's key and counted in ``duplicates``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import os
 import time
@@ -89,6 +90,10 @@ class RayCollector:
         """The Ray Dataset of answers (lazy): planned cells mapped over the actor pool."""
         import ray.data
 
+        logging.getLogger("ray.data").setLevel(logging.ERROR)
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = False  # the run's own display shows progress
+        context.print_on_execution_start = False
         cells = [
             {"persona_id": s.persona_id, "item_id": s.item_id, "repetition": s.repetition}
             for s in self.slots

@@ -145,4 +145,4 @@ def _actor_id() -> str:
         actor = ray.get_runtime_context().get_actor_id()
     except Exception:
         actor = None
-    return f"w-{actor[-6:]}" if actor else f"pid-{os.getpid()}"
+    return f"w-{actor[:6]}" if actor else f"pid-{os.getpid()}"  # the tail is the job id
