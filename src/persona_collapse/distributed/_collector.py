@@ -24,6 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..collect import CollectConfig, CollectStats, Slot
@@ -128,9 +129,13 @@ class RayCollector:
             st.finished = time.monotonic()
             return st
         iterator = self.batches()
+        # Its own thread (not the loop's default executor), so an interrupted run does not
+        # wait at exit for the next batch: the thread ends when Ray is shut down.
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-batches")
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                batch = await asyncio.to_thread(next, iterator, None)
+                batch = await loop.run_in_executor(reader, next, iterator, None)
                 if batch is None:
                     break
                 self._commit(batch)
@@ -146,6 +151,7 @@ class RayCollector:
                 f"a Ray worker failed: {type(exc).__name__}: {first[-1] if first else ''}"
             ) from None
         finally:
+            reader.shutdown(wait=False, cancel_futures=True)
             st.finished = time.monotonic()
             self._notify()
         return st
