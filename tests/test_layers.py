@@ -27,7 +27,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"stats", "store", "simulate", "published"}),
     frozenset({"backends", "analysis"}),
     frozenset({"collect", "finetune", "geometry", "testing"}),
-    frozenset({"verify", "report", "loopback"}),
+    frozenset({"verify", "report", "loopback", "distributed"}),
     frozenset({"workflows", "inspect_tasks"}),
     frozenset({"cli"}),
 )

@@ -7,6 +7,7 @@ import sys
 from functools import partial
 
 from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
+from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
 
@@ -46,9 +47,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=bool(args.quiet),
         batch=bool(args.batch),
         batch_poll_s=args.batch_poll,
+        ray=args.ray,
+        workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker,
     )
+    collect = run_collection if options.ray is None else run_distributed
     with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
-        outcome = run_collection(options, on_outcome=_print_outcome)
+        outcome = collect(options, on_outcome=_print_outcome)
     if outcome.stats.stop_reason == "max-cost" and not outcome.complete:
         return EXIT_INCOMPLETE
     return 0
@@ -70,6 +75,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         epilog=examples(
             "run openai/gpt-4o-2024-08-06 --reps 10 --max-cost 20",
             "run sim/insecure --n-personas 10 --reps 2",
+            "run hf/Qwen/Qwen2.5-0.5B-Instruct --method logprobs --ray local --workers 2",
+            "run vllm/Qwen/Qwen3-32B --method logprobs --ray 10.0.0.1:6379 --workers 8 "
+            "--gpus-per-worker 1",
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name")
@@ -212,4 +220,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds between two polls of a batch in flight (default %(default)s)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.add_argument(
+        "--ray",
+        default=default("ray"),
+        metavar="ADDRESS",
+        help=(
+            "hf/ and vllm/ models: spread the cells over the Ray cluster at ADDRESS "
+            "(e.g. 10.0.0.1:6379, ray://head:10001, auto) or 'local' to start Ray here; "
+            "needs the ray extra"
+        ),
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=default("workers"),
+        metavar="N",
+        help="with --ray: model replicas (Ray actors), e.g. one per GPU (default %(default)s)",
+    )
+    p.add_argument(
+        "--gpus-per-worker",
+        type=float,
+        default=default("gpus_per_worker"),
+        metavar="G",
+        help="with --ray: GPUs each replica reserves, e.g. 1, or 2 for a model split in two "
+        "(default %(default)s: CPU)",
+    )
     p.set_defaults(handler=cmd_run)

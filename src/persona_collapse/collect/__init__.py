@@ -52,6 +52,7 @@ from ._record import (
 )
 from ._run_session import (
     DEFAULT_STORE,
+    Executor,
     RunOptions,
     RunOutcome,
     prepare_run,
@@ -84,6 +85,7 @@ __all__ = [
     "Collector",
     "CostBudget",
     "CostPlan",
+    "Executor",
     "GiveUp",
     "PilotFacts",
     "PrecisionReference",

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import urlsplit
 
 from ..backends import (
@@ -131,6 +131,12 @@ class RunOptions:
     """Ask through the provider's batch API (openai/, anthropic/) at the batch price."""
     batch_poll_s: float = 30.0
     """Seconds between two polls of a batch in flight (with ``batch``)."""
+    ray: str | None = None
+    """Ray cluster address (``local``: start Ray here); None: collect in this process."""
+    workers: int = 1
+    """Ray workers (model replicas) in the actor pool (with ``ray``)."""
+    gpus_per_worker: float = 0.0
+    """GPUs each Ray worker reserves (0: CPU; fractions share a GPU)."""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -182,6 +188,62 @@ class RunOptions:
                 f"--batch needs a provider batch API (openai/, anthropic/); {family}/ has none: "
                 "run without --batch"
             )
+        self._validate_ray()
+
+    def _validate_ray(self) -> None:
+        if self.ray is not None and not self.ray.strip():
+            raise ConfigError("--ray needs a cluster address (host:port, ray://host:port) or local")
+        if self.workers < 1:
+            raise ConfigError("--workers must be at least 1")
+        if not (math.isfinite(self.gpus_per_worker) and self.gpus_per_worker >= 0):
+            raise ConfigError("--gpus-per-worker must be a number >= 0")
+        if self.ray is None and (self.workers != 1 or self.gpus_per_worker != 0):
+            raise ConfigError("--workers and --gpus-per-worker need --ray ADDRESS (or --ray local)")
+        if self.ray is not None and self.batch:
+            raise ConfigError(
+                "--ray and --batch exclude each other: --batch asks a provider's batch API, "
+                "--ray runs local model replicas"
+            )
+        if self.ray is not None and self.base_url is not None:
+            raise ConfigError(
+                "--ray runs model replicas on the cluster and takes no --base-url; "
+                "a server behind --base-url scales by itself"
+            )
+
+
+@dataclass
+class Executor(Protocol):
+    """Another place for a session's cells (``persona_collapse.distributed.RayExecutor``).
+
+    ``backend`` stands in for the model in this process (``check``, ``describe``,
+    ``aclose``); ``new_stats()`` makes the session's counters; ``collector(...)``
+    takes :class:`Collector`'s arguments and returns an object whose
+    ``await run()`` fills the slots and commits them to the store.
+    """
+
+    @property
+    def backend(self) -> Backend: ...
+
+    def new_stats(self) -> CollectStats: ...
+
+    def collector(
+        self,
+        backend: Backend,
+        sink: ResponseStore,
+        run_id: str,
+        instrument: Instrument,
+        slots: list[Slot],
+        config: CollectConfig,
+        *,
+        personas: dict[int, str] | None,
+        price: Pricing | None,
+        on_update: Callable[[CollectStats], None],
+        stats: CollectStats,
+    ) -> _SlotRunner: ...
+
+
+class _SlotRunner(Protocol):
+    async def run(self) -> CollectStats: ...
 
 
 @dataclass
@@ -382,6 +444,7 @@ def run_collection(
     stream: TextIO | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
     policy: BackoffPolicy | None = None,
+    executor: Executor | None = None,
 ) -> RunOutcome:
     """Collect every missing slot of the run ``options`` describe; returns what happened.
 
@@ -392,16 +455,24 @@ def run_collection(
     ``on_outcome`` still gets the partial outcome before ``KeyboardInterrupt``
     propagates. ``policy``: the transport-retry policy (default
     :class:`BackoffPolicy`), its Retry-After cap set from ``options``.
+    ``executor``: where the cells run when ``options.ray`` is set
+    (:func:`persona_collapse.distributed.run_distributed` passes a Ray one).
     """
     err = stream if stream is not None else sys.stderr
     prep = prepare_run(options)
-    backend = create_backend(
-        options.model,
-        base_url=options.base_url,
-        api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
-        api_key_env=options.api_key_env,
-        seed=options.seed,
-        timeout_s=options.timeout_s,
+    if options.ray is not None and executor is None:
+        raise ConfigError("--ray runs through persona_collapse.distributed.run_distributed")
+    backend = (
+        executor.backend
+        if executor is not None
+        else create_backend(
+            options.model,
+            base_url=options.base_url,
+            api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
+            api_key_env=options.api_key_env,
+            seed=options.seed,
+            timeout_s=options.timeout_s,
+        )
     )
     if options.method == "logprobs" and not backend.supports_logprobs:
         raise ConfigError(f"{options.model} returns no logprobs; use --method sample")
@@ -429,7 +500,13 @@ def run_collection(
             prep.run = grown_record(existing, prep.run)
             if not growth:
                 store.ensure_run(prep.run)  # the store's own check (creates nothing here)
-        stats = BatchStats() if options.batch else CollectStats()
+        stats: CollectStats
+        if executor is not None:
+            stats = executor.new_stats()
+        elif options.batch:
+            stats = BatchStats()
+        else:
+            stats = CollectStats()
         config = CollectConfig(
             protocol=prep.protocol,
             concurrency=options.concurrency or backend.preferred_concurrency,
@@ -481,7 +558,7 @@ def run_collection(
                     if prep.personas is None
                     else dict(zip(prep.personas.ids, prep.personas.texts, strict=True))
                 )
-                collector: Collector | BatchCollector
+                collector: Any
                 if isinstance(stats, BatchStats):  # --batch: the provider's batch API
                     collector = BatchCollector(
                         backend,
@@ -497,8 +574,8 @@ def run_collection(
                         on_update=display.update,
                         stats=stats,
                     )
-                else:
-                    collector = Collector(
+                else:  # in this process, or on a Ray cluster (--ray)
+                    collector = (Collector if executor is None else executor.collector)(
                         backend,
                         store,
                         run.run_id,
