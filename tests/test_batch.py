@@ -6,7 +6,12 @@ Answers are SIMULATED (the loopback server's respondents).
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +20,7 @@ from persona_collapse.collect import RunOptions, run_collection
 from persona_collapse.errors import ConfigError
 from persona_collapse.loopback import BatchScript, FaultConfig, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
+from persona_collapse.store import BatchLedger
 
 KEY = "sk-test-batch-0123456789"
 PERSONAS = [
@@ -134,7 +140,8 @@ def test_a_killed_run_adopts_its_in_flight_batch(tmp_path: Path, persona_file: P
                     continue
                 try:
                     with sqlite3.connect(store) as conn:
-                        if conn.execute("SELECT COUNT(*) FROM batch_jobs").fetchone()[0]:
+                        sql = "SELECT COUNT(*) FROM batch_jobs WHERE state != 'pending'"
+                        if conn.execute(sql).fetchone()[0]:
                             break
                 except sqlite3.Error:
                     continue
@@ -164,3 +171,167 @@ def test_batch_without_a_batch_api_is_refused_in_one_line(model: str) -> None:
     with pytest.raises(ConfigError) as caught:
         RunOptions(model=model, batch=True)
     assert "\n" not in caught.value.message and "no" in caught.value.message
+
+
+def _kill_after_create(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The orphan window: the provider accepted the batch, its id is not yet stored."""
+    real = BatchLedger.resolve_pending
+    calls = {"n": 0}
+
+    def killed(self: BatchLedger, *args: object) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BatchLedger, "resolve_pending", killed)
+
+
+def _finish_all(srv: LoopbackServer) -> None:
+    srv.batches.set_script(BatchScript(polls=0))
+    for batch in srv.batches.batches.values():
+        batch.polls_left = 0
+
+
+def test_openai_kill_between_create_and_store_adopts_by_input_file(
+    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "o.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=3))
+        options = _options(srv, store, persona_file, reps=1, method="logprobs")
+        _kill_after_create(monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run_collection(options)
+        assert srv.batches.created == 1
+        with sqlite3.connect(store) as conn:
+            (state,) = conn.execute("SELECT state FROM batch_jobs").fetchone()
+        assert state == "pending"  # the input file id is stored, the batch id is not
+        _finish_all(srv)
+        outcome = run_collection(options)
+        assert srv.batches.created == 1  # adopted from batches.list, not paid twice
+        assert outcome.stats.adopted == 1  # type: ignore[attr-defined]
+    rows = _rows(store)
+    assert len(rows) == 60 == len({r[:3] for r in rows})
+
+
+def test_openai_pending_upload_without_a_batch_creates_it_once(
+    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "u.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        options = _options(srv, store, persona_file, reps=1, method="logprobs")
+
+        async def killed_create(*args: object, **kw: object) -> str:
+            raise KeyboardInterrupt
+
+        from persona_collapse.backends._openai import OpenAIBackend
+
+        with monkeypatch.context() as m:
+            m.setattr(OpenAIBackend, "batch_create", killed_create)
+            with pytest.raises(KeyboardInterrupt):
+                run_collection(options)
+        assert srv.batches.created == 0
+        run_collection(options)
+        assert srv.batches.created == 1 and srv.batches.lines == 60
+    assert len(_rows(store)) == 60
+
+
+def test_anthropic_kill_between_create_and_store_adopts_by_count_and_time(
+    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "an.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=3))
+        options = _options(
+            srv,
+            store,
+            persona_file,
+            model="anthropic/sim-base",
+            base_url=srv.anthropic_base_url,
+            reps=1,
+        )
+        _kill_after_create(monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run_collection(options)
+        assert srv.batches.created == 1
+        _finish_all(srv)
+        outcome = run_collection(options)
+        # Round 1 adopted; later batches hold only the slots without a digit.
+        assert srv.batches.created == outcome.stats.round  # type: ignore[attr-defined]
+        assert srv.batches.lines == 60 + outcome.stats.failures
+    rows = _rows(store)
+    assert len(rows) == 60 == len({r[:3] for r in rows})
+
+
+def test_anthropic_ambiguous_orphan_is_named_on_stderr(
+    tmp_path: Path,
+    persona_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = tmp_path / "amb.db"
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=3))
+        options = _options(
+            srv,
+            store,
+            persona_file,
+            model="anthropic/sim-base",
+            base_url=srv.anthropic_base_url,
+            reps=1,
+        )
+        _kill_after_create(monkeypatch)
+        with pytest.raises(KeyboardInterrupt):
+            run_collection(options)
+        # Another batch of the same size created at the same time: no single match.
+        twin = next(iter(srv.batches.batches.values()))
+        srv.batches._new("anthropic", list(twin.lines))
+        _finish_all(srv)
+        capsys.readouterr()
+        run_collection(options)
+        err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if "may have created a batch" in line]
+    assert len(lines) == 1 and "messages.batches.list" in lines[0]
+    assert len(_rows(store)) == 60
+
+
+def test_sigkilled_cli_run_adopts_its_batch(tmp_path: Path, persona_file: Path) -> None:
+    store = tmp_path / "sk.db"
+    env = dict(os.environ, OPENAI_API_KEY=KEY, PYTHONPATH=os.pathsep.join(sys.path))
+    with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
+        srv.batches.set_script(BatchScript(polls=1_000_000))
+        cmd = [
+            sys.executable, "-m", "persona_collapse", "run", "openai/sim-base",
+            "--base-url", srv.base_url, "--store", str(store), "--personas", str(persona_file),
+            "--n-personas", "2", "--reps", "1", "--method", "logprobs", "--quiet",
+            "--batch", "--batch-poll", "0.2",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for _ in range(6000):  # until the batch id is in the store
+                if proc.poll() is not None:
+                    break
+                time.sleep(0.02)
+                try:
+                    with sqlite3.connect(store) as conn:
+                        sql = "SELECT COUNT(*) FROM batch_jobs WHERE state != 'pending'"
+                        if conn.execute(sql).fetchone()[0]:
+                            break
+                except sqlite3.Error:
+                    continue
+            assert proc.poll() is None, proc.communicate()
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert srv.batches.created == 1
+        srv.batches.set_script(BatchScript(polls=3))
+        for batch in srv.batches.batches.values():
+            batch.polls_left = 3
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert srv.batches.created == 1 and srv.batches.lines == 60
+    rows = _rows(store)
+    assert len(rows) == 60 == len({r[:3] for r in rows})

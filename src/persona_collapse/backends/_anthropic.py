@@ -24,6 +24,10 @@ from ._types import (
     RetryDecision,
 )
 
+CLOCK_SLACK_S = 5.0
+"""Seconds the provider's clock may run behind ours when matching a batch by creation time."""
+
+
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
 
@@ -178,6 +182,30 @@ class AnthropicBackend(SDKBackend):
             self._client.messages.batches.create(requests=[dict(line) for line in lines])  # type: ignore[misc]
         )
         return str(batch.id)
+
+    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
+        """Batches (``messages.batches.list``, all pages) created at or after ``since``
+        (less :data:`CLOCK_SLACK_S`) holding ``n_requests`` requests: the API keeps
+        no metadata, so a count and a time are all a restart can match on."""
+
+        async def scan() -> list[str]:
+            found: list[str] = []
+            async for batch in self._client.messages.batches.list(limit=100):
+                counts = batch.request_counts
+                total = (
+                    counts.processing
+                    + counts.succeeded
+                    + counts.errored
+                    + counts.canceled
+                    + counts.expired
+                )
+                created = batch.created_at.timestamp()
+                if total == n_requests and created >= since - CLOCK_SLACK_S:
+                    found.append(str(batch.id))
+            return found
+
+        found: list[str] = await self._batch_call(scan())
+        return found
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """``messages.batches.retrieve``: ended when ``processing_status`` is ``ended``."""

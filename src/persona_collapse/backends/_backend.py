@@ -145,6 +145,33 @@ class Backend(ABC):
         """Create one batch of ``lines``; returns its id (default: raises, no batch API)."""
         raise self._no_batch()
 
+    async def batch_prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
+        """What must exist before the batch is created, as a key a restart can match on.
+
+        OpenAI: uploads the JSONL and returns the input file's id (stored before
+        :meth:`batch_create`, so a run killed in between finds its batch by it).
+        Default: None (nothing to prepare; Anthropic's Message Batches).
+        """
+        return None
+
+    async def batch_create(
+        self,
+        lines: Sequence[Mapping[str, Any]],
+        prepared: str | None,
+        metadata: Mapping[str, str],
+    ) -> str:
+        """Create one batch of ``lines`` (after :meth:`batch_prepare`); returns its id."""
+        return await self.batch_submit(lines, metadata)
+
+    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
+        """Ids of provider batches that may be the one a killed run created before storing it.
+
+        ``prepared``: :meth:`batch_prepare`'s key; ``n_requests``: the batch's
+        request count; ``since``: Unix time stored just before the create call.
+        Default: raises, no batch API.
+        """
+        raise self._no_batch()
+
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """Where batch ``batch_id`` stands (default: raises, no batch API)."""
         raise self._no_batch()

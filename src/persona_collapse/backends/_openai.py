@@ -300,21 +300,51 @@ class OpenAIBackend(SDKBackend):
         self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
     ) -> str:
         """Upload the JSONL (``files.create``, purpose batch) and create the batch."""
+        return await self.batch_create(lines, await self.batch_prepare(lines), metadata)
+
+    async def batch_prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
+        """Upload the JSONL (``files.create``, purpose batch); returns the input file's id."""
         data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         upload = await self._batch_call(
             self._client.files.create(
                 file=("batch.jsonl", data.encode("utf-8"), "application/jsonl"), purpose="batch"
             )
         )
+        return str(upload.id)
+
+    async def batch_create(
+        self,
+        lines: Sequence[Mapping[str, Any]],
+        prepared: str | None,
+        metadata: Mapping[str, str],
+    ) -> str:
+        """``batches.create`` from the uploaded input file ``prepared``."""
+        if prepared is None:
+            prepared = await self.batch_prepare(lines)
         batch = await self._batch_call(
             self._client.batches.create(
-                input_file_id=upload.id,
+                input_file_id=str(prepared),
                 endpoint="/v1/chat/completions",
                 completion_window="24h",
                 metadata=dict(metadata),
             )
         )
         return str(batch.id)
+
+    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
+        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared``."""
+        if prepared is None:
+            return []
+
+        async def scan() -> list[str]:
+            found: list[str] = []
+            async for batch in self._client.batches.list(limit=100):
+                if batch.input_file_id == prepared:
+                    found.append(str(batch.id))
+            return found
+
+        found: list[str] = await self._batch_call(scan())
+        return found
 
     async def batch_status(self, batch_id: str) -> BatchStatus:
         """``batches.retrieve``: ended when completed, failed, expired or cancelled."""

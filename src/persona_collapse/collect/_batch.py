@@ -6,7 +6,10 @@ bodies and per-attempt seeds) in rounds:
 
 * every pending slot's next attempt goes into one batch (split by the
   provider's :class:`~persona_collapse.backends.BatchLimits`); the batch ids are
-  written to the store (``batch_jobs``) the moment the provider accepts them;
+  written to the store (``batch_jobs``) the moment the provider accepts them,
+  and a pending row (the uploaded input file's id, or the request count and
+  time) just before the create call, so a run killed in between finds the
+  batch in the provider's list instead of paying for it again;
 * the batches are polled every ``poll_s`` seconds; an ended batch's result
   lines are read and judged as the same direct answer would be: a digit (or,
   for logprob runs, a distribution) stores the slot; a well-formed answer
@@ -37,9 +40,12 @@ import asyncio
 import json
 import math
 import re
+import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -50,6 +56,7 @@ from ..instruments import Instrument
 from ..protocol import digit_distribution, parse_fallback, parse_one_token, slot_messages
 from ..store import (
     MISSING_RATING,
+    PENDING_PREFIX,
     READ_STATE,
     BatchJob,
     BatchLedger,
@@ -176,6 +183,7 @@ class BatchCollector:
         jobs = self.ledger.jobs(self.run_id)
         st.round = max((j.round for j in jobs), default=0)
         try:
+            await self._resolve_pending()
             opened = self.ledger.open_jobs(self.run_id)
             st.adopted = len(opened)
             while True:
@@ -217,6 +225,44 @@ class BatchCollector:
             return 0.0
         return self.price.cost(_estimate_tokens(request), request.max_tokens) * self.discount
 
+    async def _resolve_pending(self) -> None:
+        """Find the batches an earlier session created but was killed before storing.
+
+        OpenAI: the batch whose ``input_file_id`` is the stored upload is adopted;
+        if none is listed, it is created now from that file. Anthropic: a batch
+        created at or after the row's time with the same request count is adopted
+        if exactly one is; otherwise one line on stderr says one may exist, and
+        the row's slots go into a new round.
+        """
+        known = self.ledger.known_ids()
+        for job in self.ledger.pending_jobs(self.run_id):
+            kind, _, value = job.batch_id[len(PENDING_PREFIX) :].partition(":")
+            prepared = value if kind == "file" else None
+            since = datetime.fromisoformat(job.created).timestamp() if job.created else 0.0
+            found = await self.backend.batch_find(prepared, len(job.custom_ids), since)
+            found = [f for f in found if f not in known]
+            if prepared is not None and not found:
+                batch_id = await self.backend.batch_create(
+                    [], prepared, {"persona_collapse_run": self.run_id, "round": str(job.round)}
+                )
+                self.ledger.resolve_pending(self.run_id, job.batch_id, batch_id, "submitted")
+                self.stats.created += 1
+                self.stats.batches[batch_id] = "submitted"
+                known.add(batch_id)
+                continue
+            if len(found) == 1 or (prepared is not None and found):
+                self.ledger.resolve_pending(self.run_id, job.batch_id, found[0], "submitted")
+                known.add(found[0])
+                continue
+            self.ledger.drop(self.run_id, job.batch_id)
+            print(
+                f"persona-collapse: an earlier session may have created a batch of "
+                f"{len(job.custom_ids)} requests at {job.created} that is not in the store "
+                f"({len(found)} candidates); check the provider's console or "
+                "messages.batches.list and cancel it if it is unwanted",
+                file=sys.stderr,
+            )
+
     async def _submit_round(self, round_no: int) -> list[BatchJob]:
         """One batch (or several, by the size limits) of every pending slot's next attempt."""
         limits = self.backend.batch_limits
@@ -247,14 +293,18 @@ class BatchCollector:
         for chunk in chunks:
             if not chunk:
                 continue
-            batch_id = await self.backend.batch_submit(
-                [line for _, line in chunk],
-                {"persona_collapse_run": self.run_id, "round": str(round_no)},
+            lines = [line for _, line in chunk]
+            cids = tuple(c for c, _ in chunk)
+            prepared = await self.backend.batch_prepare(lines)
+            pkey = f"file:{prepared}" if prepared is not None else f"new:{uuid.uuid4().hex}"
+            # Stored BEFORE the create call: a run killed between the provider's
+            # accepting the batch and the next line finds it again (_resolve_pending).
+            pending = self.ledger.add_pending(self.run_id, provider, round_no, pkey, cids)
+            batch_id = await self.backend.batch_create(
+                lines, prepared, {"persona_collapse_run": self.run_id, "round": str(round_no)}
             )
-            job = BatchJob(
-                self.run_id, batch_id, provider, round_no, "submitted", tuple(c for c, _ in chunk)
-            )
-            self.ledger.add_job(job)  # from here on a restart adopts it
+            self.ledger.resolve_pending(self.run_id, pending.batch_id, batch_id, "submitted")
+            job = BatchJob(self.run_id, batch_id, provider, round_no, "submitted", cids)
             self.stats.created += 1
             self.stats.batches[batch_id] = "submitted"
             jobs.append(job)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from ._chat import ApiError
 from ._finetune_api import FineTuneService
@@ -57,6 +58,21 @@ class _Batch:
     results: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     input_file_id: str = ""
+
+
+def _query(request: HttpRequest, name: str) -> str | None:
+    values = parse_qs(request.query).get(name)
+    return values[0] if values else None
+
+
+def _page(batches: list[_Batch], after: str | None, limit: str | None) -> tuple[list[_Batch], bool]:
+    """One page of ``batches`` after the id ``after`` (limit 1-100, default 20)."""
+    start = 0
+    if after:
+        ids = [b.id for b in batches]
+        start = ids.index(after) + 1 if after in ids else len(batches)
+    n = max(1, min(100, int(limit))) if limit else 20
+    return batches[start : start + n], start + n < len(batches)
 
 
 def _json(status: int, body: Any) -> HttpResponse:
@@ -217,8 +233,18 @@ class BatchService:
             batch.metadata = body.get("metadata") or {}
             return _json(200, self._openai_dict(batch))
         if parts == ["batches"] and method == "GET":
-            data = [self._openai_dict(b) for b in self.batches.values() if b.provider == "openai"]
-            return _json(200, {"object": "list", "data": data, "has_more": False})
+            # Newest first, paginated by ``after`` (an id) and ``limit``, as OpenAI's.
+            mine = [b for b in reversed(list(self.batches.values())) if b.provider == "openai"]
+            page, more = _page(mine, _query(request, "after"), _query(request, "limit"))
+            data = [self._openai_dict(b) for b in page]
+            body = {
+                "object": "list",
+                "data": data,
+                "has_more": more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+            return _json(200, body)
         if len(parts) == 2 and method == "GET":
             batch = self._batch(parts[1])
             self._advance(batch)
@@ -249,7 +275,7 @@ class BatchService:
                 counts["expired"] += 1
             else:
                 counts["errored"] += 1
-        stamp = "2025-01-01T00:00:00Z"
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b.created_at))
         return {
             "id": b.id,
             "type": "message_batch",
@@ -257,7 +283,7 @@ class BatchService:
             "request_counts": counts,
             "ended_at": stamp if ended else None,
             "created_at": stamp,
-            "expires_at": "2025-01-02T00:00:00Z",
+            "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(b.created_at + 86400)),
             "archived_at": None,
             "cancel_initiated_at": None,
             "results_url": f"{base}/v1/messages/batches/{b.id}/results" if ended else None,
@@ -272,6 +298,17 @@ class BatchService:
                 raise ApiError(400, "requests: Field required (a non-empty list)")
             batch = self._new("anthropic", requests)
             return _json(200, self._anthropic_dict(batch, base))
+        if not parts and method == "GET":
+            mine = [b for b in reversed(list(self.batches.values())) if b.provider == "anthropic"]
+            page, more = _page(mine, _query(request, "after_id"), _query(request, "limit"))
+            data = [self._anthropic_dict(b, base) for b in page]
+            body = {
+                "data": data,
+                "has_more": more,
+                "first_id": data[0]["id"] if data else None,
+                "last_id": data[-1]["id"] if data else None,
+            }
+            return _json(200, body)
         if len(parts) == 1 and method == "GET":
             batch = self._batch(parts[0])
             self._advance(batch)

@@ -12,7 +12,7 @@ writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
-from ._batches import READ_STATE, BatchJob, BatchLedger, SlotProgress
+from ._batches import PENDING_PREFIX, PENDING_STATE, READ_STATE, BatchJob, BatchLedger, SlotProgress
 from ._clock import now_utc
 from ._csv import PublishedTable, read_published_csv, write_published_csv
 from ._frame import (
@@ -38,6 +38,8 @@ __all__ = [
     "HEARTBEAT_S",
     "LEASE_STALE_S",
     "MISSING_RATING",
+    "PENDING_PREFIX",
+    "PENDING_STATE",
     "PERSONA_COLUMNS",
     "READ_STATE",
     "RESPONSE_COLUMNS",

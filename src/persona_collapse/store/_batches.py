@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 READ_STATE = "read"
 """State of a batch whose results were read and stored (nothing more to do)."""
 
+PENDING_STATE = "pending"
+"""State of a row written just before the provider's create call; its ``batch_id``
+is :data:`PENDING_PREFIX` + ``file:<input file id>`` (OpenAI: the uploaded input
+file, which names the batch) or ``new:<random>`` (Anthropic: nothing names it but
+the request count and the row's ``created`` time). A restart resolves it against
+the provider's batch list before creating anything."""
+
+PENDING_PREFIX = "pending:"
+
 SlotKey = tuple[int, int, int]
 
 
@@ -81,6 +90,40 @@ class BatchLedger:
                 ),
             )
 
+    def add_pending(
+        self, run_id: str, provider: str, round_no: int, key: str, custom_ids: tuple[str, ...]
+    ) -> BatchJob:
+        """Record, before the create call, a batch about to be created (see :data:`PENDING_STATE`)."""
+        job = BatchJob(run_id, PENDING_PREFIX + key, provider, round_no, PENDING_STATE, custom_ids)
+        self.add_job(job)
+        return job
+
+    def resolve_pending(self, run_id: str, pending_id: str, batch_id: str, state: str) -> None:
+        """The provider's id (and state) of the batch a pending row stood for."""
+        with self.store.connection() as conn:
+            conn.execute(
+                "UPDATE batch_jobs SET batch_id = ?, state = ?, updated = ? "
+                "WHERE run_id = ? AND batch_id = ?",
+                (batch_id, state, now_utc(), run_id, pending_id),
+            )
+
+    def drop(self, run_id: str, batch_id: str) -> None:
+        """Forget a pending row that matched no provider batch (its slots go to a new round)."""
+        with self.store.connection() as conn:
+            conn.execute(
+                "DELETE FROM batch_jobs WHERE run_id = ? AND batch_id = ?", (run_id, batch_id)
+            )
+
+    def known_ids(self) -> set[str]:
+        """Every provider batch id in the store (any run): never adopted twice."""
+        with self.store.connection() as conn:
+            rows = conn.execute("SELECT batch_id FROM batch_jobs").fetchall()
+        return {r[0] for r in rows if not str(r[0]).startswith(PENDING_PREFIX)}
+
+    def pending_jobs(self, run_id: str) -> list[BatchJob]:
+        """Rows written before a create call whose batch id was never stored."""
+        return [j for j in self.jobs(run_id) if j.state == PENDING_STATE]
+
     def set_state(self, run_id: str, batch_id: str, state: str) -> None:
         """The batch's latest state (``read`` once its results are stored)."""
         with self.store.connection() as conn:
@@ -104,7 +147,7 @@ class BatchLedger:
 
     def open_jobs(self, run_id: str) -> list[BatchJob]:
         """Batches of ``run_id`` whose results were not yet read (in flight, or ended unread)."""
-        return [j for j in self.jobs(run_id) if j.state != READ_STATE]
+        return [j for j in self.jobs(run_id) if j.state not in (READ_STATE, PENDING_STATE)]
 
     def progress(self, run_id: str) -> dict[SlotKey, SlotProgress]:
         """The stored progress of every unstored slot of ``run_id``."""
