@@ -248,3 +248,25 @@ def test_bad_values_are_one_clear_error(capsys: pytest.CaptureFixture[str]) -> N
         _plan(capsys, "openai/gpt-4o", "--reps", "0")
     with pytest.raises(ConfigError, match="family"):
         _plan(capsys, "nosuchfamily/x")
+
+
+def test_batch_plan_costs_the_batch_price(capsys: pytest.CaptureFixture[str]) -> None:
+    direct = _plan(capsys, "openai/gpt-4o-2024-08-06", "--format", "json").json()
+    batch = _plan(capsys, "openai/gpt-4o-2024-08-06", "--batch", "--format", "json").json()
+    assert batch["batch"] is True and direct["batch"] is False
+    assert batch["requests"] == direct["requests"]
+    assert batch["cost_usd"] == pytest.approx(direct["cost_usd"] * 0.5)
+    assert batch["batch_saving_usd"] == pytest.approx(direct["cost_usd"] * 0.5)
+    assert direct["batch_saving_usd"] is None
+    assert "batch price" in batch["price_note"] and "batch price" in batch["price"]["source"]
+    table = _plan(capsys, "anthropic/claude-3-5-haiku-20241022", "--batch")
+    assert table.status == 0 and "cost (batch)" in table.out and "saves $" in table.out
+
+
+@pytest.mark.parametrize("model", ["sim/base", "hf/tiny"])
+def test_batch_plan_refused_without_a_batch_api(
+    model: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        _plan(capsys, model, "--batch")
+    assert "\n" not in caught.value.message and "batch" in caught.value.message

@@ -7,7 +7,7 @@ import os
 import sys
 from functools import partial
 
-from ..backends import price_for
+from ..backends import batch_discount, price_for
 from ..collect import CostPlan, PilotFacts, RunOptions, pilot_facts, plan_run
 from ..errors import ConfigError, DataError
 from ..instruments import load_instrument
@@ -93,7 +93,10 @@ def _print_plan(plan: CostPlan) -> None:
         ),
         ("prompt tokens", f"{plan.prompt_tokens:,} ({plan.tokens_from})"),
         ("completion tokens", f"{plan.completion_tokens:,}"),
-        ("cost", f"{_money(plan.cost_usd)} ({plan.price_note})"),
+        (
+            "cost" + (" (batch)" if plan.batch else ""),
+            f"{_money(plan.cost_usd)} ({plan.price_note})",
+        ),
         (
             "time",
             f"{plan.hours:.2f} h at {plan.rate_req_per_s:g} requests/s ({plan.rate_from})",
@@ -127,6 +130,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         top_logprobs=args.top_logprobs,
         concurrency=args.concurrency,
         instrument=args.instrument,
+        batch=bool(args.batch),
     )
     if args.rate is not None and not args.rate > 0:
         raise ConfigError("--rate must be a positive number of requests per second")
@@ -151,6 +155,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         rate=args.rate,
         price=price_for(options.model),
         pilot=pilot,
+        batch_factor=batch_discount(options.model.strip()) if options.batch else None,
     )
     plan.notes[:0] = notes
     if args.format == "json":
@@ -243,6 +248,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=float,
         metavar="REQ_PER_S",
         help="requests per second for the hours (default: requests in flight / typical latency)",
+    )
+    p.add_argument(
+        "--batch",
+        action="store_true",
+        help="plan a run --batch: the provider's batch price (half the list price)",
     )
     p.add_argument(
         "--format", choices=("table", "json"), default="table", help="output (default table)"

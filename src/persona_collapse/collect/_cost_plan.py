@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import measure_responses
-from ..backends import Price, parse_model, unknown_price_hint
+from ..backends import Price, batch_price, parse_model, unknown_price_hint
 from ..instruments import Instrument
 from ..protocol import ProtocolSettings, slot_prompt
 from ..store import Responses
@@ -146,6 +146,8 @@ class CostPlan:
     mde_pct_one_run: dict[str, float]
     precision_from: str
     notes: list[str] = field(default_factory=list)
+    batch: bool = False
+    batch_saving_usd: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``model, method, slots, requests, prompt_tokens, completion_tokens,
@@ -176,6 +178,8 @@ class CostPlan:
             "mde_pct_one_run": self.mde_pct_one_run,
             "precision_from": self.precision_from,
             "notes": list(self.notes),
+            "batch": self.batch,
+            "batch_saving_usd": self.batch_saving_usd,
         }
 
 
@@ -251,12 +255,15 @@ def plan_run(
     price: Price | None = None,
     pilot: PilotFacts | None = None,
     reference: PrecisionReference = PUBLISHED_REFERENCE,
+    batch_factor: float | None = None,
 ) -> CostPlan:
     """The plan of one run (see the module's rules). ``n_personas`` is ignored in self mode.
 
     ``persona_texts``: the personas' texts when known (their count must be
     ``n_personas``); else each persona counts :data:`PERSONAHUB_MEAN_CHARS`.
     ``rate``: requests per second (None: the assumed typical rate).
+    ``batch_factor``: plan a ``run --batch`` (the provider's batch price, ``price``
+    times this factor; ``batch_saving_usd`` is what the discount saves).
     """
     logprobs = method == "logprobs"
     family = parse_model(model).family
@@ -292,24 +299,39 @@ def plan_run(
             f"rendered prompts with {PERSONAHUB_MEAN_CHARS}-character personas "
             f"(the published set's mean), {CHARS_PER_TOKEN:g} characters per token"
         )
+    saving: float | None = None
     if price is None:
         cost = None
         price_doc = None
         price_note = f"no known price for {model}: {unknown_price_hint(model)}"
     else:
         cost = price.cost(prompt_tokens, completion_tokens)
+        price_note = f"price from {price.source or 'the price table'}"
+        if batch_factor is not None:
+            direct = cost
+            price = batch_price(price, batch_factor)
+            cost = direct * batch_factor
+            saving = direct - cost
+            price_note = (
+                f"batch price: x{batch_factor:g} of the list price "
+                f"({price_note}); the discount saves ${saving:,.2f}"
+            )
         price_doc = {
             "input_per_mtok": price.input_per_mtok,
             "output_per_mtok": price.output_per_mtok,
             "source": price.source,
         }
-        price_note = f"price from {price.source or 'the price table'}"
     req_s, rate_from = _rate(family, concurrency, rate)
     hours = requests / req_s / 3600.0 if req_s > 0 else math.inf
     ref = pilot.reference if pilot is not None else reference
     se = _scaled_se(ref, personas, run_reps, logprobs=logprobs)
     one_run = {"S": 200.0 * se["S"] / ref.S, "R": 200.0 * se["R"] / ref.R}
     notes: list[str] = []
+    if batch_factor is not None:
+        notes.append(
+            "batch: answered within 24 hours in rounds (retries are further rounds); "
+            "the hours are those of direct requests"
+        )
     if self_mode:
         notes.append("self mode: no personas, so S is undefined; mde_pct is for R only")
         one_run["S"] = math.nan
@@ -343,6 +365,8 @@ def plan_run(
             + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
         ),
         notes=notes,
+        batch=batch_factor is not None,
+        batch_saving_usd=saving,
     )
 
 
