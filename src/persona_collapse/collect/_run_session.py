@@ -153,8 +153,13 @@ class RunOptions:
             raise ConfigError("--n-personas must be at least 1")
         personas = 1 if self.self_mode or self.n_personas is None else self.n_personas
         if self.reps * personas > MAX_SLOTS:
+            what = (
+                f"--reps {self.reps}"
+                if personas == 1
+                else f"--reps {self.reps} x --n-personas {personas}"
+            )
             raise ConfigError(
-                f"--reps {self.reps} x --n-personas {personas} asks over {MAX_SLOTS:,} slots, "
+                f"{what} asks over {MAX_SLOTS:,} slots, "
                 "more than a run can plan in memory; ask fewer (e.g. --reps 10)"
             )
         if not 0 <= self.temperature <= 2:  # also refuses NaN; 0 asks for greedy answers
