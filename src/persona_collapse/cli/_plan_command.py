@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from functools import partial
 
 from ..backends import batch_discount, price_for
 from ..collect import CostPlan, PilotFacts, RunOptions, pilot_facts, plan_run
@@ -20,9 +19,9 @@ from ..personas import (
 )
 from ..protocol import ProtocolSettings
 from ..store import load_sources
-from ._defaults import field_default
 from ._help import examples
 from ._output import emit_json
+from ._run_options import add_protocol_options
 
 PUBLISHED_PERSONAS = 100
 PERSONAHUB_SIZE = 1000
@@ -167,7 +166,6 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``plan`` to the command parsers ``sub``."""
-    default = partial(field_default, RunOptions)
     p = sub.add_parser(
         "plan",
         help="what a run will ask, cost and resolve, before any request (no network, no key)",
@@ -186,58 +184,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name, as for run")
-    p.add_argument("--self", dest="self_mode", action="store_true", help="self mode (no personas)")
-    p.add_argument(
-        "--method",
-        choices=("sample", "logprobs"),
-        default=default("method"),
-        help="sample (default) or logprobs (one request per cell)",
-    )
-    p.add_argument(
-        "--personas",
-        default=default("personas"),
-        metavar="SPEC",
-        help="personahub-costa (the published set; planned at 100 if not cached) or a file",
-    )
-    p.add_argument(
-        "--persona-field", default=default("persona_field"), help="JSONL key or CSV column"
-    )
-    p.add_argument(
-        "--n-personas", type=int, default=default("n_personas"), help="the first N personas"
-    )
-    p.add_argument(
-        "--reps",
-        type=int,
-        default=default("reps"),
-        help="repetitions per cell (default %(default)s)",
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=default("temperature"),
-        help="sampling temperature (default %(default)s)",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=default("max_attempts"),
-        help="one-token attempts before the fallback (default %(default)s)",
-    )
-    p.add_argument(
-        "--top-logprobs",
-        type=int,
-        default=default("top_logprobs"),
-        help="logprob method: alternatives (default %(default)s)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=default("concurrency"),
-        help="requests in flight, for the assumed rate (default 8; hf/ 32, vllm/ 256)",
-    )
-    p.add_argument(
-        "--instrument", default=default("instrument"), help="instrument name or JSON file"
-    )
+    add_protocol_options(p)
     p.add_argument(
         "--pilot",
         metavar="SOURCE",

@@ -10,6 +10,7 @@ from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_inter
 from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
+from ._run_options import add_protocol_options
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
 EXIT_INCOMPLETE = 3
@@ -89,66 +90,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--family", default=default("family"), help="family grouping the variants, e.g. GPT-4o"
     )
-    p.add_argument(
-        "--self",
-        dest="self_mode",
-        action="store_true",
-        help="self mode: the item prompt alone, no persona (30 items x reps)",
-    )
-    p.add_argument(
-        "--method",
-        choices=("sample", "logprobs"),
-        default=default("method"),
-        help="sample one-token answers (default) or read next-token logprobs (one request per cell)",
-    )
-    p.add_argument(
-        "--personas",
-        default=default("personas"),
-        metavar="SPEC",
-        help="personahub-costa (the published set) or a persona file (JSON, JSONL, CSV, text)",
-    )
-    p.add_argument(
-        "--persona-field",
-        default=default("persona_field"),
-        help="JSONL key or CSV column of the persona",
-    )
-    p.add_argument(
-        "--n-personas",
-        type=int,
-        default=default("n_personas"),
-        help="personas to ask: the first N (default: 100 of personahub-costa, all of a file)",
-    )
-    p.add_argument(
-        "--reps",
-        type=int,
-        default=default("reps"),
-        help="repetitions per cell (default %(default)s)",
-    )
-    p.add_argument(
-        "--temperature",
-        type=float,
-        default=default("temperature"),
-        help="sampling temperature (default %(default)s)",
-    )
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=default("max_attempts"),
-        help="one-token attempts before the longer fallback generation (default %(default)s)",
-    )
-    p.add_argument(
-        "--top-logprobs",
-        type=int,
-        default=default("top_logprobs"),
-        help="logprob method: alternatives per token, 1-1000 (default %(default)s, the OpenAI "
-        "limit; llama.cpp and vLLM servers accept more, so fewer digits fall outside)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=default("concurrency"),
-        help="most requests in flight (default 8; hf/ 32, vllm/ 256)",
-    )
+    add_protocol_options(p)
     p.add_argument(
         "--base-url", default=default("base_url"), metavar="URL", help="API root of the server"
     )
@@ -193,9 +135,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "longest Retry-After to wait out (default %(default)s); a longer one stops "
             "the run at once and says when to run it again"
         ),
-    )
-    p.add_argument(
-        "--instrument", default=default("instrument"), help="instrument name or JSON file"
     )
     p.add_argument(
         "--seed",

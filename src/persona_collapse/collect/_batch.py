@@ -64,7 +64,7 @@ from ..store import (
     ResponseStore,
     SlotProgress,
 )
-from ._collector import CollectConfig, CollectStats, Pricing, attempt_request, local_timestamp
+from ._collector import CollectConfig, CollectStats, Pricing, attempt_request, slot_row
 from ._plan import SELF_PERSONA_ID, Slot
 
 SlotKey = tuple[int, int, int]
@@ -457,15 +457,12 @@ class BatchCollector:
         extra: dict[str, Any],
         distribution: list[float] | None = None,
     ) -> ResponseRow:
-        return ResponseRow(
-            persona_id=slot.persona_id,
-            item_id=slot.item_id,
-            repetition=slot.repetition,
-            rating=rating,
+        return slot_row(
+            slot,
+            rating,
             failures=prog.failures,
-            raw_text=text,
+            text=text,
             distribution=distribution,
-            collected_at=local_timestamp(),
             latency_ms=None,
             prompt_tokens=prog.prompt_tokens,
             completion_tokens=prog.completion_tokens,

@@ -217,6 +217,39 @@ def local_timestamp() -> str:
     return datetime.now().isoformat(timespec="microseconds")
 
 
+def slot_row(
+    slot: Slot,
+    rating: int,
+    *,
+    failures: int,
+    text: str | None,
+    distribution: list[float] | None,
+    latency_ms: float | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    extra: dict[str, Any] | None,
+) -> ResponseRow:
+    """The stored answer of ``slot``, timestamped now (local time, as the published CSVs).
+
+    ``failures``: unparseable protocol attempts before the answer; ``latency_ms``:
+    of the answering request (None where unknown, e.g. batch results).
+    """
+    return ResponseRow(
+        persona_id=slot.persona_id,
+        item_id=slot.item_id,
+        repetition=slot.repetition,
+        rating=rating,
+        failures=failures,
+        raw_text=text,
+        distribution=distribution,
+        collected_at=local_timestamp(),
+        latency_ms=latency_ms,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        extra=extra,
+    )
+
+
 @dataclass
 class _SlotState:
     failures: int = 0
@@ -431,15 +464,12 @@ class Collector:
         info = dict(extra or {})
         if state.tally.retries:
             info["transport_retries"] = state.tally.retries
-        return ResponseRow(
-            persona_id=slot.persona_id,
-            item_id=slot.item_id,
-            repetition=slot.repetition,
-            rating=rating,
+        return slot_row(
+            slot,
+            rating,
             failures=state.failures,
-            raw_text=text,
+            text=text,
             distribution=distribution,
-            collected_at=local_timestamp(),
             latency_ms=round(state.tally.latency_ms, 3),
             prompt_tokens=state.prompt_tokens,
             completion_tokens=state.completion_tokens,
