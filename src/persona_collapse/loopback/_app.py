@@ -185,23 +185,7 @@ class SimulatorApp:
                 chat = openai_api.parse_request(body)
             respondent = self._respondent(chat.model, provider)
             choices = complete(respondent, chat, self._rng(respondent, chat))
-            if draw.non_digit_token is not None and chat.max_tokens == 1:
-                self.stats.faults["non_digit"] += 1
-                first = choices[0]
-                choices[0] = Choice(
-                    draw.non_digit_token,
-                    first.finish_reason,
-                    first.prompt_tokens,
-                    1,
-                    first.top,
-                    first.token_logprob if first.top is None else min(lp for _, lp in first.top),
-                )
-            if provider == "anthropic":
-                response = anthropic_api.message_response(chat, choices[0], f"msg_sim_{number:08d}")
-            else:
-                response = openai_api.completion_response(
-                    chat, choices, f"chatcmpl-sim-{number:08d}", request_id
-                )
+            response = self._response(provider, chat, choices, draw, number, request_id)
         except ApiError as error:
             response = api.error_response(error, request_id)
         return response.status, json.loads(response.body)
@@ -283,6 +267,19 @@ class SimulatorApp:
                 )
                 for c in choices
             ]
+        response = self._response(provider, chat, choices, draw, number, request_id)
+        return self._broken(response, draw, provider, request_id)
+
+    def _response(
+        self,
+        provider: str,
+        chat: ChatRequest,
+        choices: list[Choice],
+        draw: FaultDraw,
+        number: int,
+        request_id: str,
+    ) -> HttpResponse:
+        """The API response for ``choices``, a drawn non-digit token replacing a one-token answer."""
         if draw.non_digit_token is not None and chat.max_tokens == 1:
             self.stats.faults["non_digit"] += 1
             first = choices[0]
@@ -295,12 +292,10 @@ class SimulatorApp:
                 first.token_logprob if first.top is None else min(lp for _, lp in first.top),
             )
         if provider == "anthropic":
-            response = anthropic_api.message_response(chat, choices[0], f"msg_sim_{number:08d}")
-        else:
-            response = openai_api.completion_response(
-                chat, choices, f"chatcmpl-sim-{number:08d}", request_id
-            )
-        return self._broken(response, draw, provider, request_id)
+            return anthropic_api.message_response(chat, choices[0], f"msg_sim_{number:08d}")
+        return openai_api.completion_response(
+            chat, choices, f"chatcmpl-sim-{number:08d}", request_id
+        )
 
     def _broken(
         self, response: HttpResponse, draw: FaultDraw, provider: str, request_id: str
