@@ -21,7 +21,7 @@ from ..protocol import ProtocolSettings
 from ..store import load_sources
 from ._help import examples
 from ._output import emit_json
-from ._run_options import add_protocol_options
+from ._run_options import add_protocol_options, protocol_fields
 
 PUBLISHED_PERSONAS = 100
 PERSONAHUB_SIZE = 1000
@@ -118,17 +118,7 @@ def _print_plan(plan: CostPlan) -> None:
 def cmd_plan(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=args.model,
-        self_mode=bool(args.self_mode),
-        method=args.method,
-        personas=args.personas,
-        persona_field=args.persona_field,
-        n_personas=args.n_personas,
-        reps=args.reps,
-        temperature=args.temperature,
-        max_attempts=args.max_attempts,
-        top_logprobs=args.top_logprobs,
-        concurrency=args.concurrency,
-        instrument=args.instrument,
+        **protocol_fields(args),
         batch=bool(args.batch),
     )
     if args.rate is not None and not args.rate > 0:

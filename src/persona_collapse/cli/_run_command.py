@@ -10,7 +10,7 @@ from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_inter
 from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
-from ._run_options import add_protocol_options
+from ._run_options import add_protocol_options, protocol_fields
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
 EXIT_INCOMPLETE = 3
@@ -24,18 +24,9 @@ def _print_outcome(outcome: RunOutcome) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     options = RunOptions(
         model=args.model,
+        **protocol_fields(args),
         variant=args.variant,
         family=args.family,
-        self_mode=bool(args.self_mode),
-        method=args.method,
-        personas=args.personas,
-        persona_field=args.persona_field,
-        n_personas=args.n_personas,
-        reps=args.reps,
-        temperature=args.temperature,
-        max_attempts=args.max_attempts,
-        top_logprobs=args.top_logprobs,
-        concurrency=args.concurrency,
         base_url=args.base_url,
         api_key_env=args.api_key_env,
         store=args.store,
@@ -43,7 +34,6 @@ def cmd_run(args: argparse.Namespace) -> int:
         max_cost=args.max_cost,
         timeout_s=args.timeout,
         max_retry_after_s=args.max_retry_after,
-        instrument=args.instrument,
         seed=args.seed,
         quiet=bool(args.quiet),
         batch=bool(args.batch),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from functools import partial
+from typing import Any
 
 from ..collect import RunOptions
 from ._defaults import field_default
@@ -80,3 +81,20 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--instrument", default=default("instrument"), help="instrument name or JSON file"
     )
+
+
+def protocol_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The :class:`RunOptions` fields of the options :func:`add_protocol_options` added."""
+    return {
+        "self_mode": bool(args.self_mode),
+        "method": args.method,
+        "personas": args.personas,
+        "persona_field": args.persona_field,
+        "n_personas": args.n_personas,
+        "reps": args.reps,
+        "temperature": args.temperature,
+        "max_attempts": args.max_attempts,
+        "top_logprobs": args.top_logprobs,
+        "concurrency": args.concurrency,
+        "instrument": args.instrument,
+    }
