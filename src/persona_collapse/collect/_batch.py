@@ -1,8 +1,9 @@
 """The batch runner: the published protocol through a provider's batch API, at the batch price.
 
 ``run --batch`` (``openai/`` Batch API, ``anthropic/`` Message Batches) asks
-the same requests as the direct runner (:func:`attempt_request`: the same
-bodies and per-attempt seeds) in rounds:
+the same requests as the direct runner (the same
+:class:`~persona_collapse.protocol.SlotProtocol`: the same bodies and
+per-attempt seeds) in rounds:
 
 * every pending slot's next attempt goes into one batch (split by the
   provider's :class:`~persona_collapse.backends.BatchLimits`); the batch ids are
@@ -48,12 +49,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from ..backends import Backend, BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
 from ..instruments import Instrument
-from ..protocol import digit_distribution, parse_fallback, parse_one_token, slot_messages
+from ..protocol import SlotState
 from ..store import (
     MISSING_RATING,
     PENDING_PREFIX,
@@ -62,10 +61,9 @@ from ..store import (
     BatchLedger,
     ResponseRow,
     ResponseStore,
-    SlotProgress,
 )
-from ._collector import CollectConfig, CollectStats, Pricing, attempt_request, slot_row
-from ._plan import SELF_PERSONA_ID, Slot
+from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
+from ._plan import Slot
 
 SlotKey = tuple[int, int, int]
 _CUSTOM_ID = re.compile(r"^p(-?\d+)i(\d+)r(\d+)a(\d+)$")
@@ -168,7 +166,8 @@ class BatchCollector:
         self._slots: dict[SlotKey, Slot] = {
             (s.persona_id, s.item_id, s.repetition): s for s in slots
         }
-        self._progress: dict[SlotKey, SlotProgress] = {}
+        self.protocol = slot_protocol(config, instrument, self.personas)
+        self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
         self._spent = 0.0
 
@@ -179,7 +178,7 @@ class BatchCollector:
         st = self.stats
         st.started = time.monotonic()
         stored = self.ledger.progress(self.run_id)
-        self._progress = {k: stored.get(k, SlotProgress()) for k in self._slots}
+        self._progress = {k: stored.get(k, SlotState()) for k in self._slots}
         jobs = self.ledger.jobs(self.run_id)
         st.round = max((j.round for j in jobs), default=0)
         try:
@@ -212,13 +211,8 @@ class BatchCollector:
 
     # -- rounds ----------------------------------------------------------------
 
-    def _messages(self, slot: Slot) -> list[dict[str, str]]:
-        persona = None if slot.persona_id == SELF_PERSONA_ID else self.personas[slot.persona_id]
-        logprobs = self.config.protocol.method == "logprobs"
-        return slot_messages(self.instrument, slot.item_id, persona, logprobs=logprobs)
-
     def _request(self, slot: Slot, attempt: int) -> ChatRequest:
-        return attempt_request(self.config, slot, attempt, self._messages(slot))
+        return self.protocol.request(slot, attempt)
 
     def _line_cost(self, request: ChatRequest) -> float:
         if self.price is None:
@@ -324,7 +318,7 @@ class BatchCollector:
             await asyncio.sleep(self.poll_s)
         items = await self.backend.batch_results(job.batch_id)
         answered: set[str] = set()
-        updates: list[tuple[SlotKey, SlotProgress | None]] = []
+        updates: list[tuple[SlotKey, SlotState | None]] = []
         for item in items:
             answered.add(item.custom_id)
             update = self._apply(item.custom_id, item, job.batch_id)
@@ -343,16 +337,14 @@ class BatchCollector:
 
     # -- one result line ---------------------------------------------------------
 
-    def _apply(
-        self, cid: str, item: Any, batch_id: str
-    ) -> tuple[SlotKey, SlotProgress | None] | None:
+    def _apply(self, cid: str, item: Any, batch_id: str) -> tuple[SlotKey, SlotState | None] | None:
         parsed = parse_custom_id(cid)
         if parsed is None:
             return None
         key, attempt = parsed
         slot = self._slots.get(key)
-        prog = self._progress.get(key)
-        if slot is None or prog is None or prog.attempt != attempt:
+        state = self._progress.get(key)
+        if slot is None or state is None or state.attempt != attempt:
             return None  # stored already, or a result read before (a resumed run)
         request = self._request(slot, attempt)
         st = self.stats
@@ -369,105 +361,41 @@ class BatchCollector:
             if isinstance(decision, BadAnswer):
                 result = None
             else:  # Retry: a transport fault, asked again next round, never an attempt
-                prog.faults += 1
+                state = self.protocol.fault(state)
+                self._progress[key] = state
                 st.retries += 1
                 if decision.kind == "rate_limit":
                     st.rate_limited += 1
-                if prog.faults > self.config.policy.max_retries and self._fatal is None:
+                if state.faults > self.config.policy.max_retries and self._fatal is None:
                     st.stop_reason = "retries-exhausted"
                     self._fatal = (
-                        f"batch request {cid} failed {prog.faults} times ({decision.detail}); "
+                        f"batch request {cid} failed {state.faults} times ({decision.detail}); "
                         "what arrived is stored"
                     )
-                return key, prog
+                return key, state
         if result is not None:
-            self._count(result, prog)
-        row = self._judge(slot, attempt, result, prog, batch_id)
-        if row is None:
-            return key, prog
-        self._commit(key, row)
+            self._count(result)
+        after = self.protocol.answer(slot, state, attempt, result)
+        st.failures += after.failures - state.failures
+        if after.outcome is None:
+            self._progress[key] = after
+            return key, after
+        extra: dict[str, Any] = {"batch_id": batch_id}
+        if after.faults:
+            extra["transport_retries"] = after.faults
+        self._commit(key, slot_row(slot, after.outcome, latency_ms=None, extra=extra))
         return key, None
 
-    def _count(self, result: ChatResult, prog: SlotProgress) -> None:
+    def _count(self, result: ChatResult) -> None:
         st = self.stats
         st.requests += 1
         st.prompt_tokens += result.prompt_tokens
         st.completion_tokens += result.completion_tokens
-        prog.prompt_tokens += result.prompt_tokens
-        prog.completion_tokens += result.completion_tokens
         if self.price is not None:
             full = self.price.cost(result.prompt_tokens, result.completion_tokens)
             st.cost_usd += full * self.discount
             st.saved_usd += full * (1.0 - self.discount)
             self._spent += full * self.discount
-
-    def _failed(self, prog: SlotProgress) -> None:
-        prog.failures += 1
-        prog.attempt += 1
-        self.stats.failures += 1
-
-    def _judge(
-        self,
-        slot: Slot,
-        attempt: int,
-        result: ChatResult | None,
-        prog: SlotProgress,
-        batch_id: str,
-    ) -> ResponseRow | None:
-        """The row to store for this answer, or None (the slot goes to the next round)."""
-        proto = self.config.protocol
-        scale = self.instrument.scale
-        text = None if result is None else result.text
-        if text is not None:
-            prog.raw_text = text
-        extra: dict[str, Any] = {"batch_id": batch_id}
-        if prog.faults:
-            extra["transport_retries"] = prog.faults
-        if proto.method == "logprobs":
-            if result is None or not result.top_logprobs:
-                self._failed(prog)
-                if prog.attempt >= proto.max_attempts:
-                    return self._row(slot, MISSING_RATING, prog, prog.raw_text, extra)
-                return None
-            dist = digit_distribution(result.top_logprobs, scale)
-            extra.update(dist.to_extra())
-            if not float(dist.probs.sum()) > 0:
-                return self._row(slot, MISSING_RATING, prog, result.text, extra)
-            best = scale.values[int(np.argmax(dist.probs))]
-            return self._row(slot, best, prog, result.text, extra, [float(p) for p in dist.probs])
-        if attempt < proto.max_attempts:
-            digit = None if text is None else parse_one_token(text, scale)
-            if digit is not None:
-                return self._row(slot, digit, prog, text, extra)
-            self._failed(prog)
-            return None
-        extra["fallback"] = True
-        parsed = None if text is None else parse_fallback(text, scale)
-        if parsed is not None:
-            return self._row(slot, parsed, prog, text, extra)
-        self._failed(prog)
-        return self._row(slot, MISSING_RATING, prog, prog.raw_text, extra)
-
-    def _row(
-        self,
-        slot: Slot,
-        rating: int,
-        prog: SlotProgress,
-        text: str | None,
-        extra: dict[str, Any],
-        distribution: list[float] | None = None,
-    ) -> ResponseRow:
-        return slot_row(
-            slot,
-            rating,
-            failures=prog.failures,
-            text=text,
-            distribution=distribution,
-            latency_ms=None,
-            prompt_tokens=prog.prompt_tokens,
-            completion_tokens=prog.completion_tokens,
-            extra=extra,
-        )
 
     def _commit(self, key: SlotKey, row: ResponseRow) -> None:
         st = self.stats

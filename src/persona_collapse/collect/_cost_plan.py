@@ -48,14 +48,13 @@ import numpy as np
 from ..analysis import measure_responses
 from ..backends import Price, batch_price, parse_model, unknown_price_hint
 from ..instruments import Instrument
-from ..protocol import ProtocolSettings, slot_prompt
+from ..protocol import (
+    CHARS_PER_TOKEN,
+    ProtocolSettings,
+    estimate_tokens,
+    slot_prompt,
+)
 from ..store import Responses
-
-CHARS_PER_TOKEN = 4.0
-"""Characters per token of English text (OpenAI's rule of thumb); prompts here are English."""
-
-MESSAGE_OVERHEAD_TOKENS = 7
-"""Chat framing of one user message: 3 per message, 1 for the role, 3 priming the reply."""
 
 PERSONAHUB_MEAN_CHARS = 92
 """Mean length (characters) of the published persona set's first 100 personas."""
@@ -181,11 +180,6 @@ class CostPlan:
             "batch": self.batch,
             "batch_saving_usd": self.batch_saving_usd,
         }
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of one user message holding ``text``: ceil(chars / 4) + the chat framing."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
 
 
 def _prompt_tokens_per_rep(

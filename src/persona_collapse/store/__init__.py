@@ -12,7 +12,7 @@ writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
-from ._batches import PENDING_PREFIX, PENDING_STATE, READ_STATE, BatchJob, BatchLedger, SlotProgress
+from ._batches import PENDING_PREFIX, PENDING_STATE, READ_STATE, BatchJob, BatchLedger
 from ._clock import now_utc
 from ._csv import PublishedTable, read_published_csv, write_published_csv
 from ._frame import (
@@ -58,7 +58,6 @@ __all__ = [
     "RunInfo",
     "RunLease",
     "RunSummary",
-    "SlotProgress",
     "check_run_id",
     "complete_frame",
     "default_run_id",

@@ -6,8 +6,8 @@ run that is killed and started again finds its in-flight batches here and
 adopts them instead of paying for them twice. A batch whose results were read
 and stored is marked ``read``. ``batch_slots`` keeps, for each slot not yet
 stored, the next protocol attempt, the failed attempts, the transport faults
-and the tokens so far, so the protocol continues where it stopped across
-rounds and processes. Both tables are declared in ``_schema.py``.
+and the tokens so far (an open :class:`~persona_collapse.protocol.SlotState`),
+so the protocol continues where it stopped across rounds and processes. Both tables are declared in ``_schema.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..protocol import SlotState
 from ._clock import now_utc
 from ._sqlite import _transaction
 
@@ -50,18 +51,6 @@ class BatchJob:
     custom_ids: tuple[str, ...]
     created: str = ""
     updated: str = ""
-
-
-@dataclass
-class SlotProgress:
-    """A row of ``batch_slots``: where an unstored slot stands between rounds."""
-
-    attempt: int = 0
-    failures: int = 0
-    faults: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    raw_text: str | None = None
 
 
 class BatchLedger:
@@ -149,7 +138,7 @@ class BatchLedger:
         """Batches of ``run_id`` whose results were not yet read (in flight, or ended unread)."""
         return [j for j in self.jobs(run_id) if j.state not in (READ_STATE, PENDING_STATE)]
 
-    def progress(self, run_id: str) -> dict[SlotKey, SlotProgress]:
+    def progress(self, run_id: str) -> dict[SlotKey, SlotState]:
         """The stored progress of every unstored slot of ``run_id``."""
         with self.store.connection() as conn:
             rows = conn.execute(
@@ -158,14 +147,19 @@ class BatchLedger:
                 (run_id,),
             ).fetchall()
         return {
-            (int(r[0]), int(r[1]), int(r[2])): SlotProgress(
-                int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), r[8]
+            (int(r[0]), int(r[1]), int(r[2])): SlotState(
+                attempt=int(r[3]),
+                failures=int(r[4]),
+                faults=int(r[5]),
+                prompt_tokens=int(r[6]),
+                completion_tokens=int(r[7]),
+                raw_text=r[8],
             )
             for r in rows
         }
 
     def save_progress(
-        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotProgress | None]]
+        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotState | None]]
     ) -> None:
         """Write (or, for None: delete) the progress of slots, in one transaction."""
         with self.store.connection() as conn, _transaction(conn):
