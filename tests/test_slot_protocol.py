@@ -188,7 +188,7 @@ def test_the_task_instrument_is_data() -> None:
     task = tiny_task()
     assert task.kind == "task" and task.scale.values == (0, 1, 2, 3)
     assert slot_prompt(task, 1, "ignored persona") == TASK["items"][0]["text"]
-    assert parse_letter("the answer is d", task) == 3
+    assert parse_letter(" d: it is 100", task) == 3
     assert parse_letter("", task) is None
     with pytest.raises(ConfigError, match="logprob"):
         _protocol(task, method="logprobs")
