@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -85,7 +86,7 @@ class AnthropicBatchAPI(BatchAPI):
         state = str(batch.processing_status)
         return BatchStatus(batch_id, state, state == "ended", done, total)
 
-    async def results(self, batch_id: str) -> list[BatchItem]:
+    async def results(self, batch_id: str) -> builtins.list[BatchItem]:
         """``messages.batches.results``: succeeded -> 200, errored -> its status, else 0."""
         stream = await self._call(self._client.messages.batches.results(batch_id))
         items: list[BatchItem] = []

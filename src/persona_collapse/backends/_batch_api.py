@@ -9,6 +9,7 @@ lists and cancels through this object and nothing else.
 
 from __future__ import annotations
 
+import builtins
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -103,7 +104,7 @@ class BatchAPI(ABC):
         """Where batch ``batch_id`` stands."""
 
     @abstractmethod
-    async def results(self, batch_id: str) -> list[BatchItem]:
+    async def results(self, batch_id: str) -> builtins.list[BatchItem]:
         """Every result line of an ended batch."""
 
     @abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -101,7 +102,7 @@ class OpenAIBatchAPI(BatchAPI):
         state = str(batch.status)
         return BatchStatus(batch_id, state, state in ENDED_STATES, done, total)
 
-    async def results(self, batch_id: str) -> list[BatchItem]:
+    async def results(self, batch_id: str) -> builtins.list[BatchItem]:
         """The output and error files' lines (``files.content``); none for a failed batch."""
         batch = await self._call(self._client.batches.retrieve(batch_id))
         items: list[BatchItem] = []
