@@ -481,7 +481,7 @@ def run_collection(
     )
     if options.method == "logprobs" and not backend.supports_logprobs:
         raise ConfigError(f"{options.model} returns no logprobs; use --method sample")
-    if options.batch and not backend.supports_batch:
+    if options.batch and backend.batch is None:
         raise ConfigError(f"{options.model} has no batch API; run without --batch")
     price = _price(options.model)
     if options.max_cost is not None and price is None:
