@@ -31,15 +31,17 @@ one request; a result whose attempt is not the slot's pending one is ignored
 (read twice after a kill: stored once).
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
-refuses to submit lines whose estimated cost (prompt characters / 4 + 7
-tokens in, ``max_tokens`` out, at the batch price) would pass the limit.
+refuses to submit lines whose estimated cost (the plan's token estimate in,
+``max_tokens`` out, at the batch price) would pass the limit. The batch keeps
+no fault, retry or spend accounting of its own: every line is admitted,
+recorded or faulted through a :class:`~persona_collapse.collect.Transport`
+(its :class:`CostBudget` and counters), as direct requests are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import sys
 import time
@@ -52,7 +54,7 @@ from typing import Any
 from ..backends import Backend, BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
 from ..instruments import Instrument
-from ..protocol import SlotState
+from ..protocol import Ask, SlotState
 from ..store import (
     MISSING_RATING,
     PENDING_PREFIX,
@@ -64,6 +66,7 @@ from ..store import (
 )
 from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
 from ._plan import Slot
+from ._transport import CostBudget, Transport
 
 SlotKey = tuple[int, int, int]
 _CUSTOM_ID = re.compile(r"^p(-?\d+)i(\d+)r(\d+)a(\d+)$")
@@ -82,11 +85,6 @@ def parse_custom_id(text: str) -> tuple[SlotKey, int] | None:
     if m is None:
         return None
     return (int(m[1]), int(m[2]), int(m[3])), int(m[4])
-
-
-def _estimate_tokens(request: ChatRequest) -> int:
-    chars = sum(len(m["content"]) for m in request.messages)
-    return math.ceil(chars / 4.0) + 7
 
 
 @dataclass
@@ -170,7 +168,16 @@ class BatchCollector:
         self.protocol = slot_protocol(config, instrument, self.personas)
         self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
-        self._spent = 0.0
+        self.transport = Transport(
+            backend,
+            limit=config.concurrency,
+            policy=config.policy,
+            price=price,
+            budget=CostBudget(config.max_cost_usd),
+            seed=config.seed,
+            stats=self.stats,
+            on_update=self._notify,
+        )
 
     # -- public ----------------------------------------------------------------
 
@@ -215,11 +222,6 @@ class BatchCollector:
     def _request(self, slot: Slot, attempt: int) -> ChatRequest:
         return self.protocol.request(slot, attempt)
 
-    def _line_cost(self, request: ChatRequest) -> float:
-        if self.price is None:
-            return 0.0
-        return self.price.cost(_estimate_tokens(request), request.max_tokens) * self.discount
-
     async def _resolve_pending(self) -> None:
         """Find the batches an earlier session created but was killed before storing.
 
@@ -261,20 +263,15 @@ class BatchCollector:
     async def _submit_round(self, round_no: int) -> list[BatchJob]:
         """One batch (or several, by the size limits) of every pending slot's next attempt."""
         limits = self.api.limits
-        limit_usd = self.config.max_cost_usd
         chunks: list[list[tuple[str, dict[str, Any]]]] = [[]]
         size = 0
-        reserved = 0.0
         for key, slot in self._slots.items():
-            attempt = self._progress[key].attempt
-            request = self._request(slot, attempt)
-            if limit_usd is not None:
-                cost = self._line_cost(request)
-                if self._spent + reserved + cost > limit_usd:
-                    self.stats.stop_reason = "max-cost"
-                    break
-                reserved += cost
+            step = self.protocol.next(slot, self._progress[key])
+            assert isinstance(step, Ask)  # a finished slot is stored and leaves _slots
+            attempt, request = step.attempt, step.request
             cid = custom_id(slot, attempt)
+            if not self.transport.admit(cid, request, self.discount):
+                break  # the budget refused: the transport stopped with max-cost
             line = self.api.line(cid, request)
             n_bytes = len(json.dumps(line).encode("utf-8")) + 1
             chunk = chunks[-1]
@@ -340,15 +337,15 @@ class BatchCollector:
 
     def _apply(self, cid: str, item: Any, batch_id: str) -> tuple[SlotKey, SlotState | None] | None:
         parsed = parse_custom_id(cid)
-        if parsed is None:
-            return None
-        key, attempt = parsed
-        slot = self._slots.get(key)
-        state = self._progress.get(key)
+        slot = state = None
+        if parsed is not None:
+            key, attempt = parsed
+            slot = self._slots.get(key)
+            state = self._progress.get(key)
         if slot is None or state is None or state.attempt != attempt:
-            return None  # stored already, or a result read before (a resumed run)
+            self.transport.release(cid)
+            return None  # not ours, stored already, or read before (a resumed run)
         request = self._request(slot, attempt)
-        st = self.stats
         try:
             if item is None:
                 raise BackendError(Retry("transient", detail="batch ended without this request"))
@@ -356,28 +353,26 @@ class BatchCollector:
         except BackendError as exc:
             decision = exc.decision
             if isinstance(decision, Fatal):
+                self.transport.release(cid)
                 if self._fatal is None:
                     self._fatal = decision.message
                 return None
             if isinstance(decision, BadAnswer):
+                self.transport.release(cid)
                 result = None
             else:  # Retry: a transport fault, asked again next round, never an attempt
                 state = self.protocol.fault(state)
                 self._progress[key] = state
-                st.retries += 1
-                if decision.kind == "rate_limit":
-                    st.rate_limited += 1
-                if state.faults > self.config.policy.max_retries and self._fatal is None:
-                    st.stop_reason = "retries-exhausted"
-                    self._fatal = (
-                        f"batch request {cid} failed {state.faults} times ({decision.detail}); "
-                        "what arrived is stored"
-                    )
+                what = f"batch request {cid}"
+                stop = self.transport.record_fault(cid, decision, state.faults, what=what)
+                if stop is not None and self._fatal is None:
+                    self._fatal = stop.message
                 return key, state
         if result is not None:
-            self._count(result)
+            full = self.transport.record(cid, request, result, self.discount)
+            self.stats.saved_usd += full * (1.0 - self.discount)
         after = self.protocol.answer(slot, state, attempt, result)
-        st.failures += after.failures - state.failures
+        self.stats.failures += after.failures - state.failures
         if after.outcome is None:
             self._progress[key] = after
             return key, after
@@ -386,17 +381,6 @@ class BatchCollector:
             extra["transport_retries"] = after.faults
         self._commit(key, slot_row(slot, after.outcome, latency_ms=None, extra=extra))
         return key, None
-
-    def _count(self, result: ChatResult) -> None:
-        st = self.stats
-        st.requests += 1
-        st.prompt_tokens += result.prompt_tokens
-        st.completion_tokens += result.completion_tokens
-        if self.price is not None:
-            full = self.price.cost(result.prompt_tokens, result.completion_tokens)
-            st.cost_usd += full * self.discount
-            st.saved_usd += full * (1.0 - self.discount)
-            self._spent += full * self.discount
 
     def _commit(self, key: SlotKey, row: ResponseRow) -> None:
         st = self.stats
