@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import pytest
 
@@ -214,3 +215,76 @@ def test_published_instruments_keep_their_hash_with_explicit_elicitation() -> No
     data = {k: v for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
     data["elicitation"] = {"attempt_policy": "once"}
     assert Instrument.from_dict(data).content_hash != load_instrument("bfi44").content_hash
+
+
+PUBLISHED_HASHES = {
+    "mfq30": "2c5bee038c8d03b04a9468465dcff62dcd6468d55b13e64aab1c159b7228ab4e",
+    "bfi44": "8fe2635711b1599619d8f4c4325dff443cf1ca0799937604663aa48c9a5c64d1",
+}
+"""The instruments' content hashes before they stated their elicitation explicitly."""
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED_HASHES))
+def test_a_store_written_before_instruments_as_data_resumes_without_a_mismatch(
+    name: str,
+) -> None:
+    """Stored runs compare the protocol hash (over the instrument hash) on resume."""
+    import hashlib
+    import json
+
+    from persona_collapse.collect import run_mismatch
+    from persona_collapse.protocol import protocol_hash
+    from persona_collapse.store import RunInfo
+
+    instrument = load_instrument(name)
+    assert instrument.content_hash == PUBLISHED_HASHES[name]
+    settings = json.dumps(ProtocolSettings().to_dict(), sort_keys=True)
+    # The protocol hash a run stored before this change (computed as it was then).
+    before = hashlib.sha256(
+        json.dumps({"instrument": PUBLISHED_HASHES[name], "settings": settings}).encode("utf-8")
+    ).hexdigest()
+    stored = RunInfo("r", "openai/x", "openai", instrument=name, protocol_hash=before)
+    current = RunInfo(
+        "r",
+        "openai/x",
+        "openai",
+        instrument=name,
+        protocol_hash=protocol_hash(instrument, settings),
+    )
+    assert run_mismatch(stored, current) is None
+
+
+class _LetterBackend:
+    """Answers each task item by a fixed reply; counts the requests."""
+
+    def __init__(self) -> None:
+        self.replies = {1: "B", 2: "Not sure", 3: " d) 100 C"}
+        self.requests: list[Any] = []
+
+    async def complete(self, request: Any) -> ChatResult:
+        self.requests.append(request)
+        content = request.messages[0]["content"]
+        item = next(i for i, it in enumerate(TASK["items"], 1) if it["text"] == content)
+        return ChatResult(text=self.replies[item], prompt_tokens=30, completion_tokens=2)
+
+
+def test_a_task_instrument_runs_once_per_slot_through_the_direct_driver() -> None:
+    import asyncio
+
+    from persona_collapse.collect import CollectConfig, Collector
+
+    rows: list[Any] = []
+
+    class Sink:
+        def add_response(self, run_id: str, row: Any) -> bool:
+            rows.append(row)
+            return True
+
+    backend = _LetterBackend()
+    slots = [Slot(-1, item, 1) for item in (1, 2, 3)]
+    collector = Collector(backend, Sink(), "t", tiny_task(), slots, CollectConfig(seed=3))
+    stats = asyncio.run(collector.run())
+    by_item = {r.item_id: (r.rating, r.failures, r.raw_text) for r in rows}
+    assert by_item == {1: (1, 0, "B"), 2: (MISSING_RATING, 1, "Not sure"), 3: (3, 0, " d) 100 C")}
+    assert len(backend.requests) == 3 and stats.failures == 1 and stats.missing == 1
+    assert all(r.max_tokens == 8 for r in backend.requests)
