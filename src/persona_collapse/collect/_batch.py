@@ -336,12 +336,9 @@ class BatchCollector:
     # -- one result line ---------------------------------------------------------
 
     def _apply(self, cid: str, item: Any, batch_id: str) -> tuple[SlotKey, SlotState | None] | None:
-        parsed = parse_custom_id(cid)
-        slot = state = None
-        if parsed is not None:
-            key, attempt = parsed
-            slot = self._slots.get(key)
-            state = self._progress.get(key)
+        key, attempt = parse_custom_id(cid) or ((0, 0, 0), -1)
+        slot = self._slots.get(key)
+        state = self._progress.get(key)
         if slot is None or state is None or state.attempt != attempt:
             self.transport.release(cid)
             return None  # not ours, stored already, or read before (a resumed run)
