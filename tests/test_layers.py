@@ -115,3 +115,52 @@ def test_one_contract_one_schema_one_transport() -> None:
     assert not _grep(r"CREATE TABLE", outside="store")
     assert not _grep(r"\bsleep\(|while True", inside="verify")
     assert not _grep(r"tiny|fixture", inside="backends")
+
+
+def _module_paths(path: Path) -> list[list[str]]:
+    """Dotted targets (as parts below ``persona_collapse``) of every import in ``path``.
+
+    ``from .pkg import name`` yields ``[pkg, name]`` as well, so importing a
+    private module by name is seen like importing it by path.
+    """
+    rel = path.relative_to(PACKAGE)
+    here = list(rel.parts[:-1])
+    found: list[list[str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - (node.level - 1)]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.startswith("persona_collapse"):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            found.append(target)
+            found.extend([*target, alias.name] for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.extend(
+                alias.name.split(".")[1:]
+                for alias in node.names
+                if alias.name.startswith("persona_collapse.")
+            )
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.extend(
+                match.split(".")[1:]
+                for match in re.findall(r"\bpersona_collapse(?:\.\w+)+", node.value)
+            )
+    return found
+
+
+def test_no_import_of_another_packages_private_module() -> None:
+    """What crosses a package boundary is public in that package's ``__init__`` (or a public module)."""
+    private = []
+    for path in _sources():
+        unit = _unit(path)
+        for target in _module_paths(path):
+            if len(target) < 2 or target[0] == unit or not (PACKAGE / target[0]).is_dir():
+                continue
+            module = target[1]
+            if module.startswith("_") and (PACKAGE / target[0] / f"{module}.py").exists():
+                private.append(f"{path.relative_to(PACKAGE)} imports {'.'.join(target[:2])}")
+    assert not private, "\n".join(sorted(set(private)))

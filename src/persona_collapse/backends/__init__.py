@@ -41,6 +41,7 @@ from ._registry import (
     official_key_hosts,
     parse_model,
 )
+from ._tinker import require_tinker_credentials
 from ._types import (
     BackendError,
     BadAnswer,
@@ -89,5 +90,6 @@ __all__ = [
     "plain_http_warning",
     "price_for",
     "redact",
+    "require_tinker_credentials",
     "unknown_price_hint",
 ]
