@@ -109,10 +109,18 @@ def _grep(pattern: str, *, outside: str | None = None, inside: str | None = None
     return hits
 
 
+SQL = (
+    r"\.execute(many|script)?\(|\bsqlite3\b"
+    r"|\b(SELECT\b.*\bFROM|INSERT (OR \w+ )?INTO|UPDATE \w+ SET|DELETE FROM|PRAGMA \w+)"
+)
+"""An SQL statement, a cursor call or the sqlite3 module: only ``store/`` speaks SQL."""
+
+
 def test_one_contract_one_schema_one_transport() -> None:
     capabilities = r'"(check|describe|preferred_concurrency|supports_logprobs|secrets)"'
     assert not _grep(r"getattr\((self\.)?(backend|judge)\b|getattr\([\w.]+, " + capabilities)
     assert not _grep(r"CREATE TABLE", outside="store")
+    assert not _grep(SQL, outside="store"), "SQL belongs behind store/'s methods"
     assert not _grep(r"\bsleep\(|while True", inside="verify")
     assert not _grep(r"tiny|fixture", inside="backends")
 
