@@ -18,19 +18,23 @@ import persona_collapse
 
 PACKAGE = Path(persona_collapse.__file__).resolve().parent
 
-#: Lowest first. The top-level modules (``__init__``, ``__main__``, the notebook API
-#: ``_notebook``) may import anything.
-LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version"}),
-    frozenset({"instruments", "personas"}),
-    frozenset({"protocol"}),
-    frozenset({"stats", "store", "simulate", "published"}),
-    frozenset({"backends", "analysis"}),
-    frozenset({"collect", "finetune", "geometry", "testing"}),
-    frozenset({"verify", "report", "loopback", "distributed"}),
-    frozenset({"workflows", "inspect_tasks"}),
-    frozenset({"cli"}),
-)
+ARCHITECTURE = Path(__file__).resolve().parents[1] / "docs" / "architecture.md"
+
+
+def _declared_layers() -> tuple[frozenset[str], ...]:
+    """The layer table of ``docs/architecture.md`` (rows ``| N | `unit`, ... | ... |``), lowest first."""
+    rows: dict[int, frozenset[str]] = {}
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        match = re.match(r"\|\s*(\d+)\s*\|([^|]*)\|", line)
+        if match:
+            rows[int(match.group(1))] = frozenset(re.findall(r"`([\w]+)`", match.group(2)))
+    assert sorted(rows) == list(range(len(rows))), "layers must be numbered 0, 1, 2, ..."
+    return tuple(rows[depth] for depth in sorted(rows))
+
+
+#: Lowest first, as ``docs/architecture.md`` lists them (the one list). The top-level
+#: modules (``__init__``, ``__main__``, the notebook API ``_notebook``) may import anything.
+LAYERS: tuple[frozenset[str], ...] = _declared_layers()
 TOP_LEVEL = ("__init__", "__main__", "_notebook")
 LAYER = {name: depth for depth, names in enumerate(LAYERS) for name in names}
 
@@ -76,6 +80,15 @@ def _sources() -> list[Path]:
 def test_every_unit_has_a_layer() -> None:
     units = {_unit(p) for p in _sources()} - {None}
     assert units <= set(LAYER), f"give these a layer: {sorted(units - set(LAYER))}"
+
+
+def test_the_layer_table_names_each_unit_once_and_only_real_packages() -> None:
+    declared = [name for names in LAYERS for name in names]
+    assert len(declared) == len(set(declared)), "a unit is listed in two layers"
+    units = {_unit(p) for p in _sources()} - {None}
+    # private top-level modules may be listed ahead of the branch that adds them
+    ghosts = {name for name in set(declared) - units if not name.startswith("_")}
+    assert not ghosts, f"docs/architecture.md lists units the tree lacks: {sorted(ghosts)}"
 
 
 def test_no_upward_import() -> None:
