@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._clock import now_utc
+from ._opening import transaction
 from ._schema import BATCH_JOB_COLUMNS, BATCH_SLOT_COLUMNS
-from ._sqlite import _transaction
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -176,7 +176,7 @@ class BatchLedger:
         self, run_id: str, updates: Iterable[tuple[SlotKey, SlotProgress | None]]
     ) -> None:
         """Write (or, for None: delete) the progress of slots, in one transaction."""
-        with self.store.connection() as conn, _transaction(conn):
+        with self.store.connection() as conn, transaction(conn):
             for (p, i, r), prog in updates:
                 if prog is None:
                     conn.execute(

@@ -27,8 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from ..errors import DataError
+from ._opening import transaction
 from ._schema import LEASE_COLUMNS
-from ._sqlite import _transaction
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -143,7 +143,7 @@ class RunLease:
         """Take the lease, taking over a stale one; raises :class:`LeaseHeldError` when held."""
         now = time.time()
         since = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        with self.store.connection() as conn, _transaction(conn):
+        with self.store.connection() as conn, transaction(conn):
             current = _holder(
                 conn.execute(
                     f"SELECT {_COLUMNS} FROM run_leases WHERE run_id = ?", (self.run_id,)
