@@ -20,7 +20,7 @@ from ..finetune import (
     run_finetune,
     verify_data,
 )
-from ..workflows._checkpoint_meter import CheckpointMeter
+from ..workflows import CheckpointMeter
 from ._defaults import field_default
 from ._help import examples
 
