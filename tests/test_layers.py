@@ -21,7 +21,7 @@ PACKAGE = Path(persona_collapse.__file__).resolve().parent
 #: Lowest first. The top-level modules (``__init__``, ``__main__``, the notebook API
 #: ``_notebook``) may import anything.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors", "_version"}),
+    frozenset({"errors", "_version", "_downloads"}),
     frozenset({"instruments", "personas"}),
     frozenset({"protocol"}),
     frozenset({"stats", "store", "simulate", "published"}),
