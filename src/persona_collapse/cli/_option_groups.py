@@ -1,4 +1,4 @@
-"""Option groups several commands declare alike: the bootstrap and the connection to a model.
+"""Option groups several commands declare alike: the bootstrap, the connection to a model, the store.
 
 Each group is declared once, its defaults read from the options dataclass it
 fills (:func:`~._defaults.field_default`), so a default changes in one place.
@@ -7,15 +7,45 @@ fills (:func:`~._defaults.field_default`), so a default changes in one place.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Collection
+from collections.abc import Sequence
 from functools import partial
+from typing import Any
 
 from ..stats import MAX_DRAWS, BootstrapConfig
 from ._defaults import field_default
 
-__all__ = ["CONNECTION", "add_bootstrap_options", "add_connection_options", "bootstrap_from"]
+__all__ = [
+    "CONNECTION",
+    "add_bootstrap_options",
+    "add_connection_options",
+    "add_store_options",
+    "bootstrap_from",
+]
 
-CONNECTION = ("base_url", "api_key_env", "concurrency", "timeout", "seed")
+_CONNECTION_OPTIONS: dict[str, tuple[str, dict[str, Any], str]] = {
+    "base_url": ("base_url", {"metavar": "URL"}, "API root of the {who}'s server"),
+    "api_key_env": (
+        "api_key_env",
+        {"metavar": "VAR"},
+        "environment variable holding the {who}'s API key "
+        "(default: the family's, e.g. OPENAI_API_KEY)",
+    ),
+    "concurrency": (
+        "concurrency",
+        {"type": int},
+        "{who} requests in flight (default {concurrency_default})",
+    ),
+    "timeout": (
+        "timeout_s",
+        {"type": float, "metavar": "S"},
+        "per-request timeout in seconds (default %(default)s)",
+    ),
+    "seed": ("seed", {"type": int}, "{seed_help} (default %(default)s)"),
+}
+"""Per connection option (its dest): the options-dataclass field of its default, the
+``add_argument`` keywords, and its help (a template)."""
+
+CONNECTION = tuple(_CONNECTION_OPTIONS)
 """The connection options, in the order they are added."""
 
 
@@ -69,13 +99,13 @@ def add_connection_options(
     p: argparse.ArgumentParser,
     options: type,
     *,
-    include: Collection[str] = CONNECTION,
+    include: Sequence[str] = CONNECTION,
     who: str = "model",
     prefix: str = "",
     concurrency_default: str = "%(default)s",
     seed_help: str = "base of the per-request seeds",
 ) -> None:
-    """Add the options of :data:`CONNECTION` named in ``include`` to ``p``, in that order.
+    """Add the options of :data:`CONNECTION` named in ``include`` to ``p``, in ``include``'s order.
 
     ``--base-url --api-key-env --concurrency --timeout --seed``: defaults are the
     fields ``base_url``, ``api_key_env``, ``concurrency``, ``timeout_s`` and
@@ -85,46 +115,31 @@ def add_connection_options(
     ``concurrency_default`` is the help's default of ``--concurrency`` (for a
     field whose default None means another value); timeouts are in seconds.
     """
-    unknown = set(include) - set(CONNECTION)
-    if unknown:
-        raise ValueError(f"no connection option {sorted(unknown)}")
     flag = f"--{prefix}-" if prefix else "--"
-    field = f"{prefix}_" if prefix else ""
+    field_prefix = f"{prefix}_" if prefix else ""
+    words = {"who": who, "concurrency_default": concurrency_default, "seed_help": seed_help}
+    for name in include:
+        field, keywords, help_text = _CONNECTION_OPTIONS[name]
+        p.add_argument(
+            flag + name.replace("_", "-"),
+            default=field_default(options, field_prefix + field),
+            help=help_text.format(**words),
+            **keywords,
+        )
+
+
+def add_store_options(
+    p: argparse.ArgumentParser, options: type, *, run_id_help: str, max_cost_help: str
+) -> None:
+    """Add ``--store --run-id --max-cost`` (US dollars), defaults from the dataclass ``options``."""
     default = partial(field_default, options)
-    if "base_url" in include:
-        p.add_argument(
-            f"{flag}base-url",
-            default=default(f"{field}base_url"),
-            metavar="URL",
-            help=f"API root of the {who}'s server",
-        )
-    if "api_key_env" in include:
-        p.add_argument(
-            f"{flag}api-key-env",
-            default=default(f"{field}api_key_env"),
-            metavar="VAR",
-            help=f"environment variable holding the {who}'s API key "
-            "(default: the family's, e.g. OPENAI_API_KEY)",
-        )
-    if "concurrency" in include:
-        p.add_argument(
-            f"{flag}concurrency",
-            type=int,
-            default=default(f"{field}concurrency"),
-            help=f"{who} requests in flight (default {concurrency_default})",
-        )
-    if "timeout" in include:
-        p.add_argument(
-            f"{flag}timeout",
-            type=float,
-            default=default(f"{field}timeout_s"),
-            metavar="S",
-            help="per-request timeout in seconds (default %(default)s)",
-        )
-    if "seed" in include:
-        p.add_argument(
-            f"{flag}seed",
-            type=int,
-            default=default(f"{field}seed"),
-            help=f"{seed_help} (default %(default)s)",
-        )
+    p.add_argument(
+        "--store",
+        default=default("store"),
+        metavar="PATH",
+        help="SQLite store (default %(default)s)",
+    )
+    p.add_argument("--run-id", default=default("run_id"), metavar="ID", help=run_id_help)
+    p.add_argument(
+        "--max-cost", type=float, default=default("max_cost"), metavar="USD", help=max_cost_help
+    )

@@ -10,7 +10,7 @@ from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_inter
 from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
-from ._option_groups import add_connection_options
+from ._option_groups import add_connection_options, add_store_options
 from ._run_options import add_protocol_options, protocol_fields
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
@@ -96,30 +96,16 @@ def _add_variant_options(p: argparse.ArgumentParser) -> None:
 
 def _add_store_options(p: argparse.ArgumentParser) -> None:
     """``--store --run-id --max-cost --max-retry-after``: where answers go and when to stop."""
-    default = partial(field_default, RunOptions)
-    p.add_argument(
-        "--store",
-        default=default("store"),
-        metavar="PATH",
-        help="SQLite store (default %(default)s)",
-    )
-    p.add_argument(
-        "--run-id",
-        default=default("run_id"),
-        metavar="ID",
-        help="run id (default MODELNAME_VARIANT_MODE, e.g. gpt-4o-2024-08-06_base_persona)",
-    )
-    p.add_argument(
-        "--max-cost",
-        type=float,
-        default=default("max_cost"),
-        metavar="USD",
-        help="stop cleanly before the estimated cost passes USD (needs a known price)",
+    add_store_options(
+        p,
+        RunOptions,
+        run_id_help="run id (default MODELNAME_VARIANT_MODE, e.g. gpt-4o-2024-08-06_base_persona)",
+        max_cost_help="stop cleanly before the estimated cost passes USD (needs a known price)",
     )
     p.add_argument(
         "--max-retry-after",
         type=float,
-        default=default("max_retry_after_s"),
+        default=field_default(RunOptions, "max_retry_after_s"),
         metavar="SECONDS",
         help=(
             "longest Retry-After to wait out (default %(default)s); a longer one stops "

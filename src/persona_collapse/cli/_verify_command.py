@@ -16,7 +16,7 @@ from ..collect import terminate_as_interrupt
 from ..verify import VerifyOptions, VerifyOutcome, run_verification
 from ._defaults import field_default
 from ._help import examples
-from ._option_groups import add_connection_options
+from ._option_groups import add_connection_options, add_store_options
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -202,25 +202,13 @@ def _add_question_options(p: argparse.ArgumentParser) -> None:
 def _add_store_options(p: argparse.ArgumentParser) -> None:
     """Where the answers go and what they are: ``--store --run-id --max-cost --family
     --variant``."""
+    add_store_options(
+        p,
+        VerifyOptions,
+        run_id_help="run id (default verify_MODELNAME_SCORING, e.g. verify_gpt-4o_text)",
+        max_cost_help="stop cleanly before the estimated cost of model and judge together "
+        "passes USD",
+    )
     default = partial(field_default, VerifyOptions)
-    p.add_argument(
-        "--store",
-        default=default("store"),
-        metavar="PATH",
-        help="SQLite store (default %(default)s)",
-    )
-    p.add_argument(
-        "--run-id",
-        default=default("run_id"),
-        metavar="ID",
-        help="run id (default verify_MODELNAME_SCORING, e.g. verify_gpt-4o_text)",
-    )
-    p.add_argument(
-        "--max-cost",
-        type=float,
-        default=default("max_cost"),
-        metavar="USD",
-        help="stop cleanly before the estimated cost of model and judge together passes USD",
-    )
     p.add_argument("--family", default=default("family"), help="family of the verified variant")
     p.add_argument("--variant", default=default("variant"), help="variant label")
