@@ -12,6 +12,7 @@ from persona_collapse.backends import (
     DEFAULT_CONCURRENCY,
     FAMILIES,
     Backend,
+    BatchAPI,
     ChatRequest,
     ChatResult,
     ModelSpec,
@@ -125,3 +126,22 @@ def test_vllm_prefers_one_full_batch() -> None:
     ``hf/`` is checked on a real tiny model in test_hf.py)."""
     vllm_backend = importlib.import_module("persona_collapse.backends._vllm").VLLMBackend
     assert "preferred_concurrency" in vars(vllm_backend)
+
+
+def test_batch_is_an_optional_capability() -> None:
+    """Only openai/ and anthropic/ offer a batch API; every other backend says None."""
+    assert Echo(ModelSpec("echo", "m")).batch is None
+    assert create_backend("sim/base").batch is None
+    local = "http://127.0.0.1:1"
+    offering = {
+        "openai/m": create_backend("openai/m", base_url=local + "/v1", api_key=FAKE_KEY),
+        "anthropic/m": create_backend("anthropic/m", base_url=local, api_key=FAKE_KEY),
+    }
+    compatible = create_backend("llamacpp/m", base_url=local + "/v1", api_key=FAKE_KEY)
+    assert compatible.batch is None  # an OpenAI-compatible server without the Batch API
+    for backend in offering.values():
+        api = backend.batch
+        assert isinstance(api, BatchAPI) and api is backend.batch  # made once
+        assert api.limits.max_requests > 0 and api.limits.max_bytes > 0
+    for backend in (*offering.values(), compatible):
+        asyncio.run(backend.aclose())

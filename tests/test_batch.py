@@ -225,10 +225,10 @@ def test_openai_pending_upload_without_a_batch_creates_it_once(
         async def killed_create(*args: object, **kw: object) -> str:
             raise KeyboardInterrupt
 
-        from persona_collapse.backends._openai import OpenAIBackend
+        from persona_collapse.backends.sdk import OpenAIBatchAPI
 
         with monkeypatch.context() as m:
-            m.setattr(OpenAIBackend, "batch_create", killed_create)
+            m.setattr(OpenAIBatchAPI, "submit", killed_create)
             with pytest.raises(KeyboardInterrupt):
                 run_collection(options)
         assert srv.batches.created == 0

@@ -18,7 +18,8 @@ URL only a key named with ``--api-key-env``.
 
 from __future__ import annotations
 
-from ._backend import DEFAULT_CONCURRENCY, Backend, BatchItem, BatchLimits, BatchStatus
+from ._backend import DEFAULT_CONCURRENCY, Backend
+from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
 from ._decisions import parse_retry_after, redact
 from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
 from ._prices import (
@@ -62,6 +63,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BadAnswer",
+    "BatchAPI",
     "BatchItem",
     "BatchLimits",
     "BatchStatus",

@@ -6,13 +6,13 @@ The SDK's own retries are off: the runner owns retries and rate limiting.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import anthropic
 
-from ._backend import BatchItem, BatchLimits, BatchStatus
+from ._anthropic_batch import AnthropicBatchAPI
 from ._decisions import Where, decision_for_status, error_in_body, malformed, one_line, redact
+from ._decisions import sdk_field as _field
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
@@ -24,20 +24,8 @@ from ._types import (
     RetryDecision,
 )
 
-CLOCK_SLACK_S = 5.0
-"""Seconds the provider's clock may run behind ours when matching a batch by creation time."""
-
-
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
-
-
-def _field(obj: Any, name: str) -> Any:
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def decision_for_anthropic_error(
@@ -100,6 +88,7 @@ class AnthropicBackend(SDKBackend):
             max_retries=0,
             timeout=timeout_s,
         )
+        self._batch_api: AnthropicBatchAPI | None = None
 
     def __repr__(self) -> str:
         return f"AnthropicBackend({self.spec.full!r}, base_url={self.base_url!r})"
@@ -119,12 +108,16 @@ class AnthropicBackend(SDKBackend):
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_anthropic_error(exc, self._where, self.secrets)
 
-    async def complete(self, request: ChatRequest) -> ChatResult:
+    def refuse_logprobs(self, request: ChatRequest) -> None:
+        """Raise a ``Fatal`` :class:`BackendError` for a logprob request (the API has none)."""
         if request.top_logprobs is not None:
             raise BackendError(Fatal(NO_LOGPROBS))
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        self.refuse_logprobs(request)
         return await super().complete(request)
 
-    def _params(self, request: ChatRequest) -> dict[str, Any]:
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
         """The Messages body of ``request`` (temperature in the body, system message apart)."""
         system = [m["content"] for m in request.messages if m.get("role") == "system"]
         messages = [
@@ -143,96 +136,17 @@ class AnthropicBackend(SDKBackend):
         return params
 
     async def _send(self, request: ChatRequest) -> Any:
-        kwargs = self._params(request)
+        kwargs = self.request_body(request)
         kwargs["extra_body"] = {"temperature": kwargs.pop("temperature")}
         kwargs["timeout"] = request.timeout_s
         return await self._client.messages.create(**kwargs)
 
-    # -- Message Batches --------------------------------------------------------
-
     @property
-    def supports_batch(self) -> bool:
-        """True: Anthropic's Message Batches."""
-        return True
-
-    @property
-    def batch_limits(self) -> BatchLimits:
-        """Anthropic's limits: 100,000 requests and 256 MB per batch."""
-        return BatchLimits(100_000, 256 * 1024 * 1024)
-
-    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
-        """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""
-        if request.top_logprobs is not None:
-            raise BackendError(Fatal(NO_LOGPROBS))
-        return {"custom_id": custom_id, "params": self._params(request)}
-
-    async def _batch_call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise self._fail(self.decision_for(exc)) from None
-
-    async def batch_submit(
-        self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
-    ) -> str:
-        """``messages.batches.create`` (metadata is not sent: the API takes none)."""
-        batch = await self._batch_call(
-            self._client.messages.batches.create(requests=[dict(line) for line in lines])  # type: ignore[misc]
-        )
-        return str(batch.id)
-
-    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
-        """Batches (``messages.batches.list``, all pages) created at or after ``since``
-        (less :data:`CLOCK_SLACK_S`) holding ``n_requests`` requests: the API keeps
-        no metadata, so a count and a time are all a restart can match on."""
-
-        async def scan() -> list[str]:
-            found: list[str] = []
-            async for batch in self._client.messages.batches.list(limit=100):
-                counts = batch.request_counts
-                total = (
-                    counts.processing
-                    + counts.succeeded
-                    + counts.errored
-                    + counts.canceled
-                    + counts.expired
-                )
-                created = batch.created_at.timestamp()
-                if total == n_requests and created >= since - CLOCK_SLACK_S:
-                    found.append(str(batch.id))
-            return found
-
-        found: list[str] = await self._batch_call(scan())
-        return found
-
-    async def batch_status(self, batch_id: str) -> BatchStatus:
-        """``messages.batches.retrieve``: ended when ``processing_status`` is ``ended``."""
-        batch = await self._batch_call(self._client.messages.batches.retrieve(batch_id))
-        counts = batch.request_counts
-        done = int(counts.succeeded + counts.errored + counts.canceled + counts.expired)
-        total = done + int(counts.processing)
-        state = str(batch.processing_status)
-        return BatchStatus(batch_id, state, state == "ended", done, total)
-
-    async def batch_results(self, batch_id: str) -> list[BatchItem]:
-        """``messages.batches.results``: succeeded -> 200, errored -> its status, else 0."""
-        stream = await self._batch_call(self._client.messages.batches.results(batch_id))
-        items: list[BatchItem] = []
-        async for entry in stream:
-            result = entry.result
-            kind = result.type
-            if kind == "succeeded":
-                items.append(BatchItem(entry.custom_id, 200, result.message.model_dump()))
-            elif kind == "errored":
-                error = result.error.model_dump()
-                inner = (error.get("error") or {}).get("type", "")
-                status = 400 if inner == "invalid_request_error" else 500
-                items.append(BatchItem(entry.custom_id, status, error))
-            else:  # expired, canceled
-                items.append(BatchItem(entry.custom_id, 0, {"type": kind}))
-        return items
+    def batch(self) -> AnthropicBatchAPI:
+        """Anthropic's Message Batches."""
+        if self._batch_api is None:
+            self._batch_api = AnthropicBatchAPI(self)
+        return self._batch_api
 
     def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
         if raw is None or isinstance(raw, str | bytes):

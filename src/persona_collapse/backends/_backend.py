@@ -10,53 +10,13 @@ with ``getattr``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
 
-from ._types import BackendError, ChatRequest, ChatResult, Fatal, ModelSpec
+from ._batch_api import BatchAPI
+from ._types import ChatRequest, ChatResult, ModelSpec
 
 #: Requests a backend keeps in flight when it states no preference (the runner's
 #: starting concurrency window).
 DEFAULT_CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class BatchLimits:
-    """The most requests and bytes (of JSONL) one provider batch may hold."""
-
-    max_requests: int
-    max_bytes: int
-
-
-@dataclass(frozen=True)
-class BatchStatus:
-    """Where a provider batch stands.
-
-    ``state``: the provider's word (``validating``, ``in_progress``, ``ended``,
-    ``completed``, ``failed``, ``expired``, ...); ``ended``: no more change will
-    come (results, if any, can be read); ``done``/``total``: requests finished
-    and requested so far (as the provider counts them).
-    """
-
-    batch_id: str
-    state: str
-    ended: bool
-    done: int = 0
-    total: int = 0
-
-
-@dataclass(frozen=True)
-class BatchItem:
-    """One result line of a batch: the HTTP ``status`` the request would have had and its body.
-
-    ``status`` 0: the request was never answered (expired, cancelled, a failed
-    batch); ``body``: the answer (status 200) or the error object.
-    """
-
-    custom_id: str
-    status: int
-    body: Any
 
 
 class Backend(ABC):
@@ -83,13 +43,11 @@ class Backend(ABC):
     * :meth:`describe` -- ``spec.full`` (with ``[SIMULATED]`` appended when
       :attr:`simulated`). Every built-in backend overrides it with a line
       naming its server or device; ``sim/`` says SIMULATED in it.
-    * :attr:`supports_batch` -- ``False``: no provider batch API, ``run --batch``
+    * :attr:`batch` -- ``None``: no provider batch API, ``run --batch``
       refuses the backend. ``openai/`` (and OpenAI-compatible servers with
       ``/v1/files`` and ``/v1/batches``, named ``openai/`` with ``--base-url``)
-      and ``anthropic/`` (Message Batches) say ``True`` and implement
-      :meth:`batch_line`, :meth:`batch_submit`, :meth:`batch_status`,
-      :meth:`batch_results` and :meth:`read_batch_item`; the defaults raise a
-      :class:`Fatal` :class:`BackendError`.
+      and ``anthropic/`` (Message Batches) answer a :class:`BatchAPI` (submit,
+      poll, results, list, cancel).
     * :meth:`aclose` -- nothing to release. The SDK backends close their HTTP
       client, ``hf/`` and ``vllm/`` stop their batch worker, ``tinker/`` ends
       its session.
@@ -123,66 +81,9 @@ class Backend(ABC):
         return ()
 
     @property
-    def supports_batch(self) -> bool:
-        """Whether the provider has a batch API this backend drives (default ``False``)."""
-        return False
-
-    @property
-    def batch_limits(self) -> BatchLimits:
-        """Size limits of one batch (default: none usable; see :attr:`supports_batch`)."""
-        return BatchLimits(0, 0)
-
-    def _no_batch(self) -> BackendError:
-        return BackendError(Fatal(f"{self.spec.full} has no batch API; run without --batch"))
-
-    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
-        """One JSON-able request line of a batch (default: raises, no batch API)."""
-        raise self._no_batch()
-
-    async def batch_submit(
-        self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
-    ) -> str:
-        """Create one batch of ``lines``; returns its id (default: raises, no batch API)."""
-        raise self._no_batch()
-
-    async def batch_prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
-        """What must exist before the batch is created, as a key a restart can match on.
-
-        OpenAI: uploads the JSONL and returns the input file's id (stored before
-        :meth:`batch_create`, so a run killed in between finds its batch by it).
-        Default: None (nothing to prepare; Anthropic's Message Batches).
-        """
+    def batch(self) -> BatchAPI | None:
+        """The provider's batch API (:class:`BatchAPI`), or None when it has none (the default)."""
         return None
-
-    async def batch_create(
-        self,
-        lines: Sequence[Mapping[str, Any]],
-        prepared: str | None,
-        metadata: Mapping[str, str],
-    ) -> str:
-        """Create one batch of ``lines`` (after :meth:`batch_prepare`); returns its id."""
-        return await self.batch_submit(lines, metadata)
-
-    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
-        """Ids of provider batches that may be the one a killed run created before storing it.
-
-        ``prepared``: :meth:`batch_prepare`'s key; ``n_requests``: the batch's
-        request count; ``since``: Unix time stored just before the create call.
-        Default: raises, no batch API.
-        """
-        raise self._no_batch()
-
-    async def batch_status(self, batch_id: str) -> BatchStatus:
-        """Where batch ``batch_id`` stands (default: raises, no batch API)."""
-        raise self._no_batch()
-
-    async def batch_results(self, batch_id: str) -> list[BatchItem]:
-        """Every result line of an ended batch (default: raises, no batch API)."""
-        raise self._no_batch()
-
-    def read_batch_item(self, item: BatchItem, request: ChatRequest) -> ChatResult:
-        """The answer of one result line, or :class:`BackendError` as for a direct request."""
-        raise self._no_batch()
 
     async def check(self, *, timeout_s: float = 30.0) -> None:
         """Make sure the backend can answer before a run starts (default: nothing to check).

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 from ._types import BadAnswer, Fatal, Retry, RetryDecision
@@ -273,3 +274,12 @@ def check_base_url(url: str) -> str:
             "it must not hold a user name or password (pass keys in an environment variable)"
         )
     return text.rstrip("/")
+
+
+def sdk_field(obj: Any, name: str) -> Any:
+    """``obj.name`` or ``obj[name]``; ``None`` when absent (SDK objects are not validated)."""
+    if obj is None:
+        return None
+    if isinstance(obj, Mapping):
+        return obj.get(name)
+    return getattr(obj, name, None)

@@ -7,14 +7,13 @@ The SDK's own retries are off: the runner owns retries and rate limiting.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import httpx2
 import openai
 
-from ._backend import BatchItem, BatchLimits, BatchStatus
+from ._batch_api import BatchAPI
 from ._decisions import (
     Where,
     decision_for_status,
@@ -24,6 +23,10 @@ from ._decisions import (
     one_line,
     redact,
 )
+from ._decisions import (
+    sdk_field as _field,
+)
+from ._openai_batch import OpenAIBatchAPI
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
@@ -49,15 +52,6 @@ _PROVIDER_NAMES = {
     "llamacpp": "llama.cpp server",
     "vllm": "vLLM server",
 }
-
-
-def _field(obj: Any, name: str) -> Any:
-    """``obj.name`` or ``obj[name]``; ``None`` when absent (SDK objects are not validated)."""
-    if obj is None:
-        return None
-    if isinstance(obj, Mapping):
-        return obj.get(name)
-    return getattr(obj, name, None)
 
 
 def _headers(exc: BaseException) -> Mapping[str, str] | None:
@@ -135,6 +129,7 @@ class OpenAIBackend(SDKBackend):
             max_retries=0,
             timeout=timeout_s,
         )
+        self._batch_api: OpenAIBatchAPI | None = None
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.spec.full!r}, base_url={self.base_url!r})"
@@ -160,7 +155,8 @@ class OpenAIBackend(SDKBackend):
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_openai_error(exc, self._where, self.secrets)
 
-    def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
+    def request_body(self, request: ChatRequest) -> dict[str, Any]:
+        """The chat-completions body of ``request`` (with the SDK's ``timeout``)."""
         kwargs: dict[str, Any] = {
             "model": self.spec.name,
             "messages": [dict(m) for m in request.messages],
@@ -182,7 +178,7 @@ class OpenAIBackend(SDKBackend):
         errors for HTTP failures; skipping its response-model construction
         halves the client CPU per request (benchmarks/collect_throughput.py).
         """
-        kwargs = self._kwargs(request)
+        kwargs = self.request_body(request)
         timeout = kwargs.pop("timeout")
         response = await self._client.post(
             "/chat/completions",
@@ -265,123 +261,15 @@ class OpenAIBackend(SDKBackend):
                 out.append((token, float(logprob)))
         return out
 
-    # -- Batch API ----------------------------------------------------------------
-
     @property
-    def supports_batch(self) -> bool:
-        """True for ``openai/`` (OpenAI, or a compatible server with /v1/files and /v1/batches)."""
-        return self.spec.family == "openai"
-
-    @property
-    def batch_limits(self) -> BatchLimits:
-        """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
-        return BatchLimits(50_000, 200 * 1024 * 1024)
-
-    def batch_line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
-        """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""
-        body = self._kwargs(request)
-        body.pop("timeout", None)
-        return {
-            "custom_id": custom_id,
-            "method": "POST",
-            "url": "/v1/chat/completions",
-            "body": body,
-        }
-
-    async def _batch_call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise self._fail(self.decision_for(exc)) from None
-
-    async def batch_submit(
-        self, lines: Sequence[Mapping[str, Any]], metadata: Mapping[str, str]
-    ) -> str:
-        """Upload the JSONL (``files.create``, purpose batch) and create the batch."""
-        return await self.batch_create(lines, await self.batch_prepare(lines), metadata)
-
-    async def batch_prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
-        """Upload the JSONL (``files.create``, purpose batch); returns the input file's id."""
-        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
-        upload = await self._batch_call(
-            self._client.files.create(
-                file=("batch.jsonl", data.encode("utf-8"), "application/jsonl"), purpose="batch"
-            )
-        )
-        return str(upload.id)
-
-    async def batch_create(
-        self,
-        lines: Sequence[Mapping[str, Any]],
-        prepared: str | None,
-        metadata: Mapping[str, str],
-    ) -> str:
-        """``batches.create`` from the uploaded input file ``prepared``."""
-        if prepared is None:
-            prepared = await self.batch_prepare(lines)
-        batch = await self._batch_call(
-            self._client.batches.create(
-                input_file_id=str(prepared),
-                endpoint="/v1/chat/completions",
-                completion_window="24h",
-                metadata=dict(metadata),
-            )
-        )
-        return str(batch.id)
-
-    async def batch_find(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
-        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared``."""
-        if prepared is None:
-            return []
-
-        async def scan() -> list[str]:
-            found: list[str] = []
-            async for batch in self._client.batches.list(limit=100):
-                if batch.input_file_id == prepared:
-                    found.append(str(batch.id))
-            return found
-
-        found: list[str] = await self._batch_call(scan())
-        return found
-
-    async def batch_status(self, batch_id: str) -> BatchStatus:
-        """``batches.retrieve``: ended when completed, failed, expired or cancelled."""
-        batch = await self._batch_call(self._client.batches.retrieve(batch_id))
-        counts = batch.request_counts
-        done = int((counts.completed + counts.failed) if counts is not None else 0)
-        total = int(counts.total if counts is not None else 0)
-        state = str(batch.status)
-        ended = state in ("completed", "failed", "expired", "cancelled")
-        return BatchStatus(batch_id, state, ended, done, total)
-
-    async def batch_results(self, batch_id: str) -> list[BatchItem]:
-        """The output and error files' lines (``files.content``); none for a failed batch."""
-        batch = await self._batch_call(self._client.batches.retrieve(batch_id))
-        items: list[BatchItem] = []
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if not file_id:
-                continue
-            content = await self._batch_call(self._client.files.content(file_id))
-            for raw in content.text.splitlines():
-                if raw.strip():
-                    items.append(self._batch_item(raw))
-        return items
-
-    def _batch_item(self, raw: str) -> BatchItem:
-        try:
-            line = json.loads(raw)
-        except json.JSONDecodeError:
-            return BatchItem("", 0, None)
-        custom_id = str(_field(line, "custom_id") or "")
-        response = _field(line, "response")
-        if response is None:
-            return BatchItem(custom_id, 0, _field(line, "error"))
-        status = _field(response, "status_code")
-        return BatchItem(
-            custom_id, int(status) if isinstance(status, int) else 0, _field(response, "body")
-        )
+    def batch(self) -> BatchAPI | None:
+        """The Batch API for ``openai/`` (OpenAI, or a compatible server with /v1/files and
+        /v1/batches); None for the other OpenAI-compatible families."""
+        if self.spec.family != "openai":
+            return None
+        if self._batch_api is None:
+            self._batch_api = OpenAIBatchAPI(self)
+        return self._batch_api
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -19,7 +19,8 @@ import dataclasses
 from abc import abstractmethod
 from typing import Any
 
-from ._backend import Backend, BatchItem
+from ._backend import Backend
+from ._batch_api import BatchItem
 from ._decisions import Where, decision_for_status, malformed, one_line, redact
 from ._types import (
     BackendError,
@@ -105,6 +106,10 @@ class SDKBackend(Backend):
 
     def _fail(self, decision: RetryDecision) -> BackendError:
         return BackendError(decision)
+
+    def failure(self, exc: BaseException) -> BackendError:
+        """The :class:`BackendError` (with its decision) for an exception of this client."""
+        return self._fail(self.decision_for(exc))
 
     def _unreachable(self, exc: BaseException) -> Fatal:
         cause = exc.__cause__ or exc.__context__

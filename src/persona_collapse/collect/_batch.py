@@ -150,9 +150,10 @@ class BatchCollector:
         on_update: Callable[[CollectStats], None] | None = None,
         stats: BatchStats | None = None,
     ) -> None:
-        if not backend.supports_batch:
+        if backend.batch is None:
             raise ConfigError(f"{backend.spec.full} has no batch API; run without --batch")
         self.backend = backend
+        self.api = backend.batch
         self.store = store
         self.ledger = BatchLedger(store)
         self.run_id = run_id
@@ -239,10 +240,10 @@ class BatchCollector:
             kind, _, value = job.batch_id[len(PENDING_PREFIX) :].partition(":")
             prepared = value if kind == "file" else None
             since = datetime.fromisoformat(job.created).timestamp() if job.created else 0.0
-            found = await self.backend.batch_find(prepared, len(job.custom_ids), since)
+            found = await self.api.list(prepared, len(job.custom_ids), since)
             found = [f for f in found if f not in known]
             if prepared is not None and not found:
-                batch_id = await self.backend.batch_create(
+                batch_id = await self.api.submit(
                     [], prepared, {"persona_collapse_run": self.run_id, "round": str(job.round)}
                 )
                 self.ledger.resolve_pending(self.run_id, job.batch_id, batch_id, "submitted")
@@ -265,7 +266,7 @@ class BatchCollector:
 
     async def _submit_round(self, round_no: int) -> list[BatchJob]:
         """One batch (or several, by the size limits) of every pending slot's next attempt."""
-        limits = self.backend.batch_limits
+        limits = self.api.limits
         limit_usd = self.config.max_cost_usd
         chunks: list[list[tuple[str, dict[str, Any]]]] = [[]]
         size = 0
@@ -280,7 +281,7 @@ class BatchCollector:
                     break
                 reserved += cost
             cid = custom_id(slot, attempt)
-            line = self.backend.batch_line(cid, request)
+            line = self.api.line(cid, request)
             n_bytes = len(json.dumps(line).encode("utf-8")) + 1
             chunk = chunks[-1]
             if chunk and (len(chunk) >= limits.max_requests or size + n_bytes > limits.max_bytes):
@@ -295,12 +296,12 @@ class BatchCollector:
                 continue
             lines = [line for _, line in chunk]
             cids = tuple(c for c, _ in chunk)
-            prepared = await self.backend.batch_prepare(lines)
+            prepared = await self.api.prepare(lines)
             pkey = f"file:{prepared}" if prepared is not None else f"new:{uuid.uuid4().hex}"
             # Stored BEFORE the create call: a run killed between the provider's
             # accepting the batch and the next line finds it again (_resolve_pending).
             pending = self.ledger.add_pending(self.run_id, provider, round_no, pkey, cids)
-            batch_id = await self.backend.batch_create(
+            batch_id = await self.api.submit(
                 lines, prepared, {"persona_collapse_run": self.run_id, "round": str(round_no)}
             )
             self.ledger.resolve_pending(self.run_id, pending.batch_id, batch_id, "submitted")
@@ -314,7 +315,7 @@ class BatchCollector:
     async def _finish(self, job: BatchJob) -> None:
         """Poll ``job`` until it ends, then read and store its results."""
         while True:
-            status = await self.backend.batch_status(job.batch_id)
+            status = await self.api.poll(job.batch_id)
             self.stats.batches[job.batch_id] = status.state
             if status.state != job.state:
                 self.ledger.set_state(self.run_id, job.batch_id, status.state)
@@ -322,7 +323,7 @@ class BatchCollector:
             if status.ended:
                 break
             await asyncio.sleep(self.poll_s)
-        items = await self.backend.batch_results(job.batch_id)
+        items = await self.api.results(job.batch_id)
         answered: set[str] = set()
         updates: list[tuple[SlotKey, SlotProgress | None]] = []
         for item in items:
@@ -359,7 +360,7 @@ class BatchCollector:
         try:
             if item is None:
                 raise BackendError(Retry("transient", detail="batch ended without this request"))
-            result: ChatResult | None = self.backend.read_batch_item(item, request)
+            result: ChatResult | None = self.api.read(item, request)
         except BackendError as exc:
             decision = exc.decision
             if isinstance(decision, Fatal):

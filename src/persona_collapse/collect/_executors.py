@@ -221,7 +221,7 @@ class BatchExecutor(DirectExecutor):
     def open(cls, options: RunOptions) -> Executor:
         direct = DirectExecutor.open(options)
         assert isinstance(direct, DirectExecutor)
-        if not direct.backend.supports_batch:
+        if direct.backend.batch is None:
             raise ConfigError(f"{options.model} has no batch API; run without --batch")
         return cls(
             direct.backend,

@@ -1,0 +1,140 @@
+"""OpenAI's Batch API (``/v1/files`` + ``/v1/batches``) as the ``openai/`` backend's capability."""
+
+from __future__ import annotations
+
+import builtins
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
+from ._decisions import sdk_field as _field
+from ._types import BackendError, ChatRequest, ChatResult
+
+if TYPE_CHECKING:
+    from ._openai import OpenAIBackend
+
+ENDED_STATES = ("completed", "failed", "expired", "cancelled")
+"""Batch states after which nothing changes any more."""
+
+
+class OpenAIBatchAPI(BatchAPI):
+    """The Batch API through ``backend``'s client: JSONL upload, create, retrieve, list, cancel."""
+
+    def __init__(self, backend: OpenAIBackend) -> None:
+        self._backend = backend
+        self._client = backend._client
+
+    @property
+    def limits(self) -> BatchLimits:
+        """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
+        return BatchLimits(50_000, 200 * 1024 * 1024)
+
+    def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
+        """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""
+        body = self._backend.request_body(request)
+        body.pop("timeout", None)
+        return {
+            "custom_id": custom_id,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": body,
+        }
+
+    async def _call(self, coro: Any) -> Any:
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._backend.failure(exc) from None
+
+    async def prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
+        """Upload the JSONL (``files.create``, purpose batch); returns the input file's id."""
+        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        upload = await self._call(
+            self._client.files.create(
+                file=("batch.jsonl", data.encode("utf-8"), "application/jsonl"), purpose="batch"
+            )
+        )
+        return str(upload.id)
+
+    async def submit(
+        self,
+        lines: Sequence[Mapping[str, Any]],
+        prepared: str | None,
+        metadata: Mapping[str, str],
+    ) -> str:
+        """``batches.create`` from the uploaded input file ``prepared`` (uploaded now if None)."""
+        if prepared is None:
+            prepared = await self.prepare(lines)
+        batch = await self._call(
+            self._client.batches.create(
+                input_file_id=str(prepared),
+                endpoint="/v1/chat/completions",
+                completion_window="24h",
+                metadata=dict(metadata),
+            )
+        )
+        return str(batch.id)
+
+    async def list(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
+        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared``."""
+        if prepared is None:
+            return []
+
+        async def scan() -> list[str]:
+            found: list[str] = []
+            async for batch in self._client.batches.list(limit=100):
+                if batch.input_file_id == prepared:
+                    found.append(str(batch.id))
+            return found
+
+        found: list[str] = await self._call(scan())
+        return found
+
+    async def poll(self, batch_id: str) -> BatchStatus:
+        """``batches.retrieve``: ended when completed, failed, expired or cancelled."""
+        batch = await self._call(self._client.batches.retrieve(batch_id))
+        counts = batch.request_counts
+        done = int((counts.completed + counts.failed) if counts is not None else 0)
+        total = int(counts.total if counts is not None else 0)
+        state = str(batch.status)
+        return BatchStatus(batch_id, state, state in ENDED_STATES, done, total)
+
+    async def results(self, batch_id: str) -> builtins.list[BatchItem]:
+        """The output and error files' lines (``files.content``); none for a failed batch."""
+        batch = await self._call(self._client.batches.retrieve(batch_id))
+        items: list[BatchItem] = []
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            content = await self._call(self._client.files.content(file_id))
+            for raw in content.text.splitlines():
+                if raw.strip():
+                    items.append(_result_line(raw))
+        return items
+
+    def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
+        """The answer of one result line, judged as the same direct answer would be."""
+        return self._backend.read_batch_item(item, request)
+
+    async def cancel(self, batch_id: str) -> None:
+        """``batches.cancel``."""
+        await self._call(self._client.batches.cancel(batch_id))
+
+
+def _result_line(raw: str) -> BatchItem:
+    """One line of an output or error file (an unreadable line: status 0, no custom id)."""
+    try:
+        line = json.loads(raw)
+    except json.JSONDecodeError:
+        return BatchItem("", 0, None)
+    custom_id = str(_field(line, "custom_id") or "")
+    response = _field(line, "response")
+    if response is None:
+        return BatchItem(custom_id, 0, _field(line, "error"))
+    status = _field(response, "status_code")
+    return BatchItem(
+        custom_id, int(status) if isinstance(status, int) else 0, _field(response, "body")
+    )
