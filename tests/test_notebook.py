@@ -51,6 +51,20 @@ def _options(tmp_path: Path, persona_file: Path, **extra: object) -> dict[str, o
     } | extra
 
 
+def test_top_level_has_one_name_per_concept() -> None:
+    """measure/Metrics and compare/ComparisonResult at the top; the lower-level twins in their packages."""
+    from persona_collapse import analysis, stats
+
+    for name in pc.__all__:
+        assert getattr(pc, name) is not None, name
+    doubles = ("measure_responses", "compare_responses", "Measurement", "Comparison")
+    assert not set(doubles) & set(pc.__all__)
+    for name in doubles:
+        assert not hasattr(pc, name), name
+    assert callable(analysis.measure_responses) and callable(analysis.compare_responses)
+    assert isinstance(analysis.Comparison, type) and isinstance(stats.Measurement, type)
+
+
 def test_import_is_light() -> None:
     code = "import sys, persona_collapse; print('pandas' in sys.modules, 'httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,27 +91,42 @@ def compliance_line(compliance: dict[str, Any] | None) -> str:
     return "compliance: " + ", ".join(parts)
 
 
-def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
+def _emitted_as_data(
+    docs: Sequence[dict[str, Any]],
+    fmt: str,
+    header: list[str],
+    rows: Callable[[], list[list[Any]]],
+) -> bool:
+    """Print ``docs`` as JSON, or their warnings (stderr) and then the CSV of ``header`` and
+    ``rows()``; True when done. For a table only the warnings are printed (False)."""
     if fmt == "json":
         emit_json(list(docs))
-        return
+        return True
     warn([w for d in docs for w in d.get("warnings", ())])
     if fmt == "csv":
-        emit_csv(
-            ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *COMPLIANCE_KEYS],
+        emit_csv(header, rows())
+        return True
+    return False
+
+
+def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
+    header = ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *COMPLIANCE_KEYS]
+
+    def rows() -> list[list[Any]]:
+        return [
             [
-                [
-                    d["source"],
-                    group,
-                    d["n_personas"],
-                    d["n_items"],
-                    *(v[k] for k in METRIC_KEYS),
-                    *((d.get("compliance") or {}).get(k) for k in COMPLIANCE_KEYS),
-                ]
-                for d in docs
-                for group, v in metrics_rows(d)
-            ],
-        )
+                d["source"],
+                group,
+                d["n_personas"],
+                d["n_items"],
+                *(v[k] for k in METRIC_KEYS),
+                *((d.get("compliance") or {}).get(k) for k in COMPLIANCE_KEYS),
+            ]
+            for d in docs
+            for group, v in metrics_rows(d)
+        ]
+
+    if _emitted_as_data(docs, fmt, header, rows):
         return
     console = _console()
     for d in docs:
@@ -136,19 +151,15 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
 
 
 def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(list(docs))
-        return
-    warn([w for d in docs for w in d.get("warnings", ())])
-    if fmt == "csv":
-        emit_csv(
-            ["source", "foundation", "mean", "sd"],
-            [
-                [d["source"], f, v["mean"], v["sd"]]
-                for d in docs
-                for f, v in d["foundations"].items()
-            ],
-        )
+    header = ["source", "foundation", "mean", "sd"]
+    if _emitted_as_data(
+        docs,
+        fmt,
+        header,
+        lambda: [
+            [d["source"], f, v["mean"], v["sd"]] for d in docs for f, v in d["foundations"].items()
+        ],
+    ):
         return
     console = _console()
     for d in docs:

@@ -14,6 +14,10 @@ from typing import Any
 from ..collect import RunOptions
 from ..protocol import ProtocolSettings
 from ._defaults import field_default
+from ._option_groups import add_connection_options
+
+RUN_CONCURRENCY_DEFAULTS = "8; hf/ 32, vllm/ 256"
+"""What ``--concurrency`` left unset means for a run (the backends' own defaults)."""
 
 
 def add_protocol_options(p: argparse.ArgumentParser) -> None:
@@ -74,11 +78,8 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
         help="logprob method: alternatives per token, 1-1000 (default %(default)s, the OpenAI "
         "limit; llama.cpp and vLLM servers accept more, so fewer digits fall outside)",
     )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=default("concurrency"),
-        help="most requests in flight (default 8; hf/ 32, vllm/ 256)",
+    add_connection_options(
+        p, RunOptions, include=("concurrency",), concurrency_default=RUN_CONCURRENCY_DEFAULTS
     )
     p.add_argument(
         "--instrument", default=default("instrument"), help="instrument name or JSON file"

@@ -5,7 +5,7 @@ each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
 """
 
 from ._band import Band, BandModel, published_band
-from ._bootstrap import BootstrapConfig, Draws
+from ._bootstrap import MAX_DRAWS, BootstrapConfig, Draws
 from ._cells import MISSING_RATING, RatingCube, cell_means, cell_sds
 from ._changes import (
     METRICS,
@@ -45,6 +45,7 @@ from ._profiles import (
 )
 
 __all__ = [
+    "MAX_DRAWS",
     "METRICS",
     "MISSING_RATING",
     "OVERALL",

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ._clock import now_utc
-from ._sqlite import _transaction
+from ._opening import transaction
+from ._schema import BATCH_JOB_COLUMNS, BATCH_SLOT_COLUMNS
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -36,6 +37,14 @@ the provider's batch list before creating anything."""
 PENDING_PREFIX = "pending:"
 
 SlotKey = tuple[int, int, int]
+
+
+def _replace(table: str, columns: tuple[str, ...]) -> str:
+    """``INSERT OR REPLACE`` of a whole row of ``table`` (``columns`` in table order)."""
+    return (
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
 
 
 @dataclass(frozen=True)
@@ -75,8 +84,7 @@ class BatchLedger:
         now = now_utc()
         with self.store.connection() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO batch_jobs (run_id, batch_id, provider, round, state, "
-                "n_requests, custom_ids, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _replace("batch_jobs", BATCH_JOB_COLUMNS),
                 (
                     job.run_id,
                     job.batch_id,
@@ -168,7 +176,7 @@ class BatchLedger:
         self, run_id: str, updates: Iterable[tuple[SlotKey, SlotProgress | None]]
     ) -> None:
         """Write (or, for None: delete) the progress of slots, in one transaction."""
-        with self.store.connection() as conn, _transaction(conn):
+        with self.store.connection() as conn, transaction(conn):
             for (p, i, r), prog in updates:
                 if prog is None:
                     conn.execute(
@@ -178,9 +186,7 @@ class BatchLedger:
                     )
                     continue
                 conn.execute(
-                    "INSERT OR REPLACE INTO batch_slots (run_id, persona_id, item_id, repetition, "
-                    "attempt, failures, faults, prompt_tokens, completion_tokens, raw_text) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _replace("batch_slots", BATCH_SLOT_COLUMNS),
                     (
                         run_id,
                         p,
