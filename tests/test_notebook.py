@@ -207,3 +207,22 @@ def test_docs_python_walkthrough_runs(tmp_path: Path, monkeypatch: pytest.Monkey
             exec(compile(block, f"docs/python.md block {number}", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the message names the block
             raise AssertionError(f"docs/python.md block {number} failed: {exc!r}") from exc
+
+
+def test_impossible_executor_options_are_refused_before_loading(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-personas.json"  # loading it would fail: it must not be tried
+    store = tmp_path / "never.db"
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"ray": "local"}, "--ray runs local replicas of hf/ or vllm/ models"),
+        ({"batch": True, "ray": "local"}, "--ray and --batch exclude each other"),
+        ({"workers": 2}, "--workers and --gpus-per-worker need --ray"),
+        ({"batch_poll_s": 5.0}, "--batch-poll needs --batch"),
+        ({"method": "logprobs", "model": "anthropic/claude-haiku-4-5"}, "returns no logprobs"),
+    ]
+    for extra, needle in cases:
+        model = str(extra.pop("model", "openai/gpt-4o-mini"))
+        with pytest.raises(ConfigError, match=needle):
+            pc.collect(model, personas=str(missing), store=str(store), **extra)
+    with pytest.raises(ConfigError, match="--batch needs a provider batch API"):
+        asyncio.run(pc.collect_async("sim/base", personas=str(missing), batch=True))
+    assert not store.exists()

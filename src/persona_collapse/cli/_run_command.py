@@ -7,7 +7,6 @@ import sys
 from functools import partial
 
 from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
-from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
 from ._option_groups import add_connection_options, add_store_options
@@ -43,9 +42,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
     )
-    collect = run_collection if options.ray is None else run_distributed
     with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
-        outcome = collect(options, on_outcome=_print_outcome)
+        outcome = run_collection(options, on_outcome=_print_outcome)
     if outcome.stats.stop_reason == "max-cost" and not outcome.complete:
         return EXIT_INCOMPLETE
     return 0
