@@ -57,8 +57,9 @@ def _stored(store: Path) -> Answers:
 
 
 def _run(srv: LoopbackServer, store: Path, personas: Path, method: str, batch: bool) -> Answers:
-    options = RunOptions(
-        model=f"openai/{MODEL}",
+    poll = {"batch_poll_s": 0.01} if batch else {}
+    options = RunOptions.build(
+        f"openai/{MODEL}",
         base_url=srv.base_url,
         store=str(store),
         personas=str(personas),
@@ -69,7 +70,7 @@ def _run(srv: LoopbackServer, store: Path, personas: Path, method: str, batch: b
         seed=SEED,
         quiet=True,
         batch=batch,
-        batch_poll_s=0.01,
+        **poll,
     )
     run_collection(options)
     return _stored(store)
