@@ -22,6 +22,7 @@ from ._frame import (
     complete_frame,
     published_columns,
 )
+from ._inspect_log import EVAL_MEMBER_MAX_BYTES
 from ._lease import HEARTBEAT_S, LEASE_STALE_S, LeaseHeldError, LeaseHolder, RunLease
 from ._parquet import read_parquet, write_parquet
 from ._records import ResponseRow, RunInfo
@@ -35,6 +36,7 @@ from ._transfer import export_frame, export_run, import_csv
 __all__ = [
     "DEFAULT_COMPARE",
     "DEFAULT_STORE",
+    "EVAL_MEMBER_MAX_BYTES",
     "HEARTBEAT_S",
     "LEASE_STALE_S",
     "MISSING_RATING",

@@ -118,7 +118,7 @@ def _from_file(path: Path, instrument: str | None) -> Responses:
 
 
 def _from_eval(path: Path, instrument: str | None) -> Responses:
-    frame, recorded, _settings = eval_log_frame(path)
+    frame, recorded, _settings = eval_log_frame(path, instrument)
     return responses_from_frame(
         frame, label=path.stem, instrument=instrument or recorded, method="sample"
     )
