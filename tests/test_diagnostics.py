@@ -19,6 +19,7 @@ import pytest
 from persona_collapse.analysis import (
     SATURATION_SHARE,
     AnalysisOptions,
+    cell_view,
     measure_responses,
     scale_usage,
 )
@@ -323,3 +324,9 @@ def test_logprob_runs_have_no_floor_unless_expected_reps(
     assert usage.n_invalid == 0 and usage.n_responses == 20 * 30
     assert sum(exact["scale_usage"]["shares"].values()) == pytest.approx(1.0)
     assert exact["scale_usage"]["top1_share"] == pytest.approx(float(usage.shares.max()))
+    # Re-weighted to T = 0.5, the pooled shares are those the report's cell view draws.
+    cooler = AnalysisOptions(reweight_temperature=0.5)
+    assert scale_usage(resp, cooler).shares == pytest.approx(
+        cell_view(resp, cooler).answer_share, abs=1e-12
+    )
+    assert scale_usage(resp, cooler).top1_share > usage.top1_share

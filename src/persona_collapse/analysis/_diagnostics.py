@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from ..instruments import Instrument
 from ..stats import OVERALL, Measurement, ScaleUsage
 from ..store import Responses
 from ._cube import _reweighted
@@ -48,15 +49,15 @@ def _sampled_usage(responses: Responses, values: tuple[int, ...]) -> ScaleUsage:
 
 
 def _distribution_usage(
-    responses: Responses, values: tuple[int, ...], temperature: float | None
+    responses: Responses, instrument: Instrument, temperature: float | None
 ) -> ScaleUsage:
+    values = tuple(int(v) for v in instrument.scale.values)
     frame = responses.frame
     has = frame["distribution"].map(lambda d: d is not None and len(d) > 0).to_numpy(dtype=bool)
     counts = np.zeros(len(values))
     if has.any():
         stored = np.array(frame["distribution"][has].tolist(), dtype=np.float64)
         if temperature is not None:
-            instrument = instrument_for(responses, AnalysisOptions())
             stored = _reweighted(frame[has], stored, instrument, temperature)
         total = stored.sum(axis=1, keepdims=True)
         counts = np.divide(stored, total, out=np.zeros_like(stored), where=total > 0).sum(axis=0)
@@ -78,10 +79,10 @@ def scale_usage(responses: Responses, options: AnalysisOptions | None = None) ->
     All answers of the source count, including those of personas that S drops.
     """
     opts = options or AnalysisOptions()
-    values = tuple(int(v) for v in instrument_for(responses, opts).scale.values)
+    instrument = instrument_for(responses, opts)
     if responses.method == "logprobs":
-        return _distribution_usage(responses, values, opts.reweight_temperature)
-    return _sampled_usage(responses, values)
+        return _distribution_usage(responses, instrument, opts.reweight_temperature)
+    return _sampled_usage(responses, tuple(int(v) for v in instrument.scale.values))
 
 
 def is_saturated(usage: ScaleUsage) -> bool:
