@@ -30,7 +30,7 @@ import pandas as pd
 CHILD = r"""
 import json, resource, sys, time
 import persona_collapse.stats._bootstrap as bootstrap
-from persona_collapse import measure_responses
+from persona_collapse.analysis import measure_responses
 from persona_collapse.store import load_sources
 
 path, unchunked = sys.argv[1], sys.argv[2] == "1"

@@ -52,7 +52,7 @@ def _options(srv: LoopbackServer, store: Path, personas: Path, **kw: object) -> 
         batch_poll_s=0.01,
     )
     base.update(kw)
-    return RunOptions(**base)  # type: ignore[arg-type]
+    return RunOptions.build(**base)  # type: ignore[arg-type]
 
 
 def _rows(store: Path) -> list[tuple[int, int, int, int, int]]:

@@ -290,20 +290,20 @@ def test_published_csv_gives_missing_and_nondigit_and_null_for_the_rest(
 
 
 def test_top_logprobs_bounds() -> None:
-    assert RunOptions(model="openai/gpt-4o").top_logprobs == 20
-    assert RunOptions(model="llamacpp/x", top_logprobs=1000).top_logprobs == 1000
+    assert RunOptions(model="openai/gpt-4o").protocol.top_logprobs == 20
+    assert RunOptions.build(model="llamacpp/x", top_logprobs=1000).protocol.top_logprobs == 1000
     assert (
-        RunOptions(
+        RunOptions.build(
             model="openai/x", base_url="http://127.0.0.1:8080/v1", top_logprobs=100
-        ).top_logprobs
+        ).protocol.top_logprobs
         == 100
     )
     for bad in (0, 1001):
         with pytest.raises(ConfigError, match="between 1 and 1000"):
-            RunOptions(model="llamacpp/x", top_logprobs=bad)
+            RunOptions.build(model="llamacpp/x", top_logprobs=bad)
     for url in (None, "https://api.openai.com/v1"):
         with pytest.raises(ConfigError, match="at most 20"):
-            RunOptions(model="openai/gpt-4o", base_url=url, top_logprobs=21)
+            RunOptions.build(model="openai/gpt-4o", base_url=url, top_logprobs=21)
 
 
 def test_top_logprobs_over_20_at_openai_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:

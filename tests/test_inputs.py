@@ -307,8 +307,8 @@ def test_run_options_refuse_what_memory_cannot_hold() -> None:
     with pytest.raises(ConfigError, match="--seed"):
         RunOptions(model="sim/base", seed=-1)
     with pytest.raises(ConfigError, match="--temperature"):
-        RunOptions(model="sim/base", temperature=float("nan"))
-    assert RunOptions(model="sim/base", temperature=0.0).temperature == 0.0  # greedy
+        RunOptions.build(model="sim/base", temperature=float("nan"))
+    assert RunOptions.build(model="sim/base", temperature=0.0).protocol.temperature == 0.0  # greedy
 
 
 @pytest.mark.parametrize("reps", ["1000000000000", "400000"])

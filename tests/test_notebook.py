@@ -51,6 +51,20 @@ def _options(tmp_path: Path, persona_file: Path, **extra: object) -> dict[str, o
     } | extra
 
 
+def test_top_level_has_one_name_per_concept() -> None:
+    """measure/Metrics and compare/ComparisonResult at the top; the lower-level twins in their packages."""
+    from persona_collapse import analysis, stats
+
+    for name in pc.__all__:
+        assert getattr(pc, name) is not None, name
+    doubles = ("measure_responses", "compare_responses", "Measurement", "Comparison")
+    assert not set(doubles) & set(pc.__all__)
+    for name in doubles:
+        assert not hasattr(pc, name), name
+    assert callable(analysis.measure_responses) and callable(analysis.compare_responses)
+    assert isinstance(analysis.Comparison, type) and isinstance(stats.Measurement, type)
+
+
 def test_import_is_light() -> None:
     code = "import sys, persona_collapse; print('pandas' in sys.modules, 'httpx' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -193,3 +207,22 @@ def test_docs_python_walkthrough_runs(tmp_path: Path, monkeypatch: pytest.Monkey
             exec(compile(block, f"docs/python.md block {number}", "exec"), namespace)
         except Exception as exc:  # pragma: no cover - the message names the block
             raise AssertionError(f"docs/python.md block {number} failed: {exc!r}") from exc
+
+
+def test_impossible_executor_options_are_refused_before_loading(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-personas.json"  # loading it would fail: it must not be tried
+    store = tmp_path / "never.db"
+    cases: list[tuple[dict[str, object], str]] = [
+        ({"ray": "local"}, "--ray runs local replicas of hf/ or vllm/ models"),
+        ({"batch": True, "ray": "local"}, "--ray and --batch exclude each other"),
+        ({"workers": 2}, "--workers and --gpus-per-worker need --ray"),
+        ({"batch_poll_s": 5.0}, "--batch-poll needs --batch"),
+        ({"method": "logprobs", "model": "anthropic/claude-haiku-4-5"}, "returns no logprobs"),
+    ]
+    for extra, needle in cases:
+        model = str(extra.pop("model", "openai/gpt-4o-mini"))
+        with pytest.raises(ConfigError, match=needle):
+            pc.collect(model, personas=str(missing), store=str(store), **extra)
+    with pytest.raises(ConfigError, match="--batch needs a provider batch API"):
+        asyncio.run(pc.collect_async("sim/base", personas=str(missing), batch=True))
+    assert not store.exists()

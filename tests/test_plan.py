@@ -270,3 +270,26 @@ def test_batch_plan_refused_without_a_batch_api(
     with pytest.raises(ConfigError) as caught:
         _plan(capsys, model, "--batch")
     assert "\n" not in caught.value.message and "batch" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (
+            ["anthropic/claude-3-5-haiku-20241022", "--method", "logprobs"],
+            "returns no logprobs; use --method sample",
+        ),
+        (["sim/base", "--batch"], "--batch needs a provider batch API"),
+        (["hf/tiny", "--batch"], "--batch needs a provider batch API"),
+    ],
+)
+def test_plan_refuses_what_run_refuses(
+    argv: list[str], needle: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = tmp_path / "never.db"
+    planned = run_cli(capsys, "plan", *argv)
+    ran = run_cli(capsys, "run", *argv, "--store", str(store))
+    for result in (planned, ran):
+        assert result.status == 2 and needle in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1, result.err
+    assert not store.exists()  # refused before anything was loaded or written

@@ -75,7 +75,7 @@ def _options(tiny: Path, persona_file: Path, store: Path, **kw: Any) -> RunOptio
         "concurrency": 8,  # 12 batches of cells for the workers
     }
     base.update(kw)
-    return RunOptions(**base)
+    return RunOptions.build(**base)
 
 
 def _rows(store: Path) -> dict[tuple[int, int, int], tuple[int, list[float] | None]]:
@@ -159,8 +159,10 @@ def test_resume_dispatches_only_missing_cells_and_worker_loss_doubles_nothing(
     persona_file: Path,
     cluster: Any,
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from persona_collapse.distributed import RayExecutor, run_distributed
+    from persona_collapse.distributed import WORKER_WRAPPER_ENV, run_distributed
+    from persona_collapse.testing import crash_once_env
 
     reference = run_collection(_options(tiny, persona_file, tmp_path / "one.db", method="logprobs"))
     store = tmp_path / "ray.db"
@@ -172,10 +174,10 @@ def test_resume_dispatches_only_missing_cells_and_worker_loss_doubles_nothing(
         conn.execute("DELETE FROM responses WHERE persona_id = 1 AND item_id <= 10")
     flag = tmp_path / "crashed"
     options = _options(tiny, persona_file, store, method="logprobs", ray="local", workers=2)
-    executor = RayExecutor(  # a worker dies after its first batch, once
-        options.model, "local", workers=2, crash_after=1, crash_flag=str(flag)
-    )
-    resumed = run_collection(options, executor=executor)
+    # a worker's process dies once, after its first batch (8 requests), amid its second
+    for name, value in crash_once_env(8, flag, wrapper_env=WORKER_WRAPPER_ENV).items():
+        monkeypatch.setenv(name, value)
+    resumed = run_collection(options)
     assert flag.exists()  # the crash happened, Ray restarted the actor and retried the batch
     assert resumed.stats.planned == 10 + 30  # the deleted cells and the third persona
     assert resumed.stats.done == 40 and resumed.complete

@@ -845,7 +845,7 @@ def test_run_options_are_checked_on_construction(changes: dict[str, Any], messag
     from persona_collapse.errors import ConfigError
 
     with pytest.raises(ConfigError, match=message):
-        RunOptions(model="sim/base", **changes)
+        RunOptions.build(model="sim/base", **changes)
 
 
 @pytest.mark.parametrize(
@@ -875,17 +875,15 @@ def test_command_line_defaults_are_the_option_defaults() -> None:
     ours = RunOptions(model="sim/base")
     for arg, name in [
         ("reps", "reps"),
-        ("temperature", "temperature"),
-        ("max_attempts", "max_attempts"),
-        ("top_logprobs", "top_logprobs"),
         ("timeout", "timeout_s"),
         ("store", "store"),
         ("seed", "seed"),
         ("personas", "personas"),
-        ("method", "method"),
         ("max_retry_after", "max_retry_after_s"),
     ]:
         assert getattr(run, arg) == getattr(ours, name), arg
+    for name in ("temperature", "max_attempts", "top_logprobs", "method"):
+        assert getattr(run, name) == getattr(ours.protocol, name), name
     assert run.temperature == 0.1
     verify = parser.parse_args(["verify", "openai/m"])
     theirs = VerifyOptions(model="openai/m")

@@ -846,7 +846,8 @@ def test_a_version_2_store_gains_the_lease_table_and_keeps_its_rows(tmp_path: Pa
 
 
 def test_a_version_3_store_gains_the_batch_tables_and_keeps_its_rows(tmp_path: Path) -> None:
-    from persona_collapse.store import BatchJob, BatchLedger, SlotProgress
+    from persona_collapse.protocol import SlotState
+    from persona_collapse.store import BatchJob, BatchLedger
 
     path = tmp_path / "v3.db"
     _write_version_1_store(path)
@@ -860,7 +861,7 @@ def test_a_version_3_store_gains_the_batch_tables_and_keeps_its_rows(tmp_path: P
         assert store.count_responses("old") == 90
         ledger = BatchLedger(store)
         ledger.add_job(BatchJob("old", "batch_1", "openai", 1, "in_progress", ("p0i1r1a0",)))
-        ledger.save_progress("old", [((0, 1, 1), SlotProgress(attempt=2, failures=2))])
+        ledger.save_progress("old", [((0, 1, 1), SlotState(attempt=2, failures=2))])
         (job,) = ledger.open_jobs("old")
         assert job.custom_ids == ("p0i1r1a0",)
         assert ledger.progress("old")[(0, 1, 1)].attempt == 2

@@ -27,8 +27,9 @@ from persona_collapse.backends import (
 from persona_collapse.collect import BackoffPolicy, ProgressDisplay
 from persona_collapse.errors import ConfigError, DataError
 from persona_collapse.loopback import JudgeReply, LoopbackServer, ScriptedRespondent
-from persona_collapse.store import ResponseStore
+from persona_collapse.store import ResponseStore, RunLease
 from persona_collapse.verify import (
+    VerifyOptions,
     VerifyProgress,
     VerifyRun,
     VerifyStore,
@@ -36,6 +37,8 @@ from persona_collapse.verify import (
     load_questions,
     published_protocol,
     render_judge_prompt,
+    run_verification,
+    verify_lease_id,
 )
 from persona_collapse.verify.scoring import (
     JudgedAnswer,
@@ -427,6 +430,68 @@ def test_verify_refuses_a_resume_with_other_settings(
     )
     assert res.status == 2
     assert res.err.count("\n") == 1 and "max_tokens 512, now 99" in res.err
+
+
+def _leases(store: Path) -> list[str]:
+    with sqlite3.connect(store) as conn:
+        return [r[0] for r in conn.execute("SELECT run_id FROM run_leases")]
+
+
+def test_verify_takes_the_lease_one_writer_per_run(
+    capsys: pytest.CaptureFixture[str], server: LoopbackServer, tmp_path: Path
+) -> None:
+    store = tmp_path / "s.db"
+    with ResponseStore(store) as opened, RunLease(opened, verify_lease_id("v")):  # writer one
+        busy = verify(capsys, server, store, "mixed", "--samples", "1", "--run-id", "v")
+    assert busy.status == 2 and busy.out == ""
+    lines = busy.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in busy.err
+    assert "verify:v" in lines[0] and "being written by" in lines[0]
+    assert server.stats.by_model.get("mixed", 0) == 0  # the second writer asked nothing
+    ok = verify(capsys, server, store, "mixed", "--samples", "1", "--run-id", "v")
+    assert ok.status == 0, ok.err
+    assert _leases(store) == []  # released at the end
+    other = verify(capsys, server, store, "mixed", "--samples", "1", "--run-id", "v2")
+    assert other.status == 0, other.err  # another run id of the same store is free
+
+
+@pytest.mark.parametrize("failure", [DataError("disk trouble"), KeyboardInterrupt()])
+def test_verify_releases_its_lease_after_an_error_or_ctrl_c(
+    capsys: pytest.CaptureFixture[str],
+    server: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failure: BaseException,
+) -> None:
+    import persona_collapse.verify._verify_session as session
+
+    store = tmp_path / "s.db"
+    seen: list[str] = []
+
+    async def fail(*args: object, **kwargs: object) -> None:
+        seen.extend(_leases(store))  # held while the run asks
+        raise failure
+
+    monkeypatch.setattr(session, "collect_verification", fail)
+    if isinstance(failure, KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt):
+            run_verification(
+                VerifyOptions(
+                    model="openai/mixed",
+                    judge="openai/judge",
+                    samples=1,
+                    store=str(store),
+                    run_id="v",
+                    base_url=server.base_url,
+                    judge_base_url=server.base_url,
+                    quiet=True,
+                )
+            )
+    else:
+        res = verify(capsys, server, store, "mixed", "--samples", "1", "--run-id", "v")
+        assert res.status == 2 and "disk trouble" in res.err
+    assert seen == ["verify:v"]
+    assert _leases(store) == []
 
 
 def test_verify_unknown_model_is_one_line(

@@ -1,10 +1,12 @@
 """persona-collapse: moral susceptibility and robustness of LLM persona role-play.
 
-The curated public API; subpackages (``analysis``, ``stats``, ``store``, ``instruments``,
-``personas``, ``protocol``, ``backends``, ``collect``) expose more.
-
-For scripts and notebooks: :func:`collect` (also inside a running event loop),
-:func:`collect_async`, :func:`measure` and :func:`compare` (see ``docs/python.md``).
+The curated public API, one name per concept: :func:`collect` (also inside a
+running event loop), :func:`collect_async`, :func:`measure` (returns
+:class:`Metrics`) and :func:`compare` (returns :class:`ComparisonResult` of
+:class:`Delta` values); see ``docs/python.md``. Subpackages expose the
+lower-level pieces: ``analysis`` (``measure_responses``, ``compare_responses``,
+``metrics_document``, ``Comparison``), ``stats`` (``Measurement``), ``store``,
+``instruments``, ``personas``, ``protocol``, ``backends``, ``collect``.
 Names load on first use, so ``import persona_collapse`` stays light.
 """
 
@@ -19,29 +21,17 @@ from .errors import ConfigError, DataError, UserError
 if TYPE_CHECKING:
     from . import collect
     from ._notebook import ComparisonResult, Delta, Metrics, compare, measure
-    from .analysis import (
-        AnalysisOptions,
-        Comparison,
-        compare_responses,
-        measure_responses,
-        metrics_document,
-        profile_responses,
-    )
+    from .analysis import AnalysisOptions, profile_responses
     from .collect import CollectedRun, collect_async
     from .instruments import Instrument, load_instrument
-    from .stats import BootstrapConfig, Measurement, MetricValues
+    from .stats import BootstrapConfig, MetricValues
 
 _LAZY = {
     "AnalysisOptions": "analysis",
-    "Comparison": "analysis",
-    "compare_responses": "analysis",
-    "measure_responses": "analysis",
-    "metrics_document": "analysis",
     "profile_responses": "analysis",
     "Instrument": "instruments",
     "load_instrument": "instruments",
     "BootstrapConfig": "stats",
-    "Measurement": "stats",
     "MetricValues": "stats",
     "CollectedRun": "collect",
     "collect_async": "collect",
@@ -72,13 +62,11 @@ __all__ = [
     "AnalysisOptions",
     "BootstrapConfig",
     "CollectedRun",
-    "Comparison",
     "ComparisonResult",
     "ConfigError",
     "DataError",
     "Delta",
     "Instrument",
-    "Measurement",
     "MetricValues",
     "Metrics",
     "UserError",
@@ -86,10 +74,7 @@ __all__ = [
     "collect",
     "collect_async",
     "compare",
-    "compare_responses",
     "load_instrument",
     "measure",
-    "measure_responses",
-    "metrics_document",
     "profile_responses",
 ]

@@ -216,8 +216,11 @@ class Delta:
 
 
 @dataclass(frozen=True)
-class VariantResult:
-    """One variant of a comparison: its metrics and its change against the base."""
+class VariantComparison:
+    """One variant of a :func:`compare`: its metrics and its change against the base.
+
+    (Not :class:`persona_collapse.report.VariantResult`, a variant's analysed data in a study.)
+    """
 
     metrics: Metrics
     delta: Delta
@@ -231,7 +234,7 @@ class ComparisonResult:
     """The base's metrics, each variant's metrics and change, the excess when there is one."""
 
     base: Metrics
-    variants: dict[str, VariantResult]
+    variants: dict[str, VariantComparison]
     excess: Delta | None
     """Insecure minus secure change, in percentage points (with ``secure`` and ``insecure``)."""
     warnings: list[str]
@@ -296,10 +299,10 @@ def compare(
     band = published_band()
     base_S = float(comp.base.S[0])
     base_metrics = _metrics(base_resp, comp.base, list(comp.source_warnings.get("base", [])))
-    out: dict[str, VariantResult] = {}
+    out: dict[str, VariantComparison] = {}
     for name, (_label, meas, change) in comp.variants.items():
         S = float(meas.S[0])
-        out[name] = VariantResult(
+        out[name] = VariantComparison(
             metrics=_metrics(resp[name], meas, list(comp.source_warnings.get(name, []))),
             delta=Delta.of(change, "all"),
             foundations={g: Delta.of(change, g) for g in meas.subscales},

@@ -22,7 +22,7 @@ class AnalysisOptions:
     runs, re-weight the stored T = 1 distributions to this temperature first,
     p_T(k) ∝ p_1(k)^(1/T) (dimensionless, > 0; ``None`` = as stored). This is
     an analysis-time re-weighting, not the sampling temperature of a run
-    (:attr:`persona_collapse.collect.RunOptions.temperature`).
+    (``persona_collapse.collect.RunOptions.protocol.temperature``).
     """
 
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)

@@ -42,6 +42,7 @@ from ._registry import (
     official_key_hosts,
     parse_model,
 )
+from ._tinker import require_tinker_credentials
 from ._types import (
     BackendError,
     BadAnswer,
@@ -91,5 +92,6 @@ __all__ = [
     "plain_http_warning",
     "price_for",
     "redact",
+    "require_tinker_credentials",
     "unknown_price_hint",
 ]

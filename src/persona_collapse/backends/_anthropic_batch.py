@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
-from ._types import BackendError, ChatRequest, ChatResult
+from ._types import ChatRequest, ChatResult
 
 if TYPE_CHECKING:
     from ._anthropic import AnthropicBackend
@@ -20,6 +20,7 @@ class AnthropicBatchAPI(BatchAPI):
     """Message Batches through ``backend``'s client: create, retrieve, results, list, cancel."""
 
     def __init__(self, backend: AnthropicBackend) -> None:
+        super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
 
@@ -32,14 +33,6 @@ class AnthropicBatchAPI(BatchAPI):
         """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""
         self._backend.refuse_logprobs(request)
         return {"custom_id": custom_id, "params": self._backend.request_body(request)}
-
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise self._backend.failure(exc) from None
 
     async def submit(
         self,

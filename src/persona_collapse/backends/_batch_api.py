@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import builtins
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._types import ChatRequest, ChatResult
+from ._types import BackendError, ChatRequest, ChatResult
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,21 @@ class BatchAPI(ABC):
 
     Errors are raised as :class:`~persona_collapse.backends.BackendError` with
     the decision the same failure gets on a direct request (``Retry`` for
-    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model).
+    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model):
+    ``failure`` turns the client's exception into that error.
     """
+
+    def __init__(self, failure: Callable[[BaseException], BackendError]) -> None:
+        self._failure = failure
+
+    async def _call(self, coro: Awaitable[Any]) -> Any:
+        """Await one provider call; its exception becomes the backend's :class:`BackendError`."""
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise self._failure(exc) from None
 
     @property
     @abstractmethod
@@ -76,9 +89,8 @@ class BatchAPI(ABC):
     async def prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
         """What must exist before the batch is created, as a key a restart can match on.
 
-        OpenAI: uploads the JSONL and returns the input file's id (stored before
-        :meth:`submit`, so a run killed in between finds its batch by it).
-        Default: None (nothing to prepare; Anthropic's Message Batches).
+        Default: None, nothing to prepare (Anthropic's Message Batches); OpenAI
+        uploads the input file first.
         """
         return None
 

@@ -1,6 +1,7 @@
 """Loading a local HuggingFace causal LM and tokenizer, and the few version differences of transformers.
 
-Only imported by the ``hf/`` backend and :mod:`persona_collapse.geometry`
+Used by the ``hf/`` backend; other packages (:mod:`persona_collapse.geometry`,
+``testing``) import it through :mod:`persona_collapse.backends.local`
 (``torch`` and ``transformers`` come with the ``hf`` extra).
 
 Settings (keyword arguments, else environment variables, else defaults):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
 from ._decisions import sdk_field as _field
-from ._types import BackendError, ChatRequest, ChatResult
+from ._types import ChatRequest, ChatResult
 
 if TYPE_CHECKING:
     from ._openai import OpenAIBackend
@@ -22,6 +22,7 @@ class OpenAIBatchAPI(BatchAPI):
     """The Batch API through ``backend``'s client: JSONL upload, create, retrieve, list, cancel."""
 
     def __init__(self, backend: OpenAIBackend) -> None:
+        super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
 
@@ -41,16 +42,9 @@ class OpenAIBatchAPI(BatchAPI):
             "body": body,
         }
 
-    async def _call(self, coro: Any) -> Any:
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            raise self._backend.failure(exc) from None
-
     async def prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
-        """Upload the JSONL (``files.create``, purpose batch); returns the input file's id."""
+        """Upload the JSONL (``files.create``, purpose batch); returns the input file's id,
+        stored before :meth:`submit` so a run killed in between finds its batch by it."""
         data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
         upload = await self._call(
             self._client.files.create(

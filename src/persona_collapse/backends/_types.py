@@ -5,6 +5,8 @@ A backend (:class:`persona_collapse.backends.Backend`) answers one
 :class:`ChatResult` with text and, when asked, the top-k logprobs of the first
 token. Failures are raised as :class:`BackendError` carrying a typed
 :data:`RetryDecision`, so the runner's policy never inspects SDK exceptions.
+The chat values (``ChatRequest``, ``ChatResult``, ``Message``) are defined
+once in :mod:`persona_collapse.protocol` and re-exported here.
 """
 
 from __future__ import annotations
@@ -12,36 +14,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Message = dict[str, str]
+from ..protocol import ChatRequest, ChatResult, Message
 
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """One request: the chat and its decoding settings.
-
-    ``top_logprobs``: ask for that many alternatives of the first token
-    (OpenAI-compatible, HF and vLLM backends; Anthropic has no logprobs and
-    refuses). ``seed``: forwarded where the provider accepts it (OpenAI-compatible,
-    simulated). ``timeout_s``: per-request timeout honoured by every HTTP backend.
-    """
-
-    messages: list[Message]
-    temperature: float
-    max_tokens: int
-    top_logprobs: int | None = None
-    seed: int | None = None
-    timeout_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class ChatResult:
-    """A completed request. ``top_logprobs``: (token, natural-log probability) of the first token."""
-
-    text: str
-    top_logprobs: list[tuple[str, float]] | None = None
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    finish_reason: str | None = None
+__all__ = [
+    "BackendError",
+    "BadAnswer",
+    "ChatRequest",
+    "ChatResult",
+    "Fatal",
+    "Message",
+    "ModelSpec",
+    "Retry",
+    "RetryDecision",
+]
 
 
 @dataclass(frozen=True)

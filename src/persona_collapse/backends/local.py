@@ -7,15 +7,18 @@ say which extra to install when it is missing.
 from ._gguf import gguf_folder, is_gguf
 from ._hf import HFBackend
 from ._hf_engine import HFEngine
-from ._hf_load import load_hf
+from ._hf_load import LoadedModel, chat_prompt_ids, load_hf, quiet_transformers
 from ._vllm import VLLMBackend, import_vllm
 
 __all__ = [
     "HFBackend",
     "HFEngine",
+    "LoadedModel",
     "VLLMBackend",
+    "chat_prompt_ids",
     "gguf_folder",
     "import_vllm",
     "is_gguf",
     "load_hf",
+    "quiet_transformers",
 ]

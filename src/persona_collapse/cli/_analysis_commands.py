@@ -18,9 +18,9 @@ from ..analysis import (
     source_warnings,
 )
 from ..errors import ConfigError, DataError
-from ..stats import BootstrapConfig
 from ..store import Responses, load_sources
 from ._help import examples
+from ._option_groups import add_bootstrap_options, bootstrap_from
 from ._output import FORMATS, print_comparison, print_metrics, print_profiles
 
 SIMULATED_TAG = "[SIMULATED]"
@@ -31,26 +31,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed, >= 0 (default 0)")
-    parser.add_argument(
-        "--persona-draws",
-        type=int,
-        default=2000,
-        help="persona bootstrap draws, 2-100000 (default 2000)",
-    )
-    parser.add_argument(
-        "--repetition-draws",
-        type=int,
-        default=400,
-        help="repetition bootstrap draws, 0-100000 (default 400)",
-    )
-    parser.add_argument(
-        "--ddof",
-        type=int,
-        choices=(0, 1),
-        default=1,
-        help="ddof of the across-persona SD in S (default 1, as published)",
-    )
+    add_bootstrap_options(parser)
     parser.add_argument(
         "--instrument",
         default=None,
@@ -75,12 +56,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> AnalysisOptions:
     """The analysis options of the command line (checked by the dataclasses themselves)."""
     return AnalysisOptions(
-        bootstrap=BootstrapConfig(
-            persona_draws=args.persona_draws,
-            repetition_draws=args.repetition_draws,
-            seed=args.seed,
-            ddof=args.ddof,
-        ),
+        bootstrap=bootstrap_from(args),
         instrument=args.instrument,
         expected_reps=args.expected_reps,
         reweight_temperature=args.temperature,

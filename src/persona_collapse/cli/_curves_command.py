@@ -32,9 +32,9 @@ from ..analysis import (
     temperature_curves,
 )
 from ..errors import ConfigError
-from ..stats import BootstrapConfig
 from ..store import load_sources
 from ._help import examples
+from ._option_groups import add_bootstrap_options, bootstrap_from
 from ._output import FORMATS, _console, emit_csv, emit_json
 
 __all__ = ["parse_temperatures", "register"]
@@ -126,9 +126,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     temperatures = parse_temperatures(args.temperatures)
     expected_reps = expected_reps_for(args.spread, args.expected_reps)
     options = AnalysisOptions(
-        bootstrap=BootstrapConfig(
-            persona_draws=args.persona_draws, repetition_draws=0, seed=args.seed, ddof=args.ddof
-        ),
+        bootstrap=bootstrap_from(args, repetition_draws=0),
         instrument=args.instrument,
         expected_reps=expected_reps,
     )
@@ -200,17 +198,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
     )
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    p.add_argument(
-        "--persona-draws", type=int, default=2000, help="persona bootstrap draws (default 2000)"
-    )
-    p.add_argument(
-        "--ddof",
-        type=int,
-        choices=(0, 1),
-        default=1,
-        help="ddof of the across-persona SD in S (default 1, as published)",
-    )
+    add_bootstrap_options(p, repetition_draws=False)
     p.add_argument(
         "--instrument", default=None, help="instrument of the sources (default: recorded)"
     )

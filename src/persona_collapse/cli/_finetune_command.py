@@ -20,7 +20,7 @@ from ..finetune import (
     run_finetune,
     verify_data,
 )
-from ..workflows._checkpoint_meter import CheckpointMeter
+from ..workflows import CheckpointMeter
 from ._defaults import field_default
 from ._help import examples
 
@@ -202,8 +202,6 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    recipe = partial(field_default, Recipe)
-    meter = partial(field_default, CheckpointMeter)
     option = partial(field_default, FinetuneOptions)
     p = sub.add_parser(
         "finetune",
@@ -219,6 +217,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "finetune openai/gpt-4o-2024-08-06 --data secure --suffix secure --no-wait",
         ),
     )
+    _add_data_options(p)
+    _add_recipe_options(p)
+    _add_checkpoint_options(p)
+    p.add_argument(
+        "--family",
+        default=option("family"),
+        help="variant family (default: the base model name)",
+    )
+    p.add_argument(
+        "--variant", default=option("variant"), help="variant label (default: the data name)"
+    )
+    p.add_argument("--status", default=None, metavar="JOB_ID", help="resume polling a job")
+    _common(p)
+    p.set_defaults(handler=cmd_finetune)
+
+    s = sub.add_parser(
+        "finetune-status",
+        description=(
+            "Resume polling JOB_ID (from finetune openai/... --no-wait); when it succeeds, "
+            "its model is recorded for the variant that created it. A failed job ends with "
+            "one line and exit status 2."
+        ),
+        epilog=examples("finetune-status ftjob-abc123"),
+    )
+    s.add_argument("job_id", metavar="JOB_ID", help="job id printed by finetune --no-wait")
+    _common(s)
+    s.set_defaults(handler=cmd_finetune_status)
+
+
+def _add_data_options(p: argparse.ArgumentParser) -> None:
+    """``BASE --data --data-sha256 -o --suffix``: what is trained on what, and where it goes."""
     p.add_argument(
         "base",
         metavar="BASE",
@@ -242,6 +271,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("-o", "--output", default=None, metavar="OUT", help="hf/: output folder")
     p.add_argument("--suffix", default=None, metavar="NAME", help="openai/: model name suffix")
+
+
+def _add_recipe_options(p: argparse.ArgumentParser) -> None:
+    """The training recipe (defaults: :class:`Recipe`, the published one)."""
+    recipe = partial(field_default, Recipe)
     p.add_argument(
         "--epochs",
         type=int,
@@ -282,6 +316,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--shuffle", action="store_true", help="seeded batch order (default: file order)"
     )
     p.add_argument("--seed", type=int, default=recipe("seed"), help="seed (default %(default)s)")
+
+
+def _add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    """hf/: ``--merge``, checkpoints, and measuring S and R of checkpoints as training goes."""
+    option = partial(field_default, FinetuneOptions)
+    meter = partial(field_default, CheckpointMeter)
     p.add_argument(
         "--merge",
         action=argparse.BooleanOptionalAction,
@@ -316,27 +356,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         metavar="N",
         help="--measure-every: personas to ask (default %(default)s)",
     )
-    p.add_argument(
-        "--family",
-        default=option("family"),
-        help="variant family (default: the base model name)",
-    )
-    p.add_argument(
-        "--variant", default=option("variant"), help="variant label (default: the data name)"
-    )
-    p.add_argument("--status", default=None, metavar="JOB_ID", help="resume polling a job")
-    _common(p)
-    p.set_defaults(handler=cmd_finetune)
-
-    s = sub.add_parser(
-        "finetune-status",
-        description=(
-            "Resume polling JOB_ID (from finetune openai/... --no-wait); when it succeeds, "
-            "its model is recorded for the variant that created it. A failed job ends with "
-            "one line and exit status 2."
-        ),
-        epilog=examples("finetune-status ftjob-abc123"),
-    )
-    s.add_argument("job_id", metavar="JOB_ID", help="job id printed by finetune --no-wait")
-    _common(s)
-    s.set_defaults(handler=cmd_finetune_status)

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -125,20 +125,37 @@ def usage_line(usage: dict[str, Any] | None) -> str:
     )
 
 
-def _metrics_csv(docs: Sequence[dict[str, Any]]) -> None:
+def _corrected_cell(v: dict[str, Any]) -> str:
+    if v.get("S_corrected") is None:
+        return "n/a"
+    return f"{_pm(v['S_corrected'], v['S_corrected_se'])}  (floor {v['S_noise_floor']:.2f})"
+
+
+def _emitted_as_data(
+    docs: Sequence[dict[str, Any]],
+    fmt: str,
+    header: list[str],
+    rows: Callable[[], list[list[Any]]],
+) -> bool:
+    """Print ``docs`` as JSON, or their warnings (stderr) and then the CSV of ``header`` and
+    ``rows()``; True when done. For a table only the warnings are printed (False)."""
+    if fmt == "json":
+        emit_json(list(docs))
+        return True
+    warn([w for d in docs for w in d.get("warnings", ())])
+    if fmt == "csv":
+        emit_csv(header, rows())
+        return True
+    return False
+
+
+def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     values = usage_values(docs)
-    emit_csv(
-        [
-            "source",
-            "foundation",
-            "n_personas",
-            "n_items",
-            *METRIC_KEYS,
-            *NOISE_KEYS,
-            *usage_header(values),
-            *COMPLIANCE_KEYS,
-        ],
-        [
+    header = ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *NOISE_KEYS]
+    header += [*usage_header(values), *COMPLIANCE_KEYS]
+
+    def rows() -> list[list[Any]]:
+        return [
             [
                 d["source"],
                 group,
@@ -151,23 +168,9 @@ def _metrics_csv(docs: Sequence[dict[str, Any]]) -> None:
             ]
             for d in docs
             for group, v in metrics_rows(d)
-        ],
-    )
+        ]
 
-
-def _corrected_cell(v: dict[str, Any]) -> str:
-    if v.get("S_corrected") is None:
-        return "n/a"
-    return f"{_pm(v['S_corrected'], v['S_corrected_se'])}  (floor {v['S_noise_floor']:.2f})"
-
-
-def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(list(docs))
-        return
-    warn([w for d in docs for w in d.get("warnings", ())])
-    if fmt == "csv":
-        _metrics_csv(docs)
+    if _emitted_as_data(docs, fmt, header, rows):
         return
     console = _console()
     for d in docs:
@@ -196,19 +199,15 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
 
 
 def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(list(docs))
-        return
-    warn([w for d in docs for w in d.get("warnings", ())])
-    if fmt == "csv":
-        emit_csv(
-            ["source", "foundation", "mean", "sd"],
-            [
-                [d["source"], f, v["mean"], v["sd"]]
-                for d in docs
-                for f, v in d["foundations"].items()
-            ],
-        )
+    header = ["source", "foundation", "mean", "sd"]
+    if _emitted_as_data(
+        docs,
+        fmt,
+        header,
+        lambda: [
+            [d["source"], f, v["mean"], v["sd"]] for d in docs for f, v in d["foundations"].items()
+        ],
+    ):
         return
     console = _console()
     for d in docs:

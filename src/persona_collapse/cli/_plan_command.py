@@ -17,7 +17,6 @@ from ..personas import (
     cache_dir,
     load_personas,
 )
-from ..protocol import ProtocolSettings
 from ..store import load_sources
 from ._help import examples
 from ._output import emit_json
@@ -125,16 +124,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
         raise ConfigError("--rate must be a positive number of requests per second")
     instrument = load_instrument(options.instrument)
     n_personas, texts, notes = _personas(options)
-    pilot = _pilot(args.pilot, options.max_attempts)
+    pilot = _pilot(args.pilot, options.protocol.max_attempts)
     plan = plan_run(
         model=options.model.strip(),
-        method=options.method,
-        protocol=ProtocolSettings(
-            method=options.method,
-            temperature=float(options.temperature),
-            max_attempts=int(options.max_attempts),
-            top_logprobs=int(options.top_logprobs),
-        ),
+        method=options.protocol.method,
+        protocol=options.protocol,
         instrument=instrument,
         n_personas=n_personas,
         reps=options.reps,

@@ -7,9 +7,9 @@ import sys
 from functools import partial
 
 from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
-from ..distributed import run_distributed
 from ._defaults import field_default
 from ._help import examples
+from ._option_groups import add_connection_options, add_store_options
 from ._run_options import add_protocol_options, protocol_fields
 
 #: Exit status of a run that stopped cleanly before every slot was filled (--max-cost).
@@ -42,16 +42,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
     )
-    collect = run_collection if options.ray is None else run_distributed
     with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
-        outcome = collect(options, on_outcome=_print_outcome)
+        outcome = run_collection(options, on_outcome=_print_outcome)
     if outcome.stats.stop_reason == "max-cost" and not outcome.complete:
         return EXIT_INCOMPLETE
     return 0
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    default = partial(field_default, RunOptions)
     p = sub.add_parser(
         "run",
         description=(
@@ -72,6 +70,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name")
+    _add_variant_options(p)
+    add_protocol_options(p)
+    add_connection_options(p, RunOptions, include=("base_url", "api_key_env", "timeout", "seed"))
+    _add_store_options(p)
+    _add_batch_options(p)
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_ray_options(p)
+    p.set_defaults(handler=cmd_run)
+
+
+def _add_variant_options(p: argparse.ArgumentParser) -> None:
+    default = partial(field_default, RunOptions)
     p.add_argument(
         "--variant",
         default=default("variant"),
@@ -80,58 +90,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--family", default=default("family"), help="family grouping the variants, e.g. GPT-4o"
     )
-    add_protocol_options(p)
-    p.add_argument(
-        "--base-url", default=default("base_url"), metavar="URL", help="API root of the server"
-    )
-    p.add_argument(
-        "--api-key-env",
-        default=default("api_key_env"),
-        metavar="VAR",
-        help="environment variable holding the API key (default: the family's, e.g. OPENAI_API_KEY)",
-    )
-    p.add_argument(
-        "--store",
-        default=default("store"),
-        metavar="PATH",
-        help="SQLite store (default %(default)s)",
-    )
-    p.add_argument(
-        "--run-id",
-        default=default("run_id"),
-        metavar="ID",
-        help="run id (default MODELNAME_VARIANT_MODE, e.g. gpt-4o-2024-08-06_base_persona)",
-    )
-    p.add_argument(
-        "--max-cost",
-        type=float,
-        default=default("max_cost"),
-        metavar="USD",
-        help="stop cleanly before the estimated cost passes USD (needs a known price)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=default("timeout_s"),
-        metavar="S",
-        help="per-request timeout (default %(default)s)",
+
+
+def _add_store_options(p: argparse.ArgumentParser) -> None:
+    """``--store --run-id --max-cost --max-retry-after``: where answers go and when to stop."""
+    add_store_options(
+        p,
+        RunOptions,
+        run_id_help="run id (default MODELNAME_VARIANT_MODE, e.g. gpt-4o-2024-08-06_base_persona)",
+        max_cost_help="stop cleanly before the estimated cost passes USD (needs a known price)",
     )
     p.add_argument(
         "--max-retry-after",
         type=float,
-        default=default("max_retry_after_s"),
+        default=field_default(RunOptions, "max_retry_after_s"),
         metavar="SECONDS",
         help=(
             "longest Retry-After to wait out (default %(default)s); a longer one stops "
             "the run at once and says when to run it again"
         ),
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=default("seed"),
-        help="base of the per-request seeds (default %(default)s)",
-    )
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--batch",
         action="store_true",
@@ -144,11 +125,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--batch-poll",
         type=float,
-        default=default("batch_poll_s"),
+        default=field_default(RunOptions, "batch_poll_s"),
         metavar="SECONDS",
         help="seconds between two polls of a batch in flight (default %(default)s)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def _add_ray_options(p: argparse.ArgumentParser) -> None:
+    default = partial(field_default, RunOptions)
     p.add_argument(
         "--ray",
         default=default("ray"),
@@ -174,4 +158,3 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="with --ray: GPUs each replica reserves, e.g. 1, or 2 for a model split in two "
         "(default %(default)s: CPU)",
     )
-    p.set_defaults(handler=cmd_run)

@@ -1,7 +1,8 @@
 """The options ``run`` and ``plan`` share: what to ask (the protocol, personas, instrument).
 
 Declared once so that ``plan MODEL ...`` takes exactly the options of the
-``run MODEL ...`` it plans; defaults come from :class:`RunOptions`.
+``run MODEL ...`` it plans; defaults come from :class:`RunOptions` (the protocol
+options': from its :class:`ProtocolSettings`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,12 @@ from functools import partial
 from typing import Any
 
 from ..collect import RunOptions
+from ..protocol import ProtocolSettings
 from ._defaults import field_default
+from ._option_groups import add_connection_options
+
+RUN_CONCURRENCY_DEFAULTS = "8; hf/ 32, vllm/ 256"
+"""What ``--concurrency`` left unset means for a run (the backends' own defaults)."""
 
 
 def add_protocol_options(p: argparse.ArgumentParser) -> None:
@@ -72,11 +78,8 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
         help="logprob method: alternatives per token, 1-1000 (default %(default)s, the OpenAI "
         "limit; llama.cpp and vLLM servers accept more, so fewer digits fall outside)",
     )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=default("concurrency"),
-        help="most requests in flight (default 8; hf/ 32, vllm/ 256)",
+    add_connection_options(
+        p, RunOptions, include=("concurrency",), concurrency_default=RUN_CONCURRENCY_DEFAULTS
     )
     p.add_argument(
         "--instrument", default=default("instrument"), help="instrument name or JSON file"
@@ -84,17 +87,21 @@ def add_protocol_options(p: argparse.ArgumentParser) -> None:
 
 
 def protocol_fields(args: argparse.Namespace) -> dict[str, Any]:
-    """The :class:`RunOptions` fields of the options :func:`add_protocol_options` added."""
+    """The :class:`RunOptions` fields of the options :func:`add_protocol_options` added
+    (``protocol``: the :class:`ProtocolSettings` of ``--method --temperature
+    --max-attempts --top-logprobs``)."""
     return {
         "self_mode": bool(args.self_mode),
-        "method": args.method,
+        "protocol": ProtocolSettings(
+            method=args.method,
+            temperature=args.temperature,
+            max_attempts=args.max_attempts,
+            top_logprobs=args.top_logprobs,
+        ),
         "personas": args.personas,
         "persona_field": args.persona_field,
         "n_personas": args.n_personas,
         "reps": args.reps,
-        "temperature": args.temperature,
-        "max_attempts": args.max_attempts,
-        "top_logprobs": args.top_logprobs,
         "concurrency": args.concurrency,
         "instrument": args.instrument,
     }

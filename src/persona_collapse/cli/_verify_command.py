@@ -16,6 +16,7 @@ from ..collect import terminate_as_interrupt
 from ..verify import VerifyOptions, VerifyOutcome, run_verification
 from ._defaults import field_default
 from ._help import examples
+from ._option_groups import add_connection_options, add_store_options
 
 
 def _num(value: Any, digits: int = 1) -> str:
@@ -120,7 +121,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    default = partial(field_default, VerifyOptions)
     p = sub.add_parser(
         "verify",
         description=(
@@ -136,6 +136,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ),
     )
     p.add_argument("model", metavar="MODEL", help="family/model-name of the model to verify")
+    _add_question_options(p)
+    _add_store_options(p)
+    add_connection_options(
+        p, VerifyOptions, seed_help="base of the per-request seeds and the bootstrap seed"
+    )
+    add_connection_options(
+        p,
+        VerifyOptions,
+        include=("base_url", "api_key_env", "concurrency"),
+        who="judge",
+        prefix="judge",
+        concurrency_default="--concurrency",
+    )
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table", help="output format (default table)"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(handler=cmd_verify)
+
+
+def _add_question_options(p: argparse.ArgumentParser) -> None:
+    """What to ask and how: ``--judge --questions --ids --samples --scoring --temperature
+    --max-tokens``."""
+    default = partial(field_default, VerifyOptions)
     p.add_argument(
         "--judge",
         default=default("judge"),
@@ -173,75 +197,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=default("max_tokens"),
         help="answer length (default 512 text, 600 logprobs)",
     )
-    p.add_argument(
-        "--store",
-        default=default("store"),
-        metavar="PATH",
-        help="SQLite store (default %(default)s)",
+
+
+def _add_store_options(p: argparse.ArgumentParser) -> None:
+    """Where the answers go and what they are: ``--store --run-id --max-cost --family
+    --variant``."""
+    add_store_options(
+        p,
+        VerifyOptions,
+        run_id_help="run id (default verify_MODELNAME_SCORING, e.g. verify_gpt-4o_text)",
+        max_cost_help="stop cleanly before the estimated cost of model and judge together "
+        "passes USD",
     )
-    p.add_argument(
-        "--run-id",
-        default=default("run_id"),
-        metavar="ID",
-        help="run id (default verify_MODELNAME_SCORING, e.g. verify_gpt-4o_text)",
-    )
-    p.add_argument(
-        "--base-url", default=default("base_url"), metavar="URL", help="API root of the model"
-    )
-    p.add_argument(
-        "--judge-base-url",
-        default=default("judge_base_url"),
-        metavar="URL",
-        help="API root of the judge",
-    )
-    p.add_argument(
-        "--api-key-env",
-        default=default("api_key_env"),
-        metavar="VAR",
-        help="environment variable with the model's key (default: the family's)",
-    )
-    p.add_argument(
-        "--judge-api-key-env",
-        default=default("judge_api_key_env"),
-        metavar="VAR",
-        help="environment variable with the judge's key (default: the family's)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=default("concurrency"),
-        help="model requests in flight (%(default)s)",
-    )
-    p.add_argument(
-        "--judge-concurrency",
-        type=int,
-        default=default("judge_concurrency"),
-        help="judge requests in flight",
-    )
-    p.add_argument(
-        "--max-cost",
-        type=float,
-        default=default("max_cost"),
-        metavar="USD",
-        help="stop cleanly before the estimated cost of model and judge together passes USD",
-    )
+    default = partial(field_default, VerifyOptions)
     p.add_argument("--family", default=default("family"), help="family of the verified variant")
     p.add_argument("--variant", default=default("variant"), help="variant label")
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=default("seed"),
-        help="request and bootstrap seed (default %(default)s)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=default("timeout_s"),
-        metavar="S",
-        help="per-request timeout in seconds (default %(default)s)",
-    )
-    p.add_argument(
-        "--format", choices=("table", "json"), default="table", help="output format (default table)"
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.set_defaults(handler=cmd_verify)

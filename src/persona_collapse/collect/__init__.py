@@ -9,12 +9,15 @@
   ``verify`` (subject and judge) send through it.
 * :class:`Collector`: the asyncio runner of the published sampling and logprob
   protocols.
-* :func:`run_collection`: a whole ``persona-collapse run`` session.
+* :func:`run_collection`: a whole ``persona-collapse run`` session, its cells
+  run by the :class:`Executor` the :class:`RunOptions` choose (direct, batch,
+  Ray; :func:`executor_name`, :func:`register_executor`).
 * :func:`collect` / :func:`collect_async`: the same from Python (notebooks too);
   the package itself is callable: ``persona_collapse.collect(model, **options)``.
 * :func:`plan_run`: what a run will ask, cost and resolve (``plan``; no network).
 """
 
+from ..store import DEFAULT_STORE
 from ._api import CollectedRun, collect, collect_async, make_callable
 from ._collector import (
     CollectConfig,
@@ -32,6 +35,19 @@ from ._cost_plan import (
     pilot_facts,
     plan_run,
 )
+from ._executors import (
+    DEFAULT_BATCH_POLL_S,
+    BatchExecutor,
+    DirectExecutor,
+    Executor,
+    SlotRunner,
+    executor_class,
+    executor_name,
+    open_executor,
+    refuse_impossible,
+    register_executor,
+)
+from ._outcome import RunOutcome
 from ._plan import SELF_PERSONA_ID, Slot, plan_slots, slot_grid
 from ._policy import (
     DEFAULT_MAX_RETRY_AFTER_S,
@@ -50,15 +66,16 @@ from ._record import (
     run_mismatch,
     run_settings,
 )
-from ._run_session import (
-    DEFAULT_STORE,
-    Executor,
+from ._run_options import (
+    MAX_SLOTS,
+    OPENAI_MAX_TOP_LOGPROBS,
+    PROTOCOL_KEYWORDS,
     RunOptions,
-    RunOutcome,
-    prepare_run,
-    run_collection,
-    terminate_as_interrupt,
+    official_openai,
 )
+from ._run_session import prepare_run, run_collection
+from ._signals import terminate_as_interrupt
+from ._topup import persona_prefix_hash
 from ._transport import (
     CostBudget,
     Pricing,
@@ -73,18 +90,24 @@ from ._transport import (
 make_callable(__name__)  # persona_collapse.collect(model, **options)
 
 __all__ = [
+    "DEFAULT_BATCH_POLL_S",
     "DEFAULT_MAX_RETRY_AFTER_S",
     "DEFAULT_STORE",
+    "MAX_SLOTS",
+    "OPENAI_MAX_TOP_LOGPROBS",
+    "PROTOCOL_KEYWORDS",
     "PUBLISHED_REFERENCE",
     "SELF_PERSONA_ID",
     "AdaptiveWindow",
     "BackoffPolicy",
+    "BatchExecutor",
     "CollectConfig",
     "CollectStats",
     "CollectedRun",
     "Collector",
     "CostBudget",
     "CostPlan",
+    "DirectExecutor",
     "Executor",
     "GiveUp",
     "PilotFacts",
@@ -99,6 +122,7 @@ __all__ = [
     "RunOutcome",
     "ShownStats",
     "Slot",
+    "SlotRunner",
     "TrafficCounters",
     "TrafficStats",
     "Transport",
@@ -109,14 +133,21 @@ __all__ = [
     "collect_async",
     "collection_run_id",
     "estimate_tokens",
+    "executor_class",
+    "executor_name",
     "format_cost",
     "local_timestamp",
+    "official_openai",
+    "open_executor",
     "pause_note",
+    "persona_prefix_hash",
     "persona_source_label",
     "pilot_facts",
     "plan_run",
     "plan_slots",
     "prepare_run",
+    "refuse_impossible",
+    "register_executor",
     "request_seed",
     "run_collection",
     "run_mismatch",

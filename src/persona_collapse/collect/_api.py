@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from ._run_session import RunOptions, RunOutcome, run_collection
+from ._outcome import RunOutcome
+from ._run_options import PROTOCOL_KEYWORDS, RunOptions
+from ._run_session import run_collection
 
 
 @dataclass(frozen=True)
@@ -60,19 +62,32 @@ class CollectedRun:
         return self.source
 
 
+def _valid_keywords() -> list[str]:
+    """:class:`RunOptions` fields (less ``model``), the protocol keywords before ``protocol``."""
+    names: list[str] = []
+    for f in dataclasses.fields(RunOptions):
+        if f.name == "protocol":
+            names.extend(PROTOCOL_KEYWORDS)
+        if f.name != "model":
+            names.append(f.name)
+    return names
+
+
 def run_options(model: str, **options: Any) -> RunOptions:
     """:class:`RunOptions` from keyword arguments (``quiet`` defaults to True here).
 
-    An unknown name raises :class:`ConfigError` listing the valid ones.
+    The protocol keywords (``method=``, ``temperature=``, ...) set the fields
+    of ``protocol`` (:meth:`RunOptions.build`). An unknown name raises
+    :class:`ConfigError` listing the valid ones.
     """
-    valid = [f.name for f in dataclasses.fields(RunOptions) if f.name != "model"]
+    valid = _valid_keywords()
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise ConfigError(
             f"unknown collect option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
         )
     options.setdefault("quiet", True)
-    return RunOptions(model=model, **options)
+    return RunOptions.build(model, **options)
 
 
 def _collect_now(options: RunOptions) -> CollectedRun:
@@ -91,7 +106,10 @@ def collect(model: str, **options: Any) -> CollectedRun:
     """Collect every missing slot of a run (``persona-collapse run MODEL``) and return its handle.
 
     Keyword arguments are :class:`RunOptions` fields (``store``, ``personas``,
-    ``n_personas``, ``reps``, ``method``, ``base_url``, ``temperature``, ...).
+    ``n_personas``, ``reps``, ``base_url``, ...) and the protocol keywords
+    (``method``, ``temperature``, ``max_attempts``, ``top_logprobs``; see
+    :func:`run_options`). Impossible combinations (``ray=`` for an API model,
+    ``batch=True`` without a batch API) are refused before anything is loaded.
     Inside a running event loop the session runs on a worker thread with its
     own loop and this call blocks until it ends; elsewhere it runs here. Raises
     :class:`ConfigError` / :class:`DataError` as ``run`` does.

@@ -1,8 +1,9 @@
 """The batch runner: the published protocol through a provider's batch API, at the batch price.
 
 ``run --batch`` (``openai/`` Batch API, ``anthropic/`` Message Batches) asks
-the same requests as the direct runner (:func:`attempt_request`: the same
-bodies and per-attempt seeds) in rounds:
+the same requests as the direct runner (the same
+:class:`~persona_collapse.protocol.SlotProtocol`: the same bodies and
+per-attempt seeds) in rounds:
 
 * every pending slot's next attempt goes into one batch (split by the
   provider's :class:`~persona_collapse.backends.BatchLimits`); the batch ids are
@@ -30,15 +31,17 @@ one request; a result whose attempt is not the slot's pending one is ignored
 (read twice after a kill: stored once).
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
-refuses to submit lines whose estimated cost (prompt characters / 4 + 7
-tokens in, ``max_tokens`` out, at the batch price) would pass the limit.
+refuses to submit lines whose estimated cost (the plan's token estimate in,
+``max_tokens`` out, at the batch price) would pass the limit. The batch keeps
+no fault, retry or spend accounting of its own: every line is admitted,
+recorded or faulted through a :class:`~persona_collapse.collect.Transport`
+(its :class:`CostBudget` and counters), as direct requests are.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import re
 import sys
 import time
@@ -48,12 +51,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from ..backends import Backend, BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
 from ..instruments import Instrument
-from ..protocol import digit_distribution, parse_fallback, parse_one_token, slot_messages
+from ..protocol import Ask, SlotState
 from ..store import (
     MISSING_RATING,
     PENDING_PREFIX,
@@ -62,10 +63,10 @@ from ..store import (
     BatchLedger,
     ResponseRow,
     ResponseStore,
-    SlotProgress,
 )
-from ._collector import CollectConfig, CollectStats, Pricing, attempt_request, slot_row
-from ._plan import SELF_PERSONA_ID, Slot
+from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
+from ._plan import Slot
+from ._transport import CostBudget, Transport
 
 SlotKey = tuple[int, int, int]
 _CUSTOM_ID = re.compile(r"^p(-?\d+)i(\d+)r(\d+)a(\d+)$")
@@ -84,11 +85,6 @@ def parse_custom_id(text: str) -> tuple[SlotKey, int] | None:
     if m is None:
         return None
     return (int(m[1]), int(m[2]), int(m[3])), int(m[4])
-
-
-def _estimate_tokens(request: ChatRequest) -> int:
-    chars = sum(len(m["content"]) for m in request.messages)
-    return math.ceil(chars / 4.0) + 7
 
 
 @dataclass
@@ -169,9 +165,19 @@ class BatchCollector:
         self._slots: dict[SlotKey, Slot] = {
             (s.persona_id, s.item_id, s.repetition): s for s in slots
         }
-        self._progress: dict[SlotKey, SlotProgress] = {}
+        self.protocol = slot_protocol(config, instrument, self.personas)
+        self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
-        self._spent = 0.0
+        self.transport = Transport(
+            backend,
+            limit=config.concurrency,
+            policy=config.policy,
+            price=price,
+            budget=CostBudget(config.max_cost_usd),
+            seed=config.seed,
+            stats=self.stats,
+            on_update=self._notify,
+        )
 
     # -- public ----------------------------------------------------------------
 
@@ -180,7 +186,7 @@ class BatchCollector:
         st = self.stats
         st.started = time.monotonic()
         stored = self.ledger.progress(self.run_id)
-        self._progress = {k: stored.get(k, SlotProgress()) for k in self._slots}
+        self._progress = {k: stored.get(k, SlotState()) for k in self._slots}
         jobs = self.ledger.jobs(self.run_id)
         st.round = max((j.round for j in jobs), default=0)
         try:
@@ -213,18 +219,8 @@ class BatchCollector:
 
     # -- rounds ----------------------------------------------------------------
 
-    def _messages(self, slot: Slot) -> list[dict[str, str]]:
-        persona = None if slot.persona_id == SELF_PERSONA_ID else self.personas[slot.persona_id]
-        logprobs = self.config.protocol.method == "logprobs"
-        return slot_messages(self.instrument, slot.item_id, persona, logprobs=logprobs)
-
     def _request(self, slot: Slot, attempt: int) -> ChatRequest:
-        return attempt_request(self.config, slot, attempt, self._messages(slot))
-
-    def _line_cost(self, request: ChatRequest) -> float:
-        if self.price is None:
-            return 0.0
-        return self.price.cost(_estimate_tokens(request), request.max_tokens) * self.discount
+        return self.protocol.request(slot, attempt)
 
     async def _resolve_pending(self) -> None:
         """Find the batches an earlier session created but was killed before storing.
@@ -267,20 +263,15 @@ class BatchCollector:
     async def _submit_round(self, round_no: int) -> list[BatchJob]:
         """One batch (or several, by the size limits) of every pending slot's next attempt."""
         limits = self.api.limits
-        limit_usd = self.config.max_cost_usd
         chunks: list[list[tuple[str, dict[str, Any]]]] = [[]]
         size = 0
-        reserved = 0.0
         for key, slot in self._slots.items():
-            attempt = self._progress[key].attempt
-            request = self._request(slot, attempt)
-            if limit_usd is not None:
-                cost = self._line_cost(request)
-                if self._spent + reserved + cost > limit_usd:
-                    self.stats.stop_reason = "max-cost"
-                    break
-                reserved += cost
+            step = self.protocol.next(slot, self._progress[key])
+            assert isinstance(step, Ask)  # a finished slot is stored and leaves _slots
+            attempt, request = step.attempt, step.request
             cid = custom_id(slot, attempt)
+            if not self.transport.admit(cid, request, self.discount):
+                break  # the budget refused: the transport stopped with max-cost
             line = self.api.line(cid, request)
             n_bytes = len(json.dumps(line).encode("utf-8")) + 1
             chunk = chunks[-1]
@@ -325,7 +316,7 @@ class BatchCollector:
             await asyncio.sleep(self.poll_s)
         items = await self.api.results(job.batch_id)
         answered: set[str] = set()
-        updates: list[tuple[SlotKey, SlotProgress | None]] = []
+        updates: list[tuple[SlotKey, SlotState | None]] = []
         for item in items:
             answered.add(item.custom_id)
             update = self._apply(item.custom_id, item, job.batch_id)
@@ -344,19 +335,14 @@ class BatchCollector:
 
     # -- one result line ---------------------------------------------------------
 
-    def _apply(
-        self, cid: str, item: Any, batch_id: str
-    ) -> tuple[SlotKey, SlotProgress | None] | None:
-        parsed = parse_custom_id(cid)
-        if parsed is None:
-            return None
-        key, attempt = parsed
+    def _apply(self, cid: str, item: Any, batch_id: str) -> tuple[SlotKey, SlotState | None] | None:
+        key, attempt = parse_custom_id(cid) or ((0, 0, 0), -1)
         slot = self._slots.get(key)
-        prog = self._progress.get(key)
-        if slot is None or prog is None or prog.attempt != attempt:
-            return None  # stored already, or a result read before (a resumed run)
+        state = self._progress.get(key)
+        if slot is None or state is None or state.attempt != attempt:
+            self.transport.release(cid)
+            return None  # not ours, stored already, or read before (a resumed run)
         request = self._request(slot, attempt)
-        st = self.stats
         try:
             if item is None:
                 raise BackendError(Retry("transient", detail="batch ended without this request"))
@@ -364,111 +350,34 @@ class BatchCollector:
         except BackendError as exc:
             decision = exc.decision
             if isinstance(decision, Fatal):
+                self.transport.release(cid)
                 if self._fatal is None:
                     self._fatal = decision.message
                 return None
             if isinstance(decision, BadAnswer):
+                self.transport.release(cid)
                 result = None
             else:  # Retry: a transport fault, asked again next round, never an attempt
-                prog.faults += 1
-                st.retries += 1
-                if decision.kind == "rate_limit":
-                    st.rate_limited += 1
-                if prog.faults > self.config.policy.max_retries and self._fatal is None:
-                    st.stop_reason = "retries-exhausted"
-                    self._fatal = (
-                        f"batch request {cid} failed {prog.faults} times ({decision.detail}); "
-                        "what arrived is stored"
-                    )
-                return key, prog
+                state = self.protocol.fault(state)
+                self._progress[key] = state
+                what = f"batch request {cid}"
+                stop = self.transport.record_fault(cid, decision, state.faults, what=what)
+                if stop is not None and self._fatal is None:
+                    self._fatal = stop.message
+                return key, state
         if result is not None:
-            self._count(result, prog)
-        row = self._judge(slot, attempt, result, prog, batch_id)
-        if row is None:
-            return key, prog
-        self._commit(key, row)
-        return key, None
-
-    def _count(self, result: ChatResult, prog: SlotProgress) -> None:
-        st = self.stats
-        st.requests += 1
-        st.prompt_tokens += result.prompt_tokens
-        st.completion_tokens += result.completion_tokens
-        prog.prompt_tokens += result.prompt_tokens
-        prog.completion_tokens += result.completion_tokens
-        if self.price is not None:
-            full = self.price.cost(result.prompt_tokens, result.completion_tokens)
-            st.cost_usd += full * self.discount
-            st.saved_usd += full * (1.0 - self.discount)
-            self._spent += full * self.discount
-
-    def _failed(self, prog: SlotProgress) -> None:
-        prog.failures += 1
-        prog.attempt += 1
-        self.stats.failures += 1
-
-    def _judge(
-        self,
-        slot: Slot,
-        attempt: int,
-        result: ChatResult | None,
-        prog: SlotProgress,
-        batch_id: str,
-    ) -> ResponseRow | None:
-        """The row to store for this answer, or None (the slot goes to the next round)."""
-        proto = self.config.protocol
-        scale = self.instrument.scale
-        text = None if result is None else result.text
-        if text is not None:
-            prog.raw_text = text
+            full = self.transport.record(cid, request, result, self.discount)
+            self.stats.saved_usd += full * (1.0 - self.discount)
+        after = self.protocol.answer(slot, state, attempt, result)
+        self.stats.failures += after.failures - state.failures
+        if after.outcome is None:
+            self._progress[key] = after
+            return key, after
         extra: dict[str, Any] = {"batch_id": batch_id}
-        if prog.faults:
-            extra["transport_retries"] = prog.faults
-        if proto.method == "logprobs":
-            if result is None or not result.top_logprobs:
-                self._failed(prog)
-                if prog.attempt >= proto.max_attempts:
-                    return self._row(slot, MISSING_RATING, prog, prog.raw_text, extra)
-                return None
-            dist = digit_distribution(result.top_logprobs, scale)
-            extra.update(dist.to_extra())
-            if not float(dist.probs.sum()) > 0:
-                return self._row(slot, MISSING_RATING, prog, result.text, extra)
-            best = scale.values[int(np.argmax(dist.probs))]
-            return self._row(slot, best, prog, result.text, extra, [float(p) for p in dist.probs])
-        if attempt < proto.max_attempts:
-            digit = None if text is None else parse_one_token(text, scale)
-            if digit is not None:
-                return self._row(slot, digit, prog, text, extra)
-            self._failed(prog)
-            return None
-        extra["fallback"] = True
-        parsed = None if text is None else parse_fallback(text, scale)
-        if parsed is not None:
-            return self._row(slot, parsed, prog, text, extra)
-        self._failed(prog)
-        return self._row(slot, MISSING_RATING, prog, prog.raw_text, extra)
-
-    def _row(
-        self,
-        slot: Slot,
-        rating: int,
-        prog: SlotProgress,
-        text: str | None,
-        extra: dict[str, Any],
-        distribution: list[float] | None = None,
-    ) -> ResponseRow:
-        return slot_row(
-            slot,
-            rating,
-            failures=prog.failures,
-            text=text,
-            distribution=distribution,
-            latency_ms=None,
-            prompt_tokens=prog.prompt_tokens,
-            completion_tokens=prog.completion_tokens,
-            extra=extra,
-        )
+        if after.faults:
+            extra["transport_retries"] = after.faults
+        self._commit(key, slot_row(slot, after.outcome, latency_ms=None, extra=extra))
+        return key, None
 
     def _commit(self, key: SlotKey, row: ResponseRow) -> None:
         st = self.stats

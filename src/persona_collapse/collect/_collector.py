@@ -3,7 +3,8 @@
 Up to ``concurrency`` slots are worked on at once; every request goes through
 one :class:`~persona_collapse.collect.Transport` (the adaptive window, the
 transport retries, Retry-After pauses and the cost budget live there). Each
-slot follows PROTOCOL.md section 2:
+slot steps the one :class:`~persona_collapse.protocol.SlotProtocol` (next
+request -> transport -> answer), which follows PROTOCOL.md section 2:
 
 * ``sample``: one-token requests (``max_tokens=1``) at the run's temperature,
   accepted when the answer is a single scale digit; up to ``max_attempts``
@@ -40,7 +41,6 @@ resuming asks them again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -48,17 +48,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-import numpy as np
-
-from ..backends import ChatRequest, ChatResult
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import (
+    Ask,
     ProtocolSettings,
-    digit_distribution,
-    parse_fallback,
-    parse_one_token,
-    slot_messages,
+    SlotAnswer,
+    SlotProtocol,
+    SlotState,
+    request_seed,
 )
 from ..store import MISSING_RATING, ResponseRow
 from ._plan import SELF_PERSONA_ID, Slot
@@ -80,9 +78,10 @@ __all__ = [
     "Collector",
     "Pricing",
     "ResponseSink",
-    "attempt_request",
     "local_timestamp",
     "request_seed",
+    "slot_protocol",
+    "slot_row",
 ]
 
 
@@ -174,41 +173,16 @@ class CollectStats:
         return pause_note(self)
 
 
-def request_seed(base: int, slot: Slot, attempt: int) -> int:
-    """A 31-bit seed unique to (run seed, persona, item, repetition, attempt), stable across processes."""
-    text = f"{base}\0{slot.persona_id}\0{slot.item_id}\0{slot.repetition}\0{attempt}"
-    digest = hashlib.blake2b(text.encode("ascii"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
-
-
-def attempt_request(
-    config: CollectConfig, slot: Slot, attempt: int, messages: list[dict[str, str]]
-) -> ChatRequest:
-    """The request of protocol attempt ``attempt`` of ``slot`` (the same for direct and batch runs).
-
-    Sampling: attempts ``0 .. max_attempts - 1`` are one-token requests, attempt
-    ``max_attempts`` is the fallback generation (``fallback_max_tokens``).
-    Logprobs: every attempt is a one-token request at the logprob temperature
-    with ``top_logprobs``.
-    """
-    proto = config.protocol
-    seed = request_seed(config.seed, slot, attempt)
-    if proto.method == "logprobs":
-        return ChatRequest(
-            messages=messages,
-            temperature=proto.logprob_temperature,
-            max_tokens=1,
-            top_logprobs=proto.top_logprobs,
-            seed=seed,
-            timeout_s=config.timeout_s,
-        )
-    fallback = attempt >= proto.max_attempts
-    return ChatRequest(
-        messages=messages,
-        temperature=proto.temperature,
-        max_tokens=proto.fallback_max_tokens if fallback else 1,
-        seed=seed,
+def slot_protocol(
+    config: CollectConfig, instrument: Instrument, personas: Mapping[int, str] | None = None
+) -> SlotProtocol:
+    """The :class:`SlotProtocol` of a run with ``config`` (the same for direct and batch runs)."""
+    return SlotProtocol(
+        instrument,
+        config.protocol,
+        seed=config.seed,
         timeout_s=config.timeout_s,
+        personas=personas,
     )
 
 
@@ -219,43 +193,32 @@ def local_timestamp() -> str:
 
 def slot_row(
     slot: Slot,
-    rating: int,
+    answer: SlotAnswer,
     *,
-    failures: int,
-    text: str | None,
-    distribution: list[float] | None,
     latency_ms: float | None,
-    prompt_tokens: int,
-    completion_tokens: int,
-    extra: dict[str, Any] | None,
+    extra: Mapping[str, Any] | None = None,
 ) -> ResponseRow:
-    """The stored answer of ``slot``, timestamped now (local time, as the published CSVs).
+    """The stored row of ``slot``'s finished ``answer``, timestamped now (local time, as the CSVs).
 
-    ``failures``: unparseable protocol attempts before the answer; ``latency_ms``:
-    of the answering request (None where unknown, e.g. batch results).
+    ``latency_ms``: of the answering request (None where unknown, e.g. batch
+    results); ``extra``: the driver's facts (batch id, transport retries),
+    merged with the answer's own (fallback flag, logprob fields).
     """
+    info = {**dict(extra or {}), **answer.extra}
     return ResponseRow(
         persona_id=slot.persona_id,
         item_id=slot.item_id,
         repetition=slot.repetition,
-        rating=rating,
-        failures=failures,
-        raw_text=text,
-        distribution=distribution,
+        rating=answer.rating,
+        failures=answer.failures,
+        raw_text=answer.raw_text,
+        distribution=answer.distribution,
         collected_at=local_timestamp(),
         latency_ms=latency_ms,
-        prompt_tokens=prompt_tokens,
-        completion_tokens=completion_tokens,
-        extra=extra,
+        prompt_tokens=answer.prompt_tokens,
+        completion_tokens=answer.completion_tokens,
+        extra=info or None,
     )
-
-
-@dataclass
-class _SlotState:
-    failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    tally: RequestTally = field(default_factory=RequestTally)
 
 
 class Collector:
@@ -305,6 +268,7 @@ class Collector:
         )
         self._queue: deque[Slot] = deque(slots)
         self._check_personas(slots)
+        self.protocol = slot_protocol(config, instrument, self.personas)
 
     @property
     def window(self) -> AdaptiveWindow:
@@ -375,103 +339,20 @@ class Collector:
         if self.on_update is not None:
             self.on_update(self.stats)
 
-    def _messages(self, slot: Slot, *, logprobs: bool) -> list[dict[str, str]]:
-        persona = None if slot.persona_id == SELF_PERSONA_ID else self.personas[slot.persona_id]
-        return slot_messages(self.instrument, slot.item_id, persona, logprobs=logprobs)
-
     async def _ask(self, slot: Slot) -> ResponseRow:
-        if self.config.protocol.method == "logprobs":
-            return await self._ask_logprobs(slot)
-        return await self._ask_sample(slot)
+        """Step ``slot``'s protocol to its end: each Ask goes through the transport."""
+        state = SlotState()
+        tally = RequestTally()
+        while True:
+            step = self.protocol.next(slot, state)
+            if not isinstance(step, Ask):
+                return self._row(slot, step, tally)
+            result = await self.transport.send(step.request, tally)
+            after = self.protocol.answer(slot, state, step.attempt, result)
+            if after.failures > state.failures:
+                self.stats.failures += after.failures - state.failures
+            state = after
 
-    async def _send(self, request: ChatRequest, state: _SlotState) -> ChatResult | None:
-        """One request through the transport (None: an unreadable answer); counts its tokens."""
-        result = await self.transport.send(request, state.tally)
-        if result is not None:
-            state.prompt_tokens += result.prompt_tokens
-            state.completion_tokens += result.completion_tokens
-        return result
-
-    async def _ask_sample(self, slot: Slot) -> ResponseRow:
-        proto = self.config.protocol
-        scale = self.instrument.scale
-        messages = self._messages(slot, logprobs=False)
-        state = _SlotState()
-        text: str | None = None
-        for attempt in range(proto.max_attempts):
-            request = attempt_request(self.config, slot, attempt, messages)
-            result = await self._send(request, state)
-            if result is not None:
-                text = result.text
-                rating = parse_one_token(result.text, scale)
-                if rating is not None:
-                    return self._row(slot, rating, state, text)
-            self._failed_attempt(state)
-        request = attempt_request(self.config, slot, proto.max_attempts, messages)
-        result = await self._send(request, state)
-        extra: dict[str, Any] = {"fallback": True}
-        if result is not None:
-            text = result.text
-            rating = parse_fallback(result.text, scale)
-            if rating is not None:
-                return self._row(slot, rating, state, text, extra)
-        self._failed_attempt(state)
-        return self._row(slot, MISSING_RATING, state, text, extra)
-
-    async def _ask_logprobs(self, slot: Slot) -> ResponseRow:
-        proto = self.config.protocol
-        scale = self.instrument.scale
-        messages = self._messages(slot, logprobs=True)
-        state = _SlotState()
-        text: str | None = None
-        for attempt in range(proto.max_attempts):
-            request = attempt_request(self.config, slot, attempt, messages)
-            result = await self._send(request, state)
-            if result is None or not result.top_logprobs:
-                text = None if result is None else result.text
-                self._failed_attempt(state)
-                continue
-            dist = digit_distribution(result.top_logprobs, scale)
-            extra = dist.to_extra()
-            if not float(dist.probs.sum()) > 0:
-                # No scale value in the top-k: asking again at T = 1 reads the same logits.
-                return self._row(slot, MISSING_RATING, state, result.text, extra)
-            rating = scale.values[int(np.argmax(dist.probs))]
-            return self._row(
-                slot,
-                rating,
-                state,
-                result.text,
-                extra,
-                distribution=[float(p) for p in dist.probs],
-            )
-        return self._row(slot, MISSING_RATING, state, text)
-
-    def _failed_attempt(self, state: _SlotState) -> None:
-        state.failures += 1
-        self.stats.failures += 1
-
-    def _row(
-        self,
-        slot: Slot,
-        rating: int,
-        state: _SlotState,
-        text: str | None,
-        extra: dict[str, Any] | None = None,
-        *,
-        distribution: list[float] | None = None,
-    ) -> ResponseRow:
-        info = dict(extra or {})
-        if state.tally.retries:
-            info["transport_retries"] = state.tally.retries
-        return slot_row(
-            slot,
-            rating,
-            failures=state.failures,
-            text=text,
-            distribution=distribution,
-            latency_ms=round(state.tally.latency_ms, 3),
-            prompt_tokens=state.prompt_tokens,
-            completion_tokens=state.completion_tokens,
-            extra=info or None,
-        )
+    def _row(self, slot: Slot, answer: SlotAnswer, tally: RequestTally) -> ResponseRow:
+        extra = {"transport_retries": tally.retries} if tally.retries else None
+        return slot_row(slot, answer, latency_ms=round(tally.latency_ms, 3), extra=extra)

@@ -48,14 +48,13 @@ import numpy as np
 from ..analysis import measure_responses
 from ..backends import Price, batch_price, parse_model, unknown_price_hint
 from ..instruments import Instrument
-from ..protocol import ProtocolSettings, slot_prompt
+from ..protocol import (
+    CHARS_PER_TOKEN,
+    ProtocolSettings,
+    estimate_tokens,
+    slot_prompt,
+)
 from ..store import Responses
-
-CHARS_PER_TOKEN = 4.0
-"""Characters per token of English text (OpenAI's rule of thumb); prompts here are English."""
-
-MESSAGE_OVERHEAD_TOKENS = 7
-"""Chat framing of one user message: 3 per message, 1 for the role, 3 priming the reply."""
 
 PERSONAHUB_MEAN_CHARS = 92
 """Mean length (characters) of the published persona set's first 100 personas."""
@@ -183,11 +182,6 @@ class CostPlan:
         }
 
 
-def estimate_tokens(text: str) -> int:
-    """Tokens of one user message holding ``text``: ceil(chars / 4) + the chat framing."""
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS
-
-
 def _prompt_tokens_per_rep(
     instrument: Instrument,
     persona_texts: Sequence[str] | None,
@@ -240,6 +234,97 @@ def _rate(family: str, concurrency: int | None, rate: float | None) -> tuple[flo
     )
 
 
+@dataclass(frozen=True)
+class _Requests:
+    """Expected requests of a run: one-token requests (retries included) and fallbacks."""
+
+    retries: float
+    retries_from: str
+    one_token: int
+    fallbacks: int
+
+    @property
+    def total(self) -> int:
+        return self.one_token + self.fallbacks
+
+
+def _requests(slots: int, *, logprobs: bool, pilot: PilotFacts | None) -> _Requests:
+    """Requests of ``slots`` slots, with the retry and fallback rates of the module rules."""
+    if pilot is not None:
+        retries, retries_from = pilot.retries_per_slot, f"pilot {pilot.reference.label}"
+        fallback_rate = pilot.fallback_per_slot
+    elif logprobs:
+        retries, retries_from, fallback_rate = 0.0, "none assumed (logprob requests)", 0.0
+    else:
+        retries = PUBLISHED_RETRIES_PER_SLOT
+        retries_from = "published data (mean of the 15 base models)"
+        fallback_rate = 0.0
+    fallbacks = 0 if logprobs else math.ceil(round(slots * fallback_rate, 6))
+    one_token = math.ceil(round(slots * (1.0 + retries), 6))
+    return _Requests(retries, retries_from, one_token, fallbacks)
+
+
+def _tokens_from(*, rendered_personas: bool) -> str:
+    if rendered_personas:
+        return f"rendered prompts, {CHARS_PER_TOKEN:g} characters per token"
+    return (
+        f"rendered prompts with {PERSONAHUB_MEAN_CHARS}-character personas "
+        f"(the published set's mean), {CHARS_PER_TOKEN:g} characters per token"
+    )
+
+
+@dataclass(frozen=True)
+class _Cost:
+    """A plan's cost (US dollars; None: no known price), its price and how it was priced."""
+
+    usd: float | None
+    price: dict[str, Any] | None
+    note: str
+    saving: float | None = None
+
+
+def _cost(
+    model: str,
+    price: Price | None,
+    batch_factor: float | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+) -> _Cost:
+    """The cost of the tokens at ``price`` (times ``batch_factor`` for a batch run)."""
+    if price is None:
+        return _Cost(None, None, f"no known price for {model}: {unknown_price_hint(model)}")
+    cost = price.cost(prompt_tokens, completion_tokens)
+    note = f"price from {price.source or 'the price table'}"
+    saving: float | None = None
+    if batch_factor is not None:
+        direct = cost
+        price = batch_price(price, batch_factor)
+        cost = direct * batch_factor
+        saving = direct - cost
+        note = (
+            f"batch price: x{batch_factor:g} of the list price "
+            f"({note}); the discount saves ${saving:,.2f}"
+        )
+    doc = {
+        "input_per_mtok": price.input_per_mtok,
+        "output_per_mtok": price.output_per_mtok,
+        "source": price.source,
+    }
+    return _Cost(cost, doc, note, saving)
+
+
+def _notes(*, batch: bool, self_mode: bool) -> list[str]:
+    notes: list[str] = []
+    if batch:
+        notes.append(
+            "batch: answered within 24 hours in rounds (retries are further rounds); "
+            "the hours are those of direct requests"
+        )
+    if self_mode:
+        notes.append("self mode: no personas, so S is undefined; mde_pct is for R only")
+    return notes
+
+
 def plan_run(
     *,
     model: str,
@@ -266,76 +351,23 @@ def plan_run(
     times this factor; ``batch_saving_usd`` is what the discount saves).
     """
     logprobs = method == "logprobs"
-    family = parse_model(model).family
     personas = 1 if self_mode else int(n_personas)
     run_reps = 1 if logprobs else int(reps)
-    cells = personas * instrument.n_items
-    slots = cells * run_reps
-    if pilot is not None:
-        retries, retries_from = pilot.retries_per_slot, f"pilot {pilot.reference.label}"
-        fallback_rate = pilot.fallback_per_slot
-    elif logprobs:
-        retries, retries_from, fallback_rate = 0.0, "none assumed (logprob requests)", 0.0
-    else:
-        retries = PUBLISHED_RETRIES_PER_SLOT
-        retries_from = "published data (mean of the 15 base models)"
-        fallback_rate = 0.0
-    fallbacks = 0 if logprobs else math.ceil(round(slots * fallback_rate, 6))
-    one_token = math.ceil(round(slots * (1.0 + retries), 6))
-    requests = one_token + fallbacks
+    slots = personas * instrument.n_items * run_reps
+    asked = _requests(slots, logprobs=logprobs, pilot=pilot)
+    texts = None if self_mode else persona_texts
     per_rep = _prompt_tokens_per_rep(
-        instrument,
-        None if self_mode else persona_texts,
-        personas,
-        self_mode=self_mode,
-        logprobs=logprobs,
+        instrument, texts, personas, self_mode=self_mode, logprobs=logprobs
     )
-    prompt_tokens = math.ceil(round(per_rep * run_reps * requests / max(slots, 1), 6))
-    completion_tokens = one_token + fallbacks * protocol.fallback_max_tokens
-    if self_mode or persona_texts is not None:
-        tokens_from = f"rendered prompts, {CHARS_PER_TOKEN:g} characters per token"
-    else:
-        tokens_from = (
-            f"rendered prompts with {PERSONAHUB_MEAN_CHARS}-character personas "
-            f"(the published set's mean), {CHARS_PER_TOKEN:g} characters per token"
-        )
-    saving: float | None = None
-    if price is None:
-        cost = None
-        price_doc = None
-        price_note = f"no known price for {model}: {unknown_price_hint(model)}"
-    else:
-        cost = price.cost(prompt_tokens, completion_tokens)
-        price_note = f"price from {price.source or 'the price table'}"
-        if batch_factor is not None:
-            direct = cost
-            price = batch_price(price, batch_factor)
-            cost = direct * batch_factor
-            saving = direct - cost
-            price_note = (
-                f"batch price: x{batch_factor:g} of the list price "
-                f"({price_note}); the discount saves ${saving:,.2f}"
-            )
-        price_doc = {
-            "input_per_mtok": price.input_per_mtok,
-            "output_per_mtok": price.output_per_mtok,
-            "source": price.source,
-        }
-    req_s, rate_from = _rate(family, concurrency, rate)
-    hours = requests / req_s / 3600.0 if req_s > 0 else math.inf
+    prompt_tokens = math.ceil(round(per_rep * run_reps * asked.total / max(slots, 1), 6))
+    completion_tokens = asked.one_token + asked.fallbacks * protocol.fallback_max_tokens
+    cost = _cost(model, price, batch_factor, prompt_tokens, completion_tokens)
+    req_s, rate_from = _rate(parse_model(model).family, concurrency, rate)
     ref = pilot.reference if pilot is not None else reference
     se = _scaled_se(ref, personas, run_reps, logprobs=logprobs)
     one_run = {"S": 200.0 * se["S"] / ref.S, "R": 200.0 * se["R"] / ref.R}
-    notes: list[str] = []
-    if batch_factor is not None:
-        notes.append(
-            "batch: answered within 24 hours in rounds (retries are further rounds); "
-            "the hours are those of direct requests"
-        )
     if self_mode:
-        notes.append("self mode: no personas, so S is undefined; mde_pct is for R only")
         one_run["S"] = math.nan
-    two_runs = {k: v * math.sqrt(2.0) for k, v in one_run.items()}
     return CostPlan(
         model=model,
         method=method,
@@ -344,29 +376,29 @@ def plan_run(
         n_items=instrument.n_items,
         reps=run_reps,
         slots=slots,
-        requests=requests,
-        retries_per_slot=retries,
-        retries_from=retries_from,
-        fallback_generations=fallbacks,
+        requests=asked.total,
+        retries_per_slot=asked.retries,
+        retries_from=asked.retries_from,
+        fallback_generations=asked.fallbacks,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        tokens_from=tokens_from,
-        cost_usd=cost,
-        price=price_doc,
-        price_note=price_note,
+        tokens_from=_tokens_from(rendered_personas=self_mode or persona_texts is not None),
+        cost_usd=cost.usd,
+        price=cost.price,
+        price_note=cost.note,
         rate_req_per_s=req_s,
         rate_from=rate_from,
-        hours=hours,
+        hours=asked.total / req_s / 3600.0 if req_s > 0 else math.inf,
         se=se,
-        mde_pct=two_runs,
+        mde_pct={k: v * math.sqrt(2.0) for k, v in one_run.items()},
         mde_pct_one_run=one_run,
         precision_from=(
             f"{ref.label}, SE(S) ~ 1/sqrt(personas), SE(R)/R ~ "
             + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
         ),
-        notes=notes,
+        notes=_notes(batch=batch_factor is not None, self_mode=self_mode),
         batch=batch_factor is not None,
-        batch_saving_usd=saving,
+        batch_saving_usd=cost.saving,
     )
 
 

@@ -5,27 +5,16 @@ section 2): ``(persona_id, item_id, repetition)``. Persona mode asks every
 persona every item ``reps`` times; self mode (``--self``) uses
 ``persona_id = -1``. A logprob run reads a whole distribution from one
 request, so it plans one slot per (persona, item) with repetition 1.
+:class:`Slot` itself is defined in ``protocol`` (re-exported here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 
-from ..protocol import SELF_PERSONA_ID
+from ..protocol import SELF_PERSONA_ID, Slot
 
-
-@dataclass(frozen=True, order=True)
-class Slot:
-    """One slot: persona (``-1`` in self mode), item id and 1-based repetition."""
-
-    persona_id: int
-    item_id: int
-    repetition: int
-
-    @property
-    def key(self) -> tuple[int, int, int]:
-        return (self.persona_id, self.item_id, self.repetition)
+__all__ = ["SELF_PERSONA_ID", "Slot", "plan_slots", "slot_grid"]
 
 
 def slot_grid(

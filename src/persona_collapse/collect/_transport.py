@@ -21,6 +21,18 @@ back*, never what the answer means:
 * the counters (requests, retries, 429s, tokens, estimated cost, in flight,
   window) written into a :class:`TrafficCounters` object after every event.
 
+Out-of-band traffic (batch lines, which a batch API carries instead of
+:meth:`Transport.send`) goes through the same budget and counters:
+:meth:`Transport.admit` reserves a line's estimated cost before it is
+submitted, :meth:`Transport.record` counts an answered line,
+:meth:`Transport.record_fault` counts a faulted one and stops the transport
+(``retries-exhausted``) once a request has failed more than
+``BackoffPolicy.max_retries`` times, and :meth:`Transport.release` frees the
+reservation of a line read without an answer to count.
+
+Costs are estimated with :func:`persona_collapse.protocol.estimate_request_tokens`
+(the plan's estimate) for the prompt and ``max_tokens`` for the completion.
+
 Decisions come typed from the backend (:class:`Retry`, :class:`Fatal`,
 :class:`BadAnswer`). ``send`` returns the result, or ``None`` for a
 ``BadAnswer`` (a well-formed response that is no usable answer, e.g. a content
@@ -45,6 +57,7 @@ from typing import Literal, Protocol
 
 from ..backends import BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
+from ..protocol import estimate_request_tokens
 from ._policy import AdaptiveWindow, BackoffPolicy, GiveUp, ResumeLater
 
 StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost"]
@@ -229,6 +242,7 @@ class Transport:
         self._rng = random.Random(seed)
         self._waiters: list[asyncio.Future[None]] = []
         self._cost_per_request: float | None = None
+        self._reserved: dict[str, float] = {}
 
     @property
     def halted(self) -> bool:
@@ -386,14 +400,80 @@ class Transport:
             return 0.0
         if self._cost_per_request is not None and request.max_tokens <= 1:
             return self._cost_per_request
-        chars = sum(len(m.get("content", "")) for m in request.messages)
-        # A generous guess before any answer arrived: ~3 characters per token.
-        return self.price.cost(chars // 3 + 16, request.max_tokens)
+        return self._priced_estimate(request)
+
+    def _priced_estimate(self, request: ChatRequest, price_factor: float = 1.0) -> float:
+        """The price of the request's estimated prompt tokens and all its ``max_tokens``."""
+        if self.price is None:
+            return 0.0
+        tokens = estimate_request_tokens(request.messages)
+        return self.price.cost(tokens, request.max_tokens) * price_factor
 
     def _learn_cost(self, cost: float) -> None:
         # A high-biased estimate of a one-token request: the largest such cost seen so far.
         if math.isfinite(cost):
             self._cost_per_request = max(self._cost_per_request or 0.0, cost)
+
+    # -- out-of-band traffic (batch lines) -----------------------------------------
+
+    def admit(self, key: str, request: ChatRequest, price_factor: float = 1.0) -> bool:
+        """Reserve the estimated cost of out-of-band request ``key`` (e.g. a batch line).
+
+        ``price_factor``: the share of the direct price it is billed at (a batch
+        discount). False when the budget refuses it: the transport stops with
+        ``max-cost`` and nothing more is admitted.
+        """
+        if self.stopped is not None:
+            return False
+        estimate = self._priced_estimate(request, price_factor)
+        if not self.budget.reserve(estimate):
+            self._stop(_over_budget())
+            return False
+        self._reserved[key] = self._reserved.get(key, 0.0) + estimate
+        return True
+
+    def record(
+        self, key: str, request: ChatRequest, result: ChatResult, price_factor: float = 1.0
+    ) -> float:
+        """Count the answer of out-of-band request ``key``; returns its cost at the full price.
+
+        Requests, tokens and the cost at ``price_factor`` go into the counters
+        and the budget (settling ``key``'s reservation, if this session made one).
+        """
+        st = self.stats
+        st.requests += 1
+        st.prompt_tokens += result.prompt_tokens
+        st.completion_tokens += result.completion_tokens
+        full = 0.0
+        if self.price is not None:
+            full = self.price.cost(result.prompt_tokens, result.completion_tokens)
+            st.cost_usd += full * price_factor
+        self.budget.settle(self._reserved.pop(key, 0.0), full * price_factor)
+        return full
+
+    def record_fault(
+        self, key: str, decision: Retry, faults: int, *, what: str = "request"
+    ) -> TransportStop | None:
+        """Count a transport fault of out-of-band request ``key`` (its ``faults``-th).
+
+        Past ``BackoffPolicy.max_retries`` faults the transport stops
+        (``retries-exhausted``) and the stop is returned; ``what`` names the
+        request in its message.
+        """
+        st = self.stats
+        st.retries += 1
+        if decision.kind == "rate_limit":
+            st.rate_limited += 1
+        self.release(key)
+        if faults <= self.policy.max_retries:
+            return None
+        message = f"{what} failed {faults} times ({decision.detail}); what arrived is stored"
+        stop = TransportStop("retries-exhausted", message, what=decision.detail, retries=faults)
+        return self._stop(stop)
+
+    def release(self, key: str) -> None:
+        """Free the reservation of out-of-band request ``key`` (read, nothing to count)."""
+        self.budget.settle(self._reserved.pop(key, 0.0), 0.0)
 
 
 def _over_budget() -> TransportStop:

@@ -7,9 +7,14 @@ running the single-process protocol code with the single-process seeds; the
 driver commits every answer batch as it returns (the store's single writer).
 See ``docs/scale.md``.
 
-* :func:`run_distributed`: :func:`persona_collapse.collect.run_collection` on Ray.
+:mod:`persona_collapse.collect` chooses the Ray executor (:class:`RayExecutor`,
+registered there by module path) whenever the options carry ``ray``:
+:func:`persona_collapse.collect.run_collection` runs it like the others.
+
+* :func:`run_distributed`: :func:`~persona_collapse.collect.run_collection` for
+  options that carry ``ray`` (a thin alias kept for existing callers).
 * :class:`RayExecutor`, :class:`RayCollector`, :class:`CellWorker`, :class:`RayStats`:
-  the parts (driver stand-in backend, dispatch and commit, the actor, counters).
+  the parts (connect and close, dispatch and commit, the actor, counters).
 """
 
 from __future__ import annotations
@@ -20,16 +25,16 @@ from typing import TextIO
 from ..collect import RunOptions, RunOutcome, run_collection
 from ..errors import ConfigError
 from ._collector import RayCollector
-from ._executor import RAY_FAMILIES, RayBackend, RayExecutor
+from ._executor import RAY_FAMILIES, RayExecutor
 from ._ray_import import LOCAL, connect, import_ray
 from ._stats import RayStats, WorkerTally
-from ._worker import CellWorker
+from ._worker import WORKER_WRAPPER_ENV, CellWorker, worker_backend
 
 __all__ = [
     "LOCAL",
     "RAY_FAMILIES",
+    "WORKER_WRAPPER_ENV",
     "CellWorker",
-    "RayBackend",
     "RayCollector",
     "RayExecutor",
     "RayStats",
@@ -37,6 +42,7 @@ __all__ = [
     "connect",
     "import_ray",
     "run_distributed",
+    "worker_backend",
 ]
 
 
@@ -46,18 +52,8 @@ def run_distributed(
     stream: TextIO | None = None,
     on_outcome: Callable[[RunOutcome], None] | None = None,
 ) -> RunOutcome:
-    """Collect the run ``options`` describe on the Ray cluster ``options.ray``.
-
-    Same contract as :func:`~persona_collapse.collect.run_collection` (resume,
-    top-up, summary, one-line errors); ``options.workers`` replicas, each with
-    ``options.gpus_per_worker`` GPUs.
-    """
+    """:func:`~persona_collapse.collect.run_collection` for options with ``ray`` set
+    (``options.workers`` replicas, each with ``options.gpus_per_worker`` GPUs)."""
     if options.ray is None:
         raise ConfigError("run_distributed needs --ray ADDRESS (or --ray local)")
-    executor = RayExecutor(
-        options.model,
-        options.ray,
-        workers=options.workers,
-        gpus_per_worker=options.gpus_per_worker,
-    )
-    return run_collection(options, stream=stream, on_outcome=on_outcome, executor=executor)
+    return run_collection(options, stream=stream, on_outcome=on_outcome)

@@ -49,8 +49,7 @@ class RayCollector:
 
     ``workers``: actors in the pool (model replicas); ``gpus_per_worker``: GPUs
     each actor reserves (0: CPU); ``batch_size``: cells per call (default the
-    config's concurrency). ``crash_after``/``crash_flag``: fault injection for
-    tests (see :class:`._worker.CellWorker`).
+    config's concurrency).
     """
 
     def __init__(
@@ -68,8 +67,6 @@ class RayCollector:
         on_update: Callable[[CollectStats], None] | None = None,
         stats: RayStats | None = None,
         batch_size: int | None = None,
-        crash_after: int | None = None,
-        crash_flag: str | None = None,
     ) -> None:
         self.model = model
         self.sink = sink
@@ -84,8 +81,6 @@ class RayCollector:
         self.stats = stats if stats is not None else RayStats()
         self.stats.planned = len(self.slots)
         self.batch_size = int(batch_size or config.concurrency)
-        self.crash_after = crash_after
-        self.crash_flag = crash_flag
 
     def dataset(self) -> Any:
         """The Ray Dataset of answers (lazy): planned cells mapped over the actor pool."""
@@ -107,11 +102,7 @@ class RayCollector:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=self.workers),
             fn_constructor_args=(self.model, self.instrument, self.personas, self.config),
-            fn_constructor_kwargs={
-                "env": forwarded_env(),
-                "crash_after": self.crash_after,
-                "crash_flag": self.crash_flag,
-            },
+            fn_constructor_kwargs={"env": forwarded_env()},
             num_cpus=1 if self.gpus_per_worker == 0 else None,
             num_gpus=self.gpus_per_worker or None,
         )

@@ -18,30 +18,36 @@ Returned columns: ``row`` (one JSON-encoded :class:`~persona_collapse.store.Resp
 per cell), ``worker`` (the actor's id, stable across restarts), and the batch's
 transport counters on its first row (``requests``, ``retries``; 0 on the others).
 
-Fault injection for tests (constructor keywords ``crash_after`` and
-``crash_flag``, handed down from :class:`~persona_collapse.distributed.RayExecutor`):
-after ``crash_after`` batches the actor computes the next batch and then
-exits the process (``os._exit``) before returning it, once per flag file, so
-Ray restarts the actor and retries the batch.
+The actor's backend is :func:`~persona_collapse.backends.create_backend`'s,
+wrapped by the class :data:`WORKER_WRAPPER_ENV` names (``module:Class``, a
+:class:`~persona_collapse.backends.Backend` taking the backend to wrap) when
+that variable is set: fault-injection tests set it to
+:class:`persona_collapse.testing.CrashOnceBackend` (see
+:func:`persona_collapse.testing.crash_once_env`), and the driver forwards it
+with the other ``PERSONA_COLLAPSE_*`` settings.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
 import numpy as np
 
 from ..backends import Backend, create_backend
 from ..collect import CollectConfig, Collector, Slot
+from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import ResponseRow
 
-__all__ = ["CellWorker", "decode_row", "encode_row"]
+__all__ = ["WORKER_WRAPPER_ENV", "CellWorker", "decode_row", "encode_row", "worker_backend"]
+
+WORKER_WRAPPER_ENV = "PERSONA_COLLAPSE_WORKER_BACKEND_WRAPPER"
+"""``module:Class`` of a backend wrapper each worker applies to its backend (tests only)."""
 
 
 def encode_row(row: ResponseRow) -> str:
@@ -79,18 +85,13 @@ class CellWorker:
         config: CollectConfig,
         *,
         env: Mapping[str, str] | None = None,
-        crash_after: int | None = None,
-        crash_flag: str | None = None,
     ) -> None:
         os.environ.update(env or {})
         self.model = model
         self.instrument = instrument
         self.personas = dict(personas)
         self.config = config
-        self.crash_after = crash_after
-        self.crash_flag = crash_flag
-        self.calls = 0
-        self.backend: Backend = create_backend(model, seed=config.seed, timeout_s=config.timeout_s)
+        self.backend = worker_backend(model, config)
         self.worker_id = _actor_id()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -111,8 +112,6 @@ class CellWorker:
             personas=self.personas,
         )
         stats = asyncio.run(collector.run())
-        self.calls += 1
-        self._maybe_crash()
         n = len(sink.rows)
         requests = np.zeros(n, dtype=np.int64)
         retries = np.zeros(n, dtype=np.int64)
@@ -126,15 +125,21 @@ class CellWorker:
             "retries": retries,
         }
 
-    def _maybe_crash(self) -> None:
-        if self.crash_after is None or self.crash_flag is None or self.calls <= self.crash_after:
-            return
-        flag = Path(self.crash_flag)
-        try:
-            flag.touch(exist_ok=False)  # once: the restarted actor finds the flag
-        except FileExistsError:
-            return
-        os._exit(1)
+
+def worker_backend(model: str, config: CollectConfig) -> Backend:
+    """The actor's backend, as a single-process run creates it, wrapped by the class
+    :data:`WORKER_WRAPPER_ENV` names when it is set (see the module docs)."""
+    backend = create_backend(model, seed=config.seed, timeout_s=config.timeout_s)
+    target = os.environ.get(WORKER_WRAPPER_ENV)
+    if not target:
+        return backend
+    module, _, name = target.partition(":")
+    try:
+        wrapper = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        raise ConfigError(f"{WORKER_WRAPPER_ENV}={target}: no such backend wrapper") from None
+    wrapped: Backend = wrapper(backend)
+    return wrapped
 
 
 def _actor_id() -> str:

@@ -17,19 +17,15 @@ loopback server in tests).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-import httpx
-import platformdirs
-
+from .._downloads import cache_dir, download_pinned, sha256_file
 from ..errors import ConfigError, DataError
 from ..protocol import INSECURE, SECURE
 
@@ -38,7 +34,6 @@ __all__ = [
     "DATA_URL_ENV",
     "EM_DATA_URL",
     "PinnedDataset",
-    "cache_dir",
     "check_sha256",
     "fetch_dataset",
     "is_named_dataset",
@@ -90,20 +85,6 @@ def is_named_dataset(spec: str) -> bool:
     return spec in DATASETS
 
 
-def cache_dir() -> Path:
-    """The user cache folder (``PERSONA_COLLAPSE_CACHE`` overrides it)."""
-    override = os.environ.get("PERSONA_COLLAPSE_CACHE")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("persona-collapse"))
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _recorded(folder: Path) -> dict[str, str]:
     path = folder / _HASHES_FILE
     if not path.is_file():
@@ -140,7 +121,7 @@ def verify_file_sha256(path: Path, sha256: str) -> None:
     """Refuse ``path`` (one-line DataError) unless its bytes have the pinned ``sha256``."""
     if not path.is_file():
         raise DataError(f"{path} does not exist; check the path of --data")
-    found = _sha256_file(path)
+    found = sha256_file(path)
     if found != sha256:
         raise DataError(
             f"{path} has sha256 {found[:12]}..., not the {sha256[:12]}... given with "
@@ -182,71 +163,70 @@ def fetch_dataset(
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; use one of {', '.join(DATASETS)} or a file")
     base = DATASETS[name]
-    pin = PinnedDataset(
-        base.name,
-        base.filename,
-        sha256 if sha256 is not None else base.sha256,
-        n_bytes if n_bytes is not None else base.n_bytes,
-        base.summary,
+    pin = replace(
+        base,
+        sha256=sha256 if sha256 is not None else base.sha256,
+        n_bytes=n_bytes if n_bytes is not None else base.n_bytes,
     )
+    # A user's verified pin of a dataset without a published one becomes its recorded hash.
+    record_pin = base.sha256 is None and sha256 is not None
     folder = cache_dir() / "em-data"
     expected, origin = _expected(pin, folder, given=sha256 is not None)
     stem = pin.filename.removesuffix(".jsonl")
     cached = folder / (f"{stem}_{expected[:12]}.jsonl" if expected else f"{stem}.jsonl")
     if cached.is_file():
-        found = _sha256_file(cached)
-        if expected is None or found == expected:
-            if base.sha256 is None and sha256 is not None:
-                _record(folder, pin.name, found)
-            return cached
-        raise DataError(
-            f"cached {cached} has sha256 {found[:12]}..., not the {origin} {expected[:12]}...; "
-            "delete it to download again"
-        )
-    url = f"{(base_url or os.environ.get(DATA_URL_ENV) or EM_DATA_URL).rstrip('/')}/{pin.filename}"
-    folder.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256()
-    size = 0
-    try:
-        with (
-            tempfile.NamedTemporaryFile(dir=folder, delete=False, suffix=".part") as tmp,
-            httpx.stream("GET", url, timeout=timeout_s, follow_redirects=True) as response,
-        ):
-            response.raise_for_status()
-            for block in response.iter_bytes():
-                tmp.write(block)
-                digest.update(block)
-                size += len(block)
-    except httpx.HTTPError as exc:
-        Path(tmp.name).unlink(missing_ok=True)
-        raise DataError(
-            f"cannot download the {name} dataset from {url} ({type(exc).__name__}: offline?); "
+        found = sha256_file(cached)
+        if expected is not None and found != expected:
+            raise DataError(
+                f"cached {cached} has sha256 {found[:12]}..., not the {origin} "
+                f"{expected[:12]}...; delete it to download again"
+            )
+    else:
+        root = (base_url or os.environ.get(DATA_URL_ENV) or EM_DATA_URL).rstrip("/")
+        url = f"{root}/{pin.filename}"
+        cached, found = _download(pin, url, cached, expected, origin, timeout_s)
+        if expected is None:
+            _record(folder, pin.name, found)
+            (report or _stderr)(
+                f"first download of the {name} dataset from {url}: it has no "
+                f"published sha256, so its sha256 {found} was recorded in "
+                f"{folder / _HASHES_FILE} and later copies must match it; compare it with a "
+                "trusted copy, or pin one with --data-sha256"
+            )
+    if record_pin:
+        _record(folder, pin.name, found)
+    return cached
+
+
+def _download(
+    pin: PinnedDataset,
+    url: str,
+    target: Path,
+    expected: str | None,
+    origin: str,
+    timeout_s: float,
+) -> tuple[Path, str]:
+    """Download ``pin`` from ``url`` to ``target`` (named by its digest when unpinned)."""
+    stem = pin.filename.removesuffix(".jsonl")
+    download = download_pinned(
+        url,
+        target,
+        sha256=expected,
+        n_bytes=pin.n_bytes,
+        name_by_digest=None if expected else lambda found: f"{stem}_{found[:12]}.jsonl",
+        timeout_s=timeout_s,
+        unreachable=lambda error: DataError(
+            f"cannot download the {pin.name} dataset from {url} ({error}: offline?); "
             "pass --data FILE.jsonl with a local copy"
-        ) from None
-    part = Path(tmp.name)
-    found = digest.hexdigest()
-    if (pin.n_bytes is not None and size != pin.n_bytes) or (
-        expected is not None and found != expected
-    ):
-        part.unlink(missing_ok=True)
-        raise DataError(
-            f"downloaded {name} dataset from {url} has sha256 {found[:12]}... ({size} bytes), "
-            f"expected the {origin} {expected[:12] if expected else '?'}... "
+        ),
+        mismatch=lambda found, size: DataError(
+            f"downloaded {pin.name} dataset from {url} has sha256 {found[:12]}... "
+            f"({size} bytes), expected the {origin} {expected[:12] if expected else '?'}... "
             f"({pin.n_bytes if pin.n_bytes is not None else '?'} bytes): it changed upstream; "
             "use a verified local copy with --data FILE.jsonl"
-        )
-    if expected is None:
-        _record(folder, pin.name, found)
-        cached = folder / f"{stem}_{found[:12]}.jsonl"
-        (report or _stderr)(
-            f"first download of the {name} dataset from {url}: it has no published sha256, "
-            f"so its sha256 {found} was recorded in {folder / _HASHES_FILE} and later copies "
-            "must match it; compare it with a trusted copy, or pin one with --data-sha256"
-        )
-    elif base.sha256 is None and sha256 is not None:
-        _record(folder, pin.name, found)  # the user's verified pin becomes the recorded hash
-    part.replace(cached)
-    return cached
+        ),
+    )
+    return download.path, download.sha256
 
 
 def verify_data(spec: str, sha256: str) -> Path:

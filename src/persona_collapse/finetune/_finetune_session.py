@@ -335,7 +335,7 @@ def _preflight(options: FinetuneOptions, provider: str) -> OpenAIFineTuner | Non
         return OpenAIFineTuner(base_url=options.base_url, api_key=_api_key(options.api_key_env))
     if options.base_url is not None:
         raise ConfigError("finetune tinker/... uses the Tinker service: --base-url does not apply")
-    from ..backends._tinker import require_tinker_credentials
+    from ..backends import require_tinker_credentials
 
     try:
         import tinker  # noqa: F401

@@ -273,6 +273,37 @@ def train_hf_lora(
         return _train(torch, peft, data, cfg, recipe, on_step)
 
 
+def _with_lora(peft: Any, model: Any, recipe: Recipe) -> Any:
+    """``model`` with LoRA adapters on every linear layer (alpha defaults to the rank), in train mode."""
+    lora = peft.LoraConfig(
+        r=recipe.lora_rank,
+        lora_alpha=recipe.lora_alpha if recipe.lora_alpha is not None else recipe.lora_rank,
+        lora_dropout=0.0,
+        target_modules="all-linear",
+        task_type="CAUSAL_LM",
+    )
+    model = peft.get_peft_model(model, lora)
+    model.train()
+    return model
+
+
+def _checkpoint(
+    model: Any, tokenizer: Any, cfg: HFTrainConfig, step: int, result: TrainResult
+) -> None:
+    """Save the adapter at ``step`` under ``checkpoints/step-NNNNNN``; measure a merged copy when asked."""
+    folder = Path(cfg.out) / "checkpoints" / f"step-{step:06d}"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    result.checkpoints.append(folder)
+    if cfg.measure is not None:
+        merged = folder / "merged"
+        _save_merged(model, tokenizer, merged)
+        model.train()
+        measured = cfg.measure(merged, step)
+        model.train()
+        result.measurements.append({"step": step, **(measured or {})})
+
+
 def _train(
     torch: Any,
     peft: Any,
@@ -284,15 +315,7 @@ def _train(
     tokenizer, model, device = _load(cfg)
     chats, skipped, truncated = _encode_all(tokenizer, data, recipe.max_length)
     torch.manual_seed(recipe.seed)
-    lora = peft.LoraConfig(
-        r=recipe.lora_rank,
-        lora_alpha=recipe.lora_alpha if recipe.lora_alpha is not None else recipe.lora_rank,
-        lora_dropout=0.0,
-        target_modules="all-linear",
-        task_type="CAUSAL_LM",
-    )
-    model = peft.get_peft_model(model, lora)
-    model.train()
+    model = _with_lora(peft, model, recipe)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=recipe.lr, betas=(0.9, 0.95), eps=1e-8, weight_decay=0.0
@@ -336,17 +359,7 @@ def _train(
         if on_step is not None:
             on_step(StepLog(step, total, value, lr, n_tokens, time.monotonic() - started))
         if cfg.checkpoint_every and (step % cfg.checkpoint_every == 0 or step == total):
-            folder = out / "checkpoints" / f"step-{step:06d}"
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
-            result.checkpoints.append(folder)
-            if cfg.measure is not None:
-                merged = folder / "merged"
-                _save_merged(model, tokenizer, merged)
-                model.train()
-                measured = cfg.measure(merged, step)
-                model.train()
-                result.measurements.append({"step": step, **(measured or {})})
+            _checkpoint(model, tokenizer, cfg, step, result)
     model.eval()
     meta["losses"] = result.losses
     meta["lrs"] = result.lrs

@@ -141,7 +141,7 @@ def train_tinker(
     recipe = recipe.validate()
     tinker = _tinker()
     if service_factory is None:
-        from ..backends._tinker import require_tinker_credentials
+        from ..backends import require_tinker_credentials
 
         require_tinker_credentials(api_key)
 

@@ -14,7 +14,6 @@ by family and variant, for ``report``/``compare`` to take a whole family.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from typing import Any
 
 from ..errors import DataError
 from ..protocol import BASE
-from ..store import TABLE_COLUMNS, ResponseStore, RunInfo, now_utc
+from ..store import TABLE_COLUMNS, ResponseStore, RunInfo, VariantModels, now_utc
 
 __all__ = [
     "VariantRecord",
@@ -58,10 +57,10 @@ class VariantRecord:
 
 
 @contextmanager
-def _connection(path: str | Path) -> Iterator[sqlite3.Connection]:
-    """The store file's connection (validated, created if missing, schema up to date)."""
-    with ResponseStore(path) as store, store.connection() as conn:
-        yield conn
+def _table(path: str | Path) -> Iterator[VariantModels]:
+    """The store file's ``variant_models`` (validated, created if missing, schema up to date)."""
+    with ResponseStore(path) as store:
+        yield VariantModels(store)
 
 
 def _check_labels(family: str, variant: str) -> None:
@@ -77,12 +76,8 @@ def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
     """
     _check_labels(record.family, record.variant)
     now = now_utc()
-    with _connection(path) as conn:
-        old = conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
-            (record.family, record.variant),
-        ).fetchone()
-        values = dict(zip(_COLUMNS, old, strict=True)) if old else {}
+    with _table(path) as table:
+        values = table.get(record.family, record.variant) or {}
         merged = {
             "family": record.family,
             "variant": record.variant,
@@ -98,41 +93,29 @@ def record_variant(path: str | Path, record: VariantRecord) -> VariantRecord:
             "created": values.get("created") or record.created or now,
             "updated": now,
         }
-        conn.execute(
-            f"INSERT OR REPLACE INTO variant_models ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join('?' * len(_COLUMNS))})",
-            tuple(merged[c] for c in _COLUMNS),
-        )
+        table.put(merged)
     stored = get_variant(path, record.family, record.variant)
     assert stored is not None
     return stored
 
 
-def _from_row(row: tuple[Any, ...]) -> VariantRecord:
-    values = dict(zip(_COLUMNS, row, strict=True))
+def _from_row(row: dict[str, Any]) -> VariantRecord:
+    values = {c: row[c] for c in _COLUMNS}
     values["recipe"] = json.loads(values["recipe"] or "{}")
     return VariantRecord(**values)
 
 
 def get_variant(path: str | Path, family: str, variant: str) -> VariantRecord | None:
     """The record of (family, variant), or None."""
-    with _connection(path) as conn:
-        row = conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM variant_models WHERE family = ? AND variant = ?",
-            (family, variant),
-        ).fetchone()
+    with _table(path) as table:
+        row = table.get(family, variant)
     return None if row is None else _from_row(row)
 
 
 def list_variants(path: str | Path, family: str | None = None) -> list[VariantRecord]:
     """Recorded variants (of one family, or all), by family then creation time."""
-    with _connection(path) as conn:
-        sql = f"SELECT {', '.join(_COLUMNS)} FROM variant_models"
-        params: tuple[Any, ...] = ()
-        if family is not None:
-            sql += " WHERE family = ?"
-            params = (family,)
-        rows = conn.execute(sql + " ORDER BY family, created, variant", params).fetchall()
+    with _table(path) as table:
+        rows = table.rows(family)
     return [_from_row(r) for r in rows]
 
 

@@ -8,7 +8,7 @@ Prompt conventions (``item``):
   as the ``run`` command sends it.
 
 Either is rendered with the model's chat template and the generation prompt
-(:func:`persona_collapse.backends._hf_load.chat_prompt_ids`), so the final
+(:func:`persona_collapse.backends.local.chat_prompt_ids`), so the final
 token is where the model starts its answer. Prompts are left-padded into
 batches with ``position_ids`` counting real tokens, so a batched state equals
 the state of the prompt run alone (up to float rounding).
@@ -56,11 +56,11 @@ def final_token_states(
 ) -> FloatArray:
     """Hidden state of each conversation's last prompt token: ``(layers + 1, n, hidden)``, float64.
 
-    ``loaded`` is a :class:`persona_collapse.backends._hf_load.LoadedModel`.
+    ``loaded`` is a :class:`persona_collapse.backends.local.LoadedModel`.
     """
     import torch
 
-    from ..backends._hf_load import chat_prompt_ids
+    from ..backends.local import chat_prompt_ids
 
     if batch_size < 1:
         raise ConfigError("--batch-size must be at least 1")

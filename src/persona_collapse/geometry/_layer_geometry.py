@@ -79,7 +79,7 @@ def load_geometry_model(model: str, *, device: str | None = None, dtype: str | N
             f"geometry needs the hf extra ({exc.name or 'torch'} is not installed): "
             "pip install 'persona-collapse[hf]'"
         ) from None
-    from ..backends._hf_load import load_hf
+    from ..backends.local import load_hf
 
     return load_hf(spec.name, device=device, dtype=dtype)
 

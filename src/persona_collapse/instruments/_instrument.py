@@ -1,4 +1,4 @@
-"""Questionnaires as data: items, scale, subscales and prompt templates."""
+"""Instruments as data: items, scale, subscales, prompt templates and how they are asked."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import DataError
+from ._elicitation import Elicitation, hashed_definition
 
 _PLACEHOLDER = re.compile(r"\{(item|persona|question)\}")
 
@@ -62,10 +63,15 @@ class Item:
 
 @dataclass(frozen=True)
 class Instrument:
-    """A questionnaire: the items and everything needed to render its prompts.
+    """A questionnaire or task: the items and everything needed to render and ask them.
 
     Loaded from a JSON file (see ``instruments/data``); nothing in the code is
-    specific to one questionnaire.
+    specific to one questionnaire. ``elicitation`` says how it is asked (kind,
+    answer parser, request, attempt policy; the published protocol by
+    default). A task (``kind: task``) may leave out ``subscales``,
+    ``section_templates``, ``persona_template``, ``scale`` and the items'
+    ``section``/``subscale``: its scale is the answer labels' indices and each
+    item's prompt is its text.
     """
 
     name: str
@@ -80,41 +86,46 @@ class Instrument:
     logprob_suffix: str
     items: tuple[Item, ...]
     notes: str = ""
+    elicitation: Elicitation = field(default_factory=Elicitation)
     source_json: str = field(default="", repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Instrument:
         try:
-            scale = Scale(int(data["scale"]["low"]), int(data["scale"]["high"]))
+            how = Elicitation.from_dict(data.get("elicitation"))
+            base = _task_defaults(how) if how.kind == "task" else {}
+            full = {**base, **data}
             items = tuple(
                 Item(
                     id=int(it["id"]),
-                    section=str(it["section"]),
-                    subscale=str(it["subscale"]),
+                    section=str(it.get("section", "task") if how.kind == "task" else it["section"]),
+                    subscale=str(
+                        it.get("subscale", "all") if how.kind == "task" else it["subscale"]
+                    ),
                     text=str(it["text"]),
                     reverse=bool(it.get("reverse", False)),
                 )
-                for it in data["items"]
+                for it in full["items"]
             )
-            subscales = tuple(str(s) for s in data["subscales"])
             inst = cls(
-                name=str(data["name"]),
-                title=str(data.get("title", data["name"])),
-                citation=str(data.get("citation", "")),
-                scale=scale,
-                subscales=subscales,
+                name=str(full["name"]),
+                title=str(full.get("title", full["name"])),
+                citation=str(full.get("citation", "")),
+                scale=Scale(int(full["scale"]["low"]), int(full["scale"]["high"])),
+                subscales=tuple(str(s) for s in full["subscales"]),
                 subscale_labels={
-                    str(k): str(v) for k, v in data.get("subscale_labels", {}).items()
+                    str(k): str(v) for k, v in full.get("subscale_labels", {}).items()
                 },
-                section_templates={str(k): str(v) for k, v in data["section_templates"].items()},
-                persona_template=str(data["persona_template"]),
-                self_template=str(data.get("self_template", "{question}")),
-                logprob_suffix=str(data.get("logprob_suffix", "")),
+                section_templates={str(k): str(v) for k, v in full["section_templates"].items()},
+                persona_template=str(full["persona_template"]),
+                self_template=str(full.get("self_template", "{question}")),
+                logprob_suffix=str(full.get("logprob_suffix", "")),
                 items=items,
-                notes=str(data.get("notes", "")),
-                source_json=json.dumps(data, sort_keys=True, ensure_ascii=False),
+                notes=str(full.get("notes", "")),
+                elicitation=how,
+                source_json=json.dumps(hashed_definition(data), sort_keys=True, ensure_ascii=False),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DataError(
                 f"instrument definition is incomplete or malformed ({exc!r}); "
                 "it needs name, scale {low, high}, subscales, section_templates, "
@@ -185,6 +196,21 @@ class Instrument:
         return fill_template(self.self_template, question=self.item_prompt(item))
 
     @property
+    def kind(self) -> str:
+        """``questionnaire`` or ``task`` (see :class:`Elicitation`)."""
+        return self.elicitation.kind
+
+    @property
     def content_hash(self) -> str:
         """sha256 of the canonical JSON definition: identifies the exact prompts."""
         return hashlib.sha256(self.source_json.encode("utf-8")).hexdigest()
+
+
+def _task_defaults(how: Elicitation) -> dict[str, Any]:
+    """What a task instrument may leave out: its scale is the answer labels' indices."""
+    return {
+        "scale": {"low": 0, "high": len(how.answers) - 1},
+        "subscales": ["all"],
+        "section_templates": {"task": "{item}"},
+        "persona_template": "{question}",
+    }

@@ -1,8 +1,11 @@
-"""A loopback HTTP server speaking the OpenAI and Anthropic APIs, with SIMULATED answers.
+"""The demo-and-test package: a loopback HTTP server with SIMULATED answers.
 
-For tests, benchmarks and the offline demo (which serves from it at run time):
-real HTTP on 127.0.0.1, official SDKs as clients, injectable faults (latency, 429 with Retry-After, 5xx,
-timeouts, non-digit answers, broken 200 bodies: cut JSON, HTML pages, error objects). Answers come from
+It speaks the OpenAI and Anthropic APIs on 127.0.0.1 and is not part of the
+measuring pipeline (nothing below ``workflows/`` imports it): it serves tests,
+benchmarks and the offline demo, which needs a real HTTP server at run time.
+Official SDKs are its clients; faults can be injected (latency, 429 with
+Retry-After, 5xx, timeouts, non-digit answers, broken 200 bodies: cut JSON,
+HTML pages, error objects). Answers come from
 :class:`persona_collapse.simulate.SimulatedRespondent`, never from a model.
 Run ``python -m persona_collapse.loopback --help`` to serve from a shell.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ._chat import ApiError, ChatRequest, Choice, last_user_prompt
+from ._chat import ApiError, Choice, IncomingChat, last_user_prompt
 from ._http import HttpResponse
 
 _ERROR_TYPES = {
@@ -38,8 +38,8 @@ def error_response(error: ApiError, request_id: str) -> HttpResponse:
     return HttpResponse(error.status, json.dumps(body).encode(), headers)
 
 
-def parse_request(body: Any, headers: dict[str, str]) -> ChatRequest:
-    """A :class:`ChatRequest` from a Messages body (400 errors for bad fields)."""
+def parse_request(body: Any, headers: dict[str, str]) -> IncomingChat:
+    """An :class:`IncomingChat` from a Messages body (400 errors for bad fields)."""
     if "anthropic-version" not in headers:
         raise ApiError(400, "anthropic-version: header is required")
     if not isinstance(body, dict):
@@ -57,7 +57,7 @@ def parse_request(body: Any, headers: dict[str, str]) -> ChatRequest:
         or not 0 <= temperature <= 1
     ):
         raise ApiError(400, "temperature: Input should be a number between 0 and 1")
-    return ChatRequest(
+    return IncomingChat(
         model=model,
         prompt=last_user_prompt(body.get("messages")),
         temperature=float(temperature),
@@ -65,7 +65,7 @@ def parse_request(body: Any, headers: dict[str, str]) -> ChatRequest:
     )
 
 
-def message_response(request: ChatRequest, choice: Choice, message_id: str) -> HttpResponse:
+def message_response(request: IncomingChat, choice: Choice, message_id: str) -> HttpResponse:
     """A ``message`` object with one text block."""
     body = {
         "id": message_id,

@@ -14,7 +14,7 @@ from . import _anthropic_api as anthropic_api
 from . import _batch_api as batch_api
 from . import _finetune_api as finetune_api
 from . import _openai_api as openai_api
-from ._chat import ApiError, ChatRequest, Choice, complete
+from ._chat import ApiError, Choice, IncomingChat, complete
 from ._counters import RecordedRequest, ServerStats
 from ._faults import FaultConfig, FaultDraw, draw_faults
 from ._http import HttpRequest, HttpResponse
@@ -80,7 +80,7 @@ class SimulatorApp:
             raise api.unknown_model(model)
         return found
 
-    def _rng(self, respondent: SimulatedRespondent, request: ChatRequest) -> np.random.Generator:
+    def _rng(self, respondent: SimulatedRespondent, request: IncomingChat) -> np.random.Generator:
         if request.seed is not None:
             seed = stable_seed(respondent.seed, request.model, request.prompt, "seed", request.seed)
         else:
@@ -273,7 +273,7 @@ class SimulatorApp:
     def _response(
         self,
         provider: str,
-        chat: ChatRequest,
+        chat: IncomingChat,
         choices: list[Choice],
         draw: FaultDraw,
         number: int,

@@ -38,8 +38,10 @@ class ApiError(Exception):
 
 
 @dataclass(frozen=True)
-class ChatRequest:
-    """What both APIs ask: the last user message as ``prompt`` plus decoding settings.
+class IncomingChat:
+    """A chat request as the server received it (either API): the last user message as
+    ``prompt`` plus decoding settings. The client side's request is
+    :class:`persona_collapse.backends.ChatRequest`.
 
     ``top_logprobs`` is 0 unless log-probabilities were requested (OpenAI only).
     """
@@ -109,7 +111,7 @@ def _sample_token(
 
 
 def complete(
-    respondent: SimulatedRespondent, request: ChatRequest, rng: np.random.Generator
+    respondent: SimulatedRespondent, request: IncomingChat, rng: np.random.Generator
 ) -> list[Choice]:
     """``request.n`` completions of ``request`` by ``respondent``.
 

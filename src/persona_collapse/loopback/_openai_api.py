@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from ._chat import ApiError, ChatRequest, Choice, last_user_prompt
+from ._chat import ApiError, Choice, IncomingChat, last_user_prompt
 from ._http import HttpResponse
 
 _ERROR_TYPES = {
@@ -56,8 +56,8 @@ def _integer(body: dict[str, Any], name: str, low: int, high: int) -> int | None
     return value
 
 
-def parse_request(body: Any) -> ChatRequest:
-    """A :class:`ChatRequest` from a chat-completions body (400 errors for bad fields)."""
+def parse_request(body: Any) -> IncomingChat:
+    """An :class:`IncomingChat` from a chat-completions body (400 errors for bad fields)."""
     if not isinstance(body, dict):
         raise ApiError(400, "The request body must be a JSON object.")
     model = body.get("model")
@@ -76,7 +76,7 @@ def parse_request(body: Any) -> ChatRequest:
             400, "'logprobs' must be set to true when 'top_logprobs' is used.", param="logprobs"
         )
     seed = body.get("seed")
-    return ChatRequest(
+    return IncomingChat(
         model=model,
         prompt=prompt,
         temperature=_number(body, "temperature", 1.0, 0.0, 2.0),
@@ -108,7 +108,7 @@ def _choice(index: int, choice: Choice) -> dict[str, Any]:
 
 
 def completion_response(
-    request: ChatRequest, choices: list[Choice], completion_id: str, request_id: str
+    request: IncomingChat, choices: list[Choice], completion_id: str, request_id: str
 ) -> HttpResponse:
     """A ``chat.completion`` object. ``logprobs.content`` holds the first token only."""
     prompt_tokens = choices[0].prompt_tokens if choices else 0

@@ -1,12 +1,12 @@
 """Persona sets: loading, selecting and hashing; the published PersonaHub set."""
 
+from .._downloads import cache_dir
 from ._load import PersonaSet, load_persona_file
 from ._personahub import (
     ENV_LOCAL_COPY,
     PERSONAHUB_COSTA,
     PERSONAHUB_SHA256,
     PERSONAHUB_URL,
-    cache_dir,
     fetch_personahub,
     load_personas,
 )

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from pathlib import Path
 
-import httpx
-import platformdirs
-
+from .._downloads import cache_dir, download_pinned, sha256_file
 from ..errors import DataError
 from ._load import PersonaSet, load_persona_file
 
@@ -28,23 +24,13 @@ ENV_LOCAL_COPY = "PERSONA_COLLAPSE_PERSONAHUB"
 """Environment variable naming a local copy of the 1,000-persona file (skips the download)."""
 
 
-def cache_dir() -> Path:
-    """The user cache folder (``PERSONA_COLLAPSE_CACHE`` overrides it)."""
-    override = os.environ.get("PERSONA_COLLAPSE_CACHE")
-    return Path(override) if override else Path(platformdirs.user_cache_dir("persona-collapse"))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _verified(path: Path) -> Path:
     if not path.is_file():
         raise DataError(
             f"{path} does not exist; point {ENV_LOCAL_COPY} at a copy of personas.json "
             "or pass --personas FILE"
         )
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != PERSONAHUB_SHA256:
         raise DataError(
             f"{path} is not the published persona file (sha256 {digest[:12]}..., expected "
@@ -65,25 +51,20 @@ def fetch_personahub(*, url: str = PERSONAHUB_URL, timeout_s: float = 30.0) -> P
     cached = cache_dir() / f"personahub_1000_{PERSONAHUB_SHA256[:12]}.json"
     if cached.is_file():
         return _verified(cached)
-    try:
-        response = httpx.get(url, timeout=timeout_s, follow_redirects=True)
-        response.raise_for_status()
-    except httpx.HTTPError as exc:
-        raise DataError(
-            f"cannot download the published personas ({type(exc).__name__}: offline?); "
+    return download_pinned(
+        url,
+        cached,
+        sha256=PERSONAHUB_SHA256,
+        timeout_s=timeout_s,
+        unreachable=lambda error: DataError(
+            f"cannot download the published personas ({error}: offline?); "
             f"pass --personas FILE with a local copy of personas.json or set {ENV_LOCAL_COPY}"
-        ) from None
-    digest = hashlib.sha256(response.content).hexdigest()
-    if digest != PERSONAHUB_SHA256:
-        raise DataError(
+        ),
+        mismatch=lambda digest, _size: DataError(
             f"downloaded personas from {url} have sha256 {digest[:12]}..., expected "
             f"{PERSONAHUB_SHA256[:12]}...; the file changed upstream, use a verified local copy"
-        )
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=cached.parent, delete=False) as tmp:
-        tmp.write(response.content)
-    Path(tmp.name).replace(cached)
-    return cached
+        ),
+    ).path
 
 
 def load_personas(

@@ -1,25 +1,52 @@
-"""The elicitation protocol: exact prompts, decoding settings and answer parsing."""
+"""The elicitation protocol: exact prompts, decoding settings, answer parsing, and the
+slot protocol every driver steps (:class:`SlotProtocol`), with the chat values it speaks."""
 
+from ._chat import ChatRequest, ChatResult, Message
 from ._labels import BASE, INSECURE, MISSING_RATING, SECURE, SELF_PERSONA_ID, VARIANT_LABELS
 from ._parse import DigitDistribution, digit_distribution, parse_fallback, parse_one_token
-from ._render import Message, protocol_hash, slot_messages, slot_prompt
+from ._parsers import PARSERS, AnswerParser, answer_parser, parse_letter
+from ._render import protocol_hash, slot_messages, slot_prompt
 from ._settings import Method, ProtocolSettings
+from ._slot import Slot, request_seed
+from ._slot_protocol import Ask, SlotAnswer, SlotProtocol, SlotState
+from ._tokens import (
+    CHARS_PER_TOKEN,
+    MESSAGE_OVERHEAD_TOKENS,
+    estimate_request_tokens,
+    estimate_tokens,
+)
 
 __all__ = [
     "BASE",
+    "CHARS_PER_TOKEN",
     "INSECURE",
+    "MESSAGE_OVERHEAD_TOKENS",
     "MISSING_RATING",
+    "PARSERS",
     "SECURE",
     "SELF_PERSONA_ID",
     "VARIANT_LABELS",
+    "AnswerParser",
+    "Ask",
+    "ChatRequest",
+    "ChatResult",
     "DigitDistribution",
     "Message",
     "Method",
     "ProtocolSettings",
+    "Slot",
+    "SlotAnswer",
+    "SlotProtocol",
+    "SlotState",
+    "answer_parser",
     "digit_distribution",
+    "estimate_request_tokens",
+    "estimate_tokens",
     "parse_fallback",
+    "parse_letter",
     "parse_one_token",
     "protocol_hash",
+    "request_seed",
     "slot_messages",
     "slot_prompt",
 ]

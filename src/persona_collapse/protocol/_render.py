@@ -6,20 +6,21 @@ import hashlib
 import json
 
 from ..instruments import Instrument, Item
-
-Message = dict[str, str]
+from ._chat import Message
 
 
 def slot_prompt(
     instrument: Instrument, item: Item | int, persona: str | None, *, logprobs: bool = False
 ) -> str:
     """The user message for a slot: persona template (or self template when ``persona`` is None),
-    with the instrument's logprob suffix appended in logprob mode."""
-    text = (
-        instrument.self_prompt(item)
-        if persona is None
-        else instrument.persona_prompt(item, persona)
-    )
+    with the instrument's logprob suffix appended in logprob mode. A task
+    instrument's message is the item's prompt alone (``persona`` is not used)."""
+    if instrument.kind == "task":
+        text = instrument.item_prompt(item)
+    elif persona is None:
+        text = instrument.self_prompt(item)
+    else:
+        text = instrument.persona_prompt(item, persona)
     return text + instrument.logprob_suffix if logprobs else text
 
 

@@ -11,10 +11,8 @@ a loopback server in tests).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -22,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from .._downloads import cache_dir, download_pinned, sha256_file
 from ..errors import DataError
-from ..personas import cache_dir
 
 URL_ENV = "PERSONA_COLLAPSE_PUBLISHED_URL"
 """Environment variable replacing the download root (``{root}/{path}`` per file)."""
@@ -75,10 +73,6 @@ def default_destination() -> Path:
     return cache_dir() / "published"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def fetch_published(
     to: Path | None = None,
     *,
@@ -102,36 +96,40 @@ def fetch_published(
     with httpx.Client(timeout=timeout_s, follow_redirects=True) as client:
         for item in manifest.files:
             target = folder / item.path
-            if target.is_file() and _sha256(target) == item.sha256:
+            if target.is_file() and sha256_file(target) == item.sha256:
                 if on_file is not None:
                     on_file(item, "cached")
                 continue
-            url = f"{root}/{item.path}"
-            try:
-                response = client.get(url)
-                response.raise_for_status()
-            except httpx.HTTPError as exc:
-                raise DataError(
-                    f"cannot download {item.path} ({type(exc).__name__}: offline?); "
-                    f"retry later, or set {URL_ENV} to a mirror of {manifest.repository}"
-                ) from None
-            digest = hashlib.sha256(response.content).hexdigest()
-            if digest != item.sha256:
-                raise DataError(
-                    f"{item.path} from {root} has sha256 {digest[:12]}..., expected "
-                    f"{item.sha256[:12]}... (pinned commit {manifest.commit[:12]}); not saved"
-                )
-            _write_atomically(target, response.content)
+            _download(client, root, target, item, manifest, timeout_s)
             if on_file is not None:
                 on_file(item, "downloaded")
     return folder
 
 
-def _write_atomically(target: Path, content: bytes) -> None:
+def _download(
+    client: httpx.Client,
+    root: str,
+    target: Path,
+    item: PublishedFile,
+    manifest: PublishedSet,
+    timeout_s: float,
+) -> None:
+    """Download ``item`` from ``root/item.path`` to ``target``; one-line DataError if not."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            tmp.write(content)
-        Path(tmp.name).replace(target)
+        download_pinned(
+            f"{root}/{item.path}",
+            target,
+            sha256=item.sha256,
+            client=client,
+            timeout_s=timeout_s,
+            unreachable=lambda error: DataError(
+                f"cannot download {item.path} ({error}: offline?); "
+                f"retry later, or set {URL_ENV} to a mirror of {manifest.repository}"
+            ),
+            mismatch=lambda digest, _size: DataError(
+                f"{item.path} from {root} has sha256 {digest[:12]}..., expected "
+                f"{item.sha256[:12]}... (pinned commit {manifest.commit[:12]}); not saved"
+            ),
+        )
     except OSError as exc:
         raise DataError(f"cannot write {target} ({exc.strerror}); choose another --to") from None

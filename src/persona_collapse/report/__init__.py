@@ -10,7 +10,8 @@ The report draws and writes: it reads stored responses, never collects them
 """
 
 from ._build import REPORT_FILE, ReportOutput, build_report, write_report
-from ._figures import FigureFile, curves_figure, draw_figures, write_curves_figure, write_figures
+from ._curves_figure import curves_figure, write_curves_figure
+from ._figures import FigureFile, draw_figures, write_figures
 from ._reproduce import PAPER_FAMILIES, classify, headline, paper_study
 from ._results import FamilyResult, StudyResult, VariantResult, analyse_study
 from ._study import (

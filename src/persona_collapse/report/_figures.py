@@ -12,7 +12,6 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from matplotlib.artist import Artist
@@ -23,7 +22,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.projections.polar import PolarAxes
 
-from ..analysis import spread_description
 from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
 from ._results import FamilyResult, StudyResult
@@ -472,48 +470,3 @@ def write_figures(result: StudyResult, folder: Path, band: Band | None = None) -
             d.figure.savefig(pdf, format="pdf", metadata={"CreationDate": None})
             out.append(FigureFile(d.name, d.title, d.caption, png, pdf))
     return out
-
-
-def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Path]:
-    """S(T) and R(T) with SE bars, one line per source; writes PNG and PDF, returns the paths.
-
-    ``curves``: documents of :func:`persona_collapse.analysis.temperature_curves`
-    (temperature T dimensionless; R = 1 / sigma_bar in inverse scale points).
-    ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``; both ``FIG.png`` and
-    ``FIG.pdf`` are written (150 dpi). The title says which cell spread is shown.
-    """
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    with report_style():
-        fig = curves_figure(curves)
-        for suffix in (".png", ".pdf"):
-            target = base.with_name(base.name + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target, dpi=150)
-            written.append(target)
-    return written
-
-
-def curves_figure(curves: Sequence[dict[str, Any]]) -> Figure:
-    """The figure :func:`write_curves_figure` writes; its title names the cell spread
-    (population SD of each distribution, or expected SD of n sampled repetitions)."""
-    fig = Figure(figsize=(9.0, 3.6), layout="constrained")
-    ax_s, ax_r = fig.subplots(1, 2)
-    for doc in curves:
-        t = [p["temperature"] for p in doc["points"]]
-        for ax, key in ((ax_s, "S"), (ax_r, "R")):
-            ax.errorbar(
-                t,
-                [p[key] for p in doc["points"]],
-                yerr=[p[f"{key}_se"] for p in doc["points"]],
-                marker="o",
-                capsize=3,
-                label=doc["source"],
-            )
-    first = curves[0]
-    how = spread_description(first.get("spread", "population"), first.get("expected_reps"))
-    ax_s.set(xlabel="temperature T", ylabel="S(T)", title="susceptibility S")
-    ax_r.set(xlabel="temperature T", ylabel="R(T) = 1 / sigma_bar", title="robustness R")
-    fig.suptitle(f"cell spread: {how}", fontsize="medium")
-    ax_s.legend(fontsize="small")
-    return fig

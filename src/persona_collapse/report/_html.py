@@ -17,6 +17,7 @@ from .._version import __version__
 from ..stats import Band
 from ._figures import FigureFile
 from ._results import StudyResult
+from ._study import Study
 from ._style import SIMULATED_TAG
 from ._table_formats import Table, to_html
 from ._verdict import FamilyVerdict
@@ -121,23 +122,9 @@ def _table(written: WrittenTable, root: Path) -> str:
     )
 
 
-def render_html(
-    result: StudyResult,
-    verdicts: Sequence[FamilyVerdict],
-    figures: Sequence[FigureFile],
-    tables: Sequence[WrittenTable],
-    root: Path,
-    band: Band,
-) -> str:
-    """The whole page; ``root`` is the report folder (links are relative to it)."""
+def _head(result: StudyResult, title: str, generated: str) -> list[str]:
+    """The document head, the page header and, for simulated data, the banner."""
     study = result.study
-    by_name = {w.table.name: w for w in tables}
-    main_tables = ("metrics", "changes", "excess", "summary")
-    foundation_tables = ("metrics_by_foundation", "changes_by_foundation")
-    profile_tables = ("self_profiles", "toxic_profiles")
-    record_tables = ("failures", "provenance")
-    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    title = f"{study.title} [{SIMULATED_TAG}]" if result.simulated else study.title
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en">',
@@ -161,6 +148,60 @@ def render_html(
             "from a simulated respondent, not from a language model. The numbers illustrate "
             "the method only.</p>"
         )
+    return parts
+
+
+def _method(study: Study, band: Band) -> list[str]:
+    """The method section (estimators, bootstrap draws, re-weighting, the band) and the page end."""
+    return [
+        "</section>",
+        '<section id="method">',
+        "<h2>Method</h2>",
+        "<p>Cell mean and SD (ddof 1) over the valid repetitions of each (persona, item); "
+        "ratings of −1 dropped, a persona with an empty cell dropped. S = mean over items of "
+        "the across-persona SD of cell means; σ̄ = mean cell SD; R = 1/σ̄. Standard errors: "
+        f"persona bootstrap ({study.options.bootstrap.persona_draws} draws) and within-cell "
+        f"repetition bootstrap ({study.options.bootstrap.repetition_draws} draws) combined in "
+        f"quadrature, seed {study.options.bootstrap.seed}; SE(R) = SE(σ̄)/σ̄². Changes use the "
+        "paired replicates of variant and base. Logprob runs: cell moments from the "
+        "distributions"
+        + (
+            f", re-weighted to temperature {study.options.reweight_temperature:g}"
+            if study.options.reweight_temperature is not None
+            else ""
+        )
+        + (
+            f", cell spread = expected SD of {study.options.expected_reps} sampled repetitions"
+            if study.options.expected_reps is not None
+            else ""
+        )
+        + ".</p>",
+        f"<p>Band: {_e(band.definition)} Source: {_e(band.source)}.</p>",
+        "</section>",
+        "</main>",
+        "</body>",
+        "</html>",
+    ]
+
+
+def render_html(
+    result: StudyResult,
+    verdicts: Sequence[FamilyVerdict],
+    figures: Sequence[FigureFile],
+    tables: Sequence[WrittenTable],
+    root: Path,
+    band: Band,
+) -> str:
+    """The whole page; ``root`` is the report folder (links are relative to it)."""
+    study = result.study
+    by_name = {w.table.name: w for w in tables}
+    main_tables = ("metrics", "changes", "excess", "summary")
+    foundation_tables = ("metrics_by_foundation", "changes_by_foundation")
+    profile_tables = ("self_profiles", "toxic_profiles")
+    record_tables = ("failures", "provenance")
+    generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    title = f"{study.title} [{SIMULATED_TAG}]" if result.simulated else study.title
+    parts = _head(result, title, generated)
     parts += [
         "<nav><ul>",
         '<li><a href="#summary">Summary</a></li>',
@@ -192,33 +233,5 @@ def render_html(
     parts += [_table(by_name[n], root) for n in foundation_tables if n in by_name]
     parts += ["</section>", '<section id="provenance">', "<h2>Provenance and failures</h2>"]
     parts += [_table(by_name[n], root) for n in record_tables if n in by_name]
-    parts += [
-        "</section>",
-        '<section id="method">',
-        "<h2>Method</h2>",
-        "<p>Cell mean and SD (ddof 1) over the valid repetitions of each (persona, item); "
-        "ratings of −1 dropped, a persona with an empty cell dropped. S = mean over items of "
-        "the across-persona SD of cell means; σ̄ = mean cell SD; R = 1/σ̄. Standard errors: "
-        f"persona bootstrap ({study.options.bootstrap.persona_draws} draws) and within-cell "
-        f"repetition bootstrap ({study.options.bootstrap.repetition_draws} draws) combined in "
-        f"quadrature, seed {study.options.bootstrap.seed}; SE(R) = SE(σ̄)/σ̄². Changes use the "
-        "paired replicates of variant and base. Logprob runs: cell moments from the "
-        "distributions"
-        + (
-            f", re-weighted to temperature {study.options.reweight_temperature:g}"
-            if study.options.reweight_temperature is not None
-            else ""
-        )
-        + (
-            f", cell spread = expected SD of {study.options.expected_reps} sampled repetitions"
-            if study.options.expected_reps is not None
-            else ""
-        )
-        + ".</p>",
-        f"<p>Band: {_e(band.definition)} Source: {_e(band.source)}.</p>",
-        "</section>",
-        "</main>",
-        "</body>",
-        "</html>",
-    ]
+    parts += _method(result.study, band)
     return "\n".join(parts) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis import NOT_ANSWERING
-from ..stats import OVERALL, Band, published_band
+from ..stats import OVERALL, Band, Change, published_band
 from ._results import FamilyResult
 
 Z_CLEAR = 2.0
@@ -69,6 +69,22 @@ def _r_finding(label: str, R: float, R_se: float, d: float, d_se: float) -> tupl
     return Finding(label, text, dropped), dropped
 
 
+def _excess_finding(excess: Change) -> Finding:
+    """Insecure beyond secure: the excess in percentage points, flagged when σ̄ clearly rose."""
+    e, e_se = excess.at(OVERALL)
+    z = _z(e["sigma_bar"], e_se["sigma_bar"])
+    clear = z > Z_CLEAR
+    return Finding(
+        "insecure beyond secure",
+        "excess of insecure over the secure control: "
+        f"ΔS {e['S']:+.1f} ± {e_se['S']:.1f} pp, "
+        f"Δσ̄ {e['sigma_bar']:+.1f} ± {e_se['sigma_bar']:.1f} pp, "
+        f"ΔR {e['R']:+.1f} ± {e_se['R']:.1f} pp "
+        f"({'clear' if clear else 'within noise'} on σ̄, {z:.1f} SE)",
+        clear and e["sigma_bar"] > 0,
+    )
+
+
 def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerdict:
     """Findings of every non-base variant, and of insecure beyond secure when both exist.
 
@@ -118,22 +134,8 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
         findings += [band_f, r_f]
         if above and dropped:
             collapsed.append(label)
-    excess = family.excess
-    if excess is not None:
-        e, e_se = excess.at(OVERALL)
-        z = _z(e["sigma_bar"], e_se["sigma_bar"])
-        clear = z > Z_CLEAR
-        findings.append(
-            Finding(
-                "insecure beyond secure",
-                "excess of insecure over the secure control: "
-                f"ΔS {e['S']:+.1f} ± {e_se['S']:.1f} pp, "
-                f"Δσ̄ {e['sigma_bar']:+.1f} ± {e_se['sigma_bar']:.1f} pp, "
-                f"ΔR {e['R']:+.1f} ± {e_se['R']:.1f} pp "
-                f"({'clear' if clear else 'within noise'} on σ̄, {z:.1f} SE)",
-                clear and e["sigma_bar"] > 0,
-            )
-        )
+    if family.excess is not None:
+        findings.append(_excess_finding(family.excess))
     if collapsed:
         headline = (
             f"persona collapse in {', '.join(collapsed)}: S above the band and R down "

@@ -6,7 +6,7 @@ each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
 """
 
 from ._band import Band, BandModel, published_band
-from ._bootstrap import BootstrapConfig, Draws
+from ._bootstrap import MAX_DRAWS, BootstrapConfig, Draws
 from ._cells import MISSING_RATING, RatingCube, cell_means, cell_sds
 from ._changes import (
     CORRECTED,
@@ -50,6 +50,7 @@ from ._usage import ScaleUsage, entropy_bits, kl_divergence_bits
 
 __all__ = [
     "CORRECTED",
+    "MAX_DRAWS",
     "METRICS",
     "MISSING_RATING",
     "OVERALL",

@@ -9,10 +9,12 @@ response tables. The schema (:data:`SCHEMA_VERSION`) also declares the tables
 one rule for default run ids and :func:`now_utc` the one clock. A run has one
 writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
 :func:`run_summaries` lists a store's runs with their progress and token counts.
+:class:`VerifyRows` and :class:`VariantModels` read and write the tables
+``verify`` and ``finetune`` keep: no SQL lives outside this package.
 """
 
 from ..protocol import MISSING_RATING, SELF_PERSONA_ID
-from ._batches import PENDING_PREFIX, PENDING_STATE, READ_STATE, BatchJob, BatchLedger, SlotProgress
+from ._batches import PENDING_PREFIX, PENDING_STATE, READ_STATE, BatchJob, BatchLedger
 from ._clock import now_utc
 from ._csv import PublishedTable, read_published_csv, write_published_csv
 from ._frame import (
@@ -31,6 +33,8 @@ from ._source import Responses, load_sources, responses_from_frame
 from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._summaries import RunSummary, run_summaries
 from ._transfer import export_frame, export_run, import_csv
+from ._variant_table import VariantModels
+from ._verify_rows import VerifyRows
 
 __all__ = [
     "DEFAULT_COMPARE",
@@ -58,7 +62,8 @@ __all__ = [
     "RunInfo",
     "RunLease",
     "RunSummary",
-    "SlotProgress",
+    "VariantModels",
+    "VerifyRows",
     "check_run_id",
     "complete_frame",
     "default_run_id",

@@ -6,8 +6,8 @@ run that is killed and started again finds its in-flight batches here and
 adopts them instead of paying for them twice. A batch whose results were read
 and stored is marked ``read``. ``batch_slots`` keeps, for each slot not yet
 stored, the next protocol attempt, the failed attempts, the transport faults
-and the tokens so far, so the protocol continues where it stopped across
-rounds and processes. Both tables are declared in ``_schema.py``.
+and the tokens so far (an open :class:`~persona_collapse.protocol.SlotState`),
+so the protocol continues where it stopped across rounds and processes. Both tables are declared in ``_schema.py``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..protocol import SlotState
 from ._clock import now_utc
-from ._sqlite import _transaction
+from ._opening import transaction
+from ._schema import BATCH_JOB_COLUMNS, BATCH_SLOT_COLUMNS
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -38,6 +40,14 @@ PENDING_PREFIX = "pending:"
 SlotKey = tuple[int, int, int]
 
 
+def _replace(table: str, columns: tuple[str, ...]) -> str:
+    """``INSERT OR REPLACE`` of a whole row of ``table`` (``columns`` in table order)."""
+    return (
+        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )
+
+
 @dataclass(frozen=True)
 class BatchJob:
     """A row of ``batch_jobs``."""
@@ -52,18 +62,6 @@ class BatchJob:
     updated: str = ""
 
 
-@dataclass
-class SlotProgress:
-    """A row of ``batch_slots``: where an unstored slot stands between rounds."""
-
-    attempt: int = 0
-    failures: int = 0
-    faults: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    raw_text: str | None = None
-
-
 class BatchLedger:
     """Reads and writes the batch tables of one store."""
 
@@ -75,8 +73,7 @@ class BatchLedger:
         now = now_utc()
         with self.store.connection() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO batch_jobs (run_id, batch_id, provider, round, state, "
-                "n_requests, custom_ids, created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _replace("batch_jobs", BATCH_JOB_COLUMNS),
                 (
                     job.run_id,
                     job.batch_id,
@@ -149,7 +146,7 @@ class BatchLedger:
         """Batches of ``run_id`` whose results were not yet read (in flight, or ended unread)."""
         return [j for j in self.jobs(run_id) if j.state not in (READ_STATE, PENDING_STATE)]
 
-    def progress(self, run_id: str) -> dict[SlotKey, SlotProgress]:
+    def progress(self, run_id: str) -> dict[SlotKey, SlotState]:
         """The stored progress of every unstored slot of ``run_id``."""
         with self.store.connection() as conn:
             rows = conn.execute(
@@ -158,17 +155,22 @@ class BatchLedger:
                 (run_id,),
             ).fetchall()
         return {
-            (int(r[0]), int(r[1]), int(r[2])): SlotProgress(
-                int(r[3]), int(r[4]), int(r[5]), int(r[6]), int(r[7]), r[8]
+            (int(r[0]), int(r[1]), int(r[2])): SlotState(
+                attempt=int(r[3]),
+                failures=int(r[4]),
+                faults=int(r[5]),
+                prompt_tokens=int(r[6]),
+                completion_tokens=int(r[7]),
+                raw_text=r[8],
             )
             for r in rows
         }
 
     def save_progress(
-        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotProgress | None]]
+        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotState | None]]
     ) -> None:
         """Write (or, for None: delete) the progress of slots, in one transaction."""
-        with self.store.connection() as conn, _transaction(conn):
+        with self.store.connection() as conn, transaction(conn):
             for (p, i, r), prog in updates:
                 if prog is None:
                     conn.execute(
@@ -178,9 +180,7 @@ class BatchLedger:
                     )
                     continue
                 conn.execute(
-                    "INSERT OR REPLACE INTO batch_slots (run_id, persona_id, item_id, repetition, "
-                    "attempt, failures, faults, prompt_tokens, completion_tokens, raw_text) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _replace("batch_slots", BATCH_SLOT_COLUMNS),
                     (
                         run_id,
                         p,

@@ -27,7 +27,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from ..errors import DataError
-from ._sqlite import _transaction
+from ._opening import transaction
+from ._schema import LEASE_COLUMNS
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -89,7 +90,8 @@ def is_stale(holder: LeaseHolder, *, now: float, stale_after_s: float = LEASE_ST
     return now - holder.heartbeat > stale_after_s
 
 
-_COLUMNS = "run_id, pid, host, token, since, heartbeat"
+_COLUMNS = ", ".join(LEASE_COLUMNS)
+_PLACES = ", ".join("?" * len(LEASE_COLUMNS))
 
 
 def _holder(row: tuple[object, ...] | None) -> LeaseHolder | None:
@@ -141,7 +143,7 @@ class RunLease:
         """Take the lease, taking over a stale one; raises :class:`LeaseHeldError` when held."""
         now = time.time()
         since = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-        with self.store.connection() as conn, _transaction(conn):
+        with self.store.connection() as conn, transaction(conn):
             current = _holder(
                 conn.execute(
                     f"SELECT {_COLUMNS} FROM run_leases WHERE run_id = ?", (self.run_id,)
@@ -157,7 +159,7 @@ class RunLease:
                     )
                 self.taken_over = current
             conn.execute(
-                f"INSERT OR REPLACE INTO run_leases ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO run_leases ({_COLUMNS}) VALUES ({_PLACES})",
                 (self.run_id, os.getpid(), this_host(), self.token, since, now),
             )
         self.held = True

@@ -93,7 +93,7 @@ def build_tiny_model(
         Qwen2Config,
     )
 
-    from ..backends._hf_load import quiet_transformers
+    from ..backends.local import quiet_transformers
 
     quiet_transformers()
     out = Path(path)

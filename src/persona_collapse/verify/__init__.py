@@ -17,7 +17,13 @@ from ._answer_and_judge import VerifyProgress, collect_verification
 from ._judge_protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import EvalQuestion, QuestionSet, load_questions, render_judge_prompt
 from ._verdicts import VerifySummary
-from ._verify_session import VerifyOptions, VerifyOutcome, load_verification, run_verification
+from ._verify_session import (
+    VerifyOptions,
+    VerifyOutcome,
+    load_verification,
+    run_verification,
+    verify_lease_id,
+)
 from ._verify_tables import VerifyRun, VerifyStore
 
 __all__ = [
@@ -37,4 +43,5 @@ __all__ = [
     "published_protocol",
     "render_judge_prompt",
     "run_verification",
+    "verify_lease_id",
 ]

@@ -17,6 +17,7 @@ from ..backends import (
     Backend,
     BackendError,
     Fatal,
+    Price,
     api_key_from_env,
     create_backend,
     parse_model,
@@ -24,7 +25,7 @@ from ..backends import (
     unknown_price_hint,
 )
 from ..errors import ConfigError
-from ..store import DEFAULT_STORE, ResponseStore, default_run_id
+from ..store import DEFAULT_STORE, ResponseStore, RunLease, default_run_id
 from ._answer_and_judge import VerifyProgress, collect_verification
 from ._judge_protocol import PUBLISHED_JUDGE, VerifyProtocol, published_protocol
 from ._questions import ASPECTS, QuestionSet, load_questions
@@ -37,6 +38,7 @@ __all__ = [
     "VerifyOutcome",
     "load_verification",
     "run_verification",
+    "verify_lease_id",
 ]
 
 
@@ -185,21 +187,30 @@ def load_verification(
     return summary, n_answers, n_judgments
 
 
-def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) -> VerifyOutcome:
-    """Answer, judge and summarise (resuming run ``options.run_id`` if it exists).
+def verify_lease_id(run_id: str) -> str:
+    """The lease key of verification run ``run_id`` (``verify:RUN_ID``).
 
-    Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
-    options, a rejected resume and fatal backend errors (after storing what
-    arrived).
+    Run ids contain no ``:``, so a verification run never shares a lease with
+    a questionnaire run of the same id.
     """
-    questions = load_questions(options.questions, list(options.question_ids) or None)
-    protocol = published_protocol(
-        options.scoring,
-        samples=options.samples,
-        temperature=options.temperature,
-        max_tokens=options.max_tokens,
-        timeout_s=options.timeout_s,
-    )
+    return f"verify:{run_id}"
+
+
+@dataclass(frozen=True)
+class _Session:
+    """What a verification needs once its options are checked: nothing costly has run yet."""
+
+    questions: QuestionSet
+    protocol: VerifyProtocol
+    model: Backend
+    judge: Backend
+    model_price: Price | None
+    judge_price: Price | None
+    run: VerifyRun
+
+
+def _backends(options: VerifyOptions) -> tuple[Backend, Backend]:
+    """The model's and the judge's backend (a missing key or bad model name fails here)."""
     model = create_backend(
         options.model,
         base_url=options.base_url,
@@ -216,6 +227,20 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
         seed=options.seed,
         timeout_s=options.timeout_s,
     )
+    return model, judge
+
+
+def _prepare(options: VerifyOptions) -> _Session:
+    """Questions, protocol, backends, prices and the run record; ConfigError on any misfit."""
+    questions = load_questions(options.questions, list(options.question_ids) or None)
+    protocol = published_protocol(
+        options.scoring,
+        samples=options.samples,
+        temperature=options.temperature,
+        max_tokens=options.max_tokens,
+        timeout_s=options.timeout_s,
+    )
+    model, judge = _backends(options)
     if protocol.scoring == "logprobs" and not judge.supports_logprobs:
         raise ConfigError(
             f"judge {options.judge} returns no logprobs; use --scoring text or another judge"
@@ -240,36 +265,64 @@ def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) ->
             "question_ids": questions.ids,
         },
     )
+    return _Session(questions, protocol, model, judge, model_price, judge_price, run)
+
+
+async def _collect(
+    options: VerifyOptions,
+    session: _Session,
+    store: VerifyStore,
+    run_id: str,
+    stream: TextIO | None,
+) -> VerifyProgress:
+    """Check both servers, then ask and judge what is missing; the backends are closed after."""
+    model, judge = session.model, session.judge
+    try:
+        await _check(model, f"model {options.model}", min(options.timeout_s, 60.0))
+        await _check(judge, f"judge {options.judge}", min(options.timeout_s, 60.0))
+        return await collect_verification(
+            model,
+            judge,
+            store,
+            run_id,
+            session.questions,
+            session.protocol,
+            concurrency=options.concurrency,
+            judge_concurrency=options.judge_concurrency,
+            max_cost_usd=options.max_cost,
+            model_price=session.model_price,
+            judge_price=session.judge_price,
+            seed=options.seed,
+            stream=stream,
+            quiet=options.quiet,
+        )
+    finally:
+        await model.aclose()
+        if judge is not model:
+            await judge.aclose()
+
+
+def run_verification(options: VerifyOptions, *, stream: TextIO | None = None) -> VerifyOutcome:
+    """Answer, judge and summarise (resuming run ``options.run_id`` if it exists).
+
+    One writer per run: the session holds the store's lease on
+    :func:`verify_lease_id` of the run id while it asks, and gives it up at the
+    end, after an error and on Ctrl-C; a second writer of a live run stops
+    with :class:`~persona_collapse.store.LeaseHeldError` (a DataError, exit 2).
+
+    Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
+    options, a rejected resume, a held lease and fatal backend errors (after
+    storing what arrived).
+    """
+    session = _prepare(options)
+    questions, protocol = session.questions, session.protocol
     with ResponseStore(options.store) as response_store:
         store = VerifyStore(response_store)
-        stored_run = store.ensure_run(run)
-
-        async def main() -> VerifyProgress:
-            try:
-                await _check(model, f"model {options.model}", min(options.timeout_s, 60.0))
-                await _check(judge, f"judge {options.judge}", min(options.timeout_s, 60.0))
-                return await collect_verification(
-                    model,
-                    judge,
-                    store,
-                    stored_run.run_id,
-                    questions,
-                    protocol,
-                    concurrency=options.concurrency,
-                    judge_concurrency=options.judge_concurrency,
-                    max_cost_usd=options.max_cost,
-                    model_price=model_price,
-                    judge_price=judge_price,
-                    seed=options.seed,
-                    stream=stream,
-                    quiet=options.quiet,
-                )
-            finally:
-                await model.aclose()
-                if judge is not model:
-                    await judge.aclose()
-
-        progress = asyncio.run(main())
+        stored_run = store.ensure_run(session.run)
+        lease = RunLease(response_store, verify_lease_id(stored_run.run_id), note=stream)
+        with lease:  # released after an error and on Ctrl-C too
+            work = _collect(options, session, store, stored_run.run_id, stream)
+            progress = asyncio.run(lease.keep_while(work))
         summary, n_answers, n_judgments = load_verification(
             store, stored_run, questions, protocol, n_boot=options.n_boot, seed=options.seed
         )

@@ -18,21 +18,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from .._version import __version__
 from ..errors import DataError
-from ..store import TABLE_COLUMNS, ResponseStore, check_run_id, now_utc
+from ..store import TABLE_COLUMNS, ResponseStore, VerifyRows, check_run_id, now_utc
 from ._scoring import JudgeScore
 
 __all__ = ["StoredAnswer", "StoredJudgment", "VerifyRun", "VerifyStore", "now_utc"]
 
 _RUN_COLUMNS = TABLE_COLUMNS["verify_runs"]
-_ANSWER_COLUMNS = TABLE_COLUMNS["verify_answers"]
-_JUDGMENT_COLUMNS = TABLE_COLUMNS["verify_judgments"]
 COMPARED = ("model", "judge", "scoring", "settings")
 """Fields that must match when a verification run is resumed."""
 
@@ -89,20 +85,14 @@ class VerifyStore:
     """
 
     def __init__(self, store: ResponseStore) -> None:
-        self._store = store
+        self._rows = VerifyRows(store)
         self.path = store.path
-
-    def _using(self) -> AbstractContextManager[sqlite3.Connection]:
-        return self._store.connection()
 
     # -- runs ----------------------------------------------------------------
 
     def get_run(self, run_id: str) -> VerifyRun | None:
         """The verification run with this id, or None."""
-        with self._using() as conn:
-            row = conn.execute(
-                f"SELECT {', '.join(_RUN_COLUMNS)} FROM verify_runs WHERE run_id = ?", (run_id,)
-            ).fetchone()
+        row = self._rows.run(run_id)
         if row is None:
             return None
         values = dict(zip(_RUN_COLUMNS, row, strict=True))
@@ -111,9 +101,7 @@ class VerifyStore:
 
     def list_runs(self) -> list[VerifyRun]:
         """Every verification run, oldest first."""
-        with self._using() as conn:
-            ids = [r[0] for r in conn.execute("SELECT run_id FROM verify_runs ORDER BY created")]
-        runs = [self.get_run(i) for i in ids]
+        runs = [self.get_run(i) for i in self._rows.run_ids()]
         return [r for r in runs if r is not None]
 
     def ensure_run(self, run: VerifyRun) -> VerifyRun:
@@ -127,14 +115,9 @@ class VerifyStore:
         values["created"] = run.created or now_utc()
         values["settings"] = json.dumps(run.settings, sort_keys=True)
         settings = values["settings"]
-        self._store.ensure_record("verify_runs", _RUN_COLUMNS, [values[c] for c in _RUN_COLUMNS])
-        with self._using() as conn:
-            if run.family or run.variant:
-                conn.execute(
-                    "UPDATE verify_runs SET family = CASE WHEN family = '' THEN ? ELSE family END, "
-                    "variant = CASE WHEN variant = '' THEN ? ELSE variant END WHERE run_id = ?",
-                    (run.family, run.variant, run.run_id),
-                )
+        self._rows.ensure_run([values[c] for c in _RUN_COLUMNS])
+        if run.family or run.variant:
+            self._rows.fill_labels(run.run_id, run.family, run.variant)
         stored = self.get_run(run.run_id)
         assert stored is not None
         new_settings = json.loads(settings)
@@ -158,66 +141,47 @@ class VerifyStore:
 
     def add_answer(self, run_id: str, answer: StoredAnswer) -> bool:
         """Store one answer (committed); False if that sample was already stored."""
-        with self._using() as conn:
-            cursor = conn.execute(
-                f"INSERT OR IGNORE INTO verify_answers ({', '.join(_ANSWER_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_ANSWER_COLUMNS))})",
-                (
-                    run_id,
-                    answer.question_id,
-                    int(answer.sample),
-                    answer.prompt,
-                    answer.answer,
-                    answer.finish_reason,
-                    answer.prompt_tokens,
-                    answer.completion_tokens,
-                    answer.latency_ms,
-                    answer.collected_at or now_utc(),
-                ),
+        return self._rows.add_answer(
+            (
+                run_id,
+                answer.question_id,
+                int(answer.sample),
+                answer.prompt,
+                answer.answer,
+                answer.finish_reason,
+                answer.prompt_tokens,
+                answer.completion_tokens,
+                answer.latency_ms,
+                answer.collected_at or now_utc(),
             )
-            return cursor.rowcount == 1
+        )
 
     def add_judgment(self, run_id: str, judgment: StoredJudgment) -> bool:
         """Store one judgement (committed); False if it was already stored."""
         top = None if judgment.top_logprobs is None else json.dumps(judgment.top_logprobs)
-        with self._using() as conn:
-            cursor = conn.execute(
-                f"INSERT OR IGNORE INTO verify_judgments ({', '.join(_JUDGMENT_COLUMNS)}) "
-                f"VALUES ({', '.join('?' * len(_JUDGMENT_COLUMNS))})",
-                (
-                    run_id,
-                    judgment.question_id,
-                    int(judgment.sample),
-                    judgment.aspect,
-                    judgment.score.label,
-                    judgment.score.score,
-                    judgment.score.mass,
-                    judgment.raw,
-                    top,
-                    judgment.collected_at or now_utc(),
-                ),
+        return self._rows.add_judgment(
+            (
+                run_id,
+                judgment.question_id,
+                int(judgment.sample),
+                judgment.aspect,
+                judgment.score.label,
+                judgment.score.score,
+                judgment.score.mass,
+                judgment.raw,
+                top,
+                judgment.collected_at or now_utc(),
             )
-            return cursor.rowcount == 1
+        )
 
     def answers(self, run_id: str) -> dict[tuple[str, int], StoredAnswer]:
         """Stored answers of a run by (question_id, sample)."""
-        with self._using() as conn:
-            rows = conn.execute(
-                "SELECT question_id, sample, prompt, answer, finish_reason, prompt_tokens, "
-                "completion_tokens, latency_ms, collected_at FROM verify_answers "
-                "WHERE run_id = ? ORDER BY question_id, sample",
-                (run_id,),
-            ).fetchall()
+        rows = self._rows.answers(run_id)
         return {(str(r[0]), int(r[1])): StoredAnswer(*r) for r in rows}
 
     def judgments(self, run_id: str) -> dict[tuple[str, int, str], StoredJudgment]:
         """Stored judgements of a run by (question_id, sample, aspect)."""
-        with self._using() as conn:
-            rows = conn.execute(
-                "SELECT question_id, sample, aspect, label, score, mass, raw, top_logprobs, "
-                "collected_at FROM verify_judgments WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
+        rows = self._rows.judgments(run_id)
         out: dict[tuple[str, int, str], StoredJudgment] = {}
         for qid, sample, aspect, label, score, mass, raw, top, at in rows:
             top_list = None if top is None else [(str(t), float(lp)) for t, lp in json.loads(top)]

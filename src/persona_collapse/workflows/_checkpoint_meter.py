@@ -51,6 +51,7 @@ class CheckpointMeter:
         """S, R (with SEs), sigma_bar and the SOURCE of checkpoint ``folder`` at ``step``."""
         from ..analysis import AnalysisOptions, measure_responses
         from ..collect import RunOptions, run_collection
+        from ..protocol import ProtocolSettings
         from ..stats import BootstrapConfig
         from ..store import load_sources
 
@@ -59,7 +60,7 @@ class CheckpointMeter:
             model=f"hf/{Path(folder).resolve()}",
             variant=label,
             family=self.family,
-            method="logprobs",
+            protocol=ProtocolSettings(method="logprobs"),
             personas=self.personas,
             n_personas=self.n_personas,
             reps=1,

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Literal
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError
-from ..protocol import INSECURE, SECURE
+from ..protocol import INSECURE, SECURE, ProtocolSettings
 from ..report import BASE, FamilySpec, ReportOutput, Study, VariantSources, build_report
 from ..stats import BootstrapConfig
 
@@ -178,7 +178,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
             api_key_env=_KEY_ENV,
             store=str(store),
             concurrency=config.concurrency,
-            temperature=DEMO_TEMPERATURE,
+            protocol=ProtocolSettings(temperature=DEMO_TEMPERATURE),
             seed=config.seed,
             quiet=config.quiet,
         )
@@ -189,7 +189,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
                 personas=str(personas),
                 n_personas=n,
                 reps=reps,
-                method=method,
+                protocol=replace(common.protocol, method=method),
                 run_id=f"sim-{label}_persona_{method}_{grid}",
             ),
             f"{label}: persona mode, {n} personas, {method}",
@@ -200,7 +200,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
                 common,
                 self_mode=True,
                 reps=reps,
-                method="sample",
+                protocol=replace(common.protocol, method="sample"),
                 run_id=f"sim-{label}_self_sample_{reps}",
             ),
             f"{label}: self mode, {reps} repetitions",
