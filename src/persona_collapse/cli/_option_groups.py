@@ -17,6 +17,7 @@ from ._spec import Option, add_options
 
 __all__ = [
     "CONNECTION",
+    "QUIET",
     "add_bootstrap_options",
     "add_connection_options",
     "add_store_options",
@@ -54,6 +55,9 @@ _CONNECTION_OPTIONS: dict[str, tuple[str, dict[str, Any], str]] = {
 
 CONNECTION = tuple(_CONNECTION_OPTIONS)
 """The connection options, in the order they are added."""
+
+QUIET = Option("--quiet", action="store_true", help="no progress display")
+"""``--quiet``: no progress display while a command runs."""
 
 
 def _draws(what: str, least: int) -> str:
