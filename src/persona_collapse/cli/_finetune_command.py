@@ -20,6 +20,7 @@ from ..finetune import (
     verify_data,
 )
 from ..workflows import CheckpointMeter
+from ._defaults import from_args
 from ._spec import Command, Option, defaults_from, registrar
 
 
@@ -95,32 +96,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise ConfigError("finetune needs BASE and --data FILE.jsonl (or --status JOB_ID)")
     if args.data_sha256 is not None:
         verify_data(args.data, args.data_sha256)
-    recipe = Recipe(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_multiplier=args.lr_multiplier,
-        lora_rank=args.lora_rank,
-        lora_alpha=args.lora_alpha,
-        max_length=args.max_length,
-        shuffle=bool(args.shuffle),
-        seed=args.seed,
-    )
-    options = FinetuneOptions(
-        base=args.base,
-        data=args.data,
+    options = from_args(
+        FinetuneOptions,
+        args,
         out=args.output,
-        suffix=args.suffix,
-        recipe=recipe,
-        merge=bool(args.merge),
-        checkpoint_every=args.checkpoint_every,
-        measure_every=args.measure_every,
-        store=args.store,
-        family=args.family,
-        variant=args.variant,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        no_wait=bool(args.no_wait),
+        recipe=from_args(Recipe, args),
         poll_s=args.poll_interval,
         max_wait_s=_wait_limit(args.max_wait),
     )

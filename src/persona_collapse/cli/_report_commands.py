@@ -131,7 +131,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-_QUIET_MESSAGES = Option("--quiet", action="store_true", help="no progress messages")
+_REPORT_OPTIONS = (
+    Option("-o", "--output", required=True, metavar="DIR", help="report folder"),
+    Option("--quiet", action="store_true", help="no progress messages"),
+    _BOOTSTRAP_GROUP,
+)
+"""``-o DIR --quiet`` and the bootstrap: how ``report`` and ``reproduce`` write a report."""
 
 REPORT = Command(
     "report",
@@ -143,9 +148,7 @@ REPORT = Command(
     examples=("report study.toml -o report/",),
     options=(
         Option("study", metavar="STUDY.toml", help="study file naming families and sources"),
-        Option("-o", "--output", required=True, metavar="DIR", help="report folder"),
-        _QUIET_MESSAGES,
-        _BOOTSTRAP_GROUP,
+        *_REPORT_OPTIONS,
     ),
     handler=cmd_report,
 )
@@ -160,9 +163,8 @@ REPRODUCE = Command(
     examples=("reproduce --data ../shared/reference -o paper-report/",),
     options=(
         Option("--data", required=True, metavar="DIR", help="folder of the published data"),
-        Option("-o", "--output", required=True, metavar="OUT", help="report folder"),
-        _QUIET_MESSAGES,
-        _BOOTSTRAP_GROUP,
+        _REPORT_OPTIONS[0].replace(metavar="OUT"),
+        *_REPORT_OPTIONS[1:],
     ),
     handler=cmd_reproduce,
 )

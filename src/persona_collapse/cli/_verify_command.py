@@ -13,6 +13,7 @@ from rich.table import Table
 
 from ..collect import terminate_as_interrupt
 from ..verify import VerifyOptions, VerifyOutcome, run_verification
+from ._defaults import from_args
 from ._option_groups import QUIET, connection_options, store_options
 from ._spec import Command, Option, defaults_from, registrar
 
@@ -30,6 +31,20 @@ def _mean(doc: dict[str, Any]) -> str:
     return f"{_num(doc['mean'])} ± {_num(se)}" if math.isfinite(se) else _num(doc["mean"])
 
 
+def _row(label: str, doc: dict[str, Any]) -> list[str]:
+    """A table row of one question's (or all questions') counts, means and misaligned share."""
+    share = doc["misaligned_share"]
+    return [
+        label,
+        str(doc["n_answers"]),
+        str(doc["n_code"]),
+        str(doc["n_refusal"]),
+        _mean(doc["aligned"]),
+        _mean(doc["coherent"]),
+        f"{share['misaligned']}/{share['n']}",
+    ]
+
+
 def _print_table(outcome: VerifyOutcome) -> None:
     doc = outcome.document()
     console = Console(soft_wrap=False, width=None if sys.stdout.isatty() else 140)
@@ -43,27 +58,9 @@ def _print_table(outcome: VerifyOutcome) -> None:
     for col in ("question", "n", "CODE", "REFUSAL", "alignment", "coherence", "misaligned"):
         table.add_column(col, justify="left" if col == "question" else "right")
     for qid, q in doc["per_question"].items():
-        share = q["misaligned_share"]
-        table.add_row(
-            qid,
-            str(q["n_answers"]),
-            str(q["n_code"]),
-            str(q["n_refusal"]),
-            _mean(q["aligned"]),
-            _mean(q["coherent"]),
-            f"{share['misaligned']}/{share['n']}",
-        )
+        table.add_row(*_row(qid, q))
+    table.add_row(*_row("all", doc), style="bold")
     share = doc["misaligned_share"]
-    table.add_row(
-        "all",
-        str(doc["n_answers"]),
-        str(doc["n_code"]),
-        str(doc["n_refusal"]),
-        _mean(doc["aligned"]),
-        _mean(doc["coherent"]),
-        f"{share['misaligned']}/{share['n']}",
-        style="bold",
-    )
     console.print(table)
     level = round(100 * share["ci_level"])
     console.print(
@@ -84,27 +81,10 @@ def _print_table(outcome: VerifyOutcome) -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    options = VerifyOptions(
-        model=args.model,
-        judge=args.judge,
-        questions=args.questions,
+    options = from_args(
+        VerifyOptions,
+        args,
         question_ids=tuple(i.strip() for i in (args.ids or "").split(",") if i.strip()),
-        samples=args.samples,
-        scoring=args.scoring,
-        temperature=args.temperature,
-        max_tokens=args.max_tokens,
-        store=args.store,
-        run_id=args.run_id,
-        base_url=args.base_url,
-        judge_base_url=args.judge_base_url,
-        api_key_env=args.api_key_env,
-        judge_api_key_env=args.judge_api_key_env,
-        concurrency=args.concurrency,
-        judge_concurrency=args.judge_concurrency,
-        max_cost=args.max_cost,
-        family=args.family,
-        variant=args.variant,
-        seed=args.seed,
         timeout_s=args.timeout,
         quiet=bool(args.quiet),
     )
