@@ -14,8 +14,13 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import COMPLIANCE_KEYS
+from ._spec import Option
 
 FORMATS = ("table", "json", "csv")
+FORMAT_OPTION = Option(
+    "--format", choices=FORMATS, default="table", help="output format (default: table)"
+)
+"""``--format table|json|csv`` of the commands printing results."""
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
 NOISE_KEYS = ("S_corrected", "S_corrected_se", "S_noise_floor")
 USAGE_KEYS = ("entropy_bits", "top1_share", "top1_rating", "endpoint_mass")
