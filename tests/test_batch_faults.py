@@ -137,6 +137,32 @@ def test_an_uncertain_create_adopts_only_lines_this_run_sent(
     assert "never sent" in _one_line(err, "ignored")
 
 
+def test_a_refused_create_from_a_stored_upload_clears_its_intent(
+    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_collapse.backends.sdk import OpenAIBatchAPI
+
+    store = tmp_path / "o.db"
+    with _server() as srv:
+        options = _options(srv, store, persona_file, method="logprobs")
+
+        async def killed_create(*args: object, **kw: object) -> str:
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as m:  # killed after the upload, before the create
+            m.setattr(OpenAIBatchAPI, "submit", killed_create)
+            with pytest.raises(KeyboardInterrupt):
+                run_collection(options)
+        srv.batches.set_script(BatchScript(polls=1, refuse=1, refuse_status=400))
+        with pytest.raises(ConfigError):
+            run_collection(options)  # the resume's create from the stored upload is refused
+        with sqlite3.connect(store) as conn:
+            assert conn.execute("SELECT COUNT(*) FROM batch_jobs").fetchone()[0] == 0
+        run_collection(options)
+        assert srv.batches.created == 1
+    _complete(store)
+
+
 # -- findings 2 and 3: duplicate, conflicting and never-sent lines ---------------------
 
 

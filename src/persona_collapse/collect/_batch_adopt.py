@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
-from ..backends import BatchAPI
+from ..backends import BatchAPI, BatchNotCreated
 from ..store import PENDING_PREFIX, BatchJob, BatchLedger
 from ._batch_lines import has_nonce
 
@@ -57,7 +57,11 @@ async def resolve_pending(
             listed = await api.list(prepared, len(job.custom_ids), since, metadata)
             found = [f for f in listed if f not in known]
         if prepared is not None and not found:
-            batch_id = await api.submit([], prepared, metadata)
+            try:
+                batch_id = await api.submit([], prepared, metadata)
+            except BatchNotCreated:
+                ledger.drop(run_id, job.batch_id)  # refused: nothing to adopt later
+                raise
             ledger.resolve_pending(run_id, job.batch_id, batch_id, "submitted")
             on_created(batch_id)
             known.add(batch_id)
