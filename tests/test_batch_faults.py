@@ -238,6 +238,25 @@ def test_gone_results_are_said_and_submitted_again(
     assert "unknown model" not in err
 
 
+def test_a_resume_submits_the_requests_of_gone_results_again(
+    tmp_path: Path, persona_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "rg.db"
+    with _server() as srv:
+        srv.batches.set_script(BatchScript(polls=-1))
+        options = _options(srv, store, persona_file, method="logprobs", batch_timeout_s=0.2)
+        with pytest.raises(ConfigError):
+            run_collection(options)  # stopped while the batch was in flight
+        for batch in srv.batches.batches.values():  # it ends past the provider's retention
+            batch.polls_left, batch.faults = 0, LineFaults(gone=True)
+        srv.batches.set_script(BatchScript(polls=1))
+        capsys.readouterr()
+        run_collection(options)
+        assert "submitted again" in _one_line(capsys.readouterr().err, "404")
+        assert srv.batches.created == 2 and srv.batches.lines == 2 * SLOTS
+    _complete(store)
+
+
 # -- finding 9: a batch that never ends -------------------------------------------------
 
 
