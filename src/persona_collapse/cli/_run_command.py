@@ -36,6 +36,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         quiet=bool(args.quiet),
         batch=bool(args.batch),
         batch_poll_s=args.batch_poll,
+        batch_timeout_s=args.batch_timeout,
         ray=args.ray,
         workers=args.workers,
         gpus_per_worker=args.gpus_per_worker,
@@ -84,6 +85,17 @@ _BATCH_OPTIONS = (
         type=float,
         metavar="SECONDS",
         help="seconds between two polls of a batch in flight (default %(default)s)",
+    ),
+    _OPTION(
+        "--batch-timeout",
+        field="batch_timeout_s",
+        type=float,
+        metavar="SECONDS",
+        help=(
+            "seconds to wait for the batches in flight to end (default %(default)s: the "
+            "providers' 24 h window); then the run stops (exit 2) and running the same "
+            "command again keeps polling them"
+        ),
     ),
 )
 

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..personas import PERSONAHUB_COSTA
 from ..protocol import ProtocolSettings
 from ..store import DEFAULT_STORE
-from ._executors import DEFAULT_BATCH_POLL_S, refuse_impossible
+from ._executors import DEFAULT_BATCH_POLL_S, DEFAULT_BATCH_TIMEOUT_S, refuse_impossible
 from ._policy import DEFAULT_MAX_RETRY_AFTER_S
 
 MAX_SLOTS = 10_000_000
@@ -93,6 +93,9 @@ class RunOptions:
     """Ask through the provider's batch API (openai/, anthropic/) at the batch price."""
     batch_poll_s: float = DEFAULT_BATCH_POLL_S
     """Seconds between two polls of a batch in flight (with ``batch``)."""
+    batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
+    """Seconds one session waits for its batches to end (with ``batch``; default the
+    providers' 24 h window); then the run stops, resumable, and a resume polls them again."""
     ray: str | None = None
     """Ray cluster address (``local``: start Ray here); None: collect in this process."""
     workers: int = 1
@@ -162,6 +165,8 @@ class RunOptions:
             raise ConfigError("--max-retry-after must be a positive number of seconds")
         if not (math.isfinite(self.batch_poll_s) and self.batch_poll_s > 0):
             raise ConfigError("--batch-poll must be a positive number of seconds")
+        if not (math.isfinite(self.batch_timeout_s) and self.batch_timeout_s > 0):
+            raise ConfigError("--batch-timeout must be a positive number of seconds")
         if self.ray is not None and not self.ray.strip():
             raise ConfigError("--ray needs a cluster address (host:port, ray://host:port) or local")
         if self.workers < 1:
