@@ -13,7 +13,7 @@ import anthropic
 from ._anthropic_batch import AnthropicBatchAPI
 from ._decisions import Where, decision_for_status, error_in_body, malformed, one_line, redact
 from ._decisions import sdk_field as _field
-from ._sdk import SDKBackend
+from ._sdk import SDKBackend, SDKErrors
 from ._types import (
     BackendError,
     ChatRequest,
@@ -72,6 +72,10 @@ class AnthropicBackend(SDKBackend):
     provider = "Anthropic"
     url_hint = "the API root without /v1 (e.g. https://api.anthropic.com)"
 
+    sdk_errors = SDKErrors(
+        anthropic.APIConnectionError, anthropic.APITimeoutError, anthropic.APIStatusError
+    )
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -96,14 +100,6 @@ class AnthropicBackend(SDKBackend):
     def describe(self) -> str:
         """One line naming the model and the server (never the key)."""
         return f"{self.spec.full} via Anthropic Messages API at {self.base_url} (no logprobs)"
-
-    def _is_connection_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, anthropic.APIConnectionError) and not isinstance(
-            exc, anthropic.APITimeoutError
-        )
-
-    def _is_status_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, anthropic.APIStatusError)
 
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_anthropic_error(exc, self._where, self.secrets)

@@ -27,7 +27,7 @@ from ._decisions import (
     sdk_field as _field,
 )
 from ._openai_batch import OpenAIBatchAPI
-from ._sdk import SDKBackend
+from ._sdk import SDKBackend, SDKErrors
 from ._types import (
     BackendError,
     BadAnswer,
@@ -107,6 +107,8 @@ class OpenAIBackend(SDKBackend):
         timeout_s: Default per-request timeout; each request's ``timeout_s`` wins.
     """
 
+    sdk_errors = SDKErrors(openai.APIConnectionError, openai.APITimeoutError, openai.APIStatusError)
+
     def __init__(
         self,
         spec: ModelSpec,
@@ -143,14 +145,6 @@ class OpenAIBackend(SDKBackend):
         return f"{self.spec.full} via {self.provider} at {self.base_url} (OpenAI chat completions)"
 
     # -- SDK hooks ------------------------------------------------------------------
-
-    def _is_connection_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.APIConnectionError) and not isinstance(
-            exc, openai.APITimeoutError
-        )
-
-    def _is_status_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.APIStatusError)
 
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_openai_error(exc, self._where, self.secrets)

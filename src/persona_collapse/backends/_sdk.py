@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import dataclasses
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any
 
 from ._backend import Backend
@@ -46,6 +47,16 @@ def _is_http_library_error(exc: BaseException) -> bool:
     return module.split(".", 1)[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "h11")
 
 
+@dataclass(frozen=True)
+class SDKErrors:
+    """An SDK's exception types: no response (``connection``), of which ``timeout`` is the
+    timed-out kind, and an HTTP error status (``status``)."""
+
+    connection: type[BaseException]
+    timeout: type[BaseException]
+    status: type[BaseException]
+
+
 class SDKBackend(Backend):
     """Base of the SDK backends (OpenAI-compatible, Anthropic). Not used directly.
 
@@ -57,6 +68,8 @@ class SDKBackend(Backend):
     provider = "the server"
     #: How a correct base URL looks, for messages about 404s.
     url_hint = "the API root (often ending in /v1)"
+    #: The SDK's exception types (each subclass names its SDK's).
+    sdk_errors: SDKErrors
 
     def __init__(
         self, spec: ModelSpec, *, base_url: str, api_key: str, key_env: str | None
@@ -89,13 +102,15 @@ class SDKBackend(Backend):
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         """The decision for an SDK exception, or ``None`` if it is not the SDK's."""
 
-    @abstractmethod
     def _is_connection_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` means no HTTP response came back (not a timeout)."""
+        return isinstance(exc, self.sdk_errors.connection) and not isinstance(
+            exc, self.sdk_errors.timeout
+        )
 
-    @abstractmethod
     def _is_status_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` carries an HTTP status (the server answered)."""
+        return isinstance(exc, self.sdk_errors.status)
 
     # -- shared -------------------------------------------------------------------
 
