@@ -37,15 +37,13 @@ call never takes this long): a batch created later is not it."""
 class AnthropicBatchAPI(BatchAPI):
     """Message Batches through ``backend``'s client: create, retrieve, results, list, cancel."""
 
+    limits = BatchLimits(100_000, 256 * 1024 * 1024)
+    """Anthropic's limits: 100,000 requests and 256 MB per batch."""
+
     def __init__(self, backend: AnthropicBackend) -> None:
         super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
-
-    @property
-    def limits(self) -> BatchLimits:
-        """Anthropic's limits: 100,000 requests and 256 MB per batch."""
-        return BatchLimits(100_000, 256 * 1024 * 1024)
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""

@@ -156,10 +156,8 @@ class BatchAPI(ABC):
                 raise ResultsGone(batch_id) from None
             raise self._failure(exc) from None
 
-    @property
-    @abstractmethod
-    def limits(self) -> BatchLimits:
-        """Size limits of one batch (requests, bytes of JSONL)."""
+    limits: BatchLimits
+    """Size limits of one batch (requests, bytes of JSONL): a class attribute of each provider."""
 
     @abstractmethod
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:

@@ -29,15 +29,13 @@ ENDED_STATES = ("completed", "failed", "expired", "cancelled")
 class OpenAIBatchAPI(BatchAPI):
     """The Batch API through ``backend``'s client: JSONL upload, create, retrieve, list, cancel."""
 
+    limits = BatchLimits(50_000, 200 * 1024 * 1024)
+    """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
+
     def __init__(self, backend: OpenAIBackend) -> None:
         super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
-
-    @property
-    def limits(self) -> BatchLimits:
-        """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
-        return BatchLimits(50_000, 200 * 1024 * 1024)
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""

@@ -17,12 +17,11 @@ import asyncio
 import contextlib
 import dataclasses
 from abc import abstractmethod
-from dataclasses import dataclass
 from typing import Any
 
 from ._backend import Backend
 from ._batch_api import BatchItem
-from ._decisions import Where, decision_for_status, malformed, one_line, redact
+from ._decisions import SDKErrors, Where, decision_for_status, malformed, one_line, redact
 from ._types import (
     BackendError,
     BadAnswer,
@@ -45,16 +44,6 @@ def _is_http_library_error(exc: BaseException) -> bool:
     """Whether ``exc`` comes from the HTTP layer under the SDK (httpx / httpcore)."""
     module = type(exc).__module__ or ""
     return module.split(".", 1)[0] in ("httpx", "httpx2", "httpcore", "httpcore2", "h11")
-
-
-@dataclass(frozen=True)
-class SDKErrors:
-    """An SDK's exception types: no response (``connection``), of which ``timeout`` is the
-    timed-out kind, and an HTTP error status (``status``)."""
-
-    connection: type[BaseException]
-    timeout: type[BaseException]
-    status: type[BaseException]
 
 
 class SDKBackend(Backend):
