@@ -51,6 +51,7 @@ FIGURES = {
     "toxic_profile_radar",
     "heatmap_gpt-4o",
     "answer_distribution",
+    "scale_usage",
 }
 TABLES = {
     "metrics",
@@ -59,6 +60,7 @@ TABLES = {
     "changes_by_foundation",
     "excess",
     "summary",
+    "scale_usage",
     "self_profiles",
     "toxic_profiles",
     "failures",
