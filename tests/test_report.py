@@ -648,6 +648,12 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "SIMULATED data" in html
     assert _parse(html).errors == []
+    # the three diagnostics: scale usage, the corrected S next to S, KL from base
+    assert 'id="figure-scale_usage"' in html and 'id="table-scale_usage"' in html
+    metrics = _parse(html).cells["table-metrics"]
+    assert all(_number(r["S_corrected"]) <= _number(r["S"]) for r in metrics)
+    assert "S_noise_floor" in metrics[0]
+    assert all(r["kl_bits"] != "n/a" for r in _parse(html).cells["table-changes"])
     with sqlite3.connect(out / "demo.db") as conn:
         runs = dict(conn.execute("SELECT run_id, mode FROM runs").fetchall())
         counts = dict(
