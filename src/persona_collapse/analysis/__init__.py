@@ -56,7 +56,9 @@ from ._trajectory import (
     Trajectory,
     TrajectoryPoint,
     ceiling_falls,
+    load_checkpoints,
     measure_trajectory,
+    split_step,
     step_from_label,
 )
 
@@ -87,6 +89,7 @@ __all__ = [
     "distribution_cube",
     "instrument_for",
     "is_saturated",
+    "load_checkpoints",
     "measure_responses",
     "measure_trajectory",
     "metrics_document",
@@ -98,6 +101,7 @@ __all__ = [
     "scale_usage",
     "source_compliance",
     "source_warnings",
+    "split_step",
     "spread_description",
     "step_from_label",
     "temperature_curves",

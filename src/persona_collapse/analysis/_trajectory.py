@@ -20,12 +20,13 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..stats import Measurement, ScaleUsage
-from ..store import Responses
+from ..store import Responses, load_sources
 from ._diagnostics import is_saturated, scale_usage
 from ._measure import measure_responses, metrics_document
-from ._options import AnalysisOptions
+from ._options import AnalysisOptions, check_method
 
 _STEP = re.compile(r"(?:^|[^a-z])step[-_]?(\d+)(?![0-9])", re.IGNORECASE)
+_GIVEN_STEP = re.compile(r"(\d+)=(.+)", re.DOTALL)
 
 FALL_SES = 1.0
 """A saturated checkpoint is flagged when its S is below an earlier peak by more than this
@@ -36,6 +37,41 @@ def step_from_label(label: str) -> int | None:
     """The training step in a source's label or file name (``...-step0800_temp01`` -> 800)."""
     found = _STEP.findall(label)
     return int(found[-1]) if found else None
+
+
+def split_step(spec: str) -> tuple[int | None, str]:
+    """``STEP=SOURCE`` -> ``(STEP, SOURCE)``; a plain SOURCE -> ``(None, SOURCE)``."""
+    given = _GIVEN_STEP.fullmatch(spec)
+    return (int(given.group(1)), given.group(2)) if given else (None, spec)
+
+
+def load_checkpoints(
+    specs: Sequence[str], options: AnalysisOptions | None = None
+) -> list[tuple[int, Responses]]:
+    """``(step, responses)`` of every ``[STEP=]SOURCE``; the step from the name when not given.
+
+    A SOURCE naming several response sets (a folder, a store without a run id)
+    gives one checkpoint per set, each with the step in its label.
+    """
+    opts = options or AnalysisOptions()
+    out: list[tuple[int, Responses]] = []
+    for spec in specs:
+        given, source = split_step(spec)
+        loaded = load_sources(source, instrument=opts.instrument)
+        if given is not None and len(loaded) != 1:
+            raise ConfigError(
+                f"{spec}: STEP= names one checkpoint, but {source} holds {len(loaded)} sources"
+            )
+        for resp in loaded:
+            check_method(resp, opts)
+            step = given if given is not None else step_from_label(resp.label)
+            if step is None:
+                raise ConfigError(
+                    f"{resp.label}: no training step in its name (stepNNNN); "
+                    f"give it as STEP=SOURCE, e.g. 0={source}"
+                )
+            out.append((step, resp))
+    return out
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,30 @@ def _pm(value: Any, se: Any) -> str:
     return f"{value:.3f} ± {se:.3f}" if isinstance(se, int | float) else f"{value:.3f}"
 
 
-def _print_outcome(outcome: FinetuneOutcome, fmt: str) -> None:
+def _measurement_rows(outcome: FinetuneOutcome, base: dict[str, Any] | None) -> None:
+    """The measured checkpoints on stderr: step, loss, S, R and the top-1 share."""
+    _say("step   loss      S              R              top-1")
+    for m in ([{"step": 0, **base}] if base else []) + outcome.measurements:
+        step = int(m["step"])
+        loss = outcome.losses[step - 1] if 0 < step <= len(outcome.losses) else math.nan
+        top1 = m.get("top1_share")
+        usage = f"{top1:.0%} on {m.get('top1_rating')}" if isinstance(top1, float) else ""
+        if m.get("saturated"):
+            usage += " (saturated)"
+        _say(
+            f"{step:<6} {loss:<9.4f} {_pm(m.get('S'), m.get('S_se')):<14} "
+            f"{_pm(m.get('R'), m.get('R_se')):<14} {usage}"
+        )
+
+
+def _print_outcome(
+    outcome: FinetuneOutcome, fmt: str, base: dict[str, Any] | None = None, store: str = ""
+) -> None:
+    """The outcome as JSON or as lines on stderr, then the model (or job id) on stdout.
+
+    ``base``: the base model's measurement before training (``--measure-every``);
+    ``store``: where the checkpoint measurements are, for the ``trajectory`` hint.
+    """
     record = outcome.record
     if fmt == "json":
         doc = {
@@ -60,17 +83,17 @@ def _print_outcome(outcome: FinetuneOutcome, fmt: str) -> None:
             "measurements": outcome.measurements,
             "notes": outcome.notes,
         }
+        if base is not None:
+            doc["base_measurement"] = base
+        if store:
+            doc["measure_store"] = store
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
-    if outcome.measurements:
-        _say("step   loss      S              R")
-        for m in outcome.measurements:
-            step = int(m["step"])
-            loss = outcome.losses[step - 1] if step - 1 < len(outcome.losses) else math.nan
-            _say(
-                f"{step:<6} {loss:<9.4f} {_pm(m.get('S'), m.get('S_se')):<14} {_pm(m.get('R'), m.get('R_se'))}"
-            )
+    if outcome.measurements or base:
+        _measurement_rows(outcome, base)
+        if store:
+            _say(f"every checkpoint's answers are in {store}: persona-collapse trajectory {store}")
     for note in outcome.notes:
         _say(f"note: {note}")
     if record.family:
@@ -105,13 +128,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         max_wait_s=_wait_limit(args.max_wait),
     )
     meter = _meter(args, options)
+    base = None
+    if meter is not None:
+        _say(f"measuring the base model {options.base} before training (step 0)")
+        base = meter.measure_base(options.base)
     outcome = run_finetune(options, report=_say, on_step=_step, on_checkpoint=meter)
-    _print_outcome(outcome, args.format)
+    _print_outcome(outcome, args.format, base, str(meter.store) if meter else "")
     return 0
 
 
 def _meter(args: argparse.Namespace, options: FinetuneOptions) -> CheckpointMeter | None:
-    """The checkpoint meter of ``--measure-every`` (local runs): S and R into OUT/measure.db."""
+    """The checkpoint meter of ``--measure-every`` (local runs): S and R into OUT/measure.db,
+    one run per checkpoint (``step-NNNNNN``, the base as ``step-000000``)."""
     if not options.measure_every or options.provider != "hf" or not options.out:
         return None
     family, _variant = options.labels()
@@ -230,7 +258,8 @@ _CHECKPOINT_OPTIONS = (
         "--measure-every",
         type=int,
         metavar="N",
-        help="hf/: measure S and R of the checkpoint every N steps (logprob protocol)",
+        help="hf/: measure S and R of the base and of the checkpoint every N steps (logprob "
+        "protocol) into OUT/measure.db; 'trajectory OUT/measure.db' reads the series",
     ),
     _METER(
         "--measure-personas",

@@ -12,14 +12,12 @@ also writes ``FIG.pdf``.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from ..analysis import AnalysisOptions, check_method, measure_trajectory, step_from_label
-from ..errors import ConfigError
-from ..store import Responses, load_sources
+from ..analysis import load_checkpoints as checkpoints
+from ..analysis import measure_trajectory
 from ._analysis_commands import add_analysis_options, options_from
 from ._help import examples
 from ._output import (
@@ -35,31 +33,6 @@ from ._output import (
 )
 
 __all__ = ["checkpoints", "register"]
-
-_GIVEN_STEP = re.compile(r"(\d+)=(.+)", re.DOTALL)
-
-
-def checkpoints(specs: list[str], opts: AnalysisOptions) -> list[tuple[int, Responses]]:
-    """``(step, responses)`` of every ``[STEP=]SOURCE``; the step from the name when not given."""
-    out: list[tuple[int, Responses]] = []
-    for spec in specs:
-        given = _GIVEN_STEP.fullmatch(spec)
-        source = given.group(2) if given else spec
-        loaded = load_sources(source, instrument=opts.instrument)
-        if given and len(loaded) != 1:
-            raise ConfigError(
-                f"{spec}: STEP= names one checkpoint, but {source} holds {len(loaded)} sources"
-            )
-        for resp in loaded:
-            check_method(resp, opts)
-            step = int(given.group(1)) if given else step_from_label(resp.label)
-            if step is None:
-                raise ConfigError(
-                    f"{resp.label}: no training step in its name (stepNNNN); "
-                    f"give it as STEP=SOURCE, e.g. 0={source}"
-                )
-            out.append((step, resp))
-    return out
 
 
 def _csv(doc: dict[str, Any]) -> None:
