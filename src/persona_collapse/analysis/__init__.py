@@ -53,6 +53,7 @@ from ._measure import (
     source_warnings,
 )
 from ._options import AnalysisOptions, check_method, instrument_for
+from ._repeat_instability import repeat_instability
 from ._tasks import KNOWN_ANSWERS, answer_table, compare_tasks, measure_task, task_warnings
 from ._trajectory import (
     FALL_SES,
@@ -101,6 +102,7 @@ __all__ = [
     "profile_responses",
     "profile_saturation",
     "rating_cube",
+    "repeat_instability",
     "saturation_warning",
     "scale_usage",
     "source_compliance",
