@@ -8,7 +8,9 @@
 * :func:`temperature_curves`: S(T) and R(T) of a logprob source;
 * :func:`scale_usage`, :func:`saturation_warning`, :func:`noise_floor_warning`:
   whether S can be read at all (the scale's ceiling, repetition noise);
-* :func:`measure_trajectory`: S, R and those diagnostics across training checkpoints.
+* :func:`measure_trajectory`: S, R and those diagnostics across training checkpoints;
+* :func:`measure_task`, :func:`compare_tasks`: the capability control (MMLU, GSM8K):
+  accuracy and repeat instability of task sources, paired deltas against a base.
 
 Every one of them reads the same cubes (:func:`rating_cube`,
 :func:`distribution_cube`), so metrics and figures rest on one distribution.
@@ -51,6 +53,8 @@ from ._measure import (
     source_warnings,
 )
 from ._options import AnalysisOptions, check_method, instrument_for
+from ._repeat_instability import repeat_instability
+from ._tasks import KNOWN_ANSWERS, answer_table, compare_tasks, measure_task, task_warnings
 from ._trajectory import (
     FALL_SES,
     Trajectory,
@@ -68,6 +72,7 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "DIGIT_MASS_MIN",
     "FALL_SES",
+    "KNOWN_ANSWERS",
     "MIN_PERSONAS",
     "MISSING_SHARE_MAX",
     "NOISE_FLOOR_SES",
@@ -82,21 +87,25 @@ __all__ = [
     "DistributionCube",
     "Trajectory",
     "TrajectoryPoint",
+    "answer_table",
     "ceiling_falls",
     "cell_view",
     "check_method",
     "compare_responses",
+    "compare_tasks",
     "distribution_cube",
     "instrument_for",
     "is_saturated",
     "load_checkpoints",
     "measure_responses",
+    "measure_task",
     "measure_trajectory",
     "metrics_document",
     "noise_floor_warning",
     "profile_responses",
     "profile_saturation",
     "rating_cube",
+    "repeat_instability",
     "saturation_warning",
     "scale_usage",
     "source_compliance",
@@ -104,5 +113,6 @@ __all__ = [
     "split_step",
     "spread_description",
     "step_from_label",
+    "task_warnings",
     "temperature_curves",
 ]

@@ -15,6 +15,7 @@ from ..protocol import INSECURE, SECURE
 from ..stats import (
     OVERALL,
     Change,
+    Instability,
     Measurement,
     ScaleUsage,
     misalignment_excess,
@@ -25,6 +26,7 @@ from ..store import Responses
 from ._diagnostics import scale_usage
 from ._measure import measure_responses, metrics_document, source_warnings
 from ._options import AnalysisOptions
+from ._repeat_instability import repeat_instability
 
 MIN_SHARED_PERSONAS = 2
 """A paired persona bootstrap needs at least this many persona ids on every side."""
@@ -47,6 +49,8 @@ class Comparison:
     """Per source (``base`` and each variant label): its own warnings, also in ``warnings``."""
     usage: dict[str, ScaleUsage] = field(default_factory=dict)
     """Per source (``base`` and each variant label): its scale usage."""
+    instability: dict[str, Instability] = field(default_factory=dict)
+    """Per sampled source (``base`` and each variant label): its repeat instability."""
 
     def kl_bits(self, label: str) -> float | None:
         """KL divergence in bits of variant ``label``'s pooled ratings from the base's.
@@ -116,6 +120,8 @@ class Comparison:
         doc = metrics_document(label, meas)
         if key in self.usage:
             doc["scale_usage"] = self.usage[key].to_dict()
+        if key in self.instability:
+            doc["instability"] = self.instability[key].to_dict()
         doc["warnings"] = list(self.source_warnings.get(key, []))
         return doc
 
@@ -197,6 +203,8 @@ def compare_responses(
     usage = {"base": scale_usage(base, opts)} | {
         label: scale_usage(resp, opts) for label, (resp, _) in measured.items()
     }
+    sides = {"base": base} | {label: resp for label, (resp, _) in measured.items()}
+    unstable = {key: repeat_instability(resp, opts) for key, resp in sides.items()}
     warnings = [w for ws in per_source.values() for w in ws]
     if not same_sets:
         counts = ", ".join(f"{name} {n}" for name, n in left_out.items() if n)
@@ -214,4 +222,5 @@ def compare_responses(
         warnings=tuple(warnings),
         source_warnings=per_source,
         usage=usage,
+        instability={key: value for key, value in unstable.items() if value is not None},
     )

@@ -27,6 +27,7 @@ from ._compliance import source_compliance
 from ._cube import distribution_cube, item_positions, item_subscales, rating_cube
 from ._diagnostics import noise_floor_warning, saturation_warning, scale_usage
 from ._options import AnalysisOptions, instrument_for
+from ._repeat_instability import repeat_instability
 
 
 def measure_responses(responses: Responses, options: AnalysisOptions | None = None) -> Measurement:
@@ -170,7 +171,8 @@ def metrics_document(
     with ``options``) to include what only the source tells (an incomplete run,
     saturation, ``compliance``: the shares of :func:`source_compliance`, keys
     :data:`COMPLIANCE_KEYS` plus the counts behind them, and ``scale_usage``:
-    :meth:`ScaleUsage.to_dict <persona_collapse.stats.ScaleUsage.to_dict>`).
+    :meth:`ScaleUsage.to_dict <persona_collapse.stats.ScaleUsage.to_dict>`, and, for
+    sampled sources, ``instability``: :func:`repeat_instability` as a dict).
     """
     doc: dict[str, Any] = {"source": label}
     doc.update(meas.to_dict())
@@ -179,5 +181,8 @@ def metrics_document(
     if responses is not None:
         doc["compliance"] = source_compliance(responses).to_dict()
         doc["scale_usage"] = scale_usage(responses, options).to_dict()
+        unstable = repeat_instability(responses, options)
+        if unstable is not None:
+            doc["instability"] = unstable.to_dict()
     doc["warnings"] = [] if responses is None else source_warnings(responses, meas, options)
     return doc

@@ -11,17 +11,20 @@ from ..analysis import (
     AnalysisOptions,
     check_method,
     compare_responses,
+    compare_tasks,
     measure_responses,
+    measure_task,
     metrics_document,
     profile_responses,
     profile_saturation,
     source_warnings,
 )
 from ..errors import ConfigError, DataError
-from ..store import Responses, load_sources
+from ..store import Responses, load_sources, load_task_sources, task_source_kind
 from ._help import examples
 from ._option_groups import add_bootstrap_options, bootstrap_from
 from ._output import FORMATS, print_comparison, print_metrics, print_profiles
+from ._task_output import print_task_comparison, print_task_metrics
 
 SIMULATED_TAG = "[SIMULATED]"
 """How tables mark numbers computed on simulated data."""
@@ -119,8 +122,25 @@ def _tabular(docs: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
     ]
 
 
+def _task_specs(specs: list[str], what: str) -> bool:
+    """Whether ``specs`` name task sources (the capability control); mixing is refused."""
+    kinds = [task_source_kind(spec) is not None for spec in specs]
+    if any(kinds) and not all(kinds):
+        raise ConfigError(
+            f"{what} mixes task sources (MMLU, GSM8K) with questionnaire sources; "
+            "give them in separate calls"
+        )
+    return all(kinds)
+
+
 def cmd_metrics(args: argparse.Namespace) -> int:
     opts = options_from(args)
+    if _task_specs(args.sources, "metrics"):
+        tasks = [task for spec in args.sources for task in load_task_sources(spec)]
+        print_task_metrics(
+            _tabular([measure_task(t, opts) for t in tasks], args.format), args.format
+        )
+        return 0
     docs = [
         _simulated_doc(metrics_document(r.label, measure_responses(r, opts), r, opts), r)
         for r in _persona_sources(args.sources, opts)
@@ -175,6 +195,8 @@ def _variant_specs(items: list[str]) -> dict[str, str]:
 def cmd_compare(args: argparse.Namespace) -> int:
     opts = options_from(args)
     specs = _variant_specs(args.variant)
+    if _task_specs([args.base, *specs.values()], "compare"):
+        return _compare_tasks(args, specs, opts)
     base = _one_source(args.base, "--base", opts)
     variants = {
         label: _one_source(spec, f"--variant {label}", opts) for label, spec in specs.items()
@@ -191,6 +213,24 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{SIMULATED_TAG} {', '.join(simulated)}: simulated data (sim/ models), "
             "not measurements of real models"
         )
+    return 0
+
+
+def _one_task(spec: str, what: str) -> Any:
+    sources = load_task_sources(spec)
+    if len(sources) != 1:
+        raise ConfigError(
+            f"{what} {spec} holds {len(sources)} task sources; name exactly one "
+            "(a file or STORE.db:RUN_ID)"
+        )
+    return sources[0]
+
+
+def _compare_tasks(args: argparse.Namespace, specs: dict[str, str], opts: AnalysisOptions) -> int:
+    """``compare`` on task sources: paired deltas of accuracy and instability per variant."""
+    base = _one_task(args.base, "--base")
+    variants = {label: _one_task(spec, f"--variant {label}") for label, spec in specs.items()}
+    print_task_comparison(compare_tasks(base, variants, opts), args.format)
     return 0
 
 

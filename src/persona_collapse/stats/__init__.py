@@ -1,5 +1,6 @@
 """Estimators of moral susceptibility S, sigma_bar and robustness R, profiles and comparisons,
-the noise floor of S and scale usage.
+the noise floor of S and scale usage; the capability control's task readouts (accuracy,
+repeat instability) with their two-level and paired bootstraps.
 
 Pure numpy; no I/O except the packaged band data. Conventions are stated in
 each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
@@ -35,6 +36,15 @@ from ._estimators import (
     measure,
     measure_distributions,
 )
+from ._instability import (
+    MIN_REPEATS,
+    TASK_STATISTICS,
+    Instability,
+    answer_statistics,
+    cell_gini,
+    instability,
+    level_counts,
+)
 from ._noise_floor import cell_noise, corrected_susceptibility, item_noise_floor
 from ._profiles import (
     Profile,
@@ -46,26 +56,44 @@ from ._profiles import (
     score_reversed,
     self_profile,
 )
+from ._task_bootstrap import (
+    DELTA_DRAWS,
+    DELTA_STATISTICS,
+    SE_STATISTICS,
+    AnswerTable,
+    item_weights,
+    paired_task_deltas,
+    task_bootstrap,
+)
 from ._usage import ScaleUsage, entropy_bits, kl_divergence_bits
 
 __all__ = [
     "CORRECTED",
+    "DELTA_DRAWS",
+    "DELTA_STATISTICS",
     "MAX_DRAWS",
     "METRICS",
+    "MIN_REPEATS",
     "MISSING_RATING",
     "OVERALL",
+    "SE_STATISTICS",
+    "TASK_STATISTICS",
+    "AnswerTable",
     "Band",
     "BandModel",
     "BootstrapConfig",
     "Change",
     "Draws",
     "FamilySummary",
+    "Instability",
     "Measurement",
     "MetricValues",
     "Profile",
     "ProfileValue",
     "RatingCube",
     "ScaleUsage",
+    "answer_statistics",
+    "cell_gini",
     "cell_means",
     "cell_noise",
     "cell_sds",
@@ -77,13 +105,17 @@ __all__ = [
     "entropy_bits",
     "expected_sample_sd",
     "group_matrix",
+    "instability",
     "item_noise_floor",
     "item_susceptibility",
+    "item_weights",
     "kl_divergence_bits",
     "labels_in_order",
+    "level_counts",
     "measure",
     "measure_distributions",
     "misalignment_excess",
+    "paired_task_deltas",
     "persona_profile",
     "persona_subscale_means",
     "published_band",
@@ -94,4 +126,5 @@ __all__ = [
     "score_reversed",
     "self_profile",
     "summarise_families",
+    "task_bootstrap",
 ]

@@ -8,7 +8,8 @@ response tables. The schema (:data:`SCHEMA_VERSION`) also declares the tables
 ``verify`` and ``finetune`` keep in the same file; :func:`default_run_id` is the
 one rule for default run ids and :func:`now_utc` the one clock. A run has one
 writer at a time: :class:`RunLease` (a heartbeat row in ``run_leases``).
-:func:`run_summaries` lists a store's runs with their progress and token counts.
+:func:`load_task_sources` reads task sources (the capability control: MMLU,
+GSM8K) as :class:`TaskResponses`. :func:`run_summaries` lists a store's runs with their progress and token counts.
 :class:`VerifyRows` and :class:`VariantModels` read and write the tables
 ``verify`` and ``finetune`` keep: no SQL lives outside this package.
 """
@@ -33,6 +34,13 @@ from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
 from ._source import Responses, load_sources, responses_from_frame
 from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._summaries import RunSummary, run_summaries
+from ._task_table import (
+    TASK_COLUMNS,
+    TaskResponses,
+    load_task_sources,
+    read_task_csv,
+    task_source_kind,
+)
 from ._transfer import export_frame, export_run, import_csv
 from ._variant_table import VariantModels
 from ._verify_rows import VerifyRows
@@ -53,6 +61,7 @@ __all__ = [
     "SELF_COLUMNS",
     "SELF_PERSONA_ID",
     "TABLE_COLUMNS",
+    "TASK_COLUMNS",
     "BatchJob",
     "BatchLedger",
     "LeaseHeldError",
@@ -64,6 +73,7 @@ __all__ = [
     "RunInfo",
     "RunLease",
     "RunSummary",
+    "TaskResponses",
     "VariantModels",
     "VerifyRows",
     "check_run_id",
@@ -73,12 +83,15 @@ __all__ = [
     "export_run",
     "import_csv",
     "load_sources",
+    "load_task_sources",
     "now_utc",
     "published_columns",
     "read_parquet",
     "read_published_csv",
+    "read_task_csv",
     "responses_from_frame",
     "run_summaries",
+    "task_source_kind",
     "write_parquet",
     "write_published_csv",
 ]

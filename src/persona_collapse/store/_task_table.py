@@ -1,0 +1,317 @@
+"""Task sources (capability control: MMLU, GSM8K, a user's item set) as typed arrays.
+
+A task source is either a published-format task CSV with the header
+``item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at[,subject]``
+(``answer`` empty when nothing parsed; ``correct`` and ``format_valid`` 0/1;
+``subject`` the MMLU subject, absent for GSM8K) or a stored run whose
+instrument is a task. A stored task slot is a ``responses`` row with
+``persona_id`` -1, ``item_id`` the item's id, ``repetition`` the 1-based
+run index, ``rating`` 1 (parsed and correct), 0 (parsed, wrong) or -1 (nothing
+parsed), ``failures`` 1 for a format failure (a reply that did not parse),
+else 0, and ``extra`` ``{"answer": <parsed answer or null>, "gold": <gold>}``;
+subjects come from the instrument's items (``Item.subscale``).
+
+A row *replied* when a reply arrived at all: in a CSV, it has a response or a
+parsed answer; in a store, it parsed or is a format failure (a row with
+neither is a transport loss, not a format failure).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ..errors import DataError
+from ..instruments import load_instrument
+from ._csv import _decode, _header, _parse
+from ._files import read_input_bytes
+from ._frame import text_series
+from ._records import RunInfo
+from ._source import _kind
+from ._sqlite import ResponseStore
+from ._validate import LineLocator, parse_integers
+
+TASK_COLUMNS = (
+    "item_id",
+    "run_index",
+    "answer",
+    "gold",
+    "correct",
+    "format_valid",
+    "failures",
+    "response",
+    "collected_at",
+)
+"""Header of a published task CSV, in file order (``subject`` may follow)."""
+
+_REQUIRED = ("item_id", "run_index", "answer", "gold", "correct", "format_valid")
+
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+ObjectArray = npt.NDArray[np.object_]
+
+
+@dataclass(frozen=True)
+class TaskResponses:
+    """One task source, one array element per row (slot).
+
+    ``answer``: the parsed, normalised answer (None when nothing parsed);
+    ``gold``: the gold answer; ``correct``: parsed and equal to gold;
+    ``format_valid``: an answer parsed; ``replied``: a reply arrived;
+    ``subject``: the item's stratum (MMLU subject; ``""`` when unknown).
+    ``label`` names the source in tables, ``instrument`` the item set
+    (``mmlu``, ``gsm8k``, ...), ``run`` the stored run when there is one.
+    """
+
+    label: str
+    instrument: str
+    item_id: IntArray
+    run_index: IntArray
+    answer: ObjectArray
+    gold: ObjectArray
+    correct: BoolArray
+    format_valid: BoolArray
+    replied: BoolArray
+    subject: ObjectArray
+    run: RunInfo | None = None
+    sha256: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def simulated(self) -> bool:
+        """Whether the data came from a simulated model (by its run record; files count as real)."""
+        if self.run is None:
+            return False
+        return bool(self.run.settings.get("simulated")) or self.run.backend == "sim"
+
+
+def is_task_header(names: list[str]) -> bool:
+    """Whether a CSV header is a task file's (it names ``item_id``, ``answer`` and ``gold``)."""
+    return {"item_id", "answer", "gold"} <= set(names)
+
+
+def csv_header(path: Path) -> list[str]:
+    """The column names of a CSV file's first line ([] when unreadable)."""
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(65536)
+    except OSError:
+        return []
+    try:
+        return _header(first.decode("utf-8-sig"), path)
+    except (UnicodeDecodeError, DataError):
+        return []
+
+
+def _flags(text: pd.Series, column: str, file: str, locate: LineLocator) -> BoolArray:
+    values = parse_integers(
+        text, column=column, file=file, locate=locate, rule=f"{column} must be 0 or 1"
+    ).to_numpy()
+    bad = np.flatnonzero((values != 0) & (values != 1))
+    if bad.size:
+        raise DataError(f"{file} {locate(int(bad[0]))}: {column} {values[bad[0]]} is not 0 or 1")
+    return np.asarray(values == 1)
+
+
+def _check_rows(
+    item_id: IntArray,
+    run_index: IntArray,
+    answer: ObjectArray,
+    flags: tuple[BoolArray, BoolArray],
+    file: str,
+    locate: LineLocator,
+) -> None:
+    """Ids in range, each slot once, an answer exactly where one parsed, correct only if parsed."""
+    correct, valid = flags
+    checks = [
+        (item_id < 0, "item_id must be a whole number >= 0"),
+        (run_index < 1, "run_index must be a whole number >= 1"),
+        (correct & ~valid, "correct is 1 but format_valid is 0"),
+        (valid != (answer != ""), "answer must be empty exactly where format_valid is 0"),
+    ]
+    keys = pd.DataFrame({"i": item_id, "r": run_index})
+    checks.append((keys.duplicated().to_numpy(), "this (item_id, run_index) slot occurs twice"))
+    for mask, rule in checks:
+        bad = np.flatnonzero(mask)
+        if bad.size:
+            raise DataError(f"{file} {locate(int(bad[0]))}: {rule}; fix or remove that row")
+
+
+def read_task_csv(path: str | Path) -> TaskResponses:
+    """Read and check one published-format task CSV (one-line DataError on any problem)."""
+    file = Path(path)
+    data = read_input_bytes(file, what="CSV file")
+    if not data.strip():
+        raise DataError(f"{file} is empty; expected the header {','.join(TASK_COLUMNS)}")
+    text = _parse(_decode(data, file), file)
+    missing = [c for c in _REQUIRED if c not in text.columns]
+    if missing:
+        raise DataError(
+            f"{file} lacks the column(s) {', '.join(missing)}; a task file has the header "
+            f"{','.join(TASK_COLUMNS)}[,subject]"
+        )
+    if text.empty:
+        raise DataError(f"{file} has a header but no rows; it holds no responses")
+    name, locate = str(file), LineLocator(text)
+    ids = "ids must be whole numbers >= 0; fix or remove that row"
+    item_id = parse_integers(text["item_id"], column="item_id", file=name, locate=locate, rule=ids)
+    run_index = parse_integers(
+        text["run_index"], column="run_index", file=name, locate=locate, rule=ids
+    )
+    answer = text_series(text["answer"]).str.strip().to_numpy(dtype=object)
+    correct = _flags(text["correct"], "correct", name, locate)
+    valid = _flags(text["format_valid"], "format_valid", name, locate)
+    _check_rows(item_id.to_numpy(), run_index.to_numpy(), answer, (correct, valid), name, locate)
+    response = (
+        text_series(text["response"]) if "response" in text else pd.Series("", index=text.index)
+    )
+    subject = text_series(text["subject"]) if "subject" in text else pd.Series("", index=text.index)
+    return TaskResponses(
+        label=file.stem,
+        instrument=_instrument_of(file.stem),
+        item_id=item_id.to_numpy(dtype=np.int64),
+        run_index=run_index.to_numpy(dtype=np.int64),
+        answer=_masked(answer, valid),
+        gold=text_series(text["gold"]).str.strip().to_numpy(dtype=object),
+        correct=correct,
+        format_valid=valid,
+        replied=(response.to_numpy(dtype=object) != "") | valid,
+        subject=subject.to_numpy(dtype=object),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+def _masked(values: ObjectArray, keep: BoolArray) -> ObjectArray:
+    """``values`` with None where ``keep`` is False."""
+    out = np.full(values.shape, None, dtype=object)
+    out[keep] = values[keep]
+    return out
+
+
+def _instrument_of(stem: str) -> str:
+    """The item set a file's name suggests (``..._mmlu`` -> ``mmlu``), else the stem."""
+    for name in ("mmlu", "gsm8k"):
+        if stem.lower().endswith(name):
+            return name
+    return stem
+
+
+def is_task_run(run: RunInfo) -> bool:
+    """Whether a stored run's instrument is a task (by its definition, else its name)."""
+    try:
+        return load_instrument(run.instrument).elicitation.kind == "task"
+    except DataError:
+        return run.instrument in ("mmlu", "gsm8k")
+
+
+def _subjects(run: RunInfo, item_id: IntArray) -> tuple[ObjectArray, tuple[str, ...]]:
+    """Each row's subject from the run's instrument items (``""`` with a note when not loadable)."""
+    try:
+        inst = load_instrument(run.instrument)
+    except DataError:
+        note = f"instrument {run.instrument!r} not found: items are not stratified by subject"
+        return np.full(item_id.size, "", dtype=object), (note,)
+    ids = np.array([it.id for it in inst.items], dtype=np.int64)
+    names = np.array([it.subscale for it in inst.items] + [""], dtype=object)
+    sorter = np.argsort(ids)
+    pos = sorter[np.minimum(np.searchsorted(ids, item_id, sorter=sorter), ids.size - 1)]
+    return np.where(ids[pos] == item_id, names[pos], ""), ()
+
+
+def task_run_responses(store: ResponseStore, run: RunInfo, label: str) -> TaskResponses:
+    """A stored task run's rows per the task-slot contract (see the module doc)."""
+    frame = store.responses_frame(run.run_id)
+    if frame.empty:
+        raise DataError(f"{label} holds no responses yet; run it first")
+    extra = [e if isinstance(e, dict) else {} for e in frame["extra"].tolist()]
+    rating = frame["rating"].to_numpy(dtype=np.int64)
+    failures = frame["failures"].fillna(0).to_numpy(dtype=np.int64)
+    item_id = frame["question_id"].to_numpy(dtype=np.int64)
+    subject, notes = _subjects(run, item_id)
+    valid = rating != -1
+    return TaskResponses(
+        label=label,
+        instrument=run.instrument,
+        item_id=item_id,
+        run_index=frame["run_index"].to_numpy(dtype=np.int64),
+        answer=_masked(np.array([e.get("answer") for e in extra], dtype=object), valid),
+        gold=np.array([str(e.get("gold", "")) for e in extra], dtype=object),
+        correct=rating == 1,
+        format_valid=valid,
+        replied=valid | (failures > 0),
+        subject=subject,
+        run=run,
+        notes=notes,
+    )
+
+
+def _store_tasks(path: Path, run_id: str | None) -> list[TaskResponses]:
+    with ResponseStore.for_reading(path) as store:
+        runs = store.list_runs() if run_id is None else [store.require_run(run_id)]
+        return [
+            task_run_responses(store, run, f"{path.name}:{run.run_id}")
+            for run in runs
+            if is_task_run(run)
+        ]
+
+
+def task_files(folder: Path) -> list[Path]:
+    """The task CSV files directly in ``folder``, by name."""
+    return sorted(
+        (
+            p
+            for p in folder.iterdir()
+            if p.suffix.lower() == ".csv" and p.is_file() and is_task_header(csv_header(p))
+        ),
+        key=lambda p: p.name,
+    )
+
+
+def task_source_kind(spec: str) -> str | None:
+    """How ``spec`` names task sources, or None when it names questionnaire data (or nothing).
+
+    ``csv``: a task CSV; ``folder``: a folder whose CSV files are all task
+    files; ``store``: a store whose runs are all task runs; ``run``:
+    ``STORE.db:RUN_ID`` of a task run.
+    """
+    path = Path(spec)
+    if path.is_dir():
+        csvs = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
+        return "folder" if csvs and len(task_files(path)) == len(csvs) else None
+    if path.is_file():
+        if _kind(path) == "csv":
+            return "csv" if is_task_header(csv_header(path)) else None
+        if _kind(path) != "store" or path.stat().st_size == 0:
+            return None
+        with ResponseStore.for_reading(path) as opened:
+            runs = opened.list_runs()
+        return "store" if runs and all(is_task_run(r) for r in runs) else None
+    name, sep, run_id = spec.rpartition(":")
+    if sep and run_id and Path(name).is_file() and _kind(Path(name)) == "store":
+        with ResponseStore.for_reading(Path(name)) as opened:
+            run = opened.get_run(run_id)
+        return "run" if run is not None and is_task_run(run) else None
+    return None
+
+
+def load_task_sources(spec: str) -> list[TaskResponses]:
+    """The task sources ``spec`` names (see :func:`task_source_kind`); DataError for others."""
+    kind = task_source_kind(spec)
+    if kind is None:
+        raise DataError(
+            f"{spec} is not a task source; give a task CSV "
+            f"({','.join(TASK_COLUMNS)}[,subject]), a folder of them or STORE.db:RUN_ID of a task run"
+        )
+    if kind == "csv":
+        return [read_task_csv(spec)]
+    if kind == "folder":
+        return [read_task_csv(p) for p in task_files(Path(spec))]
+    if kind == "store":
+        return _store_tasks(Path(spec), None)
+    store_path, _, run_id = spec.rpartition(":")
+    return _store_tasks(Path(store_path), run_id)
