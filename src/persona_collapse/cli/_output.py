@@ -246,20 +246,28 @@ def _top1_cell(metrics: dict[str, Any]) -> str:
     return f"{usage['top1_share']:.0%} on {usage['top1_rating']}"
 
 
-def print_comparison(doc: dict[str, Any], fmt: str) -> None:
-    if fmt == "json":
-        emit_json(doc)
-        return
-    warn(doc.get("warnings", ()))
-    header = ["variant", "source", "S", "S_se", "sigma_bar", "R", "R_se"]
-    deltas = ["dS_pct", "dS_pct_se", "dsigma_bar_pct", "dsigma_bar_pct_se", "dR_pct", "dR_pct_se"]
-    diagnostics = ["S_corrected", "dS_corrected_pct", "dS_corrected_pct_se", "kl_bits"]
-    diagnostics += ["top1_share", "top1_rating"]
+_COMPARISON_CSV = (
+    *("variant", "source", "S", "S_se", "sigma_bar", "R", "R_se"),
+    *("dS_pct", "dS_pct_se", "dsigma_bar_pct", "dsigma_bar_pct_se", "dR_pct", "dR_pct_se"),
+    *("S_corrected", "dS_corrected_pct", "dS_corrected_pct_se", "kl_bits"),
+    *("top1_share", "top1_rating", "outside_band", "left_band"),
+)
+"""Columns of ``compare --format csv``: one row for the base, one per variant."""
+
+_COMPARISON_NOTE = (
+    "dS*: change of S without its noise floor; KL: divergence in bits of the variant's "
+    "ratings from the base's (all scale values, add-one smoothed); top-1: share of "
+    "answers on the most used rating."
+)
+
+
+def _comparison_rows(doc: dict[str, Any]) -> list[list[Any]]:
+    """The CSV rows of a comparison (:data:`_COMPARISON_CSV` order)."""
     base = doc["base"]
     base_usage = base.get("scale_usage") or {}
     rows: list[list[Any]] = [
         ["base", base["source"], *(base[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
-        + [""] * len(deltas)
+        + [""] * 6
         + [base.get("S_corrected"), "", "", ""]
         + [base_usage.get("top1_share"), base_usage.get("top1_rating")]
         + [doc["band"].get("base_outside", ""), ""]
@@ -268,30 +276,17 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
         usage = m.get("scale_usage") or {}
         rows.append(
-            [
-                label,
-                m["source"],
-                *(m[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se")),
-                d["S"],
-                se["S"],
-                d["sigma_bar"],
-                se["sigma_bar"],
-                d["R"],
-                se["R"],
-                m.get("S_corrected"),
-                d.get("S_corrected"),
-                se.get("S_corrected"),
-                v.get("kl_bits"),
-                usage.get("top1_share"),
-                usage.get("top1_rating"),
-                v["outside_band"],
-                v.get("left_band", ""),
-            ]
+            [label, m["source"], *(m[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
+            + [x for k in ("S", "sigma_bar", "R") for x in (d[k], se[k])]
+            + [m.get("S_corrected"), d.get("S_corrected"), se.get("S_corrected")]
+            + [v.get("kl_bits"), usage.get("top1_share"), usage.get("top1_rating")]
+            + [v["outside_band"], v.get("left_band", "")]
         )
-    if fmt == "csv":
-        emit_csv([*header, *deltas, *diagnostics, "outside_band", "left_band"], rows)
-        return
-    console = _console()
+    return rows
+
+
+def _comparison_table(doc: dict[str, Any]) -> Table:
+    """The terminal table of a comparison: S, R and the changes of each variant."""
     band = doc["band"]
     table = Table(
         title=f"variants against base (band S in [{band['S_min']}, {band['S_max']}])",
@@ -300,6 +295,7 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     columns = ("variant", "S", "R", "dS %", "dS* %", "dsigma_bar %", "dR %", "KL bits", "top-1")
     for col in (*columns, "band"):
         table.add_column(col, justify="left" if col == "variant" else "right")
+    base = doc["base"]
     base_band = "OUTSIDE" if band.get("base_outside") else "in"
     table.add_row(
         "base",
@@ -315,22 +311,27 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
             label,
             _pm(m["S"], m["S_se"]),
             _pm(m["R"], m["R_se"]),
-            _delta_cell(d, se, "S"),
-            _delta_cell(d, se, "S_corrected"),
-            _delta_cell(d, se, "sigma_bar"),
-            _delta_cell(d, se, "R"),
+            *(_delta_cell(d, se, k) for k in ("S", "S_corrected", "sigma_bar", "R")),
             "n/a" if v.get("kl_bits") is None else f"{v['kl_bits']:.3f}",
             _top1_cell(m),
             _band_cell(v),
         )
-    console.print(table)
-    console.print(
-        "dS*: change of S without its noise floor; KL: divergence in bits of the variant's "
-        "ratings from the base's (all scale values, add-one smoothed); top-1: share of "
-        "answers on the most used rating.",
-        highlight=False,
-    )
-    if band.get("base_outside"):
+    return table
+
+
+def print_comparison(doc: dict[str, Any], fmt: str) -> None:
+    """``compare`` output: JSON, CSV, or the table with the band verdict and the excess."""
+    if fmt == "json":
+        emit_json(doc)
+        return
+    warn(doc.get("warnings", ()))
+    if fmt == "csv":
+        emit_csv(list(_COMPARISON_CSV), _comparison_rows(doc))
+        return
+    console = _console()
+    console.print(_comparison_table(doc))
+    console.print(_COMPARISON_NOTE, highlight=False)
+    if doc["band"].get("base_outside"):
         console.print(
             "verdict: the base is already outside the band, so no variant can leave it; "
             "OUTSIDE marks where a variant lies, not a change caused by fine-tuning"
