@@ -897,3 +897,22 @@ def test_command_line_defaults_are_the_option_defaults() -> None:
         ("scoring", "scoring"),
     ]:
         assert getattr(verify, arg) == getattr(theirs, name), arg
+
+
+@pytest.mark.parametrize("argv", [["openai/gpt-4o-2024-08-06"], ["hf/tiny", "--ray", "local"]])
+@pytest.mark.parametrize("poll", ["30", "30.0", "5"])
+def test_batch_poll_without_batch_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], poll: str
+) -> None:
+    """Any explicit --batch-poll without --batch is refused, the default value (30) included."""
+    from persona_collapse.collect import RunOptions
+    from persona_collapse.errors import ConfigError
+
+    store = tmp_path / "never.db"
+    result = run_cli(capsys, "run", *argv, "--batch-poll", poll, "--store", str(store))
+    assert "--batch-poll needs --batch" in _one_error_line(result)
+    assert not store.exists()
+    with pytest.raises(ConfigError, match="--batch-poll needs --batch"):
+        RunOptions(model="openai/gpt-4o", batch_poll_s=float(poll))
+    assert RunOptions(model="openai/gpt-4o").batch_poll_s is None  # None: the default 30 s
+    assert RunOptions(model="openai/gpt-4o", batch=True, batch_poll_s=float(poll))

@@ -6,7 +6,13 @@ import argparse
 import sys
 from functools import partial
 
-from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
+from ..collect import (
+    DEFAULT_BATCH_POLL_S,
+    RunOptions,
+    RunOutcome,
+    run_collection,
+    terminate_as_interrupt,
+)
 from ._defaults import field_default
 from ._help import examples
 from ._option_groups import add_connection_options, add_store_options
@@ -127,7 +133,10 @@ def _add_batch_options(p: argparse.ArgumentParser) -> None:
         type=float,
         default=field_default(RunOptions, "batch_poll_s"),
         metavar="SECONDS",
-        help="seconds between two polls of a batch in flight (default %(default)s)",
+        help=(
+            "with --batch: seconds between two polls of a batch in flight "
+            f"(default {DEFAULT_BATCH_POLL_S:g})"
+        ),
     )
 
 

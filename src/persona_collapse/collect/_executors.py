@@ -124,6 +124,12 @@ def refuse_options_of_ray(options: RunOptions) -> None:
         raise ConfigError("--workers and --gpus-per-worker need --ray ADDRESS (or --ray local)")
 
 
+def refuse_batch_poll(options: RunOptions) -> None:
+    """``--batch-poll`` does nothing without ``--batch``: refuse any value given, 30 included."""
+    if options.batch_poll_s is not None:
+        raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
+
+
 class DirectExecutor(Executor):
     """The cells asked from this process through the backend (``run`` without --batch/--ray)."""
 
@@ -135,8 +141,7 @@ class DirectExecutor(Executor):
     @classmethod
     def refuse(cls, options: RunOptions) -> None:
         refuse_options_of_ray(options)
-        if options.batch_poll_s != DEFAULT_BATCH_POLL_S:
-            raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
+        refuse_batch_poll(options)
 
     @classmethod
     def open(cls, options: RunOptions) -> Executor:
@@ -226,7 +231,7 @@ class BatchExecutor(DirectExecutor):
         return cls(
             direct.backend,
             discount=batch_discount(options.model) or 1.0,
-            poll_s=options.batch_poll_s,
+            poll_s=DEFAULT_BATCH_POLL_S if options.batch_poll_s is None else options.batch_poll_s,
         )
 
     def new_stats(self) -> CollectStats:

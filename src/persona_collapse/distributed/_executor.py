@@ -16,7 +16,6 @@ from collections.abc import Callable, Sequence
 from ..backends import parse_model
 from ..backends.local import import_vllm
 from ..collect import (
-    DEFAULT_BATCH_POLL_S,
     CollectConfig,
     CollectStats,
     Executor,
@@ -88,7 +87,7 @@ class RayExecutor(Executor):
                 "--ray runs model replicas on the cluster and takes no --base-url; "
                 "a server behind --base-url scales by itself"
             )
-        if options.batch_poll_s != DEFAULT_BATCH_POLL_S:
+        if options.batch_poll_s is not None:  # any value, the default's included
             raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
         _refuse_family(parse_model(options.model).family)
 
