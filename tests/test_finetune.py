@@ -472,6 +472,14 @@ def test_lora_lowers_the_loss_and_the_result_runs(
     )
     assert (out / "config.json").is_file() and (out / "adapter" / "adapter_config.json").is_file()
     assert (out / "checkpoints" / "step-000006" / "adapter_config.json").is_file()
+    # the base (step 0) and every checkpoint are runs of OUT/measure.db, read by trajectory
+    assert doc["measure_store"] == str(out / "measure.db")
+    assert math.isfinite(doc["base_measurement"]["S"]) and "top1_share" in doc["measurements"][0]
+    series = run_cli(capsys, "trajectory", doc["measure_store"], "--format", "json")
+    assert series.status == 0, series.err
+    points = series.json()["points"]
+    assert [p["step"] for p in points] == [0, 6, 12]
+    assert [p["S"] for p in points[1:]] == pytest.approx([m["S"] for m in doc["measurements"]])
     meta = json.loads((out / "finetune.json").read_text())
     assert meta["losses"] == losses and meta["recipe"]["lora_rank"] == 4
     # the merged model carries the training: lower loss on the data than the base model

@@ -45,6 +45,7 @@ def capsys_module(request: pytest.FixtureRequest) -> Any:
 
 def test_metrics_json_shape(measured: dict[str, dict[str, Any]]) -> None:
     keys = {"S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se"}
+    keys |= {"S_corrected", "S_corrected_se", "S_noise_floor"}
     for doc in measured.values():
         assert {"source", "n_personas", "n_items", "foundations"} | keys <= set(doc)
         assert set(doc["foundations"]) == set(FOUNDATIONS)

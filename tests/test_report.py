@@ -51,6 +51,7 @@ FIGURES = {
     "toxic_profile_radar",
     "heatmap_gpt-4o",
     "answer_distribution",
+    "scale_usage",
 }
 TABLES = {
     "metrics",
@@ -59,6 +60,7 @@ TABLES = {
     "changes_by_foundation",
     "excess",
     "summary",
+    "scale_usage",
     "self_profiles",
     "toxic_profiles",
     "failures",
@@ -646,6 +648,12 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "SIMULATED data" in html
     assert _parse(html).errors == []
+    # the three diagnostics: scale usage, the corrected S next to S, KL from base
+    assert 'id="figure-scale_usage"' in html and 'id="table-scale_usage"' in html
+    metrics = _parse(html).cells["table-metrics"]
+    assert all(_number(r["S_corrected"]) <= _number(r["S"]) for r in metrics)
+    assert "S_noise_floor" in metrics[0]
+    assert all(r["kl_bits"] != "n/a" for r in _parse(html).cells["table-changes"])
     with sqlite3.connect(out / "demo.db") as conn:
         runs = dict(conn.execute("SELECT run_id, mode FROM runs").fetchall())
         counts = dict(

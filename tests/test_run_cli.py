@@ -998,3 +998,14 @@ def test_batch_poll_without_batch_is_refused(
         RunOptions(model="openai/gpt-4o", batch_poll_s=float(poll))
     assert RunOptions(model="openai/gpt-4o").batch_poll_s is None  # None: the default 30 s
     assert RunOptions(model="openai/gpt-4o", batch=True, batch_poll_s=float(poll))
+
+
+@pytest.mark.parametrize("timeout", ["86400", "60"])
+def test_batch_timeout_without_batch_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, timeout: str
+) -> None:
+    """Any explicit --batch-timeout without --batch is refused, the default value included."""
+    store = tmp_path / "never.db"
+    argv = ["run", "openai/gpt-4o-2024-08-06", "--batch-timeout", timeout, "--store", str(store)]
+    assert "--batch-timeout needs --batch" in _one_error_line(run_cli(capsys, *argv))
+    assert not store.exists()

@@ -5,7 +5,10 @@
 * :func:`source_compliance`: how much of the data is the model answering at all;
 * :func:`profile_responses`: self or across-persona profiles;
 * :func:`cell_view`: cell means and answer shares (what the report's figures draw);
-* :func:`temperature_curves`: S(T) and R(T) of a logprob source.
+* :func:`temperature_curves`: S(T) and R(T) of a logprob source;
+* :func:`scale_usage`, :func:`saturation_warning`, :func:`noise_floor_warning`:
+  whether S can be read at all (the scale's ceiling, repetition noise);
+* :func:`measure_trajectory`: S, R and those diagnostics across training checkpoints.
 
 Every one of them reads the same cubes (:func:`rating_cube`,
 :func:`distribution_cube`), so metrics and figures rest on one distribution.
@@ -31,6 +34,14 @@ from ._curves import (
     spread_description,
     temperature_curves,
 )
+from ._diagnostics import (
+    NOISE_FLOOR_SES,
+    SATURATION_SHARE,
+    is_saturated,
+    noise_floor_warning,
+    saturation_warning,
+    scale_usage,
+)
 from ._measure import (
     MIN_PERSONAS,
     measure_responses,
@@ -40,15 +51,28 @@ from ._measure import (
     source_warnings,
 )
 from ._options import AnalysisOptions, check_method, instrument_for
+from ._trajectory import (
+    FALL_SES,
+    Trajectory,
+    TrajectoryPoint,
+    ceiling_falls,
+    load_checkpoints,
+    measure_trajectory,
+    split_step,
+    step_from_label,
+)
 
 __all__ = [
     "COMPLIANCE_KEYS",
     "CURVE_POINT_KEYS",
     "DEFAULT_TEMPERATURES",
     "DIGIT_MASS_MIN",
+    "FALL_SES",
     "MIN_PERSONAS",
     "MISSING_SHARE_MAX",
+    "NOISE_FLOOR_SES",
     "NOT_ANSWERING",
+    "SATURATION_SHARE",
     "SPREADS",
     "TRUNCATED_SHARE_MAX",
     "AnalysisOptions",
@@ -56,18 +80,29 @@ __all__ = [
     "Comparison",
     "Compliance",
     "DistributionCube",
+    "Trajectory",
+    "TrajectoryPoint",
+    "ceiling_falls",
     "cell_view",
     "check_method",
     "compare_responses",
     "distribution_cube",
     "instrument_for",
+    "is_saturated",
+    "load_checkpoints",
     "measure_responses",
+    "measure_trajectory",
     "metrics_document",
+    "noise_floor_warning",
     "profile_responses",
     "profile_saturation",
     "rating_cube",
+    "saturation_warning",
+    "scale_usage",
     "source_compliance",
     "source_warnings",
+    "split_step",
     "spread_description",
+    "step_from_label",
     "temperature_curves",
 ]

@@ -1,4 +1,5 @@
-"""Comparing variants with a base: relative changes, the band and the misalignment excess."""
+"""Comparing variants with a base: relative changes, the band, the misalignment excess and
+how far each variant's use of the scale moved from the base's (KL divergence in bits)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,13 @@ from ..stats import (
     OVERALL,
     Change,
     Measurement,
+    ScaleUsage,
     misalignment_excess,
     published_band,
     relative_change,
 )
 from ..store import Responses
+from ._diagnostics import scale_usage
 from ._measure import measure_responses, metrics_document, source_warnings
 from ._options import AnalysisOptions
 
@@ -42,6 +45,19 @@ class Comparison:
     """What a reader must know (few personas, incomplete runs, persona sets, the band)."""
     source_warnings: dict[str, list[str]] = field(default_factory=dict)
     """Per source (``base`` and each variant label): its own warnings, also in ``warnings``."""
+    usage: dict[str, ScaleUsage] = field(default_factory=dict)
+    """Per source (``base`` and each variant label): its scale usage."""
+
+    def kl_bits(self, label: str) -> float | None:
+        """KL divergence in bits of variant ``label``'s pooled ratings from the base's.
+
+        Over every scale value (MFQ-30: all six ratings 0..5) with add-one
+        smoothing of the counts (:func:`persona_collapse.stats.kl_divergence_bits`);
+        the authors' figure used ratings 1-5 only, so values differ from theirs.
+        """
+        if label not in self.usage or "base" not in self.usage:
+            return None
+        return self.usage[label].kl_from(self.usage["base"])
 
     @property
     def base_outside_band(self) -> bool:
@@ -57,27 +73,29 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         """The JSON document of ``compare`` (DESIGN.md), with per-subscale deltas added."""
         band = published_band()
-        out: dict[str, Any] = {"base": metrics_document(self.base_label, self.base), "variants": {}}
-        out["base"]["warnings"] = list(self.source_warnings.get("base", []))
+        out: dict[str, Any] = {"base": self._metrics("base", self.base_label, self.base)}
+        out["variants"] = {}
         base_S = float(self.base.S[0])
         for label, (source, meas, change) in self.variants.items():
-            delta, delta_se = change.at(OVERALL)
+            delta, delta_se = _deltas(change, OVERALL)
             out["variants"][label] = {
-                "metrics": metrics_document(source, meas)
-                | {"warnings": list(self.source_warnings.get(label, []))},
+                "metrics": self._metrics(label, source, meas),
                 "delta_pct": delta,
                 "delta_pct_se": delta_se,
+                "kl_bits": self.kl_bits(label),
                 "outside_band": band.outside(float(meas.S[0])),
                 "left_band": band.left(base_S, float(meas.S[0])),
                 "personas_left_out": self.left_out.get(label, 0),
                 "foundations": {
-                    name: dict(zip(("delta_pct", "delta_pct_se"), change.at(name), strict=True))
+                    name: dict(
+                        zip(("delta_pct", "delta_pct_se"), _deltas(change, name), strict=True)
+                    )
                     for name in meas.subscales
                 },
             }
         excess = self.excess
         if excess is not None:
-            value, se = excess.at(OVERALL)
+            value, se = _deltas(excess, OVERALL)
             out["excess_pp"] = value
             out["excess_pp_se"] = se
         out["band"] = {
@@ -92,6 +110,23 @@ class Comparison:
         }
         out["warnings"] = list(self.warnings)
         return out
+
+    def _metrics(self, key: str, label: str, meas: Measurement) -> dict[str, Any]:
+        """The metrics document of one side, with its own warnings and scale usage."""
+        doc = metrics_document(label, meas)
+        if key in self.usage:
+            doc["scale_usage"] = self.usage[key].to_dict()
+        doc["warnings"] = list(self.source_warnings.get(key, []))
+        return doc
+
+
+def _deltas(change: Change, group: str) -> tuple[dict[str, float], dict[str, float]]:
+    """``(delta, se)`` of S, sigma_bar, R and, where measured, the corrected S*."""
+    delta, se = change.at(group)
+    corrected = change.corrected_at(group)
+    if corrected is not None:
+        delta["S_corrected"], se["S_corrected"] = corrected
+    return delta, se
 
 
 def _restricted(responses: Responses, ids: npt.NDArray[np.int64]) -> Responses:
@@ -156,8 +191,11 @@ def compare_responses(
         if paired_base is not None:
             paired = (paired_base, measure_responses(_restricted(resp, shared), persona_only))
         out[label] = (resp.label, meas, relative_change(base_meas, meas, paired=paired))
-    per_source = {"base": source_warnings(base, base_meas)} | {
-        label: source_warnings(resp, meas) for label, (resp, meas) in measured.items()
+    per_source = {"base": source_warnings(base, base_meas, opts)} | {
+        label: source_warnings(resp, meas, opts) for label, (resp, meas) in measured.items()
+    }
+    usage = {"base": scale_usage(base, opts)} | {
+        label: scale_usage(resp, opts) for label, (resp, _) in measured.items()
     }
     warnings = [w for ws in per_source.values() for w in ws]
     if not same_sets:
@@ -175,4 +213,5 @@ def compare_responses(
         left_out=left_out,
         warnings=tuple(warnings),
         source_warnings=per_source,
+        usage=usage,
     )

@@ -25,6 +25,7 @@ from ..stats import (
 from ..store import Responses
 from ._compliance import source_compliance
 from ._cube import distribution_cube, item_positions, item_subscales, rating_cube
+from ._diagnostics import noise_floor_warning, saturation_warning, scale_usage
 from ._options import AnalysisOptions, instrument_for
 
 
@@ -116,11 +117,15 @@ def slot_counts(responses: Responses) -> tuple[int, int]:
     return answered, max(len(frame), personas * items * reps)
 
 
-def source_warnings(responses: Responses, meas: Measurement | None = None) -> list[str]:
+def source_warnings(
+    responses: Responses, meas: Measurement | None = None, options: AnalysisOptions | None = None
+) -> list[str]:
     """What a reader of one source's numbers must know: too few personas, an incomplete run,
     personas left out, poor compliance (:class:`Compliance`: little probability on the
-    digits, many missing slots, digits cut off by the top-k). Without ``meas``, personas
-    are counted in the source itself."""
+    digits, many missing slots, digits cut off by the top-k), saturation (one rating holds
+    most persona-conditioned answers) and, with ``meas``, S at its noise floor. Without
+    ``meas``, personas are counted in the source itself. ``options`` says how the source
+    was analysed (instrument, re-weighting temperature) for its scale usage."""
     out: list[str] = []
     n_personas = (
         meas.n_personas if meas is not None else int(responses.frame["persona_id"].nunique())
@@ -144,18 +149,28 @@ def source_warnings(responses: Responses, meas: Measurement | None = None) -> li
     compliance_warning = source_compliance(responses).warning(responses.label)
     if compliance_warning is not None:
         out.append(compliance_warning)
+    if responses.mode == "persona":
+        saturated = saturation_warning(responses.label, scale_usage(responses, options))
+        at_floor = None if meas is None else noise_floor_warning(responses.label, meas)
+        out += [w for w in (saturated, at_floor) if w is not None]
     return out
 
 
 def metrics_document(
-    label: str, meas: Measurement, responses: Responses | None = None
+    label: str,
+    meas: Measurement,
+    responses: Responses | None = None,
+    options: AnalysisOptions | None = None,
 ) -> dict[str, Any]:
     """The JSON object of ``metrics`` for one source (DESIGN.md), with its ``warnings``.
 
-    ``warnings`` is a list of strings, empty when there is nothing to say;
-    pass ``responses`` to include what only the source tells (an incomplete run,
-    and ``compliance``: the shares of :func:`source_compliance`, keys
-    :data:`COMPLIANCE_KEYS` plus the counts behind them).
+    Besides S, sigma_bar and R it carries ``S_corrected``, ``S_corrected_se`` and
+    ``S_noise_floor``, overall and per foundation. ``warnings`` is a list of
+    strings, empty when there is nothing to say; pass ``responses`` (analysed
+    with ``options``) to include what only the source tells (an incomplete run,
+    saturation, ``compliance``: the shares of :func:`source_compliance`, keys
+    :data:`COMPLIANCE_KEYS` plus the counts behind them, and ``scale_usage``:
+    :meth:`ScaleUsage.to_dict <persona_collapse.stats.ScaleUsage.to_dict>`).
     """
     doc: dict[str, Any] = {"source": label}
     doc.update(meas.to_dict())
@@ -163,5 +178,6 @@ def metrics_document(
         doc["dropped_personas"] = [int(p) for p in meas.dropped_persona_ids]
     if responses is not None:
         doc["compliance"] = source_compliance(responses).to_dict()
-    doc["warnings"] = [] if responses is None else source_warnings(responses, meas)
+        doc["scale_usage"] = scale_usage(responses, options).to_dict()
+    doc["warnings"] = [] if responses is None else source_warnings(responses, meas, options)
     return doc

@@ -19,7 +19,15 @@ URL only a key named with ``--api-key-env``.
 from __future__ import annotations
 
 from ._backend import DEFAULT_CONCURRENCY, Backend
-from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
+from ._batch_api import (
+    UNREADABLE,
+    BatchAPI,
+    BatchItem,
+    BatchLimits,
+    BatchNotCreated,
+    BatchStatus,
+    ResultsGone,
+)
 from ._decisions import parse_retry_after, redact
 from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
 from ._prices import (
@@ -61,12 +69,14 @@ __all__ = [
     "FAMILIES",
     "PLACEHOLDER_KEY",
     "PRICES_ENV",
+    "UNREADABLE",
     "Backend",
     "BackendError",
     "BadAnswer",
     "BatchAPI",
     "BatchItem",
     "BatchLimits",
+    "BatchNotCreated",
     "BatchStatus",
     "ChatRequest",
     "ChatResult",
@@ -75,6 +85,7 @@ __all__ = [
     "Message",
     "ModelSpec",
     "Price",
+    "ResultsGone",
     "Retry",
     "RetryDecision",
     "api_key_from_env",

@@ -11,8 +11,16 @@ from typing import Any
 import anthropic
 
 from ._anthropic_batch import AnthropicBatchAPI
-from ._decisions import Where, decision_for_status, error_in_body, malformed, one_line, redact
-from ._decisions import sdk_field as _field
+from ._decisions import (
+    SDKErrors,
+    Where,
+    decision_for_sdk_error,
+    error_in_body,
+    malformed,
+)
+from ._decisions import (
+    sdk_field as _field,
+)
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
@@ -20,7 +28,6 @@ from ._types import (
     ChatResult,
     Fatal,
     ModelSpec,
-    Retry,
     RetryDecision,
 )
 
@@ -28,38 +35,27 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
 
 
+ANTHROPIC_ERRORS = SDKErrors(
+    name="Anthropic",
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    validation=anthropic.APIResponseValidationError,
+    status=anthropic.APIStatusError,
+    api=anthropic.APIError,
+    base=anthropic.AnthropicError,
+)
+"""The ``anthropic`` SDK's exception types."""
+
+
 def decision_for_anthropic_error(
     exc: BaseException, where: Where, secrets: tuple[str, ...] = ()
 ) -> RetryDecision | None:
     """The decision for an exception of the ``anthropic`` SDK; ``None`` for any other.
 
-    Timeouts -> Retry timeout; connection errors -> Retry transient; 429 ->
-    Retry rate_limit with Retry-After; 5xx including 529 (overloaded), 408, 409
-    -> Retry transient; 401 / 403 / 404 / other 4xx -> Fatal.
+    As :func:`~persona_collapse.backends.decisions.decision_for_sdk_error`; 529
+    (overloaded) is a 5xx, retried.
     """
-    if isinstance(exc, anthropic.APITimeoutError):
-        return Retry("timeout", detail=f"no answer from {where.base_url} in time")
-    if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-        return Retry("transient", detail=one_line(redact(f"connection failed ({why})", secrets)))
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return malformed(f"response does not follow the API schema: {exc.message}", secrets)
-    if isinstance(exc, anthropic.APIStatusError):
-        response = getattr(exc, "response", None)
-        return decision_for_status(
-            exc.status_code,
-            headers=getattr(response, "headers", None),
-            body=exc.body,
-            message=exc.message,
-            where=where,
-            secrets=secrets,
-        )
-    if isinstance(exc, anthropic.APIError):
-        return Retry("transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", secrets)))
-    if isinstance(exc, anthropic.AnthropicError):
-        return Fatal(one_line(redact(f"Anthropic SDK error for {where.model}: {exc}", secrets)))
-    return None
+    return decision_for_sdk_error(exc, ANTHROPIC_ERRORS, where, secrets)
 
 
 class AnthropicBackend(SDKBackend):
@@ -71,6 +67,8 @@ class AnthropicBackend(SDKBackend):
 
     provider = "Anthropic"
     url_hint = "the API root without /v1 (e.g. https://api.anthropic.com)"
+
+    sdk_errors = ANTHROPIC_ERRORS
 
     def __init__(
         self,
@@ -96,14 +94,6 @@ class AnthropicBackend(SDKBackend):
     def describe(self) -> str:
         """One line naming the model and the server (never the key)."""
         return f"{self.spec.full} via Anthropic Messages API at {self.base_url} (no logprobs)"
-
-    def _is_connection_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, anthropic.APIConnectionError) and not isinstance(
-            exc, anthropic.APITimeoutError
-        )
-
-    def _is_status_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, anthropic.APIStatusError)
 
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_anthropic_error(exc, self._where, self.secrets)

@@ -1,4 +1,10 @@
-"""Anthropic's Message Batches as the ``anthropic/`` backend's batch capability."""
+"""Anthropic's Message Batches as the ``anthropic/`` backend's batch capability.
+
+The results JSONL is read line by line here, not through the SDK's decoder
+(which stops the whole stream at the first bad line): a cut line, a null
+``result`` or an unknown result type becomes an :data:`UNREADABLE` item of
+that request, and the other lines are still read.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,15 @@ import builtins
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
+from ._batch_api import (
+    UNREADABLE,
+    BatchAPI,
+    BatchItem,
+    BatchLimits,
+    BatchStatus,
+    json_object,
+    unreadable_line,
+)
 from ._types import ChatRequest, ChatResult
 
 if TYPE_CHECKING:
@@ -15,19 +29,21 @@ if TYPE_CHECKING:
 CLOCK_SLACK_S = 5.0
 """Seconds the provider's clock may run behind ours when matching a batch by creation time."""
 
+CREATE_WINDOW_S = 3600.0
+"""Seconds after the stored intent within which the batch it stands for was created (a create
+call never takes this long): a batch created later is not it."""
+
 
 class AnthropicBatchAPI(BatchAPI):
     """Message Batches through ``backend``'s client: create, retrieve, results, list, cancel."""
+
+    limits = BatchLimits(100_000, 256 * 1024 * 1024)
+    """Anthropic's limits: 100,000 requests and 256 MB per batch."""
 
     def __init__(self, backend: AnthropicBackend) -> None:
         super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
-
-    @property
-    def limits(self) -> BatchLimits:
-        """Anthropic's limits: 100,000 requests and 256 MB per batch."""
-        return BatchLimits(100_000, 256 * 1024 * 1024)
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""
@@ -41,15 +57,24 @@ class AnthropicBatchAPI(BatchAPI):
         metadata: Mapping[str, str],
     ) -> str:
         """``messages.batches.create`` (metadata is not sent: the API takes none)."""
-        batch = await self._call(
+        batch = await self._create(
             self._client.messages.batches.create(requests=[dict(line) for line in lines])  # type: ignore[misc]
         )
         return str(batch.id)
 
-    async def list(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
-        """Batches (``messages.batches.list``, all pages) created at or after ``since``
-        (less :data:`CLOCK_SLACK_S`) holding ``n_requests`` requests: the API keeps
-        no metadata, so a count and a time are all a restart can match on."""
+    async def list(
+        self,
+        prepared: str | None,
+        n_requests: int,
+        since: float,
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Batches (``messages.batches.list``, all pages) created within
+        :data:`CREATE_WINDOW_S` after ``since`` (less :data:`CLOCK_SLACK_S`) holding
+        ``n_requests`` requests: the list shows no model, metadata or custom ids,
+        so a count and a time are all it can match on (``metadata`` is unused).
+        The driver proves a candidate its own by its result lines' custom ids,
+        which carry a random nonce of the batch they were sent in."""
 
         async def scan() -> list[str]:
             found: list[str] = []
@@ -63,7 +88,8 @@ class AnthropicBatchAPI(BatchAPI):
                     + counts.expired
                 )
                 created = batch.created_at.timestamp()
-                if total == n_requests and created >= since - CLOCK_SLACK_S:
+                window = since - CLOCK_SLACK_S <= created <= since + CREATE_WINDOW_S
+                if total == n_requests and window:
                     found.append(str(batch.id))
             return found
 
@@ -80,22 +106,16 @@ class AnthropicBatchAPI(BatchAPI):
         return BatchStatus(batch_id, state, state == "ended", done, total)
 
     async def results(self, batch_id: str) -> builtins.list[BatchItem]:
-        """``messages.batches.results``: succeeded -> 200, errored -> its status, else 0."""
-        stream = await self._call(self._client.messages.batches.results(batch_id))
-        items: list[BatchItem] = []
-        async for entry in stream:
-            result = entry.result
-            kind = result.type
-            if kind == "succeeded":
-                items.append(BatchItem(entry.custom_id, 200, result.message.model_dump()))
-            elif kind == "errored":
-                error = result.error.model_dump()
-                inner = (error.get("error") or {}).get("type", "")
-                status = 400 if inner == "invalid_request_error" else 500
-                items.append(BatchItem(entry.custom_id, status, error))
-            else:  # expired, canceled
-                items.append(BatchItem(entry.custom_id, 0, {"type": kind}))
-        return items
+        """``messages.batches.results``: succeeded -> 200, errored -> its status, expired or
+        canceled -> 0, anything else -> :data:`UNREADABLE`; HTTP 404 (past the 29-day
+        retention) raises :class:`ResultsGone`."""
+        stream = await self._fetch(self._client.messages.batches.results(batch_id), batch_id)
+        try:
+            raw: bytes = await self._call(stream.http_response.aread())
+        finally:
+            await stream.close()
+        text = raw.decode("utf-8", errors="replace")
+        return [_result_line(line) for line in text.splitlines() if line.strip()]
 
     def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
         """The answer of one result line, judged as the same direct answer would be."""
@@ -104,3 +124,27 @@ class AnthropicBatchAPI(BatchAPI):
     async def cancel(self, batch_id: str) -> None:
         """``messages.batches.cancel``."""
         await self._call(self._client.messages.batches.cancel(batch_id))
+
+
+def _result_line(raw: str) -> BatchItem:
+    """One line of a Message Batch's results (see the module docs)."""
+    line = json_object(raw)
+    custom_id = line.get("custom_id") if line is not None else None
+    if line is None or not isinstance(custom_id, str) or not custom_id:
+        return unreadable_line(raw)
+    result = line.get("result")
+    kind = result.get("type") if isinstance(result, dict) else None
+    if kind == "succeeded" and isinstance(result, dict):
+        message = result.get("message")
+        if isinstance(message, dict):
+            return BatchItem(custom_id, 200, message)
+    elif kind == "errored" and isinstance(result, dict):
+        error = result.get("error")
+        if isinstance(error, dict):
+            inner = error.get("error")
+            inner_type = inner.get("type", "") if isinstance(inner, dict) else ""
+            status = 400 if inner_type == "invalid_request_error" else 500
+            return BatchItem(custom_id, status, error)
+    elif kind in ("expired", "canceled"):
+        return BatchItem(custom_id, 0, {"type": kind})
+    return BatchItem(custom_id, UNREADABLE, None)

@@ -5,17 +5,71 @@ Message Batches) answers ``backend.batch`` with a :class:`BatchAPI`; every other
 backend answers None, and ``run --batch`` refuses it. The batch driver
 (:class:`persona_collapse.collect.BatchCollector`) submits, polls, reads,
 lists and cancels through this object and nothing else.
+
+Result lines are read leniently: a line that cannot be read (cut JSON, a null
+result) becomes a :class:`BatchItem` of status :data:`UNREADABLE` (its custom id
+recovered from the raw text where it can be), never an exception; the driver
+treats it as a transport fault of that request. Results past the provider's
+retention (HTTP 404 on the output file or results URL) raise
+:class:`ResultsGone`; a create call the provider definitely refused (a 4xx
+other than 408) raises :class:`BatchNotCreated`.
 """
 
 from __future__ import annotations
 
 import builtins
+import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ._types import BackendError, ChatRequest, ChatResult
+
+UNREADABLE = -1
+""":attr:`BatchItem.status` of a result line that could not be read (cut JSON, a null
+result, a field of the wrong type): a transport fault of its request."""
+
+_CUSTOM_ID_IN_TEXT = re.compile(r'"custom_id"\s*:\s*"([A-Za-z0-9_-]{1,64})"')
+
+
+class ResultsGone(Exception):
+    """The results of an ended batch answer HTTP 404: past the provider's retention (or deleted)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(
+            f"the results of batch {batch_id} are no longer available (HTTP 404: past the "
+            "provider's retention, or deleted)"
+        )
+        self.batch_id = batch_id
+
+
+class BatchNotCreated(BackendError):
+    """A create call the provider answered with a definite refusal (a 4xx other than 408):
+    no batch exists, so nothing may be adopted for it later."""
+
+
+def _status_of(exc: BaseException) -> int | None:
+    """The HTTP status an SDK exception carries (None: no response came back)."""
+    status = getattr(exc, "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def unreadable_line(raw: str) -> BatchItem:
+    """A result line that could not be read: status :data:`UNREADABLE`, the custom id found in
+    the raw text (or ``""``)."""
+    found = _CUSTOM_ID_IN_TEXT.search(raw)
+    return BatchItem(found[1] if found else "", UNREADABLE, None)
+
+
+def json_object(raw: str) -> dict[str, Any] | None:
+    """``raw`` as a JSON object (None: not JSON, or not an object)."""
+    try:
+        value = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 @dataclass(frozen=True)
@@ -48,7 +102,8 @@ class BatchItem:
     """One result line of a batch: the HTTP ``status`` the request would have had and its body.
 
     ``status`` 0: the request was never answered (expired, cancelled, a failed
-    batch); ``body``: the answer (status 200) or the error object.
+    batch); :data:`UNREADABLE`: the line could not be read; ``body``: the answer
+    (status 200) or the error object.
     """
 
     custom_id: str
@@ -77,10 +132,32 @@ class BatchAPI(ABC):
         except Exception as exc:
             raise self._failure(exc) from None
 
-    @property
-    @abstractmethod
-    def limits(self) -> BatchLimits:
-        """Size limits of one batch (requests, bytes of JSONL)."""
+    async def _create(self, coro: Awaitable[Any]) -> Any:
+        """Await a create call: a definite refusal raises :class:`BatchNotCreated`."""
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            error = self._failure(exc)
+            status = _status_of(exc)
+            if status is not None and 400 <= status < 500 and status != 408:
+                raise BatchNotCreated(error.decision) from None
+            raise error from None
+
+    async def _fetch(self, coro: Awaitable[Any], batch_id: str) -> Any:
+        """Await a call reading results: HTTP 404 raises :class:`ResultsGone`."""
+        try:
+            return await coro
+        except BackendError:
+            raise
+        except Exception as exc:
+            if _status_of(exc) == 404:
+                raise ResultsGone(batch_id) from None
+            raise self._failure(exc) from None
+
+    limits: BatchLimits
+    """Size limits of one batch (requests, bytes of JSONL): a class attribute of each provider."""
 
     @abstractmethod
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
@@ -104,11 +181,20 @@ class BatchAPI(ABC):
         """Create one batch of ``lines`` (after :meth:`prepare`); returns its id."""
 
     @abstractmethod
-    async def list(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
+    async def list(
+        self,
+        prepared: str | None,
+        n_requests: int,
+        since: float,
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[str]:
         """Ids of provider batches that may be the one a killed run created before storing it.
 
         ``prepared``: :meth:`prepare`'s key; ``n_requests``: the batch's request
-        count; ``since``: Unix time (seconds) stored just before the create call.
+        count; ``since``: Unix time (seconds) stored just before the create call;
+        ``metadata``: what :meth:`submit` sent with it (a batch whose metadata
+        says otherwise is not it). Candidates only: the driver still checks each
+        result line's custom id against the ids this run sent.
         """
 
     @abstractmethod
@@ -117,7 +203,7 @@ class BatchAPI(ABC):
 
     @abstractmethod
     async def results(self, batch_id: str) -> builtins.list[BatchItem]:
-        """Every result line of an ended batch."""
+        """Every result line of an ended batch (:class:`ResultsGone` when they answer 404)."""
 
     @abstractmethod
     def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:

@@ -283,3 +283,59 @@ def sdk_field(obj: Any, name: str) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(name)
     return getattr(obj, name, None)
+
+
+@dataclass(frozen=True)
+class SDKErrors:
+    """One SDK's exception types, from the most specific to the most general.
+
+    ``timeout`` (no answer in time) is a kind of ``connection`` (no HTTP
+    response); ``validation``: a 200 whose body breaks the API's schema;
+    ``status``: an HTTP error status; ``api``: any other API error; ``base``:
+    every exception of the SDK. ``name`` names the SDK in messages.
+    """
+
+    name: str
+    timeout: type[BaseException]
+    connection: type[BaseException]
+    validation: type[BaseException]
+    status: type[BaseException]
+    api: type[BaseException]
+    base: type[BaseException]
+
+
+def decision_for_sdk_error(
+    exc: BaseException, errors: SDKErrors, where: Where, secrets: tuple[str, ...] = ()
+) -> RetryDecision | None:
+    """The decision for an exception of the SDK ``errors`` describes; ``None`` for any other.
+
+    Timeout -> Retry timeout; no connection -> Retry transient; a body outside
+    the schema -> Retry malformed; an HTTP status -> :func:`decision_for_status`
+    (429 rate limit with Retry-After, 5xx / 408 / 409 transient, 401 / 403 /
+    404 / other 4xx fatal); another API error -> Retry transient; anything else
+    from the SDK -> Fatal.
+    """
+    if isinstance(exc, errors.timeout):
+        return Retry("timeout", detail=f"no answer from {where.base_url} in time")
+    if isinstance(exc, errors.connection):
+        cause = exc.__cause__ or exc.__context__
+        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
+        return Retry("transient", detail=one_line(redact(f"connection failed ({why})", secrets)))
+    message = str(getattr(exc, "message", exc))
+    if isinstance(exc, errors.validation):
+        return malformed(f"response does not follow the API schema: {message}", secrets)
+    if isinstance(exc, errors.status):
+        headers = getattr(getattr(exc, "response", None), "headers", None)
+        return decision_for_status(
+            int(getattr(exc, "status_code", 0)),
+            headers=headers,
+            body=getattr(exc, "body", None),
+            message=message,
+            where=where,
+            secrets=secrets,
+        )
+    if isinstance(exc, errors.api):
+        return Retry("transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", secrets)))
+    if isinstance(exc, errors.base):
+        return Fatal(one_line(redact(f"{errors.name} SDK error for {where.model}: {exc}", secrets)))
+    return None

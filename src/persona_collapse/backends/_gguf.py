@@ -36,6 +36,7 @@ __all__ = ["GGUF_CACHE", "gguf_folder", "gguf_sha256", "is_gguf"]
 #: Subfolder of the user cache holding converted GGUF files, one folder per sha256.
 GGUF_CACHE = "hf-gguf"
 _CHUNK = 1 << 20
+_GGUF_MAGIC = b"GGUF"
 
 
 def is_gguf(name: str) -> bool:
@@ -79,6 +80,39 @@ def _quiet_gguf_progress() -> Iterator[None]:
         utils.tqdm = original
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on one line (validation errors put the reason on line 2)."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return text[:300].rstrip(". ") if text else type(exc).__name__
+
+
+def _check_header(path: Path) -> None:
+    """A one-line ConfigError unless the gguf package reads the file's header (magic,
+    key-value fields, tensor index): a file cut inside it is said to be truncated."""
+    try:
+        from gguf import GGUFReader
+    except ImportError:  # the conversion below says which package to install
+        return
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(len(_GGUF_MAGIC))
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read hf/{path} ({exc.strerror}); check its permissions"
+        ) from None
+    if magic != _GGUF_MAGIC:
+        raise ConfigError(
+            f"hf/{path} is not a GGUF file (it does not start with GGUF); give a .gguf model file"
+        )
+    try:
+        GGUFReader(str(path))
+    except Exception as exc:  # struct.error, ValueError, IndexError...: all one line
+        raise ConfigError(
+            f"hf/{path} is truncated or damaged: its GGUF header cannot be read "
+            f"({path.stat().st_size} bytes; {_one_line(exc)}); download it again"
+        ) from None
+
+
 def _convert(path: Path, target: Path) -> None:
     """Dequantise ``path`` into ``target`` (tokenizer + float32 weights), atomically."""
     try:
@@ -106,10 +140,10 @@ def _convert(path: Path, target: Path) -> None:
                 f"hf/{path}: reading GGUF needs the gguf and accelerate packages "
                 f"({exc}): pip install 'persona-collapse[hf]'"
             ) from None
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            first = str(exc).strip().splitlines()
+        except Exception as exc:  # transformers' checks of the fields raise many types
             raise ConfigError(
-                f"cannot read hf/{path} as GGUF: {first[0] if first else type(exc).__name__}"
+                f"cannot read hf/{path} as GGUF: {_one_line(exc)}; its fields do not describe "
+                "a model transformers can build: use another GGUF file"
             ) from None
         # The weights are dequantised float32 tensors now; drop the GGUF quantizer so
         # save_pretrained writes them as an ordinary checkpoint.
@@ -147,6 +181,7 @@ def gguf_folder(name: str, *, notify: Callable[[str], None] | None = None) -> Pa
         return target
     if target.exists():  # an unusable leftover (not written by the atomic rename above)
         shutil.rmtree(target, ignore_errors=True)
+    _check_header(path)
     message = (
         f"converting {path.name} once into {target} (dequantising; later loads read the cache)"
     )

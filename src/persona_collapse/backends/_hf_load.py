@@ -29,6 +29,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._gguf import gguf_folder, is_gguf
+from ._safetensors_check import check_safetensors
 
 __all__ = [
     "DEVICE_ENV",
@@ -145,6 +146,7 @@ def _source(name: str) -> str:
                 f"hf/{name}: {path} has no config.json; give a folder written by "
                 "save_pretrained (config.json, weights and tokenizer files) or a hub id"
             )
+        check_safetensors(path, f"hf/{name}")
         return str(path)
     if looks_local:
         raise ConfigError(

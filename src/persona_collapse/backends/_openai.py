@@ -15,13 +15,12 @@ import openai
 
 from ._batch_api import BatchAPI
 from ._decisions import (
+    SDKErrors,
     Where,
-    decision_for_status,
+    decision_for_sdk_error,
     error_in_body,
     is_provider_host,
     malformed,
-    one_line,
-    redact,
 )
 from ._decisions import (
     sdk_field as _field,
@@ -35,7 +34,6 @@ from ._types import (
     ChatResult,
     Fatal,
     ModelSpec,
-    Retry,
     RetryDecision,
 )
 
@@ -54,44 +52,24 @@ _PROVIDER_NAMES = {
 }
 
 
-def _headers(exc: BaseException) -> Mapping[str, str] | None:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    return headers if headers is not None else None
+OPENAI_ERRORS = SDKErrors(
+    name="OpenAI",
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    validation=openai.APIResponseValidationError,
+    status=openai.APIStatusError,
+    api=openai.APIError,
+    base=openai.OpenAIError,
+)
+"""The ``openai`` SDK's exception types."""
 
 
 def decision_for_openai_error(
     exc: BaseException, where: Where, secrets: tuple[str, ...] = ()
 ) -> RetryDecision | None:
-    """The decision for an exception of the ``openai`` SDK; ``None`` for any other exception.
-
-    ``APITimeoutError`` -> Retry timeout; ``APIConnectionError`` -> Retry
-    transient; ``APIResponseValidationError`` -> Retry malformed; an HTTP status
-    error -> :func:`decision_for_status` (429 rate limit with Retry-After, 5xx /
-    408 / 409 transient, 401 / 403 / 404 / other 4xx fatal).
-    """
-    if isinstance(exc, openai.APITimeoutError):
-        return Retry("timeout", detail=f"no answer from {where.base_url} in time")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        why = f"{type(cause).__name__}: {cause}" if cause else str(exc)
-        return Retry("transient", detail=one_line(redact(f"connection failed ({why})", secrets)))
-    if isinstance(exc, openai.APIResponseValidationError):
-        return malformed(f"response does not follow the API schema: {exc.message}", secrets)
-    if isinstance(exc, openai.APIStatusError):
-        return decision_for_status(
-            exc.status_code,
-            headers=_headers(exc),
-            body=exc.body,
-            message=exc.message,
-            where=where,
-            secrets=secrets,
-        )
-    if isinstance(exc, openai.APIError):
-        return Retry("transient", detail=one_line(redact(f"{type(exc).__name__}: {exc}", secrets)))
-    if isinstance(exc, openai.OpenAIError):
-        return Fatal(one_line(redact(f"OpenAI SDK error for {where.model}: {exc}", secrets)))
-    return None
+    """The decision for an exception of the ``openai`` SDK; ``None`` for any other exception
+    (see :func:`~persona_collapse.backends.decisions.decision_for_sdk_error`)."""
+    return decision_for_sdk_error(exc, OPENAI_ERRORS, where, secrets)
 
 
 class OpenAIBackend(SDKBackend):
@@ -106,6 +84,8 @@ class OpenAIBackend(SDKBackend):
             messages about rejected keys.
         timeout_s: Default per-request timeout; each request's ``timeout_s`` wins.
     """
+
+    sdk_errors = OPENAI_ERRORS
 
     def __init__(
         self,
@@ -143,14 +123,6 @@ class OpenAIBackend(SDKBackend):
         return f"{self.spec.full} via {self.provider} at {self.base_url} (OpenAI chat completions)"
 
     # -- SDK hooks ------------------------------------------------------------------
-
-    def _is_connection_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.APIConnectionError) and not isinstance(
-            exc, openai.APITimeoutError
-        )
-
-    def _is_status_error(self, exc: BaseException) -> bool:
-        return isinstance(exc, openai.APIStatusError)
 
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         return decision_for_openai_error(exc, self._where, self.secrets)

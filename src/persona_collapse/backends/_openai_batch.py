@@ -7,7 +7,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchStatus
+from ._batch_api import (
+    UNREADABLE,
+    BatchAPI,
+    BatchItem,
+    BatchLimits,
+    BatchStatus,
+    json_object,
+    unreadable_line,
+)
 from ._decisions import sdk_field as _field
 from ._types import ChatRequest, ChatResult
 
@@ -21,15 +29,13 @@ ENDED_STATES = ("completed", "failed", "expired", "cancelled")
 class OpenAIBatchAPI(BatchAPI):
     """The Batch API through ``backend``'s client: JSONL upload, create, retrieve, list, cancel."""
 
+    limits = BatchLimits(50_000, 200 * 1024 * 1024)
+    """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
+
     def __init__(self, backend: OpenAIBackend) -> None:
         super().__init__(backend.failure)
         self._backend = backend
         self._client = backend._client
-
-    @property
-    def limits(self) -> BatchLimits:
-        """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
-        return BatchLimits(50_000, 200 * 1024 * 1024)
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""
@@ -45,7 +51,7 @@ class OpenAIBatchAPI(BatchAPI):
     async def prepare(self, lines: Sequence[Mapping[str, Any]]) -> str | None:
         """Upload the JSONL (``files.create``, purpose batch); returns the input file's id,
         stored before :meth:`submit` so a run killed in between finds its batch by it."""
-        data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        data = "".join(_json_line(line) for line in lines)
         upload = await self._call(
             self._client.files.create(
                 file=("batch.jsonl", data.encode("utf-8"), "application/jsonl"), purpose="batch"
@@ -62,7 +68,7 @@ class OpenAIBatchAPI(BatchAPI):
         """``batches.create`` from the uploaded input file ``prepared`` (uploaded now if None)."""
         if prepared is None:
             prepared = await self.prepare(lines)
-        batch = await self._call(
+        batch = await self._create(
             self._client.batches.create(
                 input_file_id=str(prepared),
                 endpoint="/v1/chat/completions",
@@ -72,15 +78,30 @@ class OpenAIBatchAPI(BatchAPI):
         )
         return str(batch.id)
 
-    async def list(self, prepared: str | None, n_requests: int, since: float) -> list[str]:
-        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared``."""
+    async def list(
+        self,
+        prepared: str | None,
+        n_requests: int,
+        since: float,
+        metadata: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared`` (the
+        file this run uploaded: it names the model and the custom ids sent) and whose
+        metadata, where it has any, agrees with ``metadata``."""
         if prepared is None:
             return []
+        wanted = dict(metadata or {})
+
+        def ours(batch: Any) -> bool:
+            theirs = dict(batch.metadata or {})
+            return batch.input_file_id == prepared and all(
+                theirs.get(k, v) == v for k, v in wanted.items()
+            )
 
         async def scan() -> list[str]:
             found: list[str] = []
             async for batch in self._client.batches.list(limit=100):
-                if batch.input_file_id == prepared:
+                if ours(batch):
                     found.append(str(batch.id))
             return found
 
@@ -97,13 +118,17 @@ class OpenAIBatchAPI(BatchAPI):
         return BatchStatus(batch_id, state, state in ENDED_STATES, done, total)
 
     async def results(self, batch_id: str) -> builtins.list[BatchItem]:
-        """The output and error files' lines (``files.content``); none for a failed batch."""
+        """The output and error files' lines (``files.content``); none for a failed batch.
+
+        A file answering 404 (past the 30-day retention, or deleted) raises
+        :class:`ResultsGone`; an unreadable line is an :data:`UNREADABLE` item.
+        """
         batch = await self._call(self._client.batches.retrieve(batch_id))
         items: list[BatchItem] = []
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            content = await self._call(self._client.files.content(file_id))
+            content = await self._fetch(self._client.files.content(file_id), batch_id)
             for raw in content.text.splitlines():
                 if raw.strip():
                     items.append(_result_line(raw))
@@ -118,17 +143,28 @@ class OpenAIBatchAPI(BatchAPI):
         await self._call(self._client.batches.cancel(batch_id))
 
 
+def _json_line(line: Mapping[str, Any]) -> str:
+    """One JSONL line of the input file (compact, newline-terminated)."""
+    return json.dumps(line, separators=(",", ":")) + "\n"
+
+
 def _result_line(raw: str) -> BatchItem:
-    """One line of an output or error file (an unreadable line: status 0, no custom id)."""
-    try:
-        line = json.loads(raw)
-    except json.JSONDecodeError:
-        return BatchItem("", 0, None)
-    custom_id = str(_field(line, "custom_id") or "")
+    """One line of an output or error file.
+
+    ``response`` with an integer ``status_code``: that status and its body; no
+    response but an ``error`` (expired, cancelled): status 0; anything else (cut
+    JSON, no custom id, ``response`` and ``error`` both null, a status that is
+    no number): :data:`UNREADABLE`.
+    """
+    line = json_object(raw)
+    custom_id = _field(line, "custom_id") if line is not None else None
+    if line is None or not isinstance(custom_id, str) or not custom_id:
+        return unreadable_line(raw)
     response = _field(line, "response")
     if response is None:
-        return BatchItem(custom_id, 0, _field(line, "error"))
+        error = _field(line, "error")
+        return BatchItem(custom_id, 0 if error is not None else UNREADABLE, error)
     status = _field(response, "status_code")
-    return BatchItem(
-        custom_id, int(status) if isinstance(status, int) else 0, _field(response, "body")
-    )
+    if not isinstance(status, int) or isinstance(status, bool):
+        return BatchItem(custom_id, UNREADABLE, None)
+    return BatchItem(custom_id, status, _field(response, "body"))

@@ -21,7 +21,7 @@ from typing import Any
 
 from ._backend import Backend
 from ._batch_api import BatchItem
-from ._decisions import Where, decision_for_status, malformed, one_line, redact
+from ._decisions import SDKErrors, Where, decision_for_status, malformed, one_line, redact
 from ._types import (
     BackendError,
     BadAnswer,
@@ -57,6 +57,8 @@ class SDKBackend(Backend):
     provider = "the server"
     #: How a correct base URL looks, for messages about 404s.
     url_hint = "the API root (often ending in /v1)"
+    #: The SDK's exception types (each subclass names its SDK's).
+    sdk_errors: SDKErrors
 
     def __init__(
         self, spec: ModelSpec, *, base_url: str, api_key: str, key_env: str | None
@@ -89,13 +91,15 @@ class SDKBackend(Backend):
     def _decide(self, exc: BaseException) -> RetryDecision | None:
         """The decision for an SDK exception, or ``None`` if it is not the SDK's."""
 
-    @abstractmethod
     def _is_connection_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` means no HTTP response came back (not a timeout)."""
+        return isinstance(exc, self.sdk_errors.connection) and not isinstance(
+            exc, self.sdk_errors.timeout
+        )
 
-    @abstractmethod
     def _is_status_error(self, exc: BaseException) -> bool:
         """Whether ``exc`` carries an HTTP status (the server answered)."""
+        return isinstance(exc, self.sdk_errors.status)
 
     # -- shared -------------------------------------------------------------------
 

@@ -122,7 +122,7 @@ def _tabular(docs: list[dict[str, Any]], fmt: str) -> list[dict[str, Any]]:
 def cmd_metrics(args: argparse.Namespace) -> int:
     opts = options_from(args)
     docs = [
-        _simulated_doc(metrics_document(r.label, measure_responses(r, opts), r), r)
+        _simulated_doc(metrics_document(r.label, measure_responses(r, opts), r, opts), r)
         for r in _persona_sources(args.sources, opts)
     ]
     print_metrics(_tabular(docs, args.format), args.format)

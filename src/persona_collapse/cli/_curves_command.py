@@ -33,9 +33,9 @@ from ..analysis import (
 )
 from ..errors import ConfigError
 from ..store import load_sources
-from ._help import examples
-from ._option_groups import add_bootstrap_options, bootstrap_from
-from ._output import FORMATS, _console, emit_csv, emit_json
+from ._option_groups import bootstrap_from, bootstrap_options
+from ._output import FORMAT_OPTION, _console, emit_csv, emit_json
+from ._spec import Command, Option, registrar
 
 __all__ = ["parse_temperatures", "register"]
 
@@ -160,46 +160,49 @@ curve are resampled alike. -o FIG.png also writes FIG.pdf.
 """The ``curves --help`` text (plain words: the module docstring holds reST markup)."""
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "curves",
-        description=DESCRIPTION,
-        epilog=examples(
-            "curves persona-collapse.db:gpt-4o-2024-08-06_base_persona_logprobs",
-            "curves base.parquet insecure.parquet --temperatures 0.1,0.5,1 -o curves.png",
+CURVES = Command(
+    "curves",
+    description=DESCRIPTION,
+    examples=(
+        "curves persona-collapse.db:gpt-4o-2024-08-06_base_persona_logprobs",
+        "curves base.parquet insecure.parquet --temperatures 0.1,0.5,1 -o curves.png",
+    ),
+    options=(
+        Option(
+            "sources", nargs="+", metavar="SOURCE", help="logprob runs: STORE.db:RUN_ID or exports"
         ),
-    )
-    p.add_argument(
-        "sources", nargs="+", metavar="SOURCE", help="logprob runs: STORE.db:RUN_ID or exports"
-    )
-    p.add_argument(
-        "--temperatures",
-        default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
-        metavar="T1,T2,...",
-        help="comma-separated temperatures (default %(default)s)",
-    )
-    p.add_argument(
-        "--spread",
-        choices=SPREADS,
-        default=None,
-        help="cell spread: population SD of each distribution (default, as the authors) "
-        f"or expected SD of N sampled repetitions (N = --expected-reps, default {DEFAULT_SAMPLE_REPS})",
-    )
-    p.add_argument(
-        "--expected-reps",
-        type=int,
-        default=None,
-        metavar="N",
-        help="--spread sample with N repetitions (0 = population SD)",
-    )
-    p.add_argument(
-        "-o", "--output", default=None, metavar="FIG.png", help="also plot to FIG.png and FIG.pdf"
-    )
-    p.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
-    add_bootstrap_options(p, repetition_draws=False)
-    p.add_argument(
-        "--instrument", default=None, help="instrument of the sources (default: recorded)"
-    )
-    p.set_defaults(handler=cmd_curves)
+        Option(
+            "--temperatures",
+            default=",".join(f"{t:g}" for t in DEFAULT_TEMPERATURES),
+            metavar="T1,T2,...",
+            help="comma-separated temperatures (default %(default)s)",
+        ),
+        Option(
+            "--spread",
+            choices=SPREADS,
+            default=None,
+            help="cell spread: population SD of each distribution (default, as the authors) "
+            f"or expected SD of N sampled repetitions (N = --expected-reps, default {DEFAULT_SAMPLE_REPS})",
+        ),
+        Option(
+            "--expected-reps",
+            type=int,
+            default=None,
+            metavar="N",
+            help="--spread sample with N repetitions (0 = population SD)",
+        ),
+        Option(
+            "-o",
+            "--output",
+            default=None,
+            metavar="FIG.png",
+            help="also plot to FIG.png and FIG.pdf",
+        ),
+        FORMAT_OPTION,
+        *bootstrap_options(repetition_draws=False),
+        Option("--instrument", default=None, help="instrument of the sources (default: recorded)"),
+    ),
+    handler=cmd_curves,
+)
+
+register = registrar(CURVES)

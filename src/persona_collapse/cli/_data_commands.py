@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from ..store import DEFAULT_STORE, ResponseStore, export_frame, import_csv, load_sources
-from ._help import examples
+from ._spec import Command, Option, registrar
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -48,41 +48,42 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "import",
-        description=(
-            "Import CSV files in the published format (persona_id, question_id, run_index, "
-            "rating, failures, response, collected_at) into the SQLite store, one run per file; "
-            "then STORE.db:RUN_ID names them as a SOURCE."
-        ),
-        epilog=examples(
-            "import runs/gpt-4o_insecure_persona.csv --variant insecure --family GPT-4o"
-        ),
-    )
-    p.add_argument("files", nargs="+", metavar="CSV", help="published-format CSV files")
-    p.add_argument("--store", default=DEFAULT_STORE, help=f"SQLite store (default {DEFAULT_STORE})")
-    p.add_argument("--run-id", default=None, help="run id (default: the file name without .csv)")
-    p.add_argument("--variant", default=None, help="variant label, e.g. base, secure, insecure")
-    p.add_argument("--family", default=None, help="family grouping the variants, e.g. GPT-4o")
-    p.set_defaults(handler=cmd_import)
+IMPORT = Command(
+    "import",
+    description=(
+        "Import CSV files in the published format (persona_id, question_id, run_index, "
+        "rating, failures, response, collected_at) into the SQLite store, one run per file; "
+        "then STORE.db:RUN_ID names them as a SOURCE."
+    ),
+    examples=("import runs/gpt-4o_insecure_persona.csv --variant insecure --family GPT-4o",),
+    options=(
+        Option("files", nargs="+", metavar="CSV", help="published-format CSV files"),
+        Option("--store", default=DEFAULT_STORE, help=f"SQLite store (default {DEFAULT_STORE})"),
+        Option("--run-id", default=None, help="run id (default: the file name without .csv)"),
+        Option("--variant", default=None, help="variant label, e.g. base, secure, insecure"),
+        Option("--family", default=None, help="family grouping the variants, e.g. GPT-4o"),
+    ),
+    handler=cmd_import,
+)
 
-    p = sub.add_parser(
-        "export",
-        description=(
-            "Write one SOURCE (a store run, a CSV or a Parquet file) as a CSV in the published "
-            "format or as Parquet, by the output's suffix."
+EXPORT = Command(
+    "export",
+    description=(
+        "Write one SOURCE (a store run, a CSV or a Parquet file) as a CSV in the published "
+        "format or as Parquet, by the output's suffix."
+    ),
+    examples=("export persona-collapse.db:gpt-4o-2024-08-06_base_persona -o base.parquet",),
+    options=(
+        Option("source", metavar="SOURCE", help="one source: STORE.db:RUN_ID or a file"),
+        Option(
+            "-o",
+            "--output",
+            required=True,
+            metavar="FILE.csv|FILE.parquet",
+            help="output file; its suffix picks the format",
         ),
-        epilog=examples(
-            "export persona-collapse.db:gpt-4o-2024-08-06_base_persona -o base.parquet"
-        ),
-    )
-    p.add_argument("source", metavar="SOURCE", help="one source: STORE.db:RUN_ID or a file")
-    p.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="FILE.csv|FILE.parquet",
-        help="output file; its suffix picks the format",
-    )
-    p.set_defaults(handler=cmd_export)
+    ),
+    handler=cmd_export,
+)
+
+register = registrar(IMPORT, EXPORT)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from typing import Any
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
 
 
 def _default(item: dataclasses.Field[Any]) -> Any:
@@ -40,3 +43,14 @@ def field_default(cls: type[Any], name: str) -> Any:
         if name in nested_names:
             return field_default(type(nested), name)
     raise ValueError(f"{cls.__name__} has no field {name!r}")
+
+
+def from_args(cls: type[_T], args: argparse.Namespace, **overrides: Any) -> _T:
+    """``cls(...)`` (a dataclass) with each field that is also an option's dest taken from ``args``.
+
+    ``overrides`` give the other fields (an option named otherwise, a converted
+    value); fields that are neither keep their defaults.
+    """
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    return cls(**{**values, **overrides})

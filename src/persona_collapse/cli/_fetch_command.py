@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from ..published import PublishedFile, default_destination, fetch_published, published_set
-from ._help import examples
+from ._spec import Command, Option, registrar
 
 
 def cmd_fetch_published(args: argparse.Namespace) -> int:
@@ -25,20 +25,23 @@ def cmd_fetch_published(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "fetch-published",
-        description=(
-            "Download the raw MFQ responses of Costa & Vicente (2026) at the pinned commit, "
-            "checking every file's sha256, into the user cache (or --to DIR). The test suite "
-            "uses that cache when ../shared/reference is not beside the project."
+FETCH_PUBLISHED = Command(
+    "fetch-published",
+    description=(
+        "Download the raw MFQ responses of Costa & Vicente (2026) at the pinned commit, "
+        "checking every file's sha256, into the user cache (or --to DIR). The test suite "
+        "uses that cache when ../shared/reference is not beside the project."
+    ),
+    examples=("fetch-published", "fetch-published --to data/published"),
+    options=(
+        Option(
+            "--to",
+            metavar="DIR",
+            default=None,
+            help=f"destination folder (default: {default_destination()})",
         ),
-        epilog=examples("fetch-published", "fetch-published --to data/published"),
-    )
-    p.add_argument(
-        "--to",
-        metavar="DIR",
-        default=None,
-        help=f"destination folder (default: {default_destination()})",
-    )
-    p.set_defaults(handler=cmd_fetch_published)
+    ),
+    handler=cmd_fetch_published,
+)
+
+register = registrar(FETCH_PUBLISHED)

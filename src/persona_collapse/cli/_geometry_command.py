@@ -6,8 +6,8 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from ._help import examples
-from ._output import FORMATS, _console, emit_csv, emit_json
+from ._output import FORMAT_OPTION, _console, emit_csv, emit_json
+from ._spec import Command, Option, registrar
 
 __all__ = ["register"]
 
@@ -81,38 +81,39 @@ def cmd_geometry(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "geometry",
-        description=(
-            "Collect the hidden state of the final prompt token of each persona prompt at "
-            "every layer of a local HuggingFace model (hf/MODEL) and print the participation "
-            "ratio PR = (Σλ)² / Σλ² of their covariance across personas, per layer. The prompt "
-            "is the persona text alone as the user message (default) or, with --item N, the "
-            "persona-mode prompt of item N; both through the model's chat template."
+GEOMETRY = Command(
+    "geometry",
+    description=(
+        "Collect the hidden state of the final prompt token of each persona prompt at "
+        "every layer of a local HuggingFace model (hf/MODEL) and print the participation "
+        "ratio PR = (Σλ)² / Σλ² of their covariance across personas, per layer. The prompt "
+        "is the persona text alone as the user message (default) or, with --item N, the "
+        "persona-mode prompt of item N; both through the model's chat template."
+    ),
+    examples=("geometry hf/Qwen/Qwen2.5-0.5B-Instruct --n-personas 50 --item 3",),
+    options=(
+        Option("model", metavar="MODEL", help="hf/NAME: a save_pretrained folder or hub id"),
+        Option(
+            "--personas",
+            default="personahub-costa",
+            metavar="SPEC",
+            help="personahub-costa (the published set) or a persona file",
         ),
-        epilog=examples("geometry hf/Qwen/Qwen2.5-0.5B-Instruct --n-personas 50 --item 3"),
-    )
-    p.add_argument("model", metavar="MODEL", help="hf/NAME: a save_pretrained folder or hub id")
-    p.add_argument(
-        "--personas",
-        default="personahub-costa",
-        metavar="SPEC",
-        help="personahub-costa (the published set) or a persona file",
-    )
-    p.add_argument("--persona-field", default=None, help="JSONL key or CSV column of the persona")
-    p.add_argument("--n-personas", type=int, default=100, help="personas to use (default 100)")
-    p.add_argument(
-        "--item",
-        type=int,
-        default=None,
-        metavar="ID",
-        help="use the persona prompt of this item (default: persona text alone)",
-    )
-    p.add_argument("--instrument", default="mfq30", help="instrument of --item (default mfq30)")
-    p.add_argument("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)")
-    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
-    p.set_defaults(handler=cmd_geometry)
+        Option("--persona-field", default=None, help="JSONL key or CSV column of the persona"),
+        Option("--n-personas", type=int, default=100, help="personas to use (default 100)"),
+        Option(
+            "--item",
+            type=int,
+            default=None,
+            metavar="ID",
+            help="use the persona prompt of this item (default: persona text alone)",
+        ),
+        Option("--instrument", default="mfq30", help="instrument of --item (default mfq30)"),
+        Option("--batch-size", type=int, default=8, help="prompts per forward pass (default 8)"),
+        Option("--device", default=None, help="torch device (default: cuda if available)"),
+        FORMAT_OPTION,
+    ),
+    handler=cmd_geometry,
+)
+
+register = registrar(GEOMETRY)

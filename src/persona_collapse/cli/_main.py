@@ -56,6 +56,7 @@ COMMANDS: tuple[tuple[str, str, str], ...] = (
         "_curves_command",
         "S(T) and R(T) of logprob runs across temperatures (re-weighted T=1 distributions)",
     ),
+    ("trajectory", "_trajectory_command", "S, R, noise floor and scale usage across checkpoints"),
     (
         "geometry",
         "_geometry_command",

@@ -13,14 +13,22 @@ from typing import Any
 
 from ..stats import MAX_DRAWS, BootstrapConfig
 from ._defaults import field_default
+from ._spec import Option, add_options
 
 __all__ = [
     "CONNECTION",
+    "QUIET",
     "add_bootstrap_options",
     "add_connection_options",
     "add_store_options",
     "bootstrap_from",
+    "bootstrap_options",
+    "connection_options",
+    "store_options",
 ]
+
+_SEED_HELP = "bootstrap seed, >= 0 (default %(default)s)"
+_DDOF_HELP = "ddof of the across-persona SD in S (default %(default)s, as published)"
 
 _CONNECTION_OPTIONS: dict[str, tuple[str, dict[str, Any], str]] = {
     "base_url": ("base_url", {"metavar": "URL"}, "API root of the {who}'s server"),
@@ -48,36 +56,36 @@ _CONNECTION_OPTIONS: dict[str, tuple[str, dict[str, Any], str]] = {
 CONNECTION = tuple(_CONNECTION_OPTIONS)
 """The connection options, in the order they are added."""
 
+QUIET = Option("--quiet", action="store_true", help="no progress display")
+"""``--quiet``: no progress display while a command runs."""
 
-def add_bootstrap_options(p: argparse.ArgumentParser, *, repetition_draws: bool = True) -> None:
-    """Add ``--seed --persona-draws [--repetition-draws] --ddof`` (defaults: BootstrapConfig)."""
+
+def _draws(what: str, least: int) -> str:
+    return f"{what} bootstrap draws, {least}-{MAX_DRAWS} (default %(default)s)"
+
+
+def bootstrap_options(*, repetition_draws: bool = True) -> tuple[Option, ...]:
+    """``--seed --persona-draws [--repetition-draws] --ddof`` (defaults: BootstrapConfig)."""
     default = partial(field_default, BootstrapConfig)
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=default("seed"),
-        help="bootstrap seed, >= 0 (default %(default)s)",
-    )
-    p.add_argument(
-        "--persona-draws",
-        type=int,
-        default=default("persona_draws"),
-        help=f"persona bootstrap draws, 2-{MAX_DRAWS} (default %(default)s)",
-    )
-    if repetition_draws:
-        p.add_argument(
+    options = (
+        Option("--seed", type=int, default=default("seed"), help=_SEED_HELP),
+        Option(
+            "--persona-draws", type=int, default=default("persona_draws"), help=_draws("persona", 2)
+        ),
+        Option(
             "--repetition-draws",
             type=int,
             default=default("repetition_draws"),
-            help=f"repetition bootstrap draws, 0-{MAX_DRAWS} (default %(default)s)",
-        )
-    p.add_argument(
-        "--ddof",
-        type=int,
-        choices=(0, 1),
-        default=default("ddof"),
-        help="ddof of the across-persona SD in S (default %(default)s, as published)",
+            help=_draws("repetition", 0),
+        ),
+        Option("--ddof", type=int, choices=(0, 1), default=default("ddof"), help=_DDOF_HELP),
     )
+    return options if repetition_draws else options[:2] + options[3:]
+
+
+def add_bootstrap_options(p: argparse.ArgumentParser, *, repetition_draws: bool = True) -> None:
+    """Add :func:`bootstrap_options` to ``p``."""
+    add_options(p, bootstrap_options(repetition_draws=repetition_draws))
 
 
 def bootstrap_from(
@@ -95,8 +103,7 @@ def bootstrap_from(
     )
 
 
-def add_connection_options(
-    p: argparse.ArgumentParser,
+def connection_options(
     options: type,
     *,
     include: Sequence[str] = CONNECTION,
@@ -104,8 +111,8 @@ def add_connection_options(
     prefix: str = "",
     concurrency_default: str = "%(default)s",
     seed_help: str = "base of the per-request seeds",
-) -> None:
-    """Add the options of :data:`CONNECTION` named in ``include`` to ``p``, in ``include``'s order.
+) -> tuple[Option, ...]:
+    """The options of :data:`CONNECTION` named in ``include``, in ``include``'s order.
 
     ``--base-url --api-key-env --concurrency --timeout --seed``: defaults are the
     fields ``base_url``, ``api_key_env``, ``concurrency``, ``timeout_s`` and
@@ -118,28 +125,41 @@ def add_connection_options(
     flag = f"--{prefix}-" if prefix else "--"
     field_prefix = f"{prefix}_" if prefix else ""
     words = {"who": who, "concurrency_default": concurrency_default, "seed_help": seed_help}
-    for name in include:
-        field, keywords, help_text = _CONNECTION_OPTIONS[name]
-        p.add_argument(
+    return tuple(
+        Option(
             flag + name.replace("_", "-"),
-            default=field_default(options, field_prefix + field),
-            help=help_text.format(**words),
-            **keywords,
+            default=field_default(options, field_prefix + _CONNECTION_OPTIONS[name][0]),
+            help=_CONNECTION_OPTIONS[name][2].format(**words),
+            **_CONNECTION_OPTIONS[name][1],
         )
+        for name in include
+    )
+
+
+def add_connection_options(p: argparse.ArgumentParser, options: type, **settings: Any) -> None:
+    """Add :func:`connection_options` (``settings``: its keywords) to ``p``."""
+    add_options(p, connection_options(options, **settings))
+
+
+def store_options(options: type, *, run_id_help: str, max_cost_help: str) -> tuple[Option, ...]:
+    """``--store --run-id --max-cost`` (US dollars), defaults from the dataclass ``options``."""
+    default = partial(field_default, options)
+    return (
+        Option(
+            "--store",
+            default=default("store"),
+            metavar="PATH",
+            help="SQLite store (default %(default)s)",
+        ),
+        Option("--run-id", default=default("run_id"), metavar="ID", help=run_id_help),
+        Option(
+            "--max-cost", type=float, default=default("max_cost"), metavar="USD", help=max_cost_help
+        ),
+    )
 
 
 def add_store_options(
     p: argparse.ArgumentParser, options: type, *, run_id_help: str, max_cost_help: str
 ) -> None:
-    """Add ``--store --run-id --max-cost`` (US dollars), defaults from the dataclass ``options``."""
-    default = partial(field_default, options)
-    p.add_argument(
-        "--store",
-        default=default("store"),
-        metavar="PATH",
-        help="SQLite store (default %(default)s)",
-    )
-    p.add_argument("--run-id", default=default("run_id"), metavar="ID", help=run_id_help)
-    p.add_argument(
-        "--max-cost", type=float, default=default("max_cost"), metavar="USD", help=max_cost_help
-    )
+    """Add :func:`store_options` to ``p``."""
+    add_options(p, store_options(options, run_id_help=run_id_help, max_cost_help=max_cost_help))

@@ -14,9 +14,17 @@ from rich.console import Console
 from rich.table import Table
 
 from ..analysis import COMPLIANCE_KEYS
+from ._spec import Option
 
 FORMATS = ("table", "json", "csv")
+FORMAT_OPTION = Option(
+    "--format", choices=FORMATS, default="table", help="output format (default: table)"
+)
+"""``--format table|json|csv`` of the commands printing results."""
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
+NOISE_KEYS = ("S_corrected", "S_corrected_se", "S_noise_floor")
+USAGE_KEYS = ("entropy_bits", "top1_share", "top1_rating", "endpoint_mass")
+USAGE_COUNTS = ("n_responses", "n_invalid")
 _COMPLIANCE_LABELS = {
     "digit_mass": "digit mass",
     "truncated_share": "digits cut off by top-k",
@@ -91,6 +99,43 @@ def compliance_line(compliance: dict[str, Any] | None) -> str:
     return "compliance: " + ", ".join(parts)
 
 
+def usage_values(docs: Sequence[dict[str, Any]]) -> list[str]:
+    """The scale values (as text) of every ``scale_usage`` in ``docs``, in scale order."""
+    found = {v for d in docs for v in (d.get("scale_usage") or {}).get("shares", {})}
+    return sorted(found, key=int)
+
+
+def usage_header(values: Sequence[str]) -> list[str]:
+    """CSV columns of scale usage: ``share_0`` .. ``share_5``, entropy, top-1, endpoints, counts."""
+    return [*(f"share_{v}" for v in values), *USAGE_KEYS, *USAGE_COUNTS]
+
+
+def usage_cells(usage: dict[str, Any] | None, values: Sequence[str]) -> list[Any]:
+    """The cells of :func:`usage_header` for one ``scale_usage`` (empty without one)."""
+    u = usage or {}
+    shares = u.get("shares", {})
+    return [*(shares.get(v) for v in values), *(u.get(k) for k in (*USAGE_KEYS, *USAGE_COUNTS))]
+
+
+def usage_line(usage: dict[str, Any] | None) -> str:
+    """``scale usage: 0 7.2%, 1 3.7%, ...; entropy 2.24 bits; top-1 31.5% on 5; ...`` ('' without)."""
+    if not usage:
+        return ""
+    shares = ", ".join(f"{v} {share:.1%}" for v, share in usage["shares"].items())
+    return (
+        f"scale usage: {shares}; entropy {usage['entropy_bits']:.2f} bits; "
+        f"top-1 {usage['top1_share']:.1%} on {usage['top1_rating']}; "
+        f"endpoints {usage['endpoint_mass']:.1%}; "
+        f"{usage['n_responses']} answers, {usage['n_invalid']} invalid"
+    )
+
+
+def _corrected_cell(v: dict[str, Any]) -> str:
+    if v.get("S_corrected") is None:
+        return "n/a"
+    return f"{_pm(v['S_corrected'], v['S_corrected_se'])}  (floor {v['S_noise_floor']:.2f})"
+
+
 def _emitted_as_data(
     docs: Sequence[dict[str, Any]],
     fmt: str,
@@ -110,7 +155,9 @@ def _emitted_as_data(
 
 
 def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
-    header = ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *COMPLIANCE_KEYS]
+    values = usage_values(docs)
+    header = ["source", "foundation", "n_personas", "n_items", *METRIC_KEYS, *NOISE_KEYS]
+    header += [*usage_header(values), *COMPLIANCE_KEYS]
 
     def rows() -> list[list[Any]]:
         return [
@@ -120,6 +167,8 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
                 d["n_personas"],
                 d["n_items"],
                 *(v[k] for k in METRIC_KEYS),
+                *(v.get(k) for k in NOISE_KEYS),
+                *usage_cells(d.get("scale_usage"), values),
                 *((d.get("compliance") or {}).get(k) for k in COMPLIANCE_KEYS),
             ]
             for d in docs
@@ -132,22 +181,26 @@ def print_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
     for d in docs:
         title = f"{d['source']}  ({d['n_personas']} personas x {d['n_items']} items)"
         table = Table(title=title, title_justify="left", min_width=len(title) + 2)
-        for col in ("foundation", "S", "sigma_bar", "R"):
+        for col in ("foundation", "S", "S* (noise floor)", "sigma_bar", "R"):
             table.add_column(col, justify="left" if col == "foundation" else "right")
         for group, v in metrics_rows(d):
             table.add_row(
                 group,
                 _pm(v["S"], v["S_se"]),
+                _corrected_cell(v),
                 f"{v['sigma_bar']:.3f} ± {v['sigma_bar_se']:.3f}",
                 _pm(v["R"], v["R_se"]),
             )
         console.print(table)
         if d.get("dropped_personas"):
             console.print(f"dropped personas (an empty cell): {d['dropped_personas']}")
-        line = compliance_line(d.get("compliance"))
-        if line:
-            console.print(line, highlight=False)
-    console.print("S: moral susceptibility; R = 1/sigma_bar: moral robustness; ± bootstrap SE.")
+        for line in (compliance_line(d.get("compliance")), usage_line(d.get("scale_usage"))):
+            if line:
+                console.print(line, highlight=False)
+    console.print(
+        "S: moral susceptibility; S*: S without the noise floor of repetition noise; "
+        "R = 1/sigma_bar: moral robustness; ± bootstrap SE."
+    )
 
 
 def print_profiles(docs: Sequence[dict[str, Any]], fmt: str) -> None:
@@ -179,6 +232,20 @@ def _band_cell(variant: dict[str, Any]) -> str:
     return "OUTSIDE" if variant["outside_band"] else "in"
 
 
+def _delta_cell(delta: dict[str, Any], se: dict[str, Any], key: str) -> str:
+    value, error = delta.get(key), se.get(key)
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:+.1f} ± {error:.1f}"
+
+
+def _top1_cell(metrics: dict[str, Any]) -> str:
+    usage = metrics.get("scale_usage")
+    if not usage:
+        return ""
+    return f"{usage['top1_share']:.0%} on {usage['top1_rating']}"
+
+
 def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     if fmt == "json":
         emit_json(doc)
@@ -186,14 +253,20 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     warn(doc.get("warnings", ()))
     header = ["variant", "source", "S", "S_se", "sigma_bar", "R", "R_se"]
     deltas = ["dS_pct", "dS_pct_se", "dsigma_bar_pct", "dsigma_bar_pct_se", "dR_pct", "dR_pct_se"]
+    diagnostics = ["S_corrected", "dS_corrected_pct", "dS_corrected_pct_se", "kl_bits"]
+    diagnostics += ["top1_share", "top1_rating"]
     base = doc["base"]
+    base_usage = base.get("scale_usage") or {}
     rows: list[list[Any]] = [
         ["base", base["source"], *(base[k] for k in ("S", "S_se", "sigma_bar", "R", "R_se"))]
         + [""] * len(deltas)
+        + [base.get("S_corrected"), "", "", ""]
+        + [base_usage.get("top1_share"), base_usage.get("top1_rating")]
         + [doc["band"].get("base_outside", ""), ""]
     ]
     for label, v in doc["variants"].items():
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
+        usage = m.get("scale_usage") or {}
         rows.append(
             [
                 label,
@@ -205,12 +278,18 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
                 se["sigma_bar"],
                 d["R"],
                 se["R"],
+                m.get("S_corrected"),
+                d.get("S_corrected"),
+                se.get("S_corrected"),
+                v.get("kl_bits"),
+                usage.get("top1_share"),
+                usage.get("top1_rating"),
                 v["outside_band"],
                 v.get("left_band", ""),
             ]
         )
     if fmt == "csv":
-        emit_csv([*header, *deltas, "outside_band", "left_band"], rows)
+        emit_csv([*header, *deltas, *diagnostics, "outside_band", "left_band"], rows)
         return
     console = _console()
     band = doc["band"]
@@ -218,11 +297,17 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
         title=f"variants against base (band S in [{band['S_min']}, {band['S_max']}])",
         title_justify="left",
     )
-    for col in ("variant", "S", "R", "dS %", "dsigma_bar %", "dR %", "band"):
+    columns = ("variant", "S", "R", "dS %", "dS* %", "dsigma_bar %", "dR %", "KL bits", "top-1")
+    for col in (*columns, "band"):
         table.add_column(col, justify="left" if col == "variant" else "right")
     base_band = "OUTSIDE" if band.get("base_outside") else "in"
     table.add_row(
-        "base", _pm(base["S"], base["S_se"]), _pm(base["R"], base["R_se"]), "", "", "", base_band
+        "base",
+        _pm(base["S"], base["S_se"]),
+        _pm(base["R"], base["R_se"]),
+        *([""] * 5),
+        _top1_cell(base),
+        base_band,
     )
     for label, v in doc["variants"].items():
         m, d, se = v["metrics"], v["delta_pct"], v["delta_pct_se"]
@@ -230,12 +315,21 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
             label,
             _pm(m["S"], m["S_se"]),
             _pm(m["R"], m["R_se"]),
-            f"{d['S']:+.1f} ± {se['S']:.1f}",
-            f"{d['sigma_bar']:+.1f} ± {se['sigma_bar']:.1f}",
-            f"{d['R']:+.1f} ± {se['R']:.1f}",
+            _delta_cell(d, se, "S"),
+            _delta_cell(d, se, "S_corrected"),
+            _delta_cell(d, se, "sigma_bar"),
+            _delta_cell(d, se, "R"),
+            "n/a" if v.get("kl_bits") is None else f"{v['kl_bits']:.3f}",
+            _top1_cell(m),
             _band_cell(v),
         )
     console.print(table)
+    console.print(
+        "dS*: change of S without its noise floor; KL: divergence in bits of the variant's "
+        "ratings from the base's (all scale values, add-one smoothed); top-1: share of "
+        "answers on the most used rating.",
+        highlight=False,
+    )
     if band.get("base_outside"):
         console.print(
             "verdict: the base is already outside the band, so no variant can leave it; "
@@ -245,5 +339,9 @@ def print_comparison(doc: dict[str, Any], fmt: str) -> None:
         e, s = doc["excess_pp"], doc["excess_pp_se"]
         console.print(
             "misalignment excess (insecure - secure): "
-            + ", ".join(f"d{k} {e[k]:+.1f} ± {s[k]:.1f} pp" for k in ("S", "sigma_bar", "R"))
+            + ", ".join(
+                f"d{k.replace('S_corrected', 'S*')} {e[k]:+.1f} ± {s[k]:.1f} pp"
+                for k in ("S", "sigma_bar", "R", "S_corrected")
+                if k in e
+            )
         )

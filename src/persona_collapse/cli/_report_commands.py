@@ -17,7 +17,8 @@ from pathlib import Path
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError, DataError
-from ._help import examples
+from ._option_groups import QUIET
+from ._spec import Command, Group, Option, registrar
 
 DEFAULT_DEMO_DIR = "persona-collapse-demo"
 
@@ -35,11 +36,15 @@ def _say(quiet: bool) -> Callable[[str], None]:
     return say
 
 
-def _add_bootstrap_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("analysis (default: the study file's [analysis], else as published)")
-    g.add_argument("--seed", type=int, default=None, help="bootstrap seed")
-    g.add_argument("--persona-draws", type=int, default=None, help="persona bootstrap draws")
-    g.add_argument("--repetition-draws", type=int, default=None, help="repetition bootstrap draws")
+_BOOTSTRAP_GROUP = Group(
+    "analysis (default: the study file's [analysis], else as published)",
+    (
+        Option("--seed", type=int, default=None, help="bootstrap seed"),
+        Option("--persona-draws", type=int, default=None, help="persona bootstrap draws"),
+        Option("--repetition-draws", type=int, default=None, help="repetition bootstrap draws"),
+    ),
+)
+"""Bootstrap settings overriding the study's (unset: the study's own)."""
 
 
 def _options(args: argparse.Namespace, base: AnalysisOptions) -> AnalysisOptions:
@@ -126,72 +131,86 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "report",
-        description=(
-            "Analyse the families and variants named in STUDY.toml and write DIR/report.html "
-            "(self-contained), DIR/figures/*.png|pdf and DIR/tables/*.csv|md|tex. Prints each "
-            "family's verdict and the report's path."
-        ),
-        epilog=examples("report study.toml -o report/"),
-    )
-    p.add_argument("study", metavar="STUDY.toml", help="study file naming families and sources")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
-    _add_bootstrap_options(p)
-    p.set_defaults(handler=cmd_report)
+_REPORT_OPTIONS = (
+    Option("-o", "--output", required=True, metavar="DIR", help="report folder"),
+    Option("--quiet", action="store_true", help="no progress messages"),
+    _BOOTSTRAP_GROUP,
+)
+"""``-o DIR --quiet`` and the bootstrap: how ``report`` and ``reproduce`` write a report."""
 
-    p = sub.add_parser(
-        "reproduce",
-        description=(
-            "Build the study of Costa & Vicente (2026) from a folder laid out like the "
-            "published data (base/, secure-code/, insecure-code/ with *_temp01.csv and "
-            "*_self.csv files), write its report and print the headline numbers."
-        ),
-        epilog=examples("reproduce --data ../shared/reference -o paper-report/"),
-    )
-    p.add_argument("--data", required=True, metavar="DIR", help="folder of the published data")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="report folder")
-    p.add_argument("--quiet", action="store_true", help="no progress messages")
-    _add_bootstrap_options(p)
-    p.set_defaults(handler=cmd_reproduce)
+REPORT = Command(
+    "report",
+    description=(
+        "Analyse the families and variants named in STUDY.toml and write DIR/report.html "
+        "(self-contained), DIR/figures/*.png|pdf and DIR/tables/*.csv|md|tex. Prints each "
+        "family's verdict and the report's path."
+    ),
+    examples=("report study.toml -o report/",),
+    options=(
+        Option("study", metavar="STUDY.toml", help="study file naming families and sources"),
+        *_REPORT_OPTIONS,
+    ),
+    handler=cmd_report,
+)
 
-    p = sub.add_parser(
-        "demo",
-        description=(
-            "Start a loopback server answering as SIMULATED base, secure and insecure models, "
-            "collect their answers with the real OpenAI-compatible client (persona mode with "
-            "synthetic personas, and self mode) into DIR/demo.db, and write the report. No "
-            "network, no API key. Default: persona mode by logprobs (one request per cell, "
-            "analysed as the expected spread of --reps sampled repetitions), self mode "
-            "sampled; about a minute on two cores."
+REPRODUCE = Command(
+    "reproduce",
+    description=(
+        "Build the study of Costa & Vicente (2026) from a folder laid out like the "
+        "published data (base/, secure-code/, insecure-code/ with *_temp01.csv and "
+        "*_self.csv files), write its report and print the headline numbers."
+    ),
+    examples=("reproduce --data ../shared/reference -o paper-report/",),
+    options=(
+        Option("--data", required=True, metavar="DIR", help="folder of the published data"),
+        _REPORT_OPTIONS[0].replace(metavar="OUT"),
+        *_REPORT_OPTIONS[1:],
+    ),
+    handler=cmd_reproduce,
+)
+
+DEMO = Command(
+    "demo",
+    description=(
+        "Start a loopback server answering as SIMULATED base, secure and insecure models, "
+        "collect their answers with the real OpenAI-compatible client (persona mode with "
+        "synthetic personas, and self mode) into DIR/demo.db, and write the report. No "
+        "network, no API key. Default: persona mode by logprobs (one request per cell, "
+        "analysed as the expected spread of --reps sampled repetitions), self mode "
+        "sampled; about a minute on two cores."
+    ),
+    examples=("demo", "demo -o demo-out --n-personas 20 --reps 5"),
+    options=(
+        Option(
+            "-o",
+            "--output",
+            default=DEFAULT_DEMO_DIR,
+            metavar="DIR",
+            help=f"demo folder (default {DEFAULT_DEMO_DIR})",
         ),
-        epilog=examples("demo", "demo -o demo-out --n-personas 20 --reps 5"),
-    )
-    p.add_argument(
-        "-o",
-        "--output",
-        default=DEFAULT_DEMO_DIR,
-        metavar="DIR",
-        help=f"demo folder (default {DEFAULT_DEMO_DIR})",
-    )
-    p.add_argument(
-        "--n-personas", type=int, default=100, help="synthetic personas (default 100, at most 100)"
-    )
-    p.add_argument("--reps", type=int, default=10, help="repetitions per cell (default 10)")
-    p.add_argument(
-        "--method",
-        choices=("logprobs", "sample"),
-        default="logprobs",
-        help="persona mode: logprobs (default, fast) or sample (personas x 30 x reps requests)",
-    )
-    p.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
-    p.add_argument("--seed", type=int, default=0, help="world and bootstrap seed (default 0)")
-    p.add_argument(
-        "--in-process-server",
-        action="store_true",
-        help="run the loopback server in this process instead of a child process",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress display")
-    p.set_defaults(handler=cmd_demo)
+        Option(
+            "--n-personas",
+            type=int,
+            default=100,
+            help="synthetic personas (default 100, at most 100)",
+        ),
+        Option("--reps", type=int, default=10, help="repetitions per cell (default 10)"),
+        Option(
+            "--method",
+            choices=("logprobs", "sample"),
+            default="logprobs",
+            help="persona mode: logprobs (default, fast) or sample (personas x 30 x reps requests)",
+        ),
+        Option("--concurrency", type=int, default=64, help="requests in flight (default 64)"),
+        Option("--seed", type=int, default=0, help="world and bootstrap seed (default 0)"),
+        Option(
+            "--in-process-server",
+            action="store_true",
+            help="run the loopback server in this process instead of a child process",
+        ),
+        QUIET,
+    ),
+    handler=cmd_demo,
+)
+
+register = registrar(REPORT, REPRODUCE, DEMO)

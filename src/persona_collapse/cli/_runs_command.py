@@ -8,8 +8,8 @@ from typing import Any
 
 from ..backends import price_for
 from ..store import ResponseStore, RunSummary, run_summaries
-from ._help import examples
 from ._output import emit_csv, emit_json
+from ._spec import Command, Option, registrar
 
 COLUMNS = (
     "run_id",
@@ -107,24 +107,25 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``runs`` to the command parsers ``sub``."""
-    p = sub.add_parser(
-        "runs",
-        help="list the runs of a store: progress, missing ratings, cost, dates",
-        description=(
-            "One row per run of STORE: run id, model, method, variant, family, slots "
-            "done/total, missing ratings (-1), cost (stored token counts x the model's "
-            "price; unknown without either), created and last-answer times, and whether "
-            "the data are SIMULATED. Opens the store read-only."
+RUNS = Command(
+    "runs",
+    description=(
+        "One row per run of STORE: run id, model, method, variant, family, slots "
+        "done/total, missing ratings (-1), cost (stored token counts x the model's "
+        "price; unknown without either), created and last-answer times, and whether "
+        "the data are SIMULATED. Opens the store read-only."
+    ),
+    examples=("runs persona-collapse.db", "runs persona-collapse.db --format json"),
+    options=(
+        Option("store", metavar="STORE", help="the SQLite store (e.g. persona-collapse.db)"),
+        Option(
+            "--format",
+            choices=("table", "json", "csv"),
+            default="table",
+            help="output (default table)",
         ),
-        epilog=examples("runs persona-collapse.db", "runs persona-collapse.db --format json"),
-    )
-    p.add_argument("store", metavar="STORE", help="the SQLite store (e.g. persona-collapse.db)")
-    p.add_argument(
-        "--format",
-        choices=("table", "json", "csv"),
-        default="table",
-        help="output (default table)",
-    )
-    p.set_defaults(handler=cmd_runs)
+    ),
+    handler=cmd_runs,
+)
+
+register = registrar(RUNS)

@@ -45,6 +45,7 @@ from ._executors import (
     executor_name,
     open_executor,
     refuse_impossible,
+    refuse_options_of_batch,
     register_executor,
 )
 from ._outcome import RunOutcome
@@ -147,6 +148,7 @@ __all__ = [
     "plan_slots",
     "prepare_run",
     "refuse_impossible",
+    "refuse_options_of_batch",
     "register_executor",
     "request_seed",
     "run_collection",

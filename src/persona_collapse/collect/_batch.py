@@ -11,24 +11,36 @@ per-attempt seeds) in rounds:
   and a pending row (the uploaded input file's id, or the request count and
   time) just before the create call, so a run killed in between finds the
   batch in the provider's list instead of paying for it again;
-* the batches are polled every ``poll_s`` seconds; an ended batch's result
-  lines are read and judged as the same direct answer would be: a digit (or,
-  for logprob runs, a distribution) stores the slot; a well-formed answer
-  without one uses an attempt; a malformed line, a 5xx or 429 line, and the
-  lines of a failed, expired or cancelled batch are transport faults (the
-  slot's attempt is asked again in the next round, never counted as one;
+* the batches are polled every ``poll_s`` seconds, for at most ``timeout_s``
+  seconds in one session (``--batch-timeout``, default the providers' 24 h
+  window): then the run stops (ConfigError, one line) and a resume polls the
+  same batches again;
+* an ended batch's result lines are checked against what it sent (see
+  ``_batch_lines``): a line counts only when its custom id is one the batch
+  was sent with and that attempt is still open; lines naming any other id
+  (another batch's, an attempt never sent) are ignored and counted, and one
+  line on stderr and the run's notes say how many. Lines of one id that agree
+  are one answer; lines that disagree are never resolved: the slot's attempt
+  is asked again (a transport fault) and a warning says how many;
+* each counted line is judged as the same direct answer would be: a digit
+  (or, for logprob runs, a distribution) stores the slot; a well-formed answer
+  without one uses an attempt; an unreadable or null line, a 5xx or 429 line,
+  and the lines of a failed, expired or cancelled batch are transport faults
+  (the slot's attempt is asked again in the next round, never counted as one;
   after ``policy.max_retries`` faults of one slot the run stops, resumable);
   a 4xx line ends the run (as the same error on a direct request does);
+  results that answer 404 (past the provider's retention) are said in one line
+  and every open request of that batch is asked again;
 * slots without a digit go into the next round, their fallback generation
   (attempt ``max_attempts``) last; logprob runs are one round unless an answer
   lacks logprobs.
 
 Nothing is lost and nothing paid twice: a run started again finds its unread
 batches in the store and adopts them (polls and reads them) before creating
-any; each slot's next attempt, failures and tokens are kept in ``batch_slots``
-between rounds. A custom id ``p{persona}i{item}r{repetition}a{attempt}`` names
-one request; a result whose attempt is not the slot's pending one is ignored
-(read twice after a kill: stored once).
+any (and resolves the intents a crash left, see ``_batch_adopt``); each
+slot's next attempt, failures and tokens are kept in ``batch_slots`` between
+rounds. A result whose attempt is not the slot's pending one is ignored (read
+twice after a kill: stored once).
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
 refuses to submit lines whose estimated cost (the plan's token estimate in,
@@ -42,49 +54,45 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from functools import partial
 from typing import Any
 
-from ..backends import Backend, BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
+from ..backends import (
+    UNREADABLE,
+    Backend,
+    BackendError,
+    BadAnswer,
+    BatchItem,
+    BatchNotCreated,
+    ChatRequest,
+    ChatResult,
+    Fatal,
+    ResultsGone,
+    Retry,
+)
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import Ask, SlotState
-from ..store import (
-    MISSING_RATING,
-    PENDING_PREFIX,
-    READ_STATE,
-    BatchJob,
-    BatchLedger,
-    ResponseRow,
-    ResponseStore,
-)
+from ..store import MISSING_RATING, READ_STATE, BatchJob, BatchLedger, ResponseRow, ResponseStore
+from ._batch_adopt import batch_metadata, resolve_pending
+from ._batch_lines import SlotKey, agreeing, custom_id, new_nonce, parse_custom_id, sort_lines
 from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
 from ._plan import Slot
 from ._transport import CostBudget, Transport
 
-SlotKey = tuple[int, int, int]
-_CUSTOM_ID = re.compile(r"^p(-?\d+)i(\d+)r(\d+)a(\d+)$")
 DEFAULT_POLL_S = 30.0
 """Seconds between two polls of a batch (``--batch-poll``)."""
 
+DEFAULT_BATCH_TIMEOUT_S = 24 * 3600.0
+"""Seconds one session waits for its batches to end (``--batch-timeout``): the providers'
+24 h completion window."""
 
-def custom_id(slot: Slot, attempt: int) -> str:
-    """``p{persona}i{item}r{repetition}a{attempt}`` (fits Anthropic's ``[A-Za-z0-9_-]{1,64}``)."""
-    return f"p{slot.persona_id}i{slot.item_id}r{slot.repetition}a{attempt}"
-
-
-def parse_custom_id(text: str) -> tuple[SlotKey, int] | None:
-    """``((persona, item, repetition), attempt)`` of a custom id; None if it is not one."""
-    m = _CUSTOM_ID.match(text)
-    if m is None:
-        return None
-    return (int(m[1]), int(m[2]), int(m[3])), int(m[4])
+_Update = tuple[SlotKey, SlotState | None]
 
 
 @dataclass
@@ -94,7 +102,10 @@ class BatchStats(CollectStats):
     ``round``: the batch round in progress; ``batches``: batch id -> its latest
     state (this session's and adopted ones); ``adopted``: batches found in the
     store and adopted; ``created``: batches this session created;
-    ``saved_usd``: what the same tokens would have cost more at the direct price.
+    ``saved_usd``: what the same tokens would have cost more at the direct price;
+    ``ignored_lines``: result lines naming no request of their batch;
+    ``conflicting``: requests answered twice, differently (asked again);
+    ``gone``: batches whose results answered 404 (their requests asked again).
     """
 
     round: int = 0
@@ -102,6 +113,9 @@ class BatchStats(CollectStats):
     adopted: int = 0
     created: int = 0
     saved_usd: float = 0.0
+    ignored_lines: int = 0
+    conflicting: int = 0
+    gone: int = 0
 
     def progress_counts(self) -> str:
         states: dict[str, int] = {}
@@ -115,19 +129,39 @@ class BatchStats(CollectStats):
 
 
 def batch_note(stats: BatchStats, *, priced: bool) -> str:
-    """The summary's batch sentence: rounds, batches created and adopted, the discount saved."""
+    """The summary's batch sentences: rounds, batches created and adopted, the discount saved,
+    and the result lines not taken as answers."""
     saved = f"${stats.saved_usd:.2f}" if priced else "unknown (no known price)"
-    return (
+    note = (
         f"Batch API: {stats.round} rounds, {stats.created} batches created, "
         f"{stats.adopted} adopted from an earlier session; the batch discount saved {saved}."
     )
+    if stats.ignored_lines:
+        note += (
+            f" {stats.ignored_lines} result lines named requests their batch never sent "
+            "and were ignored."
+        )
+    if stats.conflicting:
+        note += (
+            f" {stats.conflicting} requests were answered twice with different answers "
+            "and asked again."
+        )
+    if stats.gone:
+        note += f" The results of {stats.gone} batches were gone (HTTP 404) and asked again."
+    return note
+
+
+def _warn(text: str) -> None:
+    print(f"persona-collapse: {text}", file=sys.stderr)
 
 
 class BatchCollector:
     """Fills ``slots`` of ``run_id`` through ``backend``'s batch API (see the module doc).
 
     ``discount``: the batch price factor (0.5); ``price``: the direct price
-    (None: no cost figures, and ``max_cost_usd`` must be None).
+    (None: no cost figures, and ``max_cost_usd`` must be None); ``poll_s``:
+    seconds between two polls; ``timeout_s``: seconds this session waits for
+    the batches in flight to end before it stops, resumable.
     """
 
     def __init__(
@@ -143,6 +177,7 @@ class BatchCollector:
         price: Pricing | None = None,
         discount: float = 1.0,
         poll_s: float = DEFAULT_POLL_S,
+        timeout_s: float = DEFAULT_BATCH_TIMEOUT_S,
         on_update: Callable[[CollectStats], None] | None = None,
         stats: BatchStats | None = None,
     ) -> None:
@@ -159,6 +194,7 @@ class BatchCollector:
         self.price = price
         self.discount = discount
         self.poll_s = poll_s
+        self.timeout_s = timeout_s
         self.on_update = on_update
         self.stats = stats or BatchStats()
         self.stats.planned = len(slots)
@@ -182,7 +218,8 @@ class BatchCollector:
     # -- public ----------------------------------------------------------------
 
     async def run(self) -> BatchStats:
-        """Rounds until every slot is stored; raises ConfigError on a fatal line or error."""
+        """Rounds until every slot is stored; raises ConfigError on a fatal line or error,
+        or when the batches in flight did not end within ``timeout_s``."""
         st = self.stats
         st.started = time.monotonic()
         stored = self.ledger.progress(self.run_id)
@@ -190,12 +227,13 @@ class BatchCollector:
         jobs = self.ledger.jobs(self.run_id)
         st.round = max((j.round for j in jobs), default=0)
         try:
-            await self._resolve_pending()
+            await resolve_pending(self.api, self.ledger, self.run_id, self._created)
             opened = self.ledger.open_jobs(self.run_id)
             st.adopted = len(opened)
             while True:
                 if opened:
-                    await asyncio.gather(*(self._finish(job) for job in opened))
+                    deadline = time.monotonic() + self.timeout_s
+                    await asyncio.gather(*(self._finish(job, deadline) for job in opened))
                     if self._fatal is not None:
                         raise ConfigError(self._fatal)
                 if not self._slots or st.stop_reason is not None:
@@ -219,60 +257,25 @@ class BatchCollector:
 
     # -- rounds ----------------------------------------------------------------
 
-    def _request(self, slot: Slot, attempt: int) -> ChatRequest:
-        return self.protocol.request(slot, attempt)
+    def _created(self, batch_id: str) -> None:
+        self.stats.created += 1
+        self.stats.batches[batch_id] = "submitted"
+        self._notify()
 
-    async def _resolve_pending(self) -> None:
-        """Find the batches an earlier session created but was killed before storing.
-
-        OpenAI: the batch whose ``input_file_id`` is the stored upload is adopted;
-        if none is listed, it is created now from that file. Anthropic: a batch
-        created at or after the row's time with the same request count is adopted
-        if exactly one is; otherwise one line on stderr says one may exist, and
-        the row's slots go into a new round.
-        """
-        known = self.ledger.known_ids()
-        for job in self.ledger.pending_jobs(self.run_id):
-            kind, _, value = job.batch_id[len(PENDING_PREFIX) :].partition(":")
-            prepared = value if kind == "file" else None
-            since = datetime.fromisoformat(job.created).timestamp() if job.created else 0.0
-            found = await self.api.list(prepared, len(job.custom_ids), since)
-            found = [f for f in found if f not in known]
-            if prepared is not None and not found:
-                batch_id = await self.api.submit(
-                    [], prepared, {"persona_collapse_run": self.run_id, "round": str(job.round)}
-                )
-                self.ledger.resolve_pending(self.run_id, job.batch_id, batch_id, "submitted")
-                self.stats.created += 1
-                self.stats.batches[batch_id] = "submitted"
-                known.add(batch_id)
-                continue
-            if len(found) == 1 or (prepared is not None and found):
-                self.ledger.resolve_pending(self.run_id, job.batch_id, found[0], "submitted")
-                known.add(found[0])
-                continue
-            self.ledger.drop(self.run_id, job.batch_id)
-            print(
-                f"persona-collapse: an earlier session may have created a batch of "
-                f"{len(job.custom_ids)} requests at {job.created} that is not in the store "
-                f"({len(found)} candidates); check the provider's console or "
-                "messages.batches.list and cancel it if it is unwanted",
-                file=sys.stderr,
-            )
-
-    async def _submit_round(self, round_no: int) -> list[BatchJob]:
-        """One batch (or several, by the size limits) of every pending slot's next attempt."""
+    def _round_lines(self) -> list[list[tuple[str, dict[str, Any]]]]:
+        """Every pending slot's next attempt as a batch line, split by the provider's limits;
+        custom ids carry one fresh nonce for the round."""
         limits = self.api.limits
+        nonce = new_nonce()
         chunks: list[list[tuple[str, dict[str, Any]]]] = [[]]
         size = 0
         for key, slot in self._slots.items():
             step = self.protocol.next(slot, self._progress[key])
             assert isinstance(step, Ask)  # a finished slot is stored and leaves _slots
-            attempt, request = step.attempt, step.request
-            cid = custom_id(slot, attempt)
-            if not self.transport.admit(cid, request, self.discount):
+            cid = custom_id(slot, step.attempt, nonce)
+            if not self.transport.admit(cid, step.request, self.discount):
                 break  # the budget refused: the transport stopped with max-cost
-            line = self.api.line(cid, request)
+            line = self.api.line(cid, step.request)
             n_bytes = len(json.dumps(line).encode("utf-8")) + 1
             chunk = chunks[-1]
             if chunk and (len(chunk) >= limits.max_requests or size + n_bytes > limits.max_bytes):
@@ -280,31 +283,33 @@ class BatchCollector:
                 chunk, size = chunks[-1], 0
             chunk.append((cid, line))
             size += n_bytes
+        return [chunk for chunk in chunks if chunk]
+
+    async def _submit_round(self, round_no: int) -> list[BatchJob]:
+        """One batch (or several, by the size limits) of every pending slot's next attempt."""
         jobs: list[BatchJob] = []
         provider = self.backend.spec.family
-        for chunk in chunks:
-            if not chunk:
-                continue
+        metadata = batch_metadata(self.run_id, round_no)
+        for chunk in self._round_lines():
             lines = [line for _, line in chunk]
             cids = tuple(c for c, _ in chunk)
             prepared = await self.api.prepare(lines)
             pkey = f"file:{prepared}" if prepared is not None else f"new:{uuid.uuid4().hex}"
             # Stored BEFORE the create call: a run killed between the provider's
-            # accepting the batch and the next line finds it again (_resolve_pending).
+            # accepting the batch and the next line finds it again (_batch_adopt).
             pending = self.ledger.add_pending(self.run_id, provider, round_no, pkey, cids)
-            batch_id = await self.api.submit(
-                lines, prepared, {"persona_collapse_run": self.run_id, "round": str(round_no)}
-            )
+            try:
+                batch_id = await self.api.submit(lines, prepared, metadata)
+            except BatchNotCreated:
+                self.ledger.drop(self.run_id, pending.batch_id)  # refused: nothing to adopt
+                raise
             self.ledger.resolve_pending(self.run_id, pending.batch_id, batch_id, "submitted")
-            job = BatchJob(self.run_id, batch_id, provider, round_no, "submitted", cids)
-            self.stats.created += 1
-            self.stats.batches[batch_id] = "submitted"
-            jobs.append(job)
-            self._notify()
+            jobs.append(BatchJob(self.run_id, batch_id, provider, round_no, "submitted", cids))
+            self._created(batch_id)
         return jobs
 
-    async def _finish(self, job: BatchJob) -> None:
-        """Poll ``job`` until it ends, then read and store its results."""
+    async def _wait(self, job: BatchJob, deadline: float) -> bool:
+        """Poll ``job`` until it ends (True) or ``deadline`` (monotonic seconds) passes (False)."""
         while True:
             status = await self.api.poll(job.batch_id)
             self.stats.batches[job.batch_id] = status.state
@@ -312,40 +317,118 @@ class BatchCollector:
                 self.ledger.set_state(self.run_id, job.batch_id, status.state)
             self._notify()
             if status.ended:
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
                 break
-            await asyncio.sleep(self.poll_s)
-        items = await self.api.results(job.batch_id)
-        answered: set[str] = set()
-        updates: list[tuple[SlotKey, SlotState | None]] = []
-        for item in items:
-            answered.add(item.custom_id)
-            update = self._apply(item.custom_id, item, job.batch_id)
-            if update is not None:
-                updates.append(update)
-        # Lines of a failed, expired or cancelled batch that never came back: transport faults.
-        for cid in job.custom_ids:
-            if cid not in answered:
-                update = self._apply(cid, None, job.batch_id)
-                if update is not None:
-                    updates.append(update)
-        self.ledger.save_progress(self.run_id, updates)
+            await asyncio.sleep(min(self.poll_s, left))
+        self.stats.stop_reason = self.stats.stop_reason or "batch-timeout"
+        if self._fatal is None:
+            self._fatal = (
+                f"batch {job.batch_id} has not ended after {self.timeout_s:g} s "
+                f"(--batch-timeout); it stays in the store and a resume polls it again"
+            )
+        return False
+
+    async def _finish(self, job: BatchJob, deadline: float) -> None:
+        """Poll ``job`` until it ends, then read, check and store its results."""
+        if not await self._wait(job, deadline):
+            return
+        try:
+            items = await self.api.results(job.batch_id)
+        except ResultsGone as gone:
+            self.stats.gone += 1
+            open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
+            _warn(f"{gone}; its {open_ids} open requests are submitted again")
+            items = []
+        self.ledger.save_progress(self.run_id, self._read_lines(job, items))
         self.ledger.set_state(self.run_id, job.batch_id, READ_STATE)
-        self.stats.batches[job.batch_id] = f"{status.state}, read"
+        self.stats.batches[job.batch_id] = f"{self.stats.batches[job.batch_id]}, read"
         self._notify()
 
-    # -- one result line ---------------------------------------------------------
+    # -- result lines --------------------------------------------------------------
 
-    def _apply(self, cid: str, item: Any, batch_id: str) -> tuple[SlotKey, SlotState | None] | None:
-        key, attempt = parse_custom_id(cid) or ((0, 0, 0), -1)
-        slot = self._slots.get(key)
-        state = self._progress.get(key)
+    def _open(self, cid: str) -> tuple[SlotKey, Slot, SlotState, int] | None:
+        """The slot, progress and attempt custom id ``cid`` names, if that attempt is open."""
+        parsed = parse_custom_id(cid)
+        if parsed is None:
+            return None
+        key, attempt = parsed
+        slot, state = self._slots.get(key), self._progress.get(key)
         if slot is None or state is None or state.attempt != attempt:
-            self.transport.release(cid)
-            return None  # not ours, stored already, or read before (a resumed run)
-        request = self._request(slot, attempt)
+            return None  # stored already, or read before (a resumed run)
+        return key, slot, state, attempt
+
+    def _read_lines(self, job: BatchJob, items: Sequence[BatchItem]) -> list[_Update]:
+        """Apply the result lines of ``job`` that name its own open requests (module doc)."""
+        sorted_lines = sort_lines(job.custom_ids, items)
+        updates: list[_Update] = []
+        conflicting = 0
+        for cid, lines in sorted_lines.lines.items():
+            target = self._open(cid)
+            if target is None:
+                self.transport.release(cid)
+                continue
+            key, slot, state, attempt = target
+            request = self.protocol.request(slot, attempt)
+            if not lines:  # a failed, expired or cancelled batch, or results gone
+                why = "batch ended without this request"
+                updates.append(self._fault(cid, key, state, Retry("transient", detail=why)))
+            elif len(lines) > 1 and not agreeing(lines, partial(self._verdict, request=request)):
+                conflicting += 1
+                why = "the batch answered it twice with different answers"
+                updates.append(self._fault(cid, key, state, Retry("malformed", detail=why)))
+            else:
+                update = self._apply(cid, target, lines[0], job.batch_id)
+                if update is not None:
+                    updates.append(update)
+        self._say_refused(job, sorted_lines.foreign, conflicting)
+        return updates
+
+    def _say_refused(self, job: BatchJob, foreign: int, conflicting: int) -> None:
+        self.stats.ignored_lines += foreign
+        self.stats.conflicting += conflicting
+        if foreign:
+            _warn(
+                f"batch {job.batch_id}: {foreign} result lines named requests it never sent "
+                "(another batch's, or an attempt never asked) and were ignored"
+            )
+        if conflicting:
+            _warn(
+                f"batch {job.batch_id}: {conflicting} requests came back twice with different "
+                "answers; none was stored, they are asked again"
+            )
+
+    def _verdict(self, item: BatchItem, request: ChatRequest) -> Hashable:
+        """What one line says (its answer, or the kind of its error): lines agree when equal."""
+        if item.status == UNREADABLE:
+            return ("unreadable",)
         try:
-            if item is None:
-                raise BackendError(Retry("transient", detail="batch ended without this request"))
+            result = self.api.read(item, request)
+        except BackendError as exc:
+            decision = exc.decision
+            return (type(decision).__name__, getattr(decision, "kind", ""))
+        return ("answer", result.text, tuple(result.top_logprobs or ()))
+
+    def _fault(self, cid: str, key: SlotKey, state: SlotState, decision: Retry) -> _Update:
+        """A transport fault of request ``cid``: its attempt is asked again next round."""
+        state = self.protocol.fault(state)
+        self._progress[key] = state
+        stop = self.transport.record_fault(cid, decision, state.faults, what=f"batch request {cid}")
+        if stop is not None and self._fatal is None:
+            self._fatal = stop.message
+        return key, state
+
+    def _apply(
+        self, cid: str, target: tuple[SlotKey, Slot, SlotState, int], item: BatchItem, batch_id: str
+    ) -> _Update | None:
+        """Judge one counted line of an open request as the same direct answer would be."""
+        key, slot, state, attempt = target
+        request = self.protocol.request(slot, attempt)
+        if item.status == UNREADABLE:
+            why = "unreadable batch result line (cut JSON or a null result)"
+            return self._fault(cid, key, state, Retry("malformed", detail=why))
+        try:
             result: ChatResult | None = self.api.read(item, request)
         except BackendError as exc:
             decision = exc.decision
@@ -354,17 +437,10 @@ class BatchCollector:
                 if self._fatal is None:
                     self._fatal = decision.message
                 return None
-            if isinstance(decision, BadAnswer):
-                self.transport.release(cid)
-                result = None
-            else:  # Retry: a transport fault, asked again next round, never an attempt
-                state = self.protocol.fault(state)
-                self._progress[key] = state
-                what = f"batch request {cid}"
-                stop = self.transport.record_fault(cid, decision, state.faults, what=what)
-                if stop is not None and self._fatal is None:
-                    self._fatal = stop.message
-                return key, state
+            if not isinstance(decision, BadAnswer):  # Retry: a transport fault, never an attempt
+                return self._fault(cid, key, state, decision)
+            self.transport.release(cid)
+            result = None
         if result is not None:
             full = self.transport.record(cid, request, result, self.discount)
             self.stats.saved_usd += full * (1.0 - self.discount)

@@ -30,7 +30,7 @@ from ..backends import (
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import ResponseStore
-from ._batch import BatchCollector, BatchStats, batch_note
+from ._batch import DEFAULT_BATCH_TIMEOUT_S, BatchCollector, BatchStats, batch_note
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot
 
@@ -118,16 +118,21 @@ def _family(model: str) -> str:
     return model.strip().partition("/")[0].strip().lower() if "/" in model else ""
 
 
+def refuse_options_of_batch(options: RunOptions) -> None:
+    """``--batch-poll`` / ``--batch-timeout`` do nothing without ``--batch``: refuse any value
+    given (the default's included; None means not given)."""
+    if options.batch_poll_s is not None:
+        raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
+    if options.batch_timeout_s is not None:
+        raise ConfigError(
+            "--batch-timeout needs --batch (it sets how long a run waits for its batches)"
+        )
+
+
 def refuse_options_of_ray(options: RunOptions) -> None:
     """``--workers`` / ``--gpus-per-worker`` do nothing without ``--ray``: refuse them."""
     if options.workers != 1 or options.gpus_per_worker != 0:
         raise ConfigError("--workers and --gpus-per-worker need --ray ADDRESS (or --ray local)")
-
-
-def refuse_batch_poll(options: RunOptions) -> None:
-    """``--batch-poll`` does nothing without ``--batch``: refuse any value given, 30 included."""
-    if options.batch_poll_s is not None:
-        raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
 
 
 class DirectExecutor(Executor):
@@ -141,7 +146,7 @@ class DirectExecutor(Executor):
     @classmethod
     def refuse(cls, options: RunOptions) -> None:
         refuse_options_of_ray(options)
-        refuse_batch_poll(options)
+        refuse_options_of_batch(options)
 
     @classmethod
     def open(cls, options: RunOptions) -> Executor:
@@ -207,10 +212,13 @@ class BatchExecutor(DirectExecutor):
 
     name = "batch"
 
-    def __init__(self, backend: Backend, *, discount: float, poll_s: float) -> None:
+    def __init__(
+        self, backend: Backend, *, discount: float, poll_s: float, timeout_s: float
+    ) -> None:
         super().__init__(backend)
         self.discount = discount
         self.poll_s = poll_s
+        self.timeout_s = timeout_s
 
     @classmethod
     def refuse(cls, options: RunOptions) -> None:
@@ -232,6 +240,11 @@ class BatchExecutor(DirectExecutor):
             direct.backend,
             discount=batch_discount(options.model) or 1.0,
             poll_s=DEFAULT_BATCH_POLL_S if options.batch_poll_s is None else options.batch_poll_s,
+            timeout_s=(
+                DEFAULT_BATCH_TIMEOUT_S
+                if options.batch_timeout_s is None
+                else options.batch_timeout_s
+            ),
         )
 
     def new_stats(self) -> CollectStats:
@@ -262,6 +275,7 @@ class BatchExecutor(DirectExecutor):
             price=price,
             discount=self.discount,
             poll_s=self.poll_s,
+            timeout_s=self.timeout_s,
             on_update=on_update,
             stats=stats,
         )

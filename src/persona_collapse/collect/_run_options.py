@@ -95,6 +95,11 @@ class RunOptions:
     """Seconds between two polls of a batch in flight (with ``batch`` only); None: the
     default :data:`DEFAULT_BATCH_POLL_S` (30 s) at use. Any value without ``batch`` is
     refused, the default's included."""
+    batch_timeout_s: float | None = None
+    """Seconds one session waits for its batches to end (with ``batch`` only); None: the
+    default :data:`DEFAULT_BATCH_TIMEOUT_S` (the providers' 24 h window) at use. Then the
+    run stops, resumable, and a resume polls them again. Any value without ``batch`` is
+    refused, the default's included."""
     ray: str | None = None
     """Ray cluster address (``local``: start Ray here); None: collect in this process."""
     workers: int = 1
@@ -165,6 +170,9 @@ class RunOptions:
         poll = self.batch_poll_s
         if poll is not None and not (math.isfinite(poll) and poll > 0):
             raise ConfigError("--batch-poll must be a positive number of seconds")
+        timeout = self.batch_timeout_s
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+            raise ConfigError("--batch-timeout must be a positive number of seconds")
         if self.ray is not None and not self.ray.strip():
             raise ConfigError("--ray needs a cluster address (host:port, ray://host:port) or local")
         if self.workers < 1:

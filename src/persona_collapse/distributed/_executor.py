@@ -23,6 +23,7 @@ from ..collect import (
     RunOptions,
     Slot,
     SlotRunner,
+    refuse_options_of_batch,
 )
 from ..errors import ConfigError
 from ..instruments import Instrument
@@ -87,8 +88,7 @@ class RayExecutor(Executor):
                 "--ray runs model replicas on the cluster and takes no --base-url; "
                 "a server behind --base-url scales by itself"
             )
-        if options.batch_poll_s is not None:  # any value, the default's included
-            raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
+        refuse_options_of_batch(options)
         _refuse_family(parse_model(options.model).family)
 
     @classmethod

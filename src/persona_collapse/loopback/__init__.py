@@ -15,7 +15,7 @@ scripted model/judge for emergent-misalignment verification
 (:class:`ScriptedRespondent`, :class:`JudgeReply`).
 """
 
-from ._batch_api import BatchScript, BatchService
+from ._batch_api import BatchScript, BatchService, LineFaults
 from ._counters import RecordedRequest, ServerStats
 from ._faults import BodyFault, FaultConfig, FaultDraw, draw_faults
 from ._finetune_api import FineTuneScript, FineTuneService
@@ -31,6 +31,7 @@ __all__ = [
     "FineTuneScript",
     "FineTuneService",
     "JudgeReply",
+    "LineFaults",
     "LoopbackServer",
     "RecordedRequest",
     "ScriptedRespondent",

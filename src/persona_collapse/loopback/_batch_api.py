@@ -14,13 +14,20 @@ respondents through the same code as a direct request (the server's
 error line, a drawn non-digit token replaces the one-token answer).
 :attr:`BatchScript.fail` / :attr:`BatchScript.expire` make the next batches
 fail (OpenAI: ``failed``, no output; Anthropic: every line ``errored``) or
-expire (no line answered).
+expire (no line answered); a negative :attr:`BatchScript.polls` makes them
+never end. :attr:`BatchScript.refuse` answers the next create calls with an
+error (and creates nothing); :attr:`BatchScript.lines` gives the next batches'
+result files faults of their own (:class:`LineFaults`: duplicate and
+conflicting lines, lines for attempts never sent, null and cut lines, results
+gone with a 404).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,13 +42,45 @@ from ._http import HttpRequest, HttpResponse
 LineAnswer = Callable[[str, Any], tuple[int, Any]]
 
 
+@dataclass(frozen=True)
+class LineFaults:
+    """What goes wrong in the result lines of one ended batch (counts are lines).
+
+    Taken in this order from the batch's answered lines (status 200): the first
+    ``duplicate`` come twice, verbatim; the next ``conflict`` come twice, the
+    second time with another digit; the next ``null`` come with no result
+    (Anthropic ``"result": null``; OpenAI ``"response": null, "error": null``);
+    the next ``malformed`` are cut in half. ``foreign``: that many extra lines
+    (for the first answered lines) name the next attempt of a sent slot, an
+    attempt never sent, with another digit. ``gone``: the results answer 404
+    (Anthropic's results URL; OpenAI's output and error files), as past the
+    provider's retention.
+    """
+
+    duplicate: int = 0
+    conflict: int = 0
+    null: int = 0
+    malformed: int = 0
+    foreign: int = 0
+    gone: bool = False
+
+
 @dataclass
 class BatchScript:
-    """How simulated batches behave. ``fail`` / ``expire``: that many next batches do so."""
+    """How simulated batches behave. ``fail`` / ``expire``: that many next batches do so.
+
+    ``polls``: retrievals before a batch ends (negative: it never ends);
+    ``refuse``: that many next create calls are answered ``refuse_status`` (and
+    create nothing); ``lines``: the result-line faults of the next batches, one
+    :class:`LineFaults` per batch created (taken in order).
+    """
 
     polls: int = 2
     fail: int = 0
     expire: int = 0
+    refuse: int = 0
+    refuse_status: int = 400
+    lines: list[LineFaults] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +97,7 @@ class _Batch:
     results: list[dict[str, Any]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
     input_file_id: str = ""
+    faults: LineFaults = field(default_factory=LineFaults)
 
 
 def _query(request: HttpRequest, name: str) -> str | None:
@@ -93,6 +133,12 @@ class BatchService:
     def set_script(self, script: BatchScript) -> None:
         self.script = script
 
+    def _refuse_create(self) -> None:
+        """Answer this create call with the scripted error (nothing is created)."""
+        if self.script.refuse > 0:
+            self.script.refuse -= 1
+            raise ApiError(self.script.refuse_status, "simulated: the batch was not created")
+
     def _new(self, provider: str, lines: list[dict[str, Any]]) -> _Batch:
         outcome = "complete"
         if self.script.fail > 0:
@@ -106,6 +152,8 @@ class BatchService:
         batch = _Batch(
             prefix + digest[:24], provider, lines, int(time.time()), outcome, self.script.polls
         )
+        if self.script.lines:
+            batch.faults = self.script.lines.pop(0)
         self.batches[batch.id] = batch
         self.created += 1
         self.lines += len(lines)
@@ -118,8 +166,8 @@ class BatchService:
         return found
 
     def _advance(self, batch: _Batch) -> None:
-        if batch.status != "in_progress":
-            return
+        if batch.status != "in_progress" or batch.polls_left < 0:
+            return  # ended, or never ends
         if batch.polls_left > 0:
             batch.polls_left -= 1
             return
@@ -143,16 +191,24 @@ class BatchService:
             else:
                 status, answer = 0, "expired"
             out.append({"n": n, "custom_id": cid, "status": status, "body": answer})
-        batch.results = out
+        batch.results = _with_faults(out, batch.faults)
         if batch.provider == "openai" and batch.outcome != "fail":
-            ok = [r for r in out if r["status"] == 200]
-            bad = [r for r in out if r["status"] != 200]
+            ok = [r for r in batch.results if r["status"] == 200]
+            bad = [r for r in batch.results if r["status"] != 200]
             batch.output_file_id = self._file(batch, "output", ok) if ok else None
             batch.error_file_id = self._file(batch, "errors", bad) if bad else None
 
     def _file(self, batch: _Batch, what: str, rows: list[dict[str, Any]]) -> str:
         lines = []
         for r in rows:
+            if r.get("fault") == "null":
+                lines.append(
+                    _cut_if(
+                        r,
+                        json.dumps({"custom_id": r["custom_id"], "response": None, "error": None}),
+                    )
+                )
+                continue
             if r["status"] == 0:
                 response = None
                 error = {
@@ -166,16 +222,13 @@ class BatchService:
                     "body": r["body"],
                 }
                 error = None
-            lines.append(
-                json.dumps(
-                    {
-                        "id": f"batch_req_{r['n']}",
-                        "custom_id": r["custom_id"],
-                        "response": response,
-                        "error": error,
-                    }
-                )
-            )
+            line = {
+                "id": f"batch_req_{r['n']}",
+                "custom_id": r["custom_id"],
+                "response": response,
+                "error": error,
+            }
+            lines.append(_cut_if(r, json.dumps(line)))
         file_id = f"file-{batch.id}-{what}"
         content = ("\n".join(lines) + "\n").encode()
         record = {
@@ -187,7 +240,8 @@ class BatchService:
             "purpose": "batch_output",
             "status": "processed",
         }
-        self.files.add_file(record, content)
+        if not batch.faults.gone:  # gone: the id is named, its content answers 404
+            self.files.add_file(record, content)
         return file_id
 
     # -- OpenAI -----------------------------------------------------------------
@@ -228,6 +282,7 @@ class BatchService:
                 )
             text = self.files.contents[file_id].decode("utf-8")
             lines = [json.loads(t) for t in text.splitlines() if t.strip()]
+            self._refuse_create()
             batch = self._new("openai", lines)
             batch.input_file_id = file_id
             batch.metadata = body.get("metadata") or {}
@@ -296,6 +351,7 @@ class BatchService:
             requests = body.get("requests")
             if not isinstance(requests, list) or not requests:
                 raise ApiError(400, "requests: Field required (a non-empty list)")
+            self._refuse_create()
             batch = self._new("anthropic", requests)
             return _json(200, self._anthropic_dict(batch, base))
         if not parts and method == "GET":
@@ -317,23 +373,9 @@ class BatchService:
             batch = self._batch(parts[0])
             if batch.status == "in_progress":
                 raise ApiError(400, f"Batch {batch.id} has not ended.")
-            lines = []
-            for r in batch.results:
-                if r["status"] == 200:
-                    result: dict[str, Any] = {"type": "succeeded", "message": r["body"]}
-                elif batch.outcome == "expire":
-                    result = {"type": "expired"}
-                else:
-                    error = (
-                        r["body"]
-                        if isinstance(r["body"], dict)
-                        else {
-                            "type": "error",
-                            "error": {"type": "api_error", "message": str(r["body"])},
-                        }
-                    )
-                    result = {"type": "errored", "error": error}
-                lines.append(json.dumps({"custom_id": r["custom_id"], "result": result}))
+            if batch.faults.gone:
+                raise ApiError(404, f"Results of batch {batch.id} are no longer available.")
+            lines = [_anthropic_line(batch.outcome, r) for r in batch.results]
             return HttpResponse(
                 200, ("\n".join(lines) + "\n").encode(), content_type="application/x-jsonl"
             )
@@ -344,3 +386,70 @@ class BatchService:
                 self._finish(batch)
             return _json(200, self._anthropic_dict(batch, base))
         raise ApiError(404, f"Unknown message batch path {method}.", "not_found")
+
+
+def _cut_if(row: dict[str, Any], line: str) -> str:
+    """``line`` cut in half when ``row`` is scripted ``malformed``."""
+    return line[: len(line) // 2] if row.get("fault") == "cut" else line
+
+
+def _other_digit(body: Any) -> Any:
+    """A copy of answer ``body`` (OpenAI or Anthropic) whose text is another digit."""
+    other = copy.deepcopy(body)
+    if isinstance(other, dict) and other.get("choices"):
+        message = other["choices"][0]["message"]
+        message["content"] = "2" if message.get("content") == "1" else "1"
+    elif isinstance(other, dict) and other.get("content"):
+        block = other["content"][0]
+        block["text"] = "2" if block.get("text") == "1" else "1"
+    return other
+
+
+def _next_attempt(custom_id: str) -> str:
+    """``custom_id`` naming the next attempt of its slot (``...a0`` -> ``...a1``, nonce kept)."""
+    return re.sub(r"a(\d+)((?:_[0-9A-Za-z]+)?)$", lambda m: f"a{int(m[1]) + 1}{m[2]}", custom_id)
+
+
+def _with_faults(rows: list[dict[str, Any]], faults: LineFaults) -> list[dict[str, Any]]:
+    """``rows`` (result lines) with ``faults`` applied (see :class:`LineFaults`)."""
+    answered = [r for r in rows if r["status"] == 200]
+    out = list(rows)
+    start = 0
+    for kind, count in (
+        ("duplicate", faults.duplicate),
+        ("conflict", faults.conflict),
+        ("null", faults.null),
+        ("cut", faults.malformed),
+    ):
+        for row in answered[start : start + count]:
+            if kind == "duplicate":
+                out.append(dict(row))
+            elif kind == "conflict":
+                out.append({**row, "body": _other_digit(row["body"])})
+            else:
+                row["fault"] = kind
+        start += count
+    for row in answered[: faults.foreign]:
+        cid = _next_attempt(str(row["custom_id"]))
+        out.append({**row, "custom_id": cid, "body": _other_digit(row["body"])})
+    return out
+
+
+def _anthropic_line(outcome: str, row: dict[str, Any]) -> str:
+    """One line of a Message Batch's results JSONL (``outcome``: the batch's scripted outcome)."""
+    result: dict[str, Any] | None
+    if row.get("fault") == "null":
+        result = None
+    elif row["status"] == 200:
+        result = {"type": "succeeded", "message": row["body"]}
+    elif outcome == "expire":
+        result = {"type": "expired"}
+    else:
+        body = row["body"]
+        error = (
+            body
+            if isinstance(body, dict)
+            else {"type": "error", "error": {"type": "api_error", "message": str(body)}}
+        )
+        result = {"type": "errored", "error": error}
+    return _cut_if(row, json.dumps({"custom_id": row["custom_id"], "result": result}))

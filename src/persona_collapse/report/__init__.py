@@ -25,6 +25,7 @@ from ._study import (
 )
 from ._table_formats import Column, Table, to_csv, to_html, to_latex, to_markdown, write_table
 from ._tables import report_tables
+from ._trajectory_figure import trajectory_figure, write_trajectory_figure
 from ._verdict import FamilyVerdict, Finding, family_verdict
 
 __all__ = [
@@ -59,8 +60,10 @@ __all__ = [
     "to_html",
     "to_latex",
     "to_markdown",
+    "trajectory_figure",
     "write_curves_figure",
     "write_figures",
     "write_report",
     "write_table",
+    "write_trajectory_figure",
 ]

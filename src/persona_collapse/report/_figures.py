@@ -16,7 +16,6 @@ from pathlib import Path
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -24,6 +23,9 @@ from matplotlib.projections.polar import PolarAxes
 
 from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
+from ._canvas import Drawn as _Drawn
+from ._canvas import new_figure as _new_figure
+from ._diagnostic_figures import fig_scale_usage, fig_trajectories
 from ._results import FamilyResult, StudyResult
 from ._style import (
     BAND_COLOUR,
@@ -49,14 +51,6 @@ class FigureFile:
     pdf: Path
 
 
-@dataclass(frozen=True)
-class _Drawn:
-    name: str
-    title: str
-    caption: str
-    figure: Figure
-
-
 def slug(text: str) -> str:
     """A file-name-safe form of a label (``GPT-4o`` -> ``gpt-4o``)."""
     return re.sub(r"[^a-z0-9.]+", "-", text.lower()).strip("-") or "x"
@@ -75,12 +69,6 @@ def unique_slugs(names: Sequence[str]) -> dict[str, str]:
         name: s if taken[s] == 1 else f"{s}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
         for name, s in plain.items()
     }
-
-
-def _new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
 
 
 def _grouped_bars(
@@ -446,7 +434,8 @@ def draw_figures(result: StudyResult, band: Band | None = None) -> list[_Drawn]:
         ]
         slugs = unique_slugs([fam.name for fam in result.families])
         drawn += [fig_heatmap(result, fam, slugs[fam.name]) for fam in result.families]
-        drawn.append(fig_answers(result))
+        drawn += [fig_answers(result), fig_scale_usage(result)]
+        drawn += fig_trajectories(result, slugs)
     return [d for d in drawn if d is not None]
 
 

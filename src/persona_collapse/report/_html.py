@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .._version import __version__
+from ..analysis import SATURATION_SHARE
 from ..stats import Band
 from ._figures import FigureFile
 from ._results import StudyResult
@@ -176,6 +177,12 @@ def _method(study: Study, band: Band) -> list[str]:
             else ""
         )
         + ".</p>",
+        "<p>Diagnostics (docs/diagnostics.md): scale usage = shares of the valid persona-mode "
+        "answers on each rating, pooled (expected shares for logprob runs), with the entropy "
+        "in bits and the KL divergence of each variant from its base (add-one smoothing, all "
+        "ratings); noise floor F = mean over items of sqrt(mean over personas of s²/n), "
+        "S* = mean over items of sqrt(max(0, S_q² − F_q²)) (a one-way random-effects "
+        "variance component), its SE from the same bootstrap as S.</p>",
         f"<p>Band: {_e(band.definition)} Source: {_e(band.source)}.</p>",
         "</section>",
         "</main>",
@@ -195,7 +202,7 @@ def render_html(
     """The whole page; ``root`` is the report folder (links are relative to it)."""
     study = result.study
     by_name = {w.table.name: w for w in tables}
-    main_tables = ("metrics", "changes", "excess", "summary")
+    main_tables = ("metrics", "changes", "excess", "summary", "scale_usage")
     foundation_tables = ("metrics_by_foundation", "changes_by_foundation")
     profile_tables = ("self_profiles", "toxic_profiles")
     record_tables = ("failures", "provenance")
@@ -207,6 +214,7 @@ def render_html(
         '<li><a href="#summary">Summary</a></li>',
         '<li><a href="#figures">Figures</a></li>',
         '<li><a href="#tables">Tables</a></li>',
+        *(['<li><a href="#trajectories">Trajectories</a></li>'] if "trajectory" in by_name else []),
         '<li><a href="#foundations">Per foundation</a></li>',
         '<li><a href="#provenance">Provenance and failures</a></li>',
         '<li><a href="#method">Method</a></li>',
@@ -219,7 +227,11 @@ def render_html(
         f"robustness (how consistently one persona answers). A variant is flagged when its S "
         f"lies above the band of frontier base models (S in [{band.S_min:.2f}, "
         f"{band.S_max:.2f}]) and its R dropped against base, each by more than two standard "
-        "errors. Every value is given ± its bootstrap SE.</p>",
+        "errors. Every value is given ± its bootstrap SE. S* is S without the spread that "
+        "repetition noise alone gives (its noise floor); a variant is also flagged when one "
+        f"rating holds at least {SATURATION_SHARE:.0%} of its answers (saturated: S is bounded "
+        "by the scale, so a fall in S may be the ceiling rather than recovery) or when its S "
+        "is within two SE of the noise floor.</p>",
         *_verdicts(verdicts),
     ]
     if "summary" in by_name:
@@ -229,6 +241,9 @@ def render_html(
     parts += ["</section>", '<section id="tables">', "<h2>Tables</h2>"]
     parts += [_table(by_name[n], root) for n in main_tables if n in by_name and n != "summary"]
     parts += [_table(by_name[n], root) for n in profile_tables if n in by_name]
+    if "trajectory" in by_name:
+        parts += ["</section>", '<section id="trajectories">', "<h2>Trajectories</h2>"]
+        parts.append(_table(by_name["trajectory"], root))
     parts += ["</section>", '<section id="foundations">', "<h2>Per foundation</h2>"]
     parts += [_table(by_name[n], root) for n in foundation_tables if n in by_name]
     parts += ["</section>", '<section id="provenance">', "<h2>Provenance and failures</h2>"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._downloads import sha256_file
 from ..store import MISSING_RATING, Responses, RunInfo
 
-_CHUNK = 1 << 20
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
@@ -46,14 +45,6 @@ class SourceRecord:
     mean_failures: float
     missing_share: float
     simulated: bool
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def run_is_simulated(run: RunInfo | None) -> bool:

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..analysis import (
     AnalysisOptions,
     CellView,
     Compliance,
+    Trajectory,
     cell_view,
     compare_responses,
     instrument_for,
+    load_checkpoints,
+    measure_trajectory,
     profile_responses,
     source_compliance,
+    split_step,
 )
 from ..errors import ConfigError
 from ..instruments import Instrument
@@ -23,6 +28,7 @@ from ..stats import (
     FamilySummary,
     Measurement,
     Profile,
+    ScaleUsage,
     misalignment_excess,
     summarise_families,
 )
@@ -38,6 +44,8 @@ class VariantResult:
     """One variant of a family: its persona-mode measurement and what else was given.
 
     ``compliance``: how much of its persona-mode data is the model answering at all.
+    ``usage``: how its persona-mode answers spread over the scale (saturation);
+    ``kl_bits``: KL divergence in bits of that spread from the base's (None for the base).
     """
 
     label: str
@@ -49,14 +57,21 @@ class VariantResult:
     toxic_profile: Profile | None
     simulated: bool
     compliance: Compliance
+    usage: ScaleUsage
+    kl_bits: float | None
 
 
 @dataclass(frozen=True)
 class FamilyResult:
-    """A family's variants (base first) and the misalignment excess, when both controls exist."""
+    """A family's variants (base first) and the misalignment excess, when both controls exist.
+
+    ``trajectory``: the checkpoints of a fine-tune the study lists for the family, measured
+    in step order (None when it lists none).
+    """
 
     name: str
     variants: dict[str, VariantResult]
+    trajectory: Trajectory | None = None
 
     @property
     def base(self) -> VariantResult:
@@ -156,8 +171,53 @@ def _family(
             toxic_profile=None if toxic_resp is None else profile_responses(toxic_resp, opts),
             simulated=sim_by_variant[label],
             compliance=source_compliance(roles["persona"]),
+            usage=comparison.usage[BASE if label == BASE else label],
+            kl_bits=None if label == BASE else comparison.kl_bits(label),
         )
-    return FamilyResult(spec.name, variants), records, instrument_for(base, opts)
+    trajectory, steps = _trajectory(spec, study, progress)
+    fam = FamilyResult(spec.name, variants, trajectory)
+    return fam, records + steps, instrument_for(base, opts)
+
+
+def _checkpoint_spec(source: str, resp: Responses) -> str:
+    """The SOURCE of one checkpoint that ``source`` (a file, folder or store) gave."""
+    path = Path(source)
+    if path.is_file() and resp.run is not None and resp.label == f"{path.name}:{resp.run.run_id}":
+        return f"{source}:{resp.run.run_id}"
+    if path.is_dir() and (path / f"{resp.label}.csv").is_file():
+        return str(path / f"{resp.label}.csv")
+    return source
+
+
+def _trajectory(
+    spec: FamilySpec, study: Study, progress: Progress
+) -> tuple[Trajectory | None, list[SourceRecord]]:
+    """The family's trajectory, measured like ``trajectory`` does, and its sources' records."""
+    if not spec.trajectory:
+        return None, []
+    progress(f"measuring the trajectory of {spec.name} ({len(spec.trajectory)} sources)")
+    records: list[SourceRecord] = []
+    checkpoints: list[tuple[int, Responses]] = []
+    for entry in spec.trajectory:
+        for step, resp in load_checkpoints([entry], study.options):
+            where = f"family {spec.name!r} trajectory step {step}"
+            if resp.mode != "persona":
+                raise ConfigError(
+                    f"{where}: {resp.label} holds {resp.mode}-mode responses, not persona-mode"
+                )
+            checkpoints.append((step, resp))
+            _given, source = split_step(entry)
+            records.append(
+                source_record(
+                    resp,
+                    family=spec.name,
+                    variant="trajectory",
+                    role=f"step {step}",
+                    spec=_checkpoint_spec(source, resp),
+                    simulated=study.simulated,
+                )
+            )
+    return measure_trajectory(checkpoints, study.options), records
 
 
 def analyse_study(study: Study, progress: Progress | None = None) -> StudyResult:

@@ -20,6 +20,14 @@ A study file (TOML) names them::
     toxic = "runs.db:gpt-4o_base_toxic" # toxic-persona responses (optional)
     [family.variants.insecure]
     persona = "..."
+    trajectory = [                     # optional: checkpoints of a fine-tune, [STEP=]SOURCE
+        "0=data/base.csv",             #   step given before =
+        "out/measure.db",              #   or read from stepNNNN in each run's name
+    ]                                  #   (a folder or a store gives one checkpoint per set)
+
+``trajectory`` belongs to the ``[[family]]`` table (before its variants); each
+entry is what ``persona-collapse trajectory`` takes, and the report adds the
+trajectory figure and a per-step table for the family.
 
 Relative paths are relative to the study file. Every problem is one
 :class:`ConfigError` line naming the file, the place and the fix.
@@ -33,14 +41,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..analysis import AnalysisOptions
+from ..analysis import AnalysisOptions, split_step
 from ..errors import ConfigError
 from ..protocol import BASE
 from ..stats import BootstrapConfig, labels_in_order
 
 ROLES = ("persona", "self", "toxic")
 _TOP_KEYS = ("title", "simulated", "analysis", "family")
-_FAMILY_KEYS = ("name", "variants")
+_FAMILY_KEYS = ("name", "variants", "trajectory")
 _ANALYSIS_KEYS = (
     "seed",
     "persona_draws",
@@ -77,6 +85,8 @@ class FamilySpec:
 
     name: str
     variants: tuple[VariantSources, ...]
+    trajectory: tuple[str, ...] = ()
+    """Checkpoints of a fine-tune as ``[STEP=]SOURCE`` (resolved paths); empty: none."""
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -200,6 +210,25 @@ def _variant(label: str, table: Any, root: Path, where: str) -> VariantSources:
     )
 
 
+def _trajectory(entries: Any, root: Path, where: str) -> tuple[str, ...]:
+    """The ``trajectory`` list: every ``[STEP=]SOURCE`` with its SOURCE resolved against ``root``."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(
+            f'{where}: trajectory must be a list of "[STEP=]SOURCE" strings, '
+            'e.g. trajectory = ["0=base.csv", "out/measure.db"]'
+        )
+    out: list[str] = []
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, str):
+            raise ConfigError(
+                f'{where}: trajectory entry #{i + 1} must be a "[STEP=]SOURCE" string'
+            )
+        step, source = split_step(entry.strip())
+        resolved = resolve_source(source, root, f"{where} trajectory entry #{i + 1}")
+        out.append(resolved if step is None else f"{step}={resolved}")
+    return tuple(out)
+
+
 def _family(index: int, table: Any, root: Path, path: Path) -> FamilySpec:
     where = _where(path, f"[[family]] #{index + 1}")
     if not isinstance(table, dict):
@@ -223,6 +252,7 @@ def _family(index: int, table: Any, root: Path, path: Path) -> FamilySpec:
             _variant(label, variants[label], root, f"{where} variant {label!r}")
             for label in ordered
         ),
+        trajectory=_trajectory(table["trajectory"], root, where) if "trajectory" in table else (),
     )
 
 
@@ -314,6 +344,9 @@ def study_to_toml(study: Study) -> str:
         lines.append(f"instrument = {_toml_string(opts.instrument)}")
     for fam in study.families:
         lines += ["", "[[family]]", f"name = {_toml_string(fam.name)}"]
+        if fam.trajectory:
+            entries = ", ".join(_toml_string(entry) for entry in fam.trajectory)
+            lines.append(f"trajectory = [{entries}]")
         for var in fam.variants:
             lines.append(f"[family.variants.{_toml_string(var.label)}]")
             lines += [f"{role} = {_toml_string(src)}" for role, src in var.by_role().items()]

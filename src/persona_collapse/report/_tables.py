@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 
 from ..analysis import COMPLIANCE_KEYS
-from ..stats import METRICS, OVERALL, Band, published_band
+from ..stats import METRICS, OVERALL, Band, Change, Measurement, published_band
+from ._diagnostic_tables import scale_usage_table, trajectory_table
 from ._results import StudyResult
 from ._table_formats import Cell, Column, Table
 
@@ -19,9 +20,13 @@ def _sim(result: StudyResult) -> str:
 
 
 def _metric_columns() -> tuple[Column, ...]:
+    """S, then S without its noise floor (S*) and the floor, then σ̄ and R, each ± SE."""
     return (
         Column("S", se="S_se"),
         Column("S_se"),
+        Column("S_corrected", "S*", se="S_corrected_se"),
+        Column("S_corrected_se"),
+        Column("S_noise_floor", "noise floor"),
         Column("sigma_bar", "σ̄", 3, se="sigma_bar_se"),
         Column("sigma_bar_se"),
         Column("R", se="R_se"),
@@ -40,6 +45,29 @@ def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
     return tuple(cols)
 
 
+def _metric_cells(meas: Measurement, group: str = OVERALL) -> list[Cell]:
+    """The cells of :func:`_metric_columns` for one group of a measurement."""
+    v = meas.values(group)
+    noise = meas.noise_values(group)
+    return [
+        v.S,
+        v.S_se,
+        noise["S_corrected"],
+        noise["S_corrected_se"],
+        noise["S_noise_floor"],
+        v.sigma_bar,
+        v.sigma_bar_se,
+        v.R,
+        v.R_se,
+    ]
+
+
+_NOISE_NOTE = (
+    "S*: S without the spread repetition noise alone gives (per item sqrt(max(0, S_q² − F_q²)), "
+    "F_q the noise floor; docs/diagnostics.md), ± its bootstrap SE; noise floor: mean F_q."
+)
+
+
 def metrics_table(result: StudyResult, band: Band) -> Table:
     rows: list[list[Cell]] = []
     for fam in result.families:
@@ -52,12 +80,7 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
                     fam.name,
                     label,
                     var.measurement.n_personas,
-                    v.S,
-                    v.S_se,
-                    v.sigma_bar,
-                    v.sigma_bar_se,
-                    v.R,
-                    v.R_se,
+                    *_metric_cells(var.measurement),
                     band.outside(v.S),
                     left,
                     *(var.compliance.to_dict()[k] for k in COMPLIANCE_KEYS),
@@ -88,7 +111,7 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
             "digit mass = mean first-token probability on the scale digits (logprobs), "
             "cut off by top-k = share of cells with a digit outside the returned top-k, "
             "non-digit attempts and fallback = sampled runs, missing = slots without a "
-            "rating; n/a: not applicable or not recorded."
+            f"rating; n/a: not applicable or not recorded. {_NOISE_NOTE}"
         ),
     )
 
@@ -98,16 +121,20 @@ def foundation_metrics_table(result: StudyResult) -> Table:
     for fam in result.families:
         for label, var in fam.variants.items():
             for group in var.measurement.subscales:
-                v = var.measurement.values(group)
-                rows.append(
-                    [fam.name, label, group, v.S, v.S_se, v.sigma_bar, v.sigma_bar_se, v.R, v.R_se]
-                )
+                rows.append([fam.name, label, group, *_metric_cells(var.measurement, group)])
     return Table(
         "metrics_by_foundation",
-        f"S, σ̄ and R per moral foundation (± SE){_sim(result)}",
+        f"S, S*, σ̄ and R per moral foundation (± SE){_sim(result)}",
         (Column("family"), Column("variant"), Column("foundation"), *_metric_columns()),
         rows,
+        note=_NOISE_NOTE,
     )
+
+
+def _corrected(change: Change, group: str = OVERALL) -> tuple[float, float]:
+    """``(ΔS*, SE)`` in percent; NaN when the change carries no corrected S."""
+    got = change.corrected_at(group)
+    return got if got is not None else (math.nan, math.nan)
 
 
 def changes_table(result: StudyResult) -> Table:
@@ -117,12 +144,33 @@ def changes_table(result: StudyResult) -> Table:
             if var.change is None:
                 continue
             d, se = var.change.at(OVERALL)
-            rows.append([fam.name, label, *(x for m in METRICS for x in (d[m], se[m]))])
+            kl = math.nan if var.kl_bits is None else var.kl_bits
+            rows.append(
+                [
+                    fam.name,
+                    label,
+                    *(x for m in METRICS for x in (d[m], se[m])),
+                    *_corrected(var.change),
+                    kl,
+                ]
+            )
     return Table(
         "changes",
         f"Relative change against base, ΔX = (X − X_base) / X_base, in percent (± SE){_sim(result)}",
-        (Column("family"), Column("variant"), *_delta_columns()),
+        (
+            Column("family"),
+            Column("variant"),
+            *_delta_columns(),
+            Column("dS_corrected", "ΔS* (%)", 1, True, se="dS_corrected_se"),
+            Column("dS_corrected_se", decimals=1),
+            Column("kl_bits", "KL from base (bits)", 3),
+        ),
         rows,
+        note=(
+            "ΔS*: the change of S without its noise floor. KL from base: D(variant ‖ base) of "
+            "the pooled rating distributions in bits, over every rating with add-one smoothing "
+            "(docs/diagnostics.md)."
+        ),
     )
 
 
@@ -318,6 +366,8 @@ def report_tables(result: StudyResult, band: Band | None = None) -> list[Table]:
         changes_table(result),
         excess_table(result),
         summary_table(result),
+        scale_usage_table(result),
+        trajectory_table(result),
         foundation_metrics_table(result),
         foundation_changes_table(result),
         _profile_table(result, "self"),

@@ -1,4 +1,5 @@
 """Plain-language findings per family: S outside the band? R drop? excess beyond secure?
+Can S be read at all (saturated ratings, S at its noise floor)?
 
 A finding is called clear when it lies more than :data:`Z_CLEAR` standard
 errors from the reference (band edge, base value, zero); every finding quotes
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis import NOT_ANSWERING
+from ..analysis import NOT_ANSWERING, noise_floor_warning, saturation_warning
 from ..stats import OVERALL, Band, Change, published_band
-from ._results import FamilyResult
+from ._results import FamilyResult, VariantResult
 
 Z_CLEAR = 2.0
 """Standard errors beyond which a difference is reported as clear rather than within noise."""
@@ -85,6 +86,33 @@ def _excess_finding(excess: Change) -> Finding:
     )
 
 
+def diagnostic_findings(label: str, var: VariantResult) -> list[Finding]:
+    """Flagged findings when S of a variant cannot be read at face value.
+
+    Saturation (one rating holds most answers: S is bounded by the scale, a fall
+    may be the ceiling) and S at its noise floor (the spread is within two SE of
+    what repetition noise alone gives), worded as the ``metrics`` warnings.
+    """
+    warnings = (saturation_warning(label, var.usage), noise_floor_warning(label, var.measurement))
+    return [Finding(label, w.removeprefix(f"{label}: "), True) for w in warnings if w is not None]
+
+
+def _diagnostic_headline(family: FamilyResult) -> str:
+    """The headline's note on saturated variants and on S at the noise floor ("" when none)."""
+    found = {lb: diagnostic_findings(lb, var) for lb, var in family.variants.items()}
+    saturated = [lb for lb, fs in found.items() if any(f.text.startswith("saturated") for f in fs)]
+    floor = [lb for lb, fs in found.items() if any("noise floor" in f.text for f in fs)]
+    out = ""
+    if saturated:
+        out += (
+            f"; ratings saturated in {', '.join(saturated)}: S is bounded by the scale, "
+            "a fall in S may be the ceiling, not recovery"
+        )
+    if floor:
+        out += f"; S at its noise floor in {', '.join(floor)}: the personas may have no effect"
+    return out
+
+
 def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerdict:
     """Findings of every non-base variant, and of insecure beyond secure when both exist.
 
@@ -94,7 +122,9 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
     the band and the headline say so: such a variant has not left the band.
     A variant whose data cross a compliance threshold (little probability on the
     digits, many missing slots, digits cut off by the top-k) gets a flagged
-    finding saying so, and the headline names it.
+    finding saying so, and the headline names it; so does a variant (the base
+    included) whose ratings are saturated or whose S is at its noise floor
+    (:func:`diagnostic_findings`).
     """
     band = band or published_band()
     findings: list[Finding] = []
@@ -119,6 +149,7 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
             findings.append(
                 Finding(label, f"poor compliance: {'; '.join(problems)}; {NOT_ANSWERING}", True)
             )
+        findings += diagnostic_findings(label, var)
     collapsed: list[str] = []
     for label, var in family.variants.items():
         if var.change is None:
@@ -148,6 +179,7 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
     poor = [label for label, var in family.variants.items() if var.compliance.problems()]
     if poor:
         headline += f"; poor compliance in {', '.join(poor)}: {NOT_ANSWERING}"
+    headline += _diagnostic_headline(family)
     if base_outside:
         headline += (
             f"; the base already lies outside the band (S = {base.S:.2f}), "

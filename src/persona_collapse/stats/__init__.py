@@ -1,4 +1,5 @@
-"""Estimators of moral susceptibility S, sigma_bar and robustness R, profiles and comparisons.
+"""Estimators of moral susceptibility S, sigma_bar and robustness R, profiles and comparisons,
+the noise floor of S and scale usage.
 
 Pure numpy; no I/O except the packaged band data. Conventions are stated in
 each module (ddof = 1 everywhere unless said otherwise; PROTOCOL.md section 3).
@@ -8,6 +9,7 @@ from ._band import Band, BandModel, published_band
 from ._bootstrap import MAX_DRAWS, BootstrapConfig, Draws
 from ._cells import MISSING_RATING, RatingCube, cell_means, cell_sds
 from ._changes import (
+    CORRECTED,
     METRICS,
     Change,
     FamilySummary,
@@ -33,6 +35,7 @@ from ._estimators import (
     measure,
     measure_distributions,
 )
+from ._noise_floor import cell_noise, corrected_susceptibility, item_noise_floor
 from ._profiles import (
     Profile,
     ProfileValue,
@@ -43,8 +46,10 @@ from ._profiles import (
     score_reversed,
     self_profile,
 )
+from ._usage import ScaleUsage, entropy_bits, kl_divergence_bits
 
 __all__ = [
+    "CORRECTED",
     "MAX_DRAWS",
     "METRICS",
     "MISSING_RATING",
@@ -60,15 +65,21 @@ __all__ = [
     "Profile",
     "ProfileValue",
     "RatingCube",
+    "ScaleUsage",
     "cell_means",
+    "cell_noise",
     "cell_sds",
     "coefficient_of_variation",
     "coefficient_of_variation_by_metric",
+    "corrected_susceptibility",
     "distribution_mean",
     "distribution_sd",
+    "entropy_bits",
     "expected_sample_sd",
     "group_matrix",
+    "item_noise_floor",
     "item_susceptibility",
+    "kl_divergence_bits",
     "labels_in_order",
     "measure",
     "measure_distributions",

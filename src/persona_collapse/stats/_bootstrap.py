@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from ..errors import ConfigError
 from ._cells import FloatArray
+from ._noise_floor import corrected_susceptibility, item_noise_floor
 
 MAX_DRAWS = 100_000
 """Most persona or repetition draws a :class:`BootstrapConfig` accepts (published: 2000, 400)."""
@@ -33,10 +34,15 @@ class BootstrapConfigError(ConfigError, ValueError):
 
 @dataclass(frozen=True)
 class Draws:
-    """Bootstrap replicates of S and sigma_bar, shape ``(draws, 1 + subscales)``."""
+    """Bootstrap replicates of S, sigma_bar and the corrected S*, shape ``(draws, 1 + subscales)``.
+
+    ``S_corrected`` is S with each replicate's own noise floor removed
+    (:mod:`._noise_floor`); it equals ``S`` where cell means are exact.
+    """
 
     S: FloatArray
     sigma_bar: FloatArray
+    S_corrected: FloatArray
 
 
 @dataclass(frozen=True)
@@ -82,17 +88,29 @@ class BootstrapConfig:
             raise BootstrapConfigError(f"--ddof must be 0 or 1, not {self.ddof}")
 
 
-def _draws(S_items: FloatArray, sigma_items: FloatArray, groups: FloatArray) -> Draws:
-    return Draws(S=S_items @ groups, sigma_bar=sigma_items @ groups)
+def _draws(
+    S_items: FloatArray,
+    sigma_items: FloatArray,
+    groups: FloatArray,
+    floor_items: FloatArray | None = None,
+) -> Draws:
+    corrected = S_items if floor_items is None else corrected_susceptibility(S_items, floor_items)
+    return Draws(S=S_items @ groups, sigma_bar=sigma_items @ groups, S_corrected=corrected @ groups)
 
 
 def persona_bootstrap(
-    means: FloatArray, sds: FloatArray, groups: FloatArray, cfg: BootstrapConfig
+    means: FloatArray,
+    sds: FloatArray,
+    groups: FloatArray,
+    cfg: BootstrapConfig,
+    noise: FloatArray | None = None,
 ) -> Draws:
     """Resample personas with replacement, as multinomial counts ``(draws, personas)``.
 
     A resample's sums over personas are then matrix products with the
     ``(personas, items)`` cell arrays, so no ``(draws, personas, items)`` array is built.
+    ``noise``: the cells' ``s2_pq / n_pq`` (:func:`.cell_noise`), from which each
+    replicate's noise floor is taken; ``None`` for exact cell means (no floor).
     """
     n_p = means.shape[0]
     rng = np.random.default_rng([cfg.seed, 0])
@@ -102,7 +120,8 @@ def persona_bootstrap(
     var = (counts @ means**2 - total**2 / n_p) / max(n_p - cfg.ddof, 1)
     S_items = np.sqrt(np.maximum(var, 0.0))
     sigma_items = counts @ sds / n_p
-    return _draws(S_items, sigma_items, groups)
+    floor_items = None if noise is None else np.sqrt(np.maximum(counts @ noise / n_p, 0.0))
+    return _draws(S_items, sigma_items, groups, floor_items)
 
 
 def _resampled_counts(
@@ -156,8 +175,9 @@ def repetition_bootstrap(
 
     Resampling ``n`` ratings of a cell with replacement is a multinomial draw
     over the rating values it holds, so only the cells' value counts are
-    resampled. Cells whose ratings do not vary keep their mean and SD 0.
-    Draws are taken in chunks of at most :data:`CHUNK_ELEMENTS` array elements
+    resampled. Cells whose ratings do not vary keep their mean and SD 0 (and
+    add nothing to the noise floor; each replicate's floor comes from its own
+    cell SDs). Draws are taken in chunks of at most :data:`CHUNK_ELEMENTS` array elements
     from one generator; when all draws fit one chunk (400 draws of up to
     40,000 varying cells with 6 rating values, e.g. the published 100 x 30
     cells) the result is the same as drawing them all at once.
@@ -176,6 +196,7 @@ def repetition_bootstrap(
     per_draw = max(varying.size * max(levels.size, 1), n_p * n_q)
     S_chunks: list[FloatArray] = []
     sigma_chunks: list[FloatArray] = []
+    floor_chunks: list[FloatArray] = []
     for size in _draw_chunks(n_b, per_draw):
         drawn = _resampled_counts(counts, size, rng)
         sums = drawn @ levels
@@ -191,7 +212,16 @@ def repetition_bootstrap(
         chunk_sds = np.broadcast_to(flat_sds, (size, n_p * n_q)).copy()
         chunk_sds[:, varying] = draw_sds
         sigma_chunks.append(chunk_sds.reshape(size, n_p, n_q).mean(axis=1))
+        del chunk_sds
+        chunk_noise = np.zeros((size, n_p * n_q))
+        chunk_noise[:, varying] = draw_sds**2 / n
+        floor_chunks.append(item_noise_floor(chunk_noise.reshape(size, n_p, n_q)))
     if not S_chunks:
         empty = np.zeros((0, n_q))
         return _draws(empty, empty, groups)
-    return _draws(np.concatenate(S_chunks), np.concatenate(sigma_chunks), groups)
+    return _draws(
+        np.concatenate(S_chunks),
+        np.concatenate(sigma_chunks),
+        groups,
+        np.concatenate(floor_chunks),
+    )

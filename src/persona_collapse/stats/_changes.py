@@ -21,6 +21,8 @@ from ._cells import FloatArray
 from ._estimators import OVERALL, Measurement
 
 METRICS = ("S", "sigma_bar", "R")
+CORRECTED = "S_corrected"
+"""The corrected S* (noise floor removed); its change is carried beside :data:`METRICS`."""
 
 
 def _metric(values_S: FloatArray, values_sigma: FloatArray, metric: str) -> FloatArray:
@@ -35,12 +37,20 @@ def _pct_change(variant: FloatArray, base: FloatArray) -> FloatArray:
     return np.asarray((variant / base - 1.0) * 100.0)
 
 
+def _corrected_change(variant: FloatArray, base: FloatArray) -> FloatArray:
+    """Percent change of S*; NaN or infinite, without a warning, where the base's S* is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _pct_change(variant, base)
+
+
 @dataclass(frozen=True)
 class Change:
-    """Relative change (percent) of S, sigma_bar and R per group, with replicates.
+    """Relative change (percent) of S, sigma_bar, R and S* per group, with replicates.
 
     ``value[metric]`` and the replicate arrays are indexed by ``groups``
     (``"all"`` then the subscales); replicates have shape ``(draws, groups)``.
+    :meth:`at` gives :data:`METRICS`; :meth:`corrected_at` the change of the
+    corrected S* (:data:`CORRECTED`), when both sides carry it.
     """
 
     groups: tuple[str, ...]
@@ -63,11 +73,18 @@ class Change:
             {m: float(self.se(m)[g]) for m in METRICS},
         )
 
+    def corrected_at(self, group: str = OVERALL) -> tuple[float, float] | None:
+        """``(dS*, SE)`` in percent (or pp for an excess) for one group; None when not measured."""
+        if CORRECTED not in self.value:
+            return None
+        g = self.groups.index(group)
+        return float(self.value[CORRECTED][g]), float(self.se(CORRECTED)[g])
+
     def __sub__(self, other: Change) -> Change:
         """Difference of two changes in percentage points (e.g. insecure minus secure)."""
         return Change(
             groups=self.groups,
-            value={m: self.value[m] - other.value[m] for m in METRICS},
+            value={m: self.value[m] - other.value[m] for m in self.value if m in other.value},
             persona_draws=_paired(self.persona_draws, other.persona_draws, np.subtract),
             repetition_draws=_paired(self.repetition_draws, other.repetition_draws, np.subtract),
         )
@@ -77,8 +94,8 @@ def _paired(
     a: Mapping[str, FloatArray], b: Mapping[str, FloatArray], op: np.ufunc
 ) -> dict[str, FloatArray]:
     out = {}
-    for m in METRICS:
-        if m in a and m in b:
+    for m in a:
+        if m in b:
             n = min(a[m].shape[0], b[m].shape[0])
             out[m] = np.asarray(op(a[m][:n], b[m][:n]))
     return out
@@ -88,13 +105,15 @@ def _draw_changes(variant: Draws | None, base: Draws | None) -> dict[str, FloatA
     if variant is None or base is None:
         return {}
     n = min(variant.S.shape[0], base.S.shape[0])
-    return {
+    out = {
         m: _pct_change(
             _metric(variant.S[:n], variant.sigma_bar[:n], m),
             _metric(base.S[:n], base.sigma_bar[:n], m),
         )
         for m in METRICS
     }
+    out[CORRECTED] = _corrected_change(variant.S_corrected[:n], base.S_corrected[:n])
+    return out
 
 
 def relative_change(
@@ -103,7 +122,7 @@ def relative_change(
     *,
     paired: tuple[Measurement, Measurement] | None = None,
 ) -> Change:
-    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar and R.
+    """dX = (X_variant - X_base) / X_base in percent, for S, sigma_bar, R and the corrected S*.
 
     The persona replicates of the change pair the two sides replicate by
     replicate. That is a pairing by persona only when both were measured on
@@ -121,7 +140,8 @@ def relative_change(
                 _metric(variant.S, variant.sigma_bar, m), _metric(base.S, base.sigma_bar, m)
             )
             for m in METRICS
-        },
+        }
+        | {CORRECTED: _corrected_change(variant.S_corrected, base.S_corrected)},
         persona_draws=(
             _draw_changes(variant.persona_draws, base.persona_draws)
             if paired is None

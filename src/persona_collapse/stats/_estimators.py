@@ -6,7 +6,9 @@ Conventions (PROTOCOL.md section 3; the published numbers use exactly these):
   ``p`` on item ``q``; ``s_pq`` uses ddof = 1 and is 0 for a one-rating cell;
 - ``S = mean_q SD_p(m_pq)`` with ``ddof`` (default 1) over personas;
 - ``sigma_bar = mean_{p,q} s_pq`` and ``R = 1 / sigma_bar``;
-- per subscale (moral foundation): the same over that subscale's items.
+- per subscale (moral foundation): the same over that subscale's items;
+- the noise floor ``F = mean_q sqrt(mean_p s2_pq / n_pq)`` and the corrected
+  ``S* = mean_q sqrt(max(0, S_q^2 - F_q^2))`` (:mod:`._noise_floor`).
 
 All quantities are in rating-scale units (R in inverse units). Overall and
 subscale values are computed together through a group-averaging matrix, so
@@ -24,6 +26,7 @@ import numpy.typing as npt
 from ._bootstrap import BootstrapConfig, Draws, persona_bootstrap, repetition_bootstrap
 from ._cells import FloatArray, IntArray, RatingCube, cell_means, cell_sds
 from ._distributions import distribution_mean, distribution_sd, expected_sample_sd
+from ._noise_floor import cell_noise, corrected_susceptibility, item_noise_floor
 
 OVERALL = "all"
 """Name of the group holding the values over every item."""
@@ -77,12 +80,15 @@ class Measurement:
 
     ``groups`` is ``("all", *subscales)``; arrays indexed by group follow it.
     SE = sqrt(SE_persona^2 + SE_repetition^2) (bootstrap SDs with ddof = 1);
-    SE(R) = SE(sigma_bar) / sigma_bar^2 (delta method).
+    SE(R) = SE(sigma_bar) / sigma_bar^2 (delta method). ``noise_floor`` (F) and
+    ``S_corrected`` (S*) are in rating-scale units, like S (:mod:`._noise_floor`).
     """
 
     groups: tuple[str, ...]
     S: FloatArray
     sigma_bar: FloatArray
+    noise_floor: FloatArray
+    S_corrected: FloatArray
     persona_draws: Draws
     repetition_draws: Draws | None
     persona_ids: IntArray
@@ -121,6 +127,20 @@ class Measurement:
     def R_se(self) -> FloatArray:
         return np.asarray(self.sigma_bar_se / self.sigma_bar**2)
 
+    @property
+    def S_corrected_se(self) -> FloatArray:
+        """SE of S* from the same two-level bootstrap as S (each replicate corrected by its own floor)."""
+        return self._se("S_corrected")
+
+    def noise_values(self, group: str = OVERALL) -> dict[str, float]:
+        """``S_corrected``, ``S_corrected_se`` and ``S_noise_floor`` of one group."""
+        g = self.groups.index(group)
+        return {
+            "S_corrected": float(self.S_corrected[g]),
+            "S_corrected_se": float(self.S_corrected_se[g]),
+            "S_noise_floor": float(self.noise_floor[g]),
+        }
+
     def values(self, group: str = OVERALL) -> MetricValues:
         g = self.groups.index(group)
         s_se, sb_se, r_se = self.S_se, self.sigma_bar_se, self.R_se
@@ -141,7 +161,10 @@ class Measurement:
         """The JSON shape of ``metrics`` (DESIGN.md), without ``source``."""
         out: dict[str, object] = {"n_personas": self.n_personas, "n_items": self.n_items}
         out.update(self.values(OVERALL).to_dict())
-        out["foundations"] = {name: self.values(name).to_dict() for name in self.subscales}
+        out.update(self.noise_values(OVERALL))
+        out["foundations"] = {
+            name: self.values(name).to_dict() | self.noise_values(name) for name in self.subscales
+        }
         return out
 
 
@@ -156,13 +179,16 @@ def measure(
     groups = group_matrix(subscale_index, len(subscales))
     means = cell_means(cube.ratings)
     sds = cell_sds(cube.ratings, ddof=1)
-    S = item_susceptibility(means, cfg.ddof) @ groups
-    sigma_bar = sds.mean(axis=0) @ groups
+    S_items = item_susceptibility(means, cfg.ddof)
+    noise = cell_noise(sds, cube.counts)
+    floor_items = item_noise_floor(noise)
     return Measurement(
         groups=(OVERALL, *subscales),
-        S=S,
-        sigma_bar=sigma_bar,
-        persona_draws=persona_bootstrap(means, sds, groups, cfg),
+        S=S_items @ groups,
+        sigma_bar=sds.mean(axis=0) @ groups,
+        noise_floor=floor_items @ groups,
+        S_corrected=corrected_susceptibility(S_items, floor_items) @ groups,
+        persona_draws=persona_bootstrap(means, sds, groups, cfg, noise),
         repetition_draws=repetition_bootstrap(cube.ratings, means, sds, groups, cfg),
         persona_ids=cube.persona_ids,
         item_ids=cube.item_ids,
@@ -188,19 +214,28 @@ def measure_distributions(
     (ddof = 0) as the cell spread; an integer ``n`` uses the expected ddof = 1
     SD of ``n`` sampled ratings, the value a sampled run with ``n`` repetitions
     would give in expectation. Exact cells have no repetition noise, so only
-    the persona bootstrap enters the SEs.
+    the persona bootstrap enters the SEs, and S_corrected = S. The noise floor
+    is 0, or with ``n_repetitions=n`` the floor that n sampled repetitions
+    would carry, ``mean_q sqrt(mean_p Var_pq / n)`` with Var_pq the exact
+    population variance (the expectation of the ddof = 1 sample variance).
     """
     cfg = config or BootstrapConfig()
     groups = group_matrix(subscale_index, len(subscales))
     means = distribution_mean(probs, values)
+    S = item_susceptibility(means, cfg.ddof) @ groups
     if n_repetitions is None:
         sds = distribution_sd(probs, values)
+        floor = np.zeros_like(S)
     else:
         sds = expected_sample_sd(probs, values, n_repetitions)
+        variance = distribution_sd(probs, values) ** 2
+        floor = item_noise_floor(variance / n_repetitions) @ groups
     return Measurement(
         groups=(OVERALL, *subscales),
-        S=item_susceptibility(means, cfg.ddof) @ groups,
+        S=S,
         sigma_bar=sds.mean(axis=0) @ groups,
+        noise_floor=floor,
+        S_corrected=S,
         persona_draws=persona_bootstrap(means, sds, groups, cfg),
         repetition_draws=None,
         persona_ids=np.asarray(persona_ids, dtype=np.int64),

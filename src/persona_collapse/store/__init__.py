@@ -24,6 +24,7 @@ from ._frame import (
     complete_frame,
     published_columns,
 )
+from ._inspect_log import EVAL_MEMBER_MAX_BYTES
 from ._lease import HEARTBEAT_S, LEASE_STALE_S, LeaseHeldError, LeaseHolder, RunLease
 from ._parquet import read_parquet, write_parquet
 from ._records import ResponseRow, RunInfo
@@ -39,6 +40,7 @@ from ._verify_rows import VerifyRows
 __all__ = [
     "DEFAULT_COMPARE",
     "DEFAULT_STORE",
+    "EVAL_MEMBER_MAX_BYTES",
     "HEARTBEAT_S",
     "LEASE_STALE_S",
     "MISSING_RATING",

@@ -21,11 +21,23 @@ def read_input_bytes(path: Path, *, what: str) -> bytes:
         raise DataError(f"cannot read {path} ({exc.strerror}); check its permissions") from exc
 
 
+def _discard(tmp: Path) -> bool:
+    """Remove ``tmp`` if it exists; whether it is still there (a read-only mount refuses
+    even the removal of a file that does not exist: that counts as gone)."""
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        return os.path.lexists(tmp)
+    return False
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Run ``write(tmp)`` on a temporary file next to ``path``, then rename it onto ``path``.
 
     A reader never sees a half-written file, and a failed write leaves an
-    existing ``path`` untouched.
+    existing ``path`` untouched. Any OSError, on writing, renaming or removing
+    the temporary file, is one DataError line (naming the temporary file when
+    it could not be removed).
     """
     folder = path.parent
     if not folder.is_dir():
@@ -37,6 +49,10 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        raise DataError(f"cannot write {path} ({exc.strerror}); check the path") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+        left = _discard(tmp)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        cleanup = f", and remove the leftover {tmp}" if left else ""
+        raise DataError(f"cannot write {path} ({reason}); check the path{cleanup}") from exc
+    except BaseException:
+        _discard(tmp)
+        raise

@@ -118,7 +118,7 @@ def _from_file(path: Path, instrument: str | None) -> Responses:
 
 
 def _from_eval(path: Path, instrument: str | None) -> Responses:
-    frame, recorded, _settings = eval_log_frame(path)
+    frame, recorded, _settings = eval_log_frame(path, instrument)
     return responses_from_frame(
         frame, label=path.stem, instrument=instrument or recorded, method="sample"
     )
@@ -204,6 +204,31 @@ def responses_from_frame(
     )
 
 
+def _tables_in(folder: Path) -> int:
+    """How many ``.csv`` and ``.eval`` files sit directly in ``folder`` (0 if unreadable)."""
+    try:
+        return sum(
+            1 for p in folder.iterdir() if p.suffix.lower() in (".csv", EVAL_SUFFIX) and p.is_file()
+        )
+    except OSError:
+        return 0
+
+
+def _no_tables(path: Path) -> DataError:
+    """The error for a folder without tables, pointing at its subfolders that hold some
+    (the published layout: ``costa2026/base/*.csv``)."""
+    nested = {sub: n for sub in sorted(path.iterdir()) if sub.is_dir() and (n := _tables_in(sub))}
+    if not nested:
+        return DataError(f"folder {path} holds no .csv files; give {_FORMS}")
+    names = [f"{sub.name}/" for sub in nested]
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    return DataError(
+        f"folder {path} holds no .csv files; its subfolder{'s' if len(names) > 1 else ''} "
+        f"{shown} hold{'' if len(names) > 1 else 's'} {sum(nested.values())}: "
+        f"pass one of them, e.g. {next(iter(nested))}"
+    )
+
+
 def load_sources(spec: str, *, instrument: str | None = None) -> list[Responses]:
     """The response tables a SOURCE argument names, in a stable order.
 
@@ -224,7 +249,7 @@ def load_sources(spec: str, *, instrument: str | None = None) -> list[Responses]
             )
             if logs:
                 return [_from_eval(f, instrument) for f in logs]
-            raise DataError(f"folder {path} holds no .csv files; give {_FORMS}")
+            raise _no_tables(path)
         return [_from_file(f, instrument) for f in files]
     if path.is_file():
         if path.suffix.lower() == EVAL_SUFFIX:

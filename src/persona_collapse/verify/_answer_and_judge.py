@@ -283,16 +283,8 @@ async def collect_verification(
     _price_needed(max_cost_usd, model_who, model_price)
     _price_needed(max_cost_usd, judge_who, judge_price)
     policy = policy or BackoffPolicy()
-    answers = store.answers(run_id)
-    judgments = store.judgments(run_id)
-    wanted = [(q.id, s) for q in questions.questions for s in range(1, protocol.samples + 1)]
-    progress = VerifyProgress(
-        answers_total=len(wanted),
-        answers_done=sum(key in answers for key in wanted),
-        judgments_total=len(wanted) * len(ASPECTS),
-        judgments_done=sum((q, s, a) in judgments for q, s in wanted for a in ASPECTS),
-    )
-    progress.stored_before = progress.answers_done + progress.judgments_done
+    stored = _Stored.of(store, run_id, questions, protocol.samples)
+    progress = stored.progress()
     display = ProgressDisplay(
         f"verify {run_id}",
         total=progress.answers_total + progress.judgments_total,
@@ -304,10 +296,10 @@ async def collect_verification(
     )
     budget = CostBudget(max_cost_usd)
 
-    def transport(
-        backend: Backend, limit: int, price: Pricing | None, stats: TrafficStats
-    ) -> Transport:
-        return Transport(
+    def sender(
+        backend: Backend, limit: int, price: Pricing | None, stats: TrafficStats, who: str
+    ) -> _Sender:
+        transport = Transport(
             backend,
             limit=limit,
             policy=policy,
@@ -317,6 +309,7 @@ async def collect_verification(
             stats=stats,
             on_update=lambda: display.update(progress),
         )
+        return _Sender(transport, who, progress, policy.max_retries)
 
     work = _Work(
         store,
@@ -324,28 +317,58 @@ async def collect_verification(
         protocol,
         questions,
         seed,
-        model=_Sender(
-            transport(model, concurrency, model_price, progress.model),
-            model_who,
-            progress,
-            policy.max_retries,
-        ),
-        judge=_Sender(
-            transport(judge, judge_concurrency or concurrency, judge_price, progress.judge),
-            judge_who,
-            progress,
-            policy.max_retries,
+        model=sender(model, concurrency, model_price, progress.model, model_who),
+        judge=sender(
+            judge, judge_concurrency or concurrency, judge_price, progress.judge, judge_who
         ),
         progress=progress,
         display=display,
     )
+    await _fill(work, stored)
+    if budget.exhausted:
+        raise _stopped_by_budget(max_cost_usd, progress)
+    return progress
+
+
+@dataclass
+class _Stored:
+    """What a session finds stored: answers and judgements by key, and the slots it wants."""
+
+    answers: dict[tuple[str, int], StoredAnswer]
+    judgments: dict[tuple[str, int, str], StoredJudgment]
+    wanted: list[tuple[str, int]]
+
+    @classmethod
+    def of(cls, store: VerifyStore, run_id: str, questions: QuestionSet, samples: int) -> _Stored:
+        wanted = [(q.id, s) for q in questions.questions for s in range(1, samples + 1)]
+        return cls(store.answers(run_id), store.judgments(run_id), wanted)
+
+    def progress(self) -> VerifyProgress:
+        """Fresh counters: totals, and what is already stored (``stored_before``)."""
+        wanted = self.wanted
+        progress = VerifyProgress(
+            answers_total=len(wanted),
+            answers_done=sum(key in self.answers for key in wanted),
+            judgments_total=len(wanted) * len(ASPECTS),
+            judgments_done=sum((q, s, a) in self.judgments for q, s in wanted for a in ASPECTS),
+        )
+        progress.stored_before = progress.answers_done + progress.judgments_done
+        return progress
+
+
+async def _fill(work: _Work, stored: _Stored) -> None:
+    """Answer every wanted slot not yet answered and judge every answer not yet judged.
+
+    A budget stop ends each task quietly (the requests in flight still finish);
+    any other error stops the session with its first leaf (a ConfigError first).
+    """
 
     async def judge_quietly(answer: StoredAnswer, aspect: str) -> None:
         with contextlib.suppress(_OverBudget):  # the other requests in flight still finish
             await work.judge_one(answer, aspect)
 
     async def slot(question_id: str, sample: int) -> None:
-        answer = answers.get((question_id, sample))
+        answer = stored.answers.get((question_id, sample))
         if answer is None:
             try:
                 answer = await work.answer_one(question_id, sample)
@@ -353,28 +376,30 @@ async def collect_verification(
                 return
         async with asyncio.TaskGroup() as group:
             for aspect in ASPECTS:
-                if (answer.question_id, answer.sample, aspect) not in judgments:
+                if (answer.question_id, answer.sample, aspect) not in stored.judgments:
                     group.create_task(judge_quietly(answer, aspect))
 
+    progress = work.progress
     progress.started = time.monotonic()
-    display.start()
+    work.display.start()
     try:
         async with asyncio.TaskGroup() as group:
-            for question_id, sample in wanted:
+            for question_id, sample in stored.wanted:
                 group.create_task(slot(question_id, sample))
     except BaseExceptionGroup as group_error:
         raise _first_leaf(group_error) from None
     finally:
         progress.finished = time.monotonic()
-        display.stop(progress)
-    if budget.exhausted:
-        raise ConfigError(
-            f"--max-cost ${max_cost_usd:g} stopped the run before the estimated cost passed it "
-            f"({progress.answers_done} of {progress.answers_total} answers, "
-            f"{progress.judgments_done} of {progress.judgments_total} judgements stored); "
-            "run the same command again with a higher --max-cost to resume"
-        )
-    return progress
+        work.display.stop(progress)
+
+
+def _stopped_by_budget(max_cost_usd: float | None, progress: VerifyProgress) -> ConfigError:
+    return ConfigError(
+        f"--max-cost ${max_cost_usd:g} stopped the run before the estimated cost passed it "
+        f"({progress.answers_done} of {progress.answers_total} answers, "
+        f"{progress.judgments_done} of {progress.judgments_total} judgements stored); "
+        "run the same command again with a higher --max-cost to resume"
+    )
 
 
 def _leaves(error: BaseException) -> list[BaseException]:

@@ -211,23 +211,25 @@ class _Session:
 
 def _backends(options: VerifyOptions) -> tuple[Backend, Backend]:
     """The model's and the judge's backend (a missing key or bad model name fails here)."""
-    model = create_backend(
-        options.model,
-        base_url=options.base_url,
-        api_key=api_key_from_env(options.api_key_env, option="--api-key-env"),
-        api_key_env=options.api_key_env,
-        seed=options.seed,
-        timeout_s=options.timeout_s,
-    )
-    judge = create_backend(
-        options.judge,
-        base_url=options.judge_base_url,
-        api_key=api_key_from_env(options.judge_api_key_env, option="--judge-api-key-env"),
-        api_key_env=options.judge_api_key_env,
-        seed=options.seed,
-        timeout_s=options.timeout_s,
+    model = _backend(options, options.model, options.base_url, options.api_key_env, "")
+    judge = _backend(
+        options, options.judge, options.judge_base_url, options.judge_api_key_env, "judge-"
     )
     return model, judge
+
+
+def _backend(
+    options: VerifyOptions, spec: str, base_url: str | None, api_key_env: str | None, flag: str
+) -> Backend:
+    """One endpoint's backend; ``flag`` prefixes the key option named in errors (``judge-``)."""
+    return create_backend(
+        spec,
+        base_url=base_url,
+        api_key=api_key_from_env(api_key_env, option=f"--{flag}api-key-env"),
+        api_key_env=api_key_env,
+        seed=options.seed,
+        timeout_s=options.timeout_s,
+    )
 
 
 def _prepare(options: VerifyOptions) -> _Session:

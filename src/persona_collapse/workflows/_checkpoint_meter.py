@@ -5,8 +5,11 @@ small set of personas with the logprob protocol (one request per persona and
 item, exact digit distributions from the ``hf/`` backend), collected by the
 ordinary runner into a store; S, sigma_bar and R (rating points; R in
 1 / rating points) are then estimated as for any run, with a reduced
-bootstrap (200 persona draws, 50 repetition draws) to keep it quick. Runs
-are named ``step-NNNNNN`` so the trajectory stays in the store.
+bootstrap (200 persona draws, 50 repetition draws) to keep it quick, with
+the scale usage (top-1 share; saturated when one rating holds most answers).
+Runs are named ``step-NNNNNN`` (the base model, measured before training, is
+``step-000000``), so ``persona-collapse trajectory STORE`` reads the whole
+series from the store with each step from its run id.
 
 A workflow above ``collect``, the analysis and ``finetune``: the fine-tuning
 session knows nothing of measurement and only calls the meter it is handed
@@ -48,16 +51,25 @@ class CheckpointMeter:
             raise ConfigError("--concurrency must be at least 1")
 
     def __call__(self, folder: Path, step: int) -> dict[str, Any]:
-        """S, R (with SEs), sigma_bar and the SOURCE of checkpoint ``folder`` at ``step``."""
-        from ..analysis import AnalysisOptions, measure_responses
+        """S, R (with SEs), sigma_bar, scale usage and the SOURCE of checkpoint ``folder``."""
+        return self.measure(f"hf/{Path(folder).resolve()}", step)
+
+    def measure_base(self, model: str) -> dict[str, Any]:
+        """The base model (``hf/NAME_OR_FOLDER``) before training, stored as step 0."""
+        return self.measure(model, 0)
+
+    def measure(self, model: str, step: int) -> dict[str, Any]:
+        """Collect ``model`` as run ``step-NNNNNN`` and measure it (see :meth:`__call__`)."""
+        from ..analysis import AnalysisOptions, is_saturated, measure_responses, scale_usage
         from ..collect import RunOptions, run_collection
         from ..protocol import ProtocolSettings
         from ..stats import BootstrapConfig
         from ..store import load_sources
 
         label = f"{self.run_prefix}-{step:06d}"
+        self.store.parent.mkdir(parents=True, exist_ok=True)
         options = RunOptions(
-            model=f"hf/{Path(folder).resolve()}",
+            model=model,
             variant=label,
             family=self.family,
             protocol=ProtocolSettings(method="logprobs"),
@@ -73,12 +85,17 @@ class CheckpointMeter:
         outcome = run_collection(options, stream=io.StringIO())
         (responses,) = load_sources(outcome.source)
         boot = BootstrapConfig(persona_draws=200, repetition_draws=50, seed=self.seed)
-        values = measure_responses(responses, AnalysisOptions(bootstrap=boot)).values()
+        analysis = AnalysisOptions(bootstrap=boot)
+        values = measure_responses(responses, analysis).values()
+        usage = scale_usage(responses, analysis)
         return {
             "S": values.S,
             "S_se": values.S_se,
             "sigma_bar": values.sigma_bar,
             "R": values.R,
             "R_se": values.R_se,
+            "top1_share": usage.top1_share,
+            "top1_rating": usage.top1_rating,
+            "saturated": is_saturated(usage),
             "source": outcome.source,
         }
