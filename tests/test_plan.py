@@ -293,3 +293,59 @@ def test_plan_refuses_what_run_refuses(
         assert result.status == 2 and needle in result.err, result.err
         assert len(result.err.strip().splitlines()) == 1, result.err
     assert not store.exists()  # refused before anything was loaded or written
+
+
+def _write_pilot(path: Path, n_personas: int, reps: int, *, failures: bool) -> Path:
+    """A published-format pilot: ``n_personas`` x 30 items x ``reps``, with or without failures."""
+    header = "persona_id,question_id,run_index,rating" + (",failures" if failures else "")
+    rows = [
+        f"{p},{q},{r},{(p + q + r) % 6}" + (",1" if failures else "") + ",3,2025-01-01T00:00:00"
+        for p in range(n_personas)
+        for q in range(1, 31)
+        for r in range(1, reps + 1)
+    ]
+    path.write_bytes(("\r\n".join([header + ",response,collected_at", *rows]) + "\r\n").encode())
+    return path
+
+
+def test_a_pilot_without_failure_counts_plans_the_default_retries(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """No ``failures`` column: the published retry rate (not 0), and the plan says so."""
+    bare = _write_pilot(tmp_path / "bare.csv", 3, 2, failures=False)
+    counted = _write_pilot(tmp_path / "counted.csv", 3, 2, failures=True)
+    plan = _plan(capsys, "openai/gpt-4o", "--pilot", str(bare), "--format", "json").json()
+    assert plan["retries_per_slot"] == 0.0075  # the published rate (PUBLISHED_RETRIES_PER_SLOT)
+    assert plan["requests"] > plan["slots"]
+    assert "no failures column" in plan["retries_from"]
+    assert any("no failures column" in note for note in plan["notes"])
+    table = _plan(capsys, "openai/gpt-4o", "--pilot", str(bare))
+    assert table.status == 0 and "no failures column" in table.out + table.err
+    with_counts = _plan(capsys, "openai/gpt-4o", "--pilot", str(counted), "--format", "json")
+    assert with_counts.json()["retries_per_slot"] == 1.0  # a pilot's own counts still win
+
+
+def test_a_one_row_pilot_never_prints_nan(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """One persona, one answer: the SEs are undefined; the plan says so and prints no nan."""
+    one = tmp_path / "one.csv"
+    one.write_bytes(
+        b"persona_id,question_id,run_index,rating,failures,response,collected_at\r\n"
+        b"0,1,1,3,0,3,2025-01-01T00:00:00\r\n"
+    )
+    table = _plan(capsys, "openai/gpt-4o", "--pilot", str(one))
+    assert table.status == 0, table.err
+    assert "nan" not in (table.out + table.err).lower(), table.out
+    assert "unknown" in table.out and "1 persona" in table.out + table.err
+    doc = _plan(capsys, "openai/gpt-4o", "--pilot", str(one), "--format", "json")
+    assert "nan" not in doc.out.lower()
+    assert doc.json()["mde_pct"] == {"S": None, "R": None}
+    alike = tmp_path / "alike.csv"  # two personas answering alike: S = 0, no relative change
+    alike.write_bytes(
+        b"persona_id,question_id,run_index,rating,failures,response,collected_at\r\n"
+        b"0,1,1,3,0,3,2025-01-01T00:00:00\r\n1,1,1,3,0,3,2025-01-01T00:00:00\r\n"
+    )
+    table = _plan(capsys, "openai/gpt-4o", "--pilot", str(alike))
+    assert table.status == 0 and "nan" not in (table.out + table.err).lower(), table.out
+    assert "S unknown" in table.out and "detectable change is unknown" in table.err

@@ -205,3 +205,64 @@ def test_options_and_missing_dependencies(
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"needs the ray extra.*persona-collapse\[ray\]"):
         RayExecutor("hf/x", "local")
+
+
+def test_sigterm_stops_a_ray_run_like_ctrl_c_and_it_resumes(
+    capsys: pytest.CaptureFixture[str], tiny: Path, persona_file: Path, tmp_path: Path
+) -> None:
+    """SIGTERM during ``run --ray local``: the cells that arrived are stored, Ray is shut down
+    cleanly, exit 130 with the run's summary (no C++ stack dump, no traceback); the resume
+    fills the rest, each cell once."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    store = tmp_path / "stopped.db"
+    reps = 10  # 900 cells: the run cannot end before the signal
+    argv = [
+        "run", f"hf/{tiny}", "--personas", str(persona_file), "--reps", str(reps),
+        "--concurrency", "8", "--store", str(store), "--run-id", "stopped", "--ray", "local",
+        "--quiet",
+    ]  # fmt: skip
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PERSONA_COLLAPSE_HF_DEVICE": "cpu"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "persona_collapse", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with sqlite3.connect(store, timeout=30) as conn:
+                    stored = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+                if stored >= 16:
+                    break
+            except sqlite3.Error:
+                pass  # not created yet
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 130, err
+    assert "Interrupted; run the same command again to resume" in err, err
+    for noise in ("Traceback", "SIGTERM received", "Exception ignored", "Started a local Ray"):
+        assert noise not in err, err
+    assert out.strip() == f"{store}:stopped"
+    with sqlite3.connect(store) as conn:
+        stopped_at = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+    assert 16 <= stopped_at < CELLS * reps
+
+    resumed = run_cli(capsys, *argv)
+    assert resumed.status == 0, resumed.err
+    assert f"{CELLS * reps - stopped_at} this session" in resumed.err
+    rows = _rows(store)  # one row per cell (asserted there): nothing stored twice
+    assert len(rows) == CELLS * reps

@@ -24,7 +24,7 @@ import pytest
 
 from persona_collapse.instruments import load_instrument
 from persona_collapse.loopback import FaultConfig, LoopbackServer
-from persona_collapse.simulate import SimulatedRespondent
+from persona_collapse.simulate import SimulatedRespondent, VariantParams
 
 from .helpers import Result, run_cli
 
@@ -385,19 +385,26 @@ def test_sigkill_mid_run_then_resume_fills_every_slot_once(
     assert {r[:3] for r in _rows(store, run_id)} == _grid(n, reps)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    ("signum", "twice"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c-twice", "sigterm"],
+)
 def test_ctrl_c_stops_cleanly_and_the_run_resumes(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
     persona_file: Path,
     api_key: str,
     signum: signal.Signals,
+    twice: bool,
 ) -> None:
     """Ctrl-C, and SIGTERM alike: the summary, exit 130, what arrived stays, resume fills the rest.
 
     Deterministic: after its first 41 requests (the probe and 40 answers) the
     server holds every request unanswered, so the run cannot finish before the
-    signal arrives however slow or fast the machine is.
+    signal arrives however slow or fast the machine is. The held answers never
+    come: one signal stops after the grace period (STOP_GRACE_S, 10 s), a second
+    one at once.
     """
     store = tmp_path / "interrupted.db"
     total = 4 * N_ITEMS * 2
@@ -436,7 +443,12 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert srv.stats.held == 2
             proc.send_signal(signum)
+            started = time.monotonic()
+            if twice:
+                time.sleep(0.5)
+                proc.send_signal(signum)
             out, err = proc.communicate(timeout=60)
+            waited = time.monotonic() - started
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -444,6 +456,8 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
         assert proc.returncode == 130, err
         assert "Traceback" not in err
         assert "Interrupted; run the same command again to resume" in err
+        assert "waiting up to 10 s for the 2 answers in flight" in err, err
+        assert waited < 8 if twice else waited >= 10, waited
         assert out.strip() == f"{store}:interrupted"
         stopped_at = _count(store, "interrupted")
         assert 1 <= stopped_at <= 40
@@ -452,6 +466,74 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
         assert resumed.status == 0, resumed.err
     assert f"{total - stopped_at} this session" in resumed.err
     assert {r[:3] for r in _rows(store, "interrupted")} == _grid(4, 2)
+
+
+def _request_keys(server: LoopbackServer) -> list[tuple[int, str]]:
+    """(seed, prompt) of every chat request received, the probe left out: one per request asked."""
+    return [(int(b["seed"]), b["messages"][-1]["content"]) for b in _chat_bodies(server)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_stop_stores_the_answers_in_flight_and_asks_nothing_twice(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    api_key: str,
+    signum: signal.Signals,
+) -> None:
+    """SIGTERM or Ctrl-C: no new request starts, the answers in flight arrive and are stored,
+    exit 130; the resume asks only the slots never asked, so requests paid == slots.
+
+    Every answer takes 1 s at the server and one request answers one slot (no
+    unparseable answers), so 8 requests are in flight when the signal arrives.
+    """
+    store = tmp_path / "stopped.db"
+    n, reps = 2, 2
+    steady = SimulatedRespondent(VariantParams(name="steady", non_digit_rate=0.0), seed=1)
+    argv = [
+        "run", MODEL, "--store", str(store), "--run-id", "stopped", "--personas",
+        str(persona_file), "--n-personas", str(n), "--reps", str(reps), "--concurrency", "8",
+    ]  # fmt: skip
+    with LoopbackServer(steady, faults=FaultConfig(latency_s=1.0), keep_requests=True) as srv:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "persona_collapse", *argv, "--base-url", srv.base_url],
+            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and proc.poll() is None:
+                if _has_rows(store, 16) and srv.stats.in_flight >= 8:
+                    break
+                time.sleep(0.02)
+            assert proc.poll() is None, "the run ended before it could be stopped"
+            proc.send_signal(signum)
+            started = time.monotonic()
+            out, err = proc.communicate(timeout=60)
+            waited = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and "Interrupted" in err, err
+        assert out.strip() == f"{store}:stopped"
+        assert waited < 10, waited  # the answers in flight took about 1 s, not the whole grace
+        asked_first = _request_keys(srv)
+        stored_first = _count(store, "stopped")
+        # every request the server received was answered and stored: none was thrown away
+        assert stored_first == len(asked_first) == len(set(asked_first)), (stored_first, err)
+        srv.set_faults(FaultConfig())
+        resumed = run_cli(capsys, *argv, "--base-url", srv.base_url, "--quiet")
+        assert resumed.status == 0, resumed.err
+        asked = _request_keys(srv)
+    slots = n * N_ITEMS * reps
+    assert len(asked) == slots  # requests paid == slots
+    assert len(set(asked)) == len(asked)  # requests paid twice after the stop: 0
+    assert {r[:3] for r in _rows(store, "stopped")} == _grid(n, reps)
 
 
 def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
@@ -897,3 +979,33 @@ def test_command_line_defaults_are_the_option_defaults() -> None:
         ("scoring", "scoring"),
     ]:
         assert getattr(verify, arg) == getattr(theirs, name), arg
+
+
+@pytest.mark.parametrize("argv", [["openai/gpt-4o-2024-08-06"], ["hf/tiny", "--ray", "local"]])
+@pytest.mark.parametrize("poll", ["30", "30.0", "5"])
+def test_batch_poll_without_batch_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, argv: list[str], poll: str
+) -> None:
+    """Any explicit --batch-poll without --batch is refused, the default value (30) included."""
+    from persona_collapse.collect import RunOptions
+    from persona_collapse.errors import ConfigError
+
+    store = tmp_path / "never.db"
+    result = run_cli(capsys, "run", *argv, "--batch-poll", poll, "--store", str(store))
+    assert "--batch-poll needs --batch" in _one_error_line(result)
+    assert not store.exists()
+    with pytest.raises(ConfigError, match="--batch-poll needs --batch"):
+        RunOptions(model="openai/gpt-4o", batch_poll_s=float(poll))
+    assert RunOptions(model="openai/gpt-4o").batch_poll_s is None  # None: the default 30 s
+    assert RunOptions(model="openai/gpt-4o", batch=True, batch_poll_s=float(poll))
+
+
+@pytest.mark.parametrize("timeout", ["86400", "60"])
+def test_batch_timeout_without_batch_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, timeout: str
+) -> None:
+    """Any explicit --batch-timeout without --batch is refused, the default value included."""
+    store = tmp_path / "never.db"
+    argv = ["run", "openai/gpt-4o-2024-08-06", "--batch-timeout", timeout, "--store", str(store)]
+    assert "--batch-timeout needs --batch" in _one_error_line(run_cli(capsys, *argv))
+    assert not store.exists()

@@ -191,3 +191,39 @@ def test_other_changes_are_still_refused_with_the_reason(
     assert "first 3 personas are not the stored ones" in other
     assert _chat_requests(server) == []
     assert _settings(store)[0]["n_personas"] == 3 and "grown_from" not in _settings(store)[0]
+
+
+@pytest.mark.parametrize(
+    ("labels", "again", "said"),
+    [
+        (("--variant", "insecure"), ("--variant", "secure"), "variant 'insecure', not 'secure'"),
+        (("--variant", "insecure"), (), "variant 'insecure', not 'base'"),
+        (("--family", "GPT-4o"), ("--family", "Qwen"), "family 'GPT-4o', not 'Qwen'"),
+        (("--family", "GPT-4o"), (), "family 'GPT-4o', not ''"),
+    ],
+    ids=["other-variant", "variant-left-out", "other-family", "family-left-out"],
+)
+def test_other_labels_on_resume_are_refused(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    persona_file: Path,
+    server: LoopbackServer,
+    labels: tuple[str, ...],
+    again: tuple[str, ...],
+    said: str,
+) -> None:
+    """A resume with another --variant or --family is refused, never stored under the old labels."""
+    store = tmp_path / "labels.db"
+    assert _run(capsys, server, store, persona_file, *labels, n=1, reps=1).status == 0
+    with sqlite3.connect(store) as conn:
+        before = conn.execute("SELECT variant, family FROM runs WHERE run_id = 'pilot'").fetchone()
+    server.stats.reset()
+
+    line = _one_error_line(_run(capsys, server, store, persona_file, *again, n=1, reps=2))
+    assert said in line, line
+    assert "--run-id" in line and ("--variant" in line or "--family" in line), line
+    assert _chat_requests(server) == []
+    with sqlite3.connect(store) as conn:
+        after = conn.execute("SELECT variant, family FROM runs WHERE run_id = 'pilot'").fetchone()
+    assert after == before
+    assert len(_slots(store)) == N_ITEMS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -74,6 +75,11 @@ def _money(value: float | None) -> str:
     return "unknown" if value is None else f"${value:,.2f}"
 
 
+def _pct(value: float) -> str:
+    """A percentage with one decimal, ``unknown`` where it is undefined (never ``nan``)."""
+    return f"{value:.1f} %" if math.isfinite(value) else "unknown"
+
+
 def _print_plan(plan: CostPlan) -> None:
     out = sys.stdout
     personas = "self mode" if plan.mode == "self" else f"{plan.n_personas} personas"
@@ -101,9 +107,9 @@ def _print_plan(plan: CostPlan) -> None:
         ),
         (
             "detectable change",
-            f"S {plan.mde_pct['S']:.1f} %, R {plan.mde_pct['R']:.1f} % between two such runs "
-            f"(one run against a fixed value: S {plan.mde_pct_one_run['S']:.1f} %, "
-            f"R {plan.mde_pct_one_run['R']:.1f} %) at 2 SE",
+            f"S {_pct(plan.mde_pct['S'])}, R {_pct(plan.mde_pct['R'])} between two such runs "
+            f"(one run against a fixed value: S {_pct(plan.mde_pct_one_run['S'])}, "
+            f"R {_pct(plan.mde_pct_one_run['R'])}) at 2 SE",
         ),
         ("precision from", plan.precision_from),
     ]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..collect import RunOptions, RunOutcome, run_collection, terminate_as_interrupt
+from ..collect import (
+    DEFAULT_BATCH_POLL_S,
+    RunOptions,
+    RunOutcome,
+    run_collection,
+    terminate_as_interrupt,
+)
 from ._option_groups import QUIET, connection_options, store_options
 from ._run_options import PROTOCOL_OPTIONS, protocol_fields
 from ._spec import Command, Option, defaults_from, registrar
@@ -84,7 +90,10 @@ _BATCH_OPTIONS = (
         field="batch_poll_s",
         type=float,
         metavar="SECONDS",
-        help="seconds between two polls of a batch in flight (default %(default)s)",
+        help=(
+            "with --batch: seconds between two polls of a batch in flight "
+            f"(default {DEFAULT_BATCH_POLL_S:g})"
+        ),
     ),
     _OPTION(
         "--batch-timeout",
@@ -92,9 +101,9 @@ _BATCH_OPTIONS = (
         type=float,
         metavar="SECONDS",
         help=(
-            "seconds to wait for the batches in flight to end (default %(default)s: the "
-            "providers' 24 h window); then the run stops (exit 2) and running the same "
-            "command again keeps polling them"
+            "with --batch: seconds to wait for the batches in flight to end (default "
+            "86400: the providers' 24 h window); then the run stops (exit 2) and running "
+            "the same command again keeps polling them"
         ),
     ),
 )

@@ -36,6 +36,12 @@ cached answer.
 request starts (requests in flight finish and are stored) and the run ends
 with ``stop_reason="max-cost"``. Slots cut short this way are not stored, so
 resuming asks them again.
+
+:meth:`Collector.stop_sending` (Ctrl-C or SIGTERM, see ``GracefulStop``) does
+the same for a stop: no new request starts (no new slot, protocol attempt or
+transport retry), the answers in flight are stored as they arrive and
+:meth:`Collector.run` returns with ``stop_reason="interrupted"`` once they
+have; a slot whose answer in flight needed another attempt is left unstored.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ..backends import ChatRequest, ChatResult
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import (
@@ -83,6 +90,23 @@ __all__ = [
     "slot_protocol",
     "slot_row",
 ]
+
+
+class _Stopped(Exception):
+    """A request was not sent: the collector stops sending (:meth:`Collector.stop_sending`)."""
+
+
+class _Gate:
+    """``backend`` behind a gate: once closed, no new request starts (those started finish)."""
+
+    def __init__(self, backend: ChatBackend) -> None:
+        self.backend = backend
+        self.closed = False
+
+    async def complete(self, request: ChatRequest) -> ChatResult:
+        if self.closed:
+            raise _Stopped
+        return await self.backend.complete(request)
 
 
 class ResponseSink(Protocol):
@@ -256,8 +280,9 @@ class Collector:
         self.on_update = on_update
         self.stats = stats or CollectStats()
         self.stats.planned = len(slots)
+        self._gate = _Gate(backend)
         self.transport = Transport(
-            backend,
+            self._gate,
             limit=config.concurrency,
             policy=config.policy,
             price=price,
@@ -282,6 +307,13 @@ class Collector:
             raise ValueError(f"no persona text for persona ids {sorted(unknown)[:5]}")
 
     # -- public ----------------------------------------------------------------
+
+    def stop_sending(self) -> int:
+        """Start no new request from now on; :meth:`run` returns once those in flight are
+        answered and stored (``stop_reason="interrupted"``). Returns how many are in flight."""
+        self._gate.closed = True
+        self.stats.stop_reason = self.stats.stop_reason or "interrupted"
+        return self.stats.in_flight
 
     async def run(self) -> CollectStats:
         """Ask every slot; returns the stats. Raises ConfigError on a fatal backend error."""
@@ -316,11 +348,11 @@ class Collector:
     # -- workers ---------------------------------------------------------------
 
     async def _worker(self) -> None:
-        while self._queue and self.transport.stopped is None:
+        while self._queue and self.transport.stopped is None and not self._gate.closed:
             slot = self._queue.popleft()
             try:
                 row = await self._ask(slot)
-            except TransportStop:
+            except (TransportStop, _Stopped):
                 return
             self._commit(row)
 

@@ -7,7 +7,8 @@ backend client. Its rules, so a reader can check every number:
 * **slots** = personas x items x repetitions (logprob runs: one per cell).
 * **requests**: sampling asks one one-token request per slot plus one per
   failed attempt; the expected failed attempts per slot come from a pilot's
-  ``failures`` column when one is given, else from the published data
+  ``failures`` column when one is given, else (no pilot, or a pilot without
+  that column: the plan says so) from the published data
   (:data:`PUBLISHED_RETRIES_PER_SLOT`). Slots that exhaust ``max_attempts``
   add one fallback generation (pilot: its share of such slots; published: none
   of the 15 base models' 450,000 slots needed one). Logprob runs: one request
@@ -114,6 +115,8 @@ class PilotFacts:
     reference: PrecisionReference
     retries_per_slot: float
     fallback_per_slot: float
+    retries_known: bool = True
+    """False when the pilot has no ``failures`` counts: the plan uses the published rate."""
 
 
 @dataclass
@@ -250,9 +253,16 @@ class _Requests:
 
 def _requests(slots: int, *, logprobs: bool, pilot: PilotFacts | None) -> _Requests:
     """Requests of ``slots`` slots, with the retry and fallback rates of the module rules."""
-    if pilot is not None:
+    if pilot is not None and pilot.retries_known:
         retries, retries_from = pilot.retries_per_slot, f"pilot {pilot.reference.label}"
         fallback_rate = pilot.fallback_per_slot
+    elif pilot is not None and not logprobs:
+        retries = PUBLISHED_RETRIES_PER_SLOT
+        retries_from = (
+            f"published data (mean of the 15 base models): pilot {pilot.reference.label} "
+            "has no failures column"
+        )
+        fallback_rate = 0.0
     elif logprobs:
         retries, retries_from, fallback_rate = 0.0, "none assumed (logprob requests)", 0.0
     else:
@@ -313,6 +323,36 @@ def _cost(
     return _Cost(cost, doc, note, saving)
 
 
+def _relative_2se(se: float, value: float) -> float:
+    """``2 x SE / value`` in percent; NaN where undefined (no SE, or a value of 0)."""
+    if not (math.isfinite(se) and math.isfinite(value)) or value == 0:
+        return math.nan
+    return 200.0 * se / value
+
+
+def _pilot_notes(
+    pilot: PilotFacts | None, one_run: dict[str, float], *, logprobs: bool, self_mode: bool
+) -> list[str]:
+    """What a plan could not take from its pilot: failure counts, a detectable change."""
+    if pilot is None:
+        return []
+    notes: list[str] = []
+    label = pilot.reference.label
+    if not pilot.retries_known and not logprobs:
+        notes.append(
+            f"pilot {label} has no failures column: planned with the published retry rate "
+            f"({PUBLISHED_RETRIES_PER_SLOT:g} failed attempts per slot)"
+        )
+    defined = [v for k, v in one_run.items() if not (self_mode and k == "S")]
+    if not all(math.isfinite(v) for v in defined):
+        notes.append(
+            f"pilot {label} gives no standard error or an S or R of 0 (one persona, one "
+            "answer per cell, or every answer alike): the detectable change is unknown; "
+            "use a pilot of 2 or more personas and repetitions"
+        )
+    return notes
+
+
 def _notes(*, batch: bool, self_mode: bool) -> list[str]:
     notes: list[str] = []
     if batch:
@@ -365,7 +405,7 @@ def plan_run(
     req_s, rate_from = _rate(parse_model(model).family, concurrency, rate)
     ref = pilot.reference if pilot is not None else reference
     se = _scaled_se(ref, personas, run_reps, logprobs=logprobs)
-    one_run = {"S": 200.0 * se["S"] / ref.S, "R": 200.0 * se["R"] / ref.R}
+    one_run = {"S": _relative_2se(se["S"], ref.S), "R": _relative_2se(se["R"], ref.R)}
     if self_mode:
         one_run["S"] = math.nan
     return CostPlan(
@@ -396,7 +436,8 @@ def plan_run(
             f"{ref.label}, SE(S) ~ 1/sqrt(personas), SE(R)/R ~ "
             + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
         ),
-        notes=_notes(batch=batch_factor is not None, self_mode=self_mode),
+        notes=_pilot_notes(pilot, one_run, logprobs=logprobs, self_mode=self_mode)
+        + _notes(batch=batch_factor is not None, self_mode=self_mode),
         batch=batch_factor is not None,
         batch_saving_usd=cost.saving,
     )
@@ -405,16 +446,20 @@ def plan_run(
 def pilot_facts(responses: Responses, *, max_attempts: int = 10) -> PilotFacts:
     """A pilot run's measured S, R and their SEs, its size, and its retry and fallback rates.
 
-    Retries: the mean of ``failures`` (0 where the source has no such column);
-    fallback: the share of slots whose ``failures`` reached ``max_attempts``
-    (those asked one longer generation).
+    Retries: the mean of ``failures``; a source without such counts (no
+    ``failures`` column, or none known) has ``retries_known`` False and a plan
+    uses :data:`PUBLISHED_RETRIES_PER_SLOT` instead. Fallback: the share of
+    slots whose ``failures`` reached ``max_attempts`` (those asked one longer
+    generation). SEs of a pilot too small to have one (one persona, one
+    answer) are NaN; a plan then says the detectable change is unknown.
     """
     meas = measure_responses(responses)
     frame = responses.frame
     failures = frame["failures"].to_numpy(dtype=np.float64, na_value=np.nan)
     known = failures[~np.isnan(failures)]
-    retries = float(known.mean()) if known.size and responses.has_failures else 0.0
-    fallback = float(np.mean(known >= max_attempts)) if known.size else 0.0
+    retries_known = bool(known.size) and responses.has_failures
+    retries = float(known.mean()) if retries_known else 0.0
+    fallback = float(np.mean(known >= max_attempts)) if retries_known else 0.0
     if responses.method == "logprobs":
         reps = 1
     elif responses.run is not None and int(responses.run.settings.get("reps") or 0) > 0:
@@ -431,4 +476,4 @@ def pilot_facts(responses: Responses, *, max_attempts: int = 10) -> PilotFacts:
         R=float(meas.R[0]),
         R_se=float(meas.R_se[0]),
     )
-    return PilotFacts(reference, retries, fallback)
+    return PilotFacts(reference, retries, fallback, retries_known=retries_known)

@@ -119,10 +119,11 @@ def _family(model: str) -> str:
 
 
 def refuse_options_of_batch(options: RunOptions) -> None:
-    """``--batch-poll`` / ``--batch-timeout`` do nothing without ``--batch``: refuse them."""
-    if options.batch_poll_s != DEFAULT_BATCH_POLL_S:
+    """``--batch-poll`` / ``--batch-timeout`` do nothing without ``--batch``: refuse any value
+    given (the default's included; None means not given)."""
+    if options.batch_poll_s is not None:
         raise ConfigError("--batch-poll needs --batch (it sets how often a batch is polled)")
-    if options.batch_timeout_s != DEFAULT_BATCH_TIMEOUT_S:
+    if options.batch_timeout_s is not None:
         raise ConfigError(
             "--batch-timeout needs --batch (it sets how long a run waits for its batches)"
         )
@@ -238,8 +239,12 @@ class BatchExecutor(DirectExecutor):
         return cls(
             direct.backend,
             discount=batch_discount(options.model) or 1.0,
-            poll_s=options.batch_poll_s,
-            timeout_s=options.batch_timeout_s,
+            poll_s=DEFAULT_BATCH_POLL_S if options.batch_poll_s is None else options.batch_poll_s,
+            timeout_s=(
+                DEFAULT_BATCH_TIMEOUT_S
+                if options.batch_timeout_s is None
+                else options.batch_timeout_s
+            ),
         )
 
     def new_stats(self) -> CollectStats:

@@ -4,6 +4,8 @@ Everything that shapes the answers goes into :class:`RunInfo` and is compared
 when a run is resumed (``ResponseStore.ensure_run``): the model, the method,
 the mode, the instrument, the settings (decoding protocol, repetitions,
 persona selection, seed), the protocol hash and the persona-set hash.
+Its labels (variant and family) must be the stored ones too: a resume never
+stores answers under labels other than the ones it was given.
 How hard the client pushes (concurrency, timeout, --max-cost) and where the
 server is (base URL) are not recorded: they change no answer, and a base URL
 or key must never land in the store.
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,9 @@ from ..store import RunInfo, default_run_id, now_utc
 
 GROWN_FROM = "grown_from"
 """Key in a run's ``settings`` listing its earlier sizes after top-ups (oldest first)."""
+
+LABELS = ("variant", "family")
+"""Labels of a run (``--variant``, ``--family``): a resume must give the stored ones."""
 
 GROWABLE = ("reps", "n_personas")
 """Settings a resumed run may raise (a top-up); every other one must be equal."""
@@ -141,7 +147,7 @@ def run_mismatch(
     ``settings["grown_from"]`` (the history) is not compared.
     """
     diffs: list[str] = []
-    for name in ("model", "method", "mode", "instrument"):
+    for name in ("model", "method", "mode", "instrument", *LABELS):
         old, cur = getattr(existing, name), getattr(new, name)
         if old != cur:
             diffs.append(f"{name} {_show(old)}, not {_show(cur)}")
@@ -178,9 +184,20 @@ def run_mismatch(
         diffs.append("another instrument definition or protocol (the protocol hash differs)")
     if not diffs:
         return None
+    return f"run {new.run_id!r} was started with {'; '.join(diffs)}; " + _resume_hint(existing, new)
+
+
+def _resume_hint(existing: RunInfo, new: RunInfo) -> str:
+    """How to resume: with the stored labels when they differ, else the original settings."""
+    if all(getattr(existing, n) == getattr(new, n) for n in LABELS):
+        return (
+            "resume it with its original settings (more --reps or --n-personas may top it up) "
+            "or choose a new --run-id"
+        )
+    stored = " ".join(f"--{n} {shlex.quote(getattr(existing, n))}" for n in LABELS)
     return (
-        f"run {new.run_id!r} was started with {'; '.join(diffs)}; resume it with its "
-        "original settings (more --reps or --n-personas may top it up) or choose a new --run-id"
+        f"resume it with its stored labels ({stored}) and original settings, "
+        "or choose a new --run-id"
     )
 
 

@@ -20,7 +20,7 @@ from ..errors import ConfigError
 from ..personas import PERSONAHUB_COSTA
 from ..protocol import ProtocolSettings
 from ..store import DEFAULT_STORE
-from ._executors import DEFAULT_BATCH_POLL_S, DEFAULT_BATCH_TIMEOUT_S, refuse_impossible
+from ._executors import refuse_impossible
 from ._policy import DEFAULT_MAX_RETRY_AFTER_S
 
 MAX_SLOTS = 10_000_000
@@ -91,11 +91,15 @@ class RunOptions:
     quiet: bool = False
     batch: bool = False
     """Ask through the provider's batch API (openai/, anthropic/) at the batch price."""
-    batch_poll_s: float = DEFAULT_BATCH_POLL_S
-    """Seconds between two polls of a batch in flight (with ``batch``)."""
-    batch_timeout_s: float = DEFAULT_BATCH_TIMEOUT_S
-    """Seconds one session waits for its batches to end (with ``batch``; default the
-    providers' 24 h window); then the run stops, resumable, and a resume polls them again."""
+    batch_poll_s: float | None = None
+    """Seconds between two polls of a batch in flight (with ``batch`` only); None: the
+    default :data:`DEFAULT_BATCH_POLL_S` (30 s) at use. Any value without ``batch`` is
+    refused, the default's included."""
+    batch_timeout_s: float | None = None
+    """Seconds one session waits for its batches to end (with ``batch`` only); None: the
+    default :data:`DEFAULT_BATCH_TIMEOUT_S` (the providers' 24 h window) at use. Then the
+    run stops, resumable, and a resume polls them again. Any value without ``batch`` is
+    refused, the default's included."""
     ray: str | None = None
     """Ray cluster address (``local``: start Ray here); None: collect in this process."""
     workers: int = 1
@@ -163,9 +167,11 @@ class RunOptions:
             raise ConfigError("--max-cost must be a positive number of US dollars")
         if not (math.isfinite(self.max_retry_after_s) and self.max_retry_after_s > 0):
             raise ConfigError("--max-retry-after must be a positive number of seconds")
-        if not (math.isfinite(self.batch_poll_s) and self.batch_poll_s > 0):
+        poll = self.batch_poll_s
+        if poll is not None and not (math.isfinite(poll) and poll > 0):
             raise ConfigError("--batch-poll must be a positive number of seconds")
-        if not (math.isfinite(self.batch_timeout_s) and self.batch_timeout_s > 0):
+        timeout = self.batch_timeout_s
+        if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
             raise ConfigError("--batch-timeout must be a positive number of seconds")
         if self.ray is not None and not self.ray.strip():
             raise ConfigError("--ray needs a cluster address (host:port, ray://host:port) or local")

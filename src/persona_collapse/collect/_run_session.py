@@ -15,7 +15,10 @@ the chosen executor refuses); :func:`run_collection` then
 3. **connect**: the executor contacts the server or the cluster once (an
    unreachable server, a rejected key or an unknown model fails here);
 4. **plan** the slots still missing, under the run's lease;
-5. **collect** them through the executor's collector;
+5. **collect** them through the executor's collector; Ctrl-C or SIGTERM
+   stops sending and waits up to :data:`STOP_GRACE_S` seconds for the answers
+   in flight, which are stored (:class:`GracefulStop`; a second signal stops at
+   once; runners that cannot stop that way are cancelled at once);
 6. **close** the executor.
 """
 
@@ -43,6 +46,7 @@ from ._policy import BackoffPolicy
 from ._progress import ProgressDisplay
 from ._record import build_run_info, collection_run_id, run_settings
 from ._run_options import MAX_SLOTS, RunOptions
+from ._signals import STOP_GRACE_S, GracefulStop
 from ._topup import Resume, check_resume, grow_record, growth_note, write_record
 
 
@@ -136,6 +140,7 @@ class _Session:
     config: CollectConfig
     stats: CollectStats
     stream: TextIO
+    stop: GracefulStop
     outcome: RunOutcome | None = None
 
     async def main(self) -> None:
@@ -206,8 +211,15 @@ class _Session:
             stats=stats,
         )
         display.start()
+        task = asyncio.ensure_future(lease.keep_while(collector.run()))
         try:
-            await lease.keep_while(collector.run())
+            with self.stop.watching(task, getattr(collector, "stop_sending", None)):
+                await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not self.stop.requested or (current is not None and current.cancelling()):
+                raise
+            stats.stop_reason = "interrupted"  # stopped after the grace period: resumable
         except ConfigError as exc:
             stored = self.store.count_responses(run.run_id)
             raise _stopped(exc, stats, stored, outcome.total_slots) from None
@@ -247,8 +259,10 @@ def run_collection(
     Raises :class:`ConfigError` / :class:`DataError` (one line) for unusable
     options, a rejected resume, and fatal backend errors, a server that keeps
     failing or asks for a Retry-After beyond ``options.max_retry_after_s``
-    (after storing what arrived; resuming asks the rest). On Ctrl-C,
-    ``on_outcome`` still gets the partial outcome before ``KeyboardInterrupt``
+    (after storing what arrived; resuming asks the rest). On Ctrl-C or
+    SIGTERM (in the main thread) no new request starts, the answers in flight
+    get up to :data:`STOP_GRACE_S` seconds to arrive and are stored, and
+    ``on_outcome`` gets the partial outcome before ``KeyboardInterrupt``
     propagates. ``policy``: the transport-retry policy (default
     :class:`BackoffPolicy`), its Retry-After cap set from ``options``. Where
     the cells run (this process, a provider's batch API, a Ray cluster) is the
@@ -259,6 +273,7 @@ def run_collection(
     executor = open_executor(options)
     price = _known_price(options)
     store_path = str(Path(options.store))
+    out = stream if stream is not None else sys.stderr
     with ResponseStore(store_path) as store:
         session = _Session(
             prep=prep,
@@ -269,10 +284,13 @@ def run_collection(
             price=price,
             config=_config(options, executor, policy),
             stats=executor.new_stats(),
-            stream=stream if stream is not None else sys.stderr,
+            stream=out,
+            stop=GracefulStop(STOP_GRACE_S, stream=out),
         )
         try:
             asyncio.run(session.main())
+            if session.stop.requested:  # stopped by a signal, the answers in flight stored
+                raise KeyboardInterrupt
         except KeyboardInterrupt:
             session.stats.stop_reason = "interrupted"
             partial = session.finish()

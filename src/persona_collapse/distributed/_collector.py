@@ -14,17 +14,25 @@ Data creates its pool actors with ``max_restarts=-1`` and
 ``max_task_retries=-1`` (restart and retry without limit; passing them to
 ``map_batches`` is deprecated from Ray 2.60); a row for a cell already stored
 is refused by the store's key and counted in ``duplicates``.
+
+Stopping (Ctrl-C, SIGTERM: :meth:`RayCollector.stop_sending`) stops pulling:
+the batch the driver is waiting for is still stored, then the reader thread
+closes the iterator, which shuts Ray Data's executor down (its actors) while
+Ray is still up, so the session's ``ray.shutdown()`` finds nothing running and
+nothing re-starts Ray on the way out. The reader is a daemon thread: a forced
+stop (a second signal, or the grace period over) never waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..collect import CollectConfig, CollectStats, Slot
@@ -37,6 +45,8 @@ from ._worker import CellWorker, decode_row
 __all__ = ["RayCollector", "forwarded_env"]
 
 _FORWARDED = ("PERSONA_COLLAPSE_", "HF_", "TRANSFORMERS_")
+_END = object()
+"""Put on the queue by the reader thread when it stopped pulling batches."""
 
 
 def forwarded_env() -> dict[str, str]:
@@ -81,6 +91,7 @@ class RayCollector:
         self.stats = stats if stats is not None else RayStats()
         self.stats.planned = len(self.slots)
         self.batch_size = int(batch_size or config.concurrency)
+        self._halt = threading.Event()
 
     def dataset(self) -> Any:
         """The Ray Dataset of answers (lazy): planned cells mapped over the actor pool."""
@@ -111,6 +122,15 @@ class RayCollector:
         """The answer batches in the order they return (blocks as they finish)."""
         return iter(self.dataset().iter_batches(batch_size=None, batch_format="numpy"))
 
+    def stop_sending(self) -> int:
+        """Pull no more batches: :meth:`run` stores the one it waits for, shuts Ray Data's
+        executor down and returns (``stop_reason="interrupted"``). Returns the cells in flight
+        (at most one batch per worker)."""
+        self._halt.set()
+        self.stats.stop_reason = self.stats.stop_reason or "interrupted"
+        left = self.stats.planned - self.stats.done - self.stats.duplicates
+        return max(0, min(left, self.workers * self.batch_size))
+
     async def run(self) -> CollectStats:
         """Dispatch every planned cell and commit the answers as batches return."""
         st = self.stats
@@ -119,17 +139,20 @@ class RayCollector:
         if not self.slots:
             st.finished = time.monotonic()
             return st
-        iterator = self.batches()
-        # Its own thread (not the loop's default executor), so an interrupted run does not
-        # wait at exit for the next batch: the thread ends when Ray is shut down.
-        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ray-batches")
         loop = asyncio.get_running_loop()
+        arrived: asyncio.Queue[Any] = asyncio.Queue()
         try:
-            while True:
-                batch = await loop.run_in_executor(reader, next, iterator, None)
-                if batch is None:
-                    break
-                self._commit(batch)
+            # Its own daemon thread (not the loop's executor): a forced stop never waits for it.
+            threading.Thread(
+                target=self._read,
+                args=(self.batches(), loop, arrived),
+                name="ray-batches",
+                daemon=True,
+            ).start()
+            while (item := await arrived.get()) is not _END:
+                if isinstance(item, BaseException):
+                    raise item
+                self._commit(item)
         except asyncio.CancelledError:
             st.stop_reason = "interrupted"
             raise
@@ -142,10 +165,40 @@ class RayCollector:
                 f"a Ray worker failed: {type(exc).__name__}: {first[-1] if first else ''}"
             ) from None
         finally:
-            reader.shutdown(wait=False, cancel_futures=True)
+            self._halt.set()
             st.finished = time.monotonic()
             self._notify()
         return st
+
+    def _read(
+        self,
+        iterator: Iterator[dict[str, Any]],
+        loop: asyncio.AbstractEventLoop,
+        arrived: asyncio.Queue[Any],
+    ) -> None:
+        """The reader thread: hand each batch to the loop until the end or a halt.
+
+        The iterator is closed here, in the thread that ran it: that shuts Ray Data's
+        executor (and its actors) down while Ray is up.
+        """
+
+        def put(item: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+                loop.call_soon_threadsafe(arrived.put_nowait, item)
+
+        try:
+            for batch in iterator:
+                put(batch)
+                if self._halt.is_set():
+                    break
+        except BaseException as exc:  # handed to the loop, raised there
+            put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                with contextlib.suppress(Exception):  # shutting down anyway
+                    close()
+            put(_END)
 
     def _commit(self, batch: Mapping[str, Any]) -> None:
         st = self.stats

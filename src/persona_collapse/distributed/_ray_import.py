@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from ..errors import ConfigError
@@ -28,11 +32,34 @@ def import_ray() -> Any:
 def connect(address: str) -> bool:
     """Join the cluster at ``address`` (``local``: start one here); True when this call started Ray.
 
-    An already-initialised Ray (a notebook, a test) is used as it is.
+    An already-initialised Ray (a notebook, a test) is used as it is. ``ray.init``
+    replaces the process's SIGTERM handler with its own (which exits mid-run, and
+    in the core worker dumps a stack and aborts); the handler there before (a run's
+    "SIGTERM is Ctrl-C") is put back, so a stopped Ray run ends as any other run.
     """
     ray = import_ray()
     if ray.is_initialized():
         return False
+    with _keeping_sigterm():
+        _init(ray, address)
+    return True
+
+
+@contextlib.contextmanager
+def _keeping_sigterm() -> Iterator[None]:
+    """Within the block, whatever changes the SIGTERM handler, it is put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _init(ray: Any, address: str) -> None:
     try:
         if address == LOCAL:
             ray.init(include_dashboard=False, logging_level="ERROR", log_to_driver=False)
@@ -44,4 +71,3 @@ def connect(address: str) -> bool:
             f"--ray {address}: cannot connect to the Ray cluster ({first[0] if first else exc}); "
             "start one with `ray start --head` or use --ray local"
         ) from None
-    return True

@@ -24,6 +24,9 @@ __all__ = [
     "writable_beside",
 ]
 
+_HEADER_BYTES = 100
+"""Length of an SQLite file's header (the magic string, page size, page count, ...)."""
+
 
 def _table_names(conn: sqlite3.Connection) -> set[str]:
     rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -92,6 +95,70 @@ def check_store_file(path: Path, create: bool) -> None:
             f"{path} is not a persona-collapse store (not an SQLite database); "
             "choose another --store path"
         )
+    if head:
+        _check_whole(path)
+
+
+def _header_size(header: bytes) -> int | None:
+    """The file size (bytes) an SQLite header declares: page size x page count; None if unsaid.
+
+    The page count (offset 28) holds only when its "version valid for" number
+    (offset 92) equals the change counter (offset 24), as SQLite's file format says.
+    """
+    if len(header) < _HEADER_BYTES:
+        return None
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[92:96] != header[24:28] or pages == 0:
+        return None
+    return page_size * pages
+
+
+def _check_whole(path: Path) -> None:
+    """DataError when the SQLite file at ``path`` is shorter than its header says (cut short).
+
+    Skipped while a write-ahead log beside it holds pages: a checkpoint in
+    progress writes the header before the pages that grow the file.
+    """
+    try:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            header = handle.read(_HEADER_BYTES)
+    except OSError as exc:
+        raise DataError(f"cannot read the store {path} ({exc.strerror})") from exc
+    declared = _header_size(header)
+    if len(header) < _HEADER_BYTES or (declared is not None and size < declared):
+        whole = f"{declared:,}" if declared is not None else "at least 100"
+        raise DataError(
+            f"store {path} is cut short ({size:,} of {whole} bytes: not a whole SQLite file, "
+            "e.g. an interrupted copy); copy it again whole or choose another store"
+        )
+
+
+def _check_schema_version(path: Path, version: int) -> None:
+    """DataError for a schema version this persona-collapse cannot read (newer, or negative)."""
+    if version > SCHEMA_VERSION:
+        raise DataError(
+            f"store {path} has schema version {version}, newer than this "
+            f"persona-collapse supports ({SCHEMA_VERSION}); upgrade persona-collapse"
+        )
+    if version < 0:
+        raise DataError(
+            f"store {path} has schema version {version}, which no persona-collapse writes "
+            "(damaged, or not a persona-collapse store); choose another store"
+        )
+
+
+def _damaged(path: Path, exc: sqlite3.DatabaseError) -> DataError:
+    """The one line for a file SQLite cannot read as a database (malformed, not a database)."""
+    return DataError(
+        f"store {path} is damaged ({exc}): not a whole SQLite file; "
+        "restore it from a copy or choose another store"
+    )
 
 
 def open_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
@@ -121,6 +188,9 @@ def open_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
         except sqlite3.OperationalError as exc:
             error = exc
             continue
+        except sqlite3.DatabaseError as exc:  # malformed, or not a database
+            conn.close()
+            raise _damaged(path, exc) from exc
         return conn
     raise DataError(f"cannot open the store {path} for reading ({error}); check its permissions")
 
@@ -128,11 +198,7 @@ def open_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
 def check_read_only(path: Path, conn: sqlite3.Connection) -> int:
     """The schema version of a store opened read-only; DataError when it cannot be read as one."""
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise DataError(
-            f"store {path} has schema version {version}, newer than this "
-            f"persona-collapse supports ({SCHEMA_VERSION}); upgrade persona-collapse"
-        )
+    _check_schema_version(path, version)
     if version == 0 and not _has_tables(conn, CORE_TABLES):
         raise DataError(
             f"{path} is not a persona-collapse store (no runs table); choose another store"
@@ -152,15 +218,12 @@ def setup_store(path: Path, conn: sqlite3.Connection, timeout_s: float) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
     conn.execute("PRAGMA foreign_keys = ON")
     version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise DataError(
-            f"store {path} has schema version {version}, newer than this "
-            f"persona-collapse supports ({SCHEMA_VERSION}); upgrade persona-collapse"
-        )
+    _check_schema_version(path, version)
     if version == SCHEMA_VERSION and _has_tables(conn):
         return
     with transaction(conn):
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        _check_schema_version(path, version)
         tables = _table_names(conn)
         if version == 0 and tables - CORE_TABLES:
             raise DataError(

@@ -158,8 +158,8 @@ class ResponseStore:
             raise DataError(f"store {self.path} cannot be used ({text})") from exc
         except sqlite3.DatabaseError as exc:
             raise DataError(
-                f"{self.path} is not a usable persona-collapse store ({exc}); "
-                "choose another --store path"
+                f"store {self.path} is damaged or no persona-collapse store ({exc}); "
+                "restore it from a copy or choose another --store path"
             ) from exc
 
     @contextmanager
