@@ -38,9 +38,21 @@ TASK = {
         "attempt_policy": "once",
     },
     "items": [
-        {"id": 1, "text": "2 + 2 = ?\nA) 3\nB) 4\nC) 5\nD) 22\nAnswer with a letter."},
-        {"id": 2, "text": "The capital of France?\nA) Rome\nB) Madrid\nC) Paris\nD) Lyon"},
-        {"id": 3, "text": "Water boils at sea level at?\nA) 90 C\nB) 80 C\nC) 120 C\nD) 100 C"},
+        {
+            "id": 1,
+            "text": "2 + 2 = ?\nA) 3\nB) 4\nC) 5\nD) 22\nAnswer with a letter.",
+            "answer": "B",
+        },
+        {
+            "id": 2,
+            "text": "The capital of France?\nA) Rome\nB) Madrid\nC) Paris\nD) Lyon",
+            "answer": "C",
+        },
+        {
+            "id": 3,
+            "text": "Water boils at sea level at?\nA) 90 C\nB) 80 C\nC) 120 C\nD) 100 C",
+            "answer": "A",
+        },
     ],
 }
 
@@ -175,21 +187,28 @@ def test_once_records_an_unparsable_reply_as_one_format_failure() -> None:
     answer, asks = _run(protocol, [_text("Not sure", 4)], slot=Slot(-1, 2, 1))
     assert (answer.rating, answer.failures, answer.raw_text) == (MISSING_RATING, 1, "Not sure")
     assert len(asks) == 1 and asks[0].request.max_tokens == 8
-    assert answer.extra == {}
+    assert answer.extra == {"answer": None, "gold": "C"}
+    # No reply at all (an unreadable answer): missing, raw text None, one failure.
+    answer, _ = _run(protocol, [None], slot=Slot(-1, 2, 1))
+    assert (answer.rating, answer.failures, answer.raw_text) == (MISSING_RATING, 1, None)
 
 
-def test_once_reads_a_letter_answer_as_its_index() -> None:
+def test_once_scores_a_letter_answer_against_the_gold() -> None:
     protocol = _protocol(tiny_task())
     answer, (ask,) = _run(protocol, [_text("  c) Paris", 3)], slot=Slot(-1, 2, 1))
-    assert answer.rating == 2 and answer.failures == 0
+    assert (answer.rating, answer.failures) == (1, 0)
+    assert answer.extra == {"answer": "C", "gold": "C"}
     assert ask.request.messages == [{"role": "user", "content": TASK["items"][1]["text"]}]
+    answer, _ = _run(protocol, [_text("b", 1)], slot=Slot(-1, 2, 1))
+    assert (answer.rating, answer.failures, answer.extra["answer"]) == (0, 0, "B")
 
 
 def test_the_task_instrument_is_data() -> None:
     task = tiny_task()
-    assert task.kind == "task" and task.scale.values == (0, 1, 2, 3)
+    assert task.kind == "task" and task.scale.values == (0, 1)
+    assert [it.gold for it in task.items] == ["B", "C", "A"]
     assert slot_prompt(task, 1, "ignored persona") == TASK["items"][0]["text"]
-    assert parse_letter(" d: it is 100", task) == 3
+    assert parse_letter(" d: it is 100", task) == "D"
     assert parse_letter("", task) is None
     with pytest.raises(ConfigError, match="logprob"):
         _protocol(task, method="logprobs")
@@ -285,6 +304,7 @@ def test_a_task_instrument_runs_once_per_slot_through_the_direct_driver() -> Non
     collector = Collector(backend, Sink(), "t", tiny_task(), slots, CollectConfig(seed=3))
     stats = asyncio.run(collector.run())
     by_item = {r.item_id: (r.rating, r.failures, r.raw_text) for r in rows}
-    assert by_item == {1: (1, 0, "B"), 2: (MISSING_RATING, 1, "Not sure"), 3: (3, 0, " d) 100 C")}
+    assert by_item == {1: (1, 0, "B"), 2: (MISSING_RATING, 1, "Not sure"), 3: (0, 0, " d) 100 C")}
+    assert {r.item_id: r.extra for r in rows}[3] == {"answer": "D", "gold": "A"}
     assert len(backend.requests) == 3 and stats.failures == 1 and stats.missing == 1
     assert all(r.max_tokens == 8 for r in backend.requests)

@@ -105,6 +105,20 @@ def _print_plan(plan: CostPlan) -> None:
             "time",
             f"{plan.hours:.2f} h at {plan.rate_req_per_s:g} requests/s ({plan.rate_from})",
         ),
+        *_precision_rows(plan),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"  {key.ljust(width)}  {value}", file=out)
+    for note in plan.notes:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _precision_rows(plan: CostPlan) -> list[tuple[str, str]]:
+    """The detectable-change rows (none for a task: S and R do not apply)."""
+    if all(math.isnan(v) for v in plan.mde_pct.values()):
+        return []
+    return [
         (
             "detectable change",
             f"S {_pct(plan.mde_pct['S'])}, R {_pct(plan.mde_pct['R'])} between two such runs "
@@ -113,11 +127,6 @@ def _print_plan(plan: CostPlan) -> None:
         ),
         ("precision from", plan.precision_from),
     ]
-    width = max(len(k) for k, _ in rows)
-    for key, value in rows:
-        print(f"  {key.ljust(width)}  {value}", file=out)
-    for note in plan.notes:
-        print(f"note: {note}", file=sys.stderr)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
@@ -128,7 +137,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
     if args.rate is not None and not args.rate > 0:
         raise ConfigError("--rate must be a positive number of requests per second")
-    instrument = load_instrument(options.instrument)
+    instrument = load_instrument(options.instrument, items=options.items)
     n_personas, texts, notes = _personas(options)
     pilot = _pilot(args.pilot, options.protocol.max_attempts)
     plan = plan_run(
@@ -160,16 +169,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "plan",
         help="what a run will ask, cost and resolve, before any request (no network, no key)",
         description=(
-            "Plan the run that 'run MODEL' with the same options would make: slots, "
+            "Plan the run that 'run MODEL' with the same options would make (also a "
+            "capability-control task, --instrument mmlu|gsm8k): slots, "
             "requests (with expected retries), prompt and completion tokens, cost from the "
             "price table, hours at a request rate, and the smallest relative change of S "
             "and R detectable at two standard errors with these personas and repetitions "
             "(scaled from the published GPT-4o base SEs, or from --pilot). Makes no "
-            "request, needs no key and downloads nothing."
+            "request, needs no key and downloads nothing but a task's pinned item set "
+            "(once, as run would)."
         ),
         epilog=examples(
             "plan openai/gpt-4o-2024-08-06",
             "plan openai/gpt-4o-2024-08-06 --method logprobs --format json",
+            "plan openai/gpt-4o-2024-08-06 --instrument mmlu",
             "plan openai/gpt-4o-2024-08-06 --pilot pilot.db:gpt-4o-2024-08-06_base_persona",
         ),
     )

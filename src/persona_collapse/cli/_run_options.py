@@ -60,10 +60,20 @@ PROTOCOL_OPTIONS = (
     *connection_options(
         RunOptions, include=("concurrency",), concurrency_default=RUN_CONCURRENCY_DEFAULTS
     ),
-    _OPTION("--instrument", help="instrument name or JSON file"),
+    _OPTION(
+        "--instrument",
+        help="instrument name (mfq30, bfi44; mmlu, gsm8k: the capability control, self mode) "
+        "or JSON file",
+    ),
+    _OPTION(
+        "--items",
+        metavar="FILE",
+        help="with --instrument mmlu|gsm8k: your own item set (the authors' JSON shape) "
+        "instead of the pinned one",
+    ),
 )
 """``--self --method --personas --persona-field --n-personas --reps --temperature
---max-attempts --top-logprobs --concurrency --instrument``."""
+--max-attempts --top-logprobs --concurrency --instrument --items``."""
 
 
 def add_protocol_options(p: argparse.ArgumentParser) -> None:
@@ -89,4 +99,5 @@ def protocol_fields(args: argparse.Namespace) -> dict[str, Any]:
         "reps": args.reps,
         "concurrency": args.concurrency,
         "instrument": args.instrument,
+        "items": args.items,
     }

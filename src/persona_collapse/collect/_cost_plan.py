@@ -19,7 +19,13 @@ backend client. Its rules, so a reader can check every number:
   message (OpenAI's published rule of thumb of ~4 characters per English
   token). Without the persona texts (the published set not cached) each
   persona counts :data:`PERSONAHUB_MEAN_CHARS` characters. Completion tokens:
-  1 per request, ``fallback_max_tokens`` per fallback generation (an upper bound).
+  the instrument's ``max_tokens`` per request (1 for the questionnaires),
+  ``fallback_max_tokens`` per fallback generation (upper bounds).
+* **tasks** (``mmlu``, ``gsm8k``: self mode, asked once per slot): one request
+  per slot, no retries or fallbacks (a reply that does not parse is a format
+  failure, never asked again); completion tokens are ``max_tokens`` per
+  request (MMLU 1; GSM8K 512, an upper bound: replies usually end earlier);
+  S and R do not apply, so ``se`` and ``mde_pct`` are NaN.
 * **cost_usd** = the price table's price (see ``backends.price_for``) times
   the tokens; None when no price is known.
 * **hours** = requests / rate / 3600, the rate in requests per second
@@ -274,6 +280,11 @@ def _requests(slots: int, *, logprobs: bool, pilot: PilotFacts | None) -> _Reque
     return _Requests(retries, retries_from, one_token, fallbacks)
 
 
+def _task_requests(slots: int) -> _Requests:
+    """A task's requests: one per slot (asked once; only transport faults are retried)."""
+    return _Requests(0.0, "none: a task asks each slot once", slots, 0)
+
+
 def _tokens_from(*, rendered_personas: bool) -> str:
     if rendered_personas:
         return f"rendered prompts, {CHARS_PER_TOKEN:g} characters per token"
@@ -353,8 +364,15 @@ def _pilot_notes(
     return notes
 
 
-def _notes(*, batch: bool, self_mode: bool) -> list[str]:
+def _notes(*, batch: bool, self_mode: bool, task: Instrument | None = None) -> list[str]:
     notes: list[str] = []
+    if task is not None:
+        notes.append(
+            f"task {task.name}: one request per slot (a reply that does not parse is a "
+            f"format failure, never asked again); completion tokens count "
+            f"{task.elicitation.max_tokens} per request (an upper bound); S and R do not apply"
+        )
+        self_mode = False
     if batch:
         notes.append(
             "batch: answered within 24 hours in rounds (retries are further rounds); "
@@ -394,13 +412,17 @@ def plan_run(
     personas = 1 if self_mode else int(n_personas)
     run_reps = 1 if logprobs else int(reps)
     slots = personas * instrument.n_items * run_reps
-    asked = _requests(slots, logprobs=logprobs, pilot=pilot)
+    task = instrument.kind == "task"
+    asked = _task_requests(slots) if task else _requests(slots, logprobs=logprobs, pilot=pilot)
     texts = None if self_mode else persona_texts
     per_rep = _prompt_tokens_per_rep(
         instrument, texts, personas, self_mode=self_mode, logprobs=logprobs
     )
     prompt_tokens = math.ceil(round(per_rep * run_reps * asked.total / max(slots, 1), 6))
-    completion_tokens = asked.one_token + asked.fallbacks * protocol.fallback_max_tokens
+    completion_tokens = (
+        asked.one_token * instrument.elicitation.max_tokens
+        + asked.fallbacks * protocol.fallback_max_tokens
+    )
     cost = _cost(model, price, batch_factor, prompt_tokens, completion_tokens)
     req_s, rate_from = _rate(parse_model(model).family, concurrency, rate)
     ref = pilot.reference if pilot is not None else reference
@@ -408,6 +430,9 @@ def plan_run(
     one_run = {"S": _relative_2se(se["S"], ref.S), "R": _relative_2se(se["R"], ref.R)}
     if self_mode:
         one_run["S"] = math.nan
+    if task:
+        se = {key: math.nan for key in se}
+        one_run = {key: math.nan for key in one_run}
     return CostPlan(
         model=model,
         method=method,
@@ -437,7 +462,11 @@ def plan_run(
             + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
         ),
         notes=_pilot_notes(pilot, one_run, logprobs=logprobs, self_mode=self_mode)
-        + _notes(batch=batch_factor is not None, self_mode=self_mode),
+        + _notes(
+            batch=batch_factor is not None,
+            self_mode=self_mode,
+            task=instrument if task else None,
+        ),
         batch=batch_factor is not None,
         batch_saving_usd=cost.saving,
     )

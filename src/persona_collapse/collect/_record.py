@@ -78,8 +78,14 @@ def run_settings(
     persona_field: str | None,
     seed: int,
     simulated: bool,
+    items_sha256: str = "",
+    items_file: str | None = None,
 ) -> dict[str, Any]:
-    """The run's ``settings``: the protocol plus the grid and persona selection (never a key)."""
+    """The run's ``settings``: the protocol plus the grid and persona selection (never a key).
+
+    A task run (MMLU, GSM8K) records its item set: ``items_sha256`` (the item
+    file's digest) and ``items_file`` (the name of a user's ``--items`` file).
+    """
     settings: dict[str, Any] = dict(protocol.to_dict())
     settings["reps"] = 1 if protocol.method == "logprobs" else int(reps)
     settings["n_personas"] = 0 if personas is None else len(personas)
@@ -89,6 +95,10 @@ def run_settings(
     if personas is not None and persona_field:
         settings["persona_field"] = persona_field
     settings["seed"] = int(seed)
+    if items_sha256:
+        settings["items_sha256"] = items_sha256
+    if items_file:
+        settings["items_file"] = Path(items_file).name
     if simulated:
         settings["simulated"] = True
         settings["data"] = "SIMULATED"

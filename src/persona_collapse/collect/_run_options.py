@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 from ..backends import FAMILIES
 from ..errors import ConfigError
+from ..instruments import task_names
 from ..personas import PERSONAHUB_COSTA
 from ..protocol import ProtocolSettings
 from ..store import DEFAULT_STORE
@@ -87,6 +88,9 @@ class RunOptions:
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
     """Longest Retry-After waited out (seconds); a longer one stops the run, resumable."""
     instrument: str = "mfq30"
+    """Instrument name or JSON file; ``mmlu``/``gsm8k``: a capability-control task (self mode)."""
+    items: str | None = None
+    """A task's item-set file (``--items``) in place of the pinned set (with ``mmlu``/``gsm8k``)."""
     seed: int = 0
     quiet: bool = False
     batch: bool = False
@@ -129,6 +133,7 @@ class RunOptions:
             raise ConfigError("protocol must be a ProtocolSettings")
         if self.api_key_env is not None and not self.api_key_env.strip():
             raise ConfigError("--api-key-env needs the name of an environment variable")
+        self._validate_task()
         self._validate_size()
         if self.seed < 0:
             raise ConfigError(f"--seed must be a whole number >= 0, not {self.seed}")
@@ -140,6 +145,38 @@ class RunOptions:
             )
         self._validate_transport()
         refuse_impossible(self)
+
+    def _validate_task(self) -> None:
+        """A task run (``mmlu``, ``gsm8k``) is self mode, sampled, asked once per slot: refuse the
+        options it would ignore (persona options, ``--max-attempts``, the logprob method)."""
+        task = self.instrument in task_names()
+        if not task:
+            if self.items is not None:
+                raise ConfigError(
+                    f"--items gives the items of a task (--instrument {' or '.join(task_names())}),"
+                    f" not of {self.instrument}"
+                )
+            return
+        what = f"--instrument {self.instrument}"
+        persona_options = {
+            "--personas": self.personas != PERSONAHUB_COSTA,
+            "--n-personas": self.n_personas is not None,
+            "--persona-field": self.persona_field is not None,
+        }
+        for option, given in persona_options.items():
+            if given:
+                raise ConfigError(f"{option} does nothing with {what}: a task has no personas")
+        if self.protocol.method == "logprobs":
+            raise ConfigError(
+                f"--method logprobs does not apply to {what}: the control samples its answers "
+                "(as published); drop --method"
+            )
+        if self.protocol.max_attempts != ProtocolSettings().max_attempts:
+            raise ConfigError(
+                f"--max-attempts does nothing with {what}: a task asks each slot once "
+                "(a reply that does not parse is a format failure)"
+            )
+        object.__setattr__(self, "self_mode", True)
 
     def _validate_size(self) -> None:
         if self.reps < 1:

@@ -67,10 +67,11 @@ class _Prepared:
 def prepare_run(options: RunOptions) -> _Prepared:
     """Everything that needs neither the network nor the store: instrument, personas, record."""
     spec = parse_model(options.model)
-    instrument = load_instrument(options.instrument)
+    instrument = load_instrument(options.instrument, items=options.items)
+    task = instrument.kind == "task"  # tasks have no persona: self mode
     personas = (
         None
-        if options.self_mode
+        if options.self_mode or task
         else load_personas(options.personas, options.n_personas, field=options.persona_field)
     )
     n_slots = len(instrument.items) * (1 if personas is None else len(personas.ids)) * options.reps
@@ -81,7 +82,7 @@ def prepare_run(options: RunOptions) -> _Prepared:
         )
     simulated = spec.family == "sim"
     variant = options.variant if options.variant is not None else _default_variant(spec)
-    mode = "self" if options.self_mode else "persona"
+    mode = "self" if options.self_mode or task else "persona"
     protocol = options.protocol
     settings = run_settings(
         protocol,
@@ -91,9 +92,12 @@ def prepare_run(options: RunOptions) -> _Prepared:
         persona_field=options.persona_field,
         seed=options.seed,
         simulated=simulated,
+        items_sha256=instrument.items_sha256,
+        items_file=options.items,
     )
+    label = instrument.name if task else mode  # gpt-4o_base_mmlu beside gpt-4o_base_self
     run = build_run_info(
-        run_id=options.run_id or collection_run_id(spec, variant, mode, protocol.method),
+        run_id=options.run_id or collection_run_id(spec, variant, label, protocol.method),
         model=options.model.strip(),
         backend=spec.family,
         variant=variant,

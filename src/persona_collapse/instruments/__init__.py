@@ -1,20 +1,48 @@
 """Instruments as data. MFQ-30 (0-5) is the default; BFI-44 (1-5) shows another plugs in;
-a task instrument (``kind: task``) asks items with letter answers."""
+a task instrument (``kind: task``) asks items with a gold answer: the capability
+control's MMLU (Hendrycks et al. 2021) and GSM8K (Cobbe et al. 2021) item sets."""
 
+from ._control import (
+    CONTROL_COMMIT,
+    CONTROL_SETS,
+    CONTROL_URL,
+    GSM8K_INSTRUCTION,
+    ITEMS_ENV,
+    MMLU_INSTRUCTION,
+    ControlSet,
+    fetch_control_items,
+    gsm8k_prompt,
+    load_task,
+    mmlu_prompt,
+    task_instrument,
+)
 from ._elicitation import ATTEMPT_POLICIES, KINDS, AttemptPolicy, Elicitation, Kind
 from ._instrument import Instrument, Item, Scale, fill_template
-from ._lookup import available_instruments, load_instrument
+from ._lookup import available_instruments, load_instrument, task_names
 
 __all__ = [
     "ATTEMPT_POLICIES",
+    "CONTROL_COMMIT",
+    "CONTROL_SETS",
+    "CONTROL_URL",
+    "GSM8K_INSTRUCTION",
+    "ITEMS_ENV",
     "KINDS",
+    "MMLU_INSTRUCTION",
     "AttemptPolicy",
+    "ControlSet",
     "Elicitation",
     "Instrument",
     "Item",
     "Kind",
     "Scale",
     "available_instruments",
+    "fetch_control_items",
     "fill_template",
+    "gsm8k_prompt",
     "load_instrument",
+    "load_task",
+    "mmlu_prompt",
+    "task_instrument",
+    "task_names",
 ]

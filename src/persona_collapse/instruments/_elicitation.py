@@ -6,12 +6,16 @@ loads as before and keeps its content hash (defaults are left out of the hash).
 
 * ``kind``: ``questionnaire`` (persona and self templates) or ``task`` (the
   item's prompt alone, one plain user message; personas are not used).
-* ``parser``: the name of the answer parser (``scale-digit``: a single scale
-  digit per one-token reply, the first standalone scale integer in the longer
-  fallback; ``letter``: the first answer letter anywhere in the reply). The
-  parsers live in :mod:`persona_collapse.protocol`.
-* ``answers``: a task's answer labels (e.g. ``["A", "B", "C", "D"]``); the
-  stored rating is the label's index, so the scale is ``0 .. len - 1``.
+* ``parser``: the name of the answer parser (questionnaires: ``scale-digit``,
+  a single scale digit per one-token reply, the first standalone scale
+  integer in the longer fallback; tasks: ``letter``, the first answer label
+  anywhere in the reply, or ``number``, the GSM8K final number). The parsers
+  live in :mod:`persona_collapse.protocol`.
+* ``answers``: a multiple-choice task's answer labels (e.g. ``["A", "B", "C",
+  "D"]``; empty for a free answer such as a number). A task's stored rating
+  is its score: 1 correct (the parsed answer equals the item's gold
+  ``answer``), 0 wrong, -1 no parsed answer; the parsed answer and the gold
+  are stored in the row's ``extra``.
 * ``max_tokens``: completion tokens of a normal attempt (the fallback's length
   is ``ProtocolSettings.fallback_max_tokens``).
 * ``logprobs``: whether the logprob method applies.
@@ -77,8 +81,10 @@ class Elicitation:
             )
         if self.max_tokens < 1:
             raise DataError("elicitation max_tokens must be at least 1")
-        if self.kind == "task" and len(self.answers) < 2:
-            raise DataError("a task instrument needs at least two answer labels ('answers')")
+        if self.kind == "task" and len(self.answers) == 1:
+            raise DataError("a multiple-choice task needs at least two answer labels ('answers')")
+        if self.kind == "task" and self.parser == "letter" and not self.answers:
+            raise DataError("the letter parser needs the answer labels ('answers')")
         if len(set(self.answers)) != len(self.answers):
             raise DataError("elicitation answer labels are not unique")
 

@@ -50,8 +50,10 @@ class Item:
     """One scored item.
 
     ``section`` selects the prompt template, ``subscale`` the trait or moral
-    foundation it scores, ``reverse`` whether profiles score it as
-    ``low + high - rating`` (S and sigma_bar are unaffected by reversal).
+    foundation it scores (a task's subject, e.g. MMLU's), ``reverse`` whether
+    profiles score it as ``low + high - rating`` (S and sigma_bar are
+    unaffected by reversal); ``gold`` is a task item's correct answer as
+    written in its item set (None for a questionnaire item).
     """
 
     id: int
@@ -59,6 +61,7 @@ class Item:
     subscale: str
     text: str
     reverse: bool = False
+    gold: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,8 @@ class Instrument:
     answer parser, request, attempt policy; the published protocol by
     default). A task (``kind: task``) may leave out ``subscales``,
     ``section_templates``, ``persona_template``, ``scale`` and the items'
-    ``section``/``subscale``: its scale is the answer labels' indices and each
-    item's prompt is its text.
+    ``section``/``subscale``; each item's prompt is its text and it carries
+    its gold ``answer``; its scale is the score 0 (wrong) .. 1 (correct).
     """
 
     name: str
@@ -87,6 +90,8 @@ class Instrument:
     items: tuple[Item, ...]
     notes: str = ""
     elicitation: Elicitation = field(default_factory=Elicitation)
+    items_sha256: str = ""
+    """sha256 of the item-set file a task was built from (``--items`` or the pinned set); ""."""
     source_json: str = field(default="", repr=False, compare=False)
 
     @classmethod
@@ -104,6 +109,7 @@ class Instrument:
                     ),
                     text=str(it["text"]),
                     reverse=bool(it.get("reverse", False)),
+                    gold=str(it["answer"]) if how.kind == "task" else None,
                 )
                 for it in full["items"]
             )
@@ -123,13 +129,15 @@ class Instrument:
                 items=items,
                 notes=str(full.get("notes", "")),
                 elicitation=how,
+                items_sha256=str(full.get("items_sha256", "")),
                 source_json=json.dumps(hashed_definition(data), sort_keys=True, ensure_ascii=False),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise DataError(
                 f"instrument definition is incomplete or malformed ({exc!r}); "
                 "it needs name, scale {low, high}, subscales, section_templates, "
-                "persona_template and items [{id, section, subscale, text}]"
+                "persona_template and items [{id, section, subscale, text}] "
+                "(a task's items: [{id, text, answer}])"
             ) from exc
         inst._validate()
         return inst
@@ -207,9 +215,9 @@ class Instrument:
 
 
 def _task_defaults(how: Elicitation) -> dict[str, Any]:
-    """What a task instrument may leave out: its scale is the answer labels' indices."""
+    """What a task instrument may leave out: its scale is the score (0 wrong, 1 correct)."""
     return {
-        "scale": {"low": 0, "high": len(how.answers) - 1},
+        "scale": {"low": 0, "high": 1},
         "subscales": ["all"],
         "section_templates": {"task": "{item}"},
         "persona_template": "{question}",

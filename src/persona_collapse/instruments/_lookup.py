@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DataError
+from ._control import CONTROL_SETS, load_task
 from ._instrument import Instrument
 
 
@@ -23,9 +24,23 @@ def _load_builtin(name: str) -> Instrument:
     return Instrument.from_dict(json.loads(data.read_text(encoding="utf-8")))
 
 
-def load_instrument(spec: str | Path = "mfq30") -> Instrument:
-    """An instrument by built-in name (``mfq30``, ``bfi44``) or from a JSON file path."""
+def task_names() -> list[str]:
+    """Names of the capability-control tasks (``mmlu``, ``gsm8k``; their items are downloaded)."""
+    return list(CONTROL_SETS)
+
+
+def load_instrument(spec: str | Path = "mfq30", *, items: str | Path | None = None) -> Instrument:
+    """An instrument by built-in name (``mfq30``, ``bfi44``), a task (``mmlu``, ``gsm8k``: the
+    pinned item set, or ``items``, a user's item-set file in the same JSON shape) or from a
+    JSON file path."""
     name = str(spec)
+    if name in CONTROL_SETS:
+        return load_task(name, items)
+    if items is not None:
+        raise DataError(
+            f"--items gives the items of a task (--instrument {' or '.join(CONTROL_SETS)}), "
+            f"not of {name}"
+        )
     if name in available_instruments():
         return _load_builtin(name)
     path = Path(name)
@@ -37,6 +52,7 @@ def load_instrument(spec: str | Path = "mfq30") -> Instrument:
                 f"{path}: not a valid UTF-8 JSON instrument definition ({exc})"
             ) from exc
     raise DataError(
-        f"unknown instrument {name!r}: use one of {', '.join(available_instruments())} "
+        f"unknown instrument {name!r}: use one of "
+        f"{', '.join([*available_instruments(), *CONTROL_SETS])} "
         "or the path of a JSON instrument file"
     )

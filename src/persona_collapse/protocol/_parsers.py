@@ -1,21 +1,50 @@
-"""Answer parsers by name: how an instrument's replies become a stored rating.
+"""Answer parsers by name: how an instrument's replies become what is stored.
 
-An instrument names its parser (``elicitation.parser``); a parser reads a
-normal attempt's reply (``reply``) and the longer fallback's (``fallback``).
-Both return the rating to store (an integer on the instrument's scale) or
-None when the text holds no answer.
+An instrument names its parser (``elicitation.parser``).
+
+* A questionnaire's parser (:data:`PARSERS`, :class:`AnswerParser`) reads a
+  normal attempt's reply (``reply``) and the longer fallback's (``fallback``);
+  both return the rating to store (an integer on the instrument's scale) or
+  None when the text holds no answer.
+* A task's parser (:data:`TASK_PARSERS`, :class:`TaskParser`) reads a reply
+  into a normalised answer string (None: a format failure) and normalises a
+  gold answer the same way, so a task answer is correct when
+  ``parser.read(reply, labels) == parser.normalise(gold)``
+  (:meth:`TaskParser.correct`). The readouts recompute ``correct`` of the
+  published task CSVs with these same functions.
+
+Task parsers (as published by the capability control of Costa & Vicente 2026):
+
+* ``letter`` (MMLU): the first character of the stripped reply that is one of
+  the answer labels (``A``-``D``), in either case, anywhere in the reply,
+  upper-cased (lenient, as published: ``"To"`` has none and is a format
+  failure; ``"I think b"`` reads ``"B"``, its first label letter).
+* ``number`` (GSM8K): the first number after the LAST ``####``, else the last
+  number in the reply; normalised by :func:`normalise_number` (commas
+  dropped, ``1000.0`` = ``1000``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from ..errors import DataError
 from ..instruments import Instrument
 from ._parse import parse_fallback, parse_one_token
 
 ReadAnswer = Callable[[str | None, Instrument], int | None]
+ReadTaskAnswer = Callable[[str | None, Sequence[str]], str | None]
+
+CHOICE_LABELS: tuple[str, ...] = ("A", "B", "C", "D")
+"""MMLU's answer labels."""
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
+"""A number as written in a reply: optional minus, digits with thousands commas, decimals."""
+
+_GSM8K_MARK = "####"
 
 
 @dataclass(frozen=True)
@@ -27,19 +56,73 @@ class AnswerParser:
     fallback: ReadAnswer
 
 
-def parse_letter(text: str | None, instrument: Instrument) -> int | None:
-    """The index of the first answer label (case-insensitive) anywhere in the stripped reply.
+@dataclass(frozen=True)
+class TaskParser:
+    """A task's reader: ``read(reply, labels)`` gives the normalised answer string or None
+    (a format failure); ``normalise(gold)`` puts a gold answer in the same form."""
 
-    The labels are ``instrument.elicitation.answers`` (one character each, e.g.
-    A-D); ``"  b) because"`` reads as 1.
+    name: str
+    read: ReadTaskAnswer
+    normalise: Callable[[str], str]
+
+    def correct(self, answer: str | None, gold: str) -> bool:
+        """Whether the parsed ``answer`` equals the normalised ``gold`` (None is never correct)."""
+        return answer is not None and answer == self.normalise(gold)
+
+
+def parse_choice(text: str | None, labels: Sequence[str] = CHOICE_LABELS) -> str | None:
+    """The first answer label (either case) anywhere in the stripped reply, upper-cased.
+
+    ``labels`` are single characters (default A-D); ``"  b) because"`` reads
+    ``"B"``, ``"To"`` reads None (a format failure).
     """
     if not text:
         return None
-    labels = [a.upper() for a in instrument.elicitation.answers]
+    wanted = {label.upper() for label in labels}
     for char in text.strip():
-        if char.upper() in labels:
-            return labels.index(char.upper())
+        if char.upper() in wanted:
+            return char.upper()
     return None
+
+
+def normalise_number(text: str) -> str:
+    """A number's canonical decimal string: commas dropped, no trailing zeros, no ``-0``.
+
+    ``"1,000.0"`` -> ``"1000"``, ``"2.50"`` -> ``"2.5"``, ``".5"`` -> ``"0.5"``.
+    Text that is not a number is returned stripped (it then equals only itself).
+    """
+    plain = text.strip().replace(",", "")
+    try:
+        value = Decimal(plain)
+    except InvalidOperation:
+        return text.strip()
+    if not value.is_finite():
+        return text.strip()
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def parse_number(text: str | None, labels: Sequence[str] = ()) -> str | None:
+    """The GSM8K answer: the first number after the last ``####``, else the last number.
+
+    Normalised by :func:`normalise_number`; None (a format failure) when the
+    reply holds no number. ``labels`` is unused (the :class:`TaskParser` signature).
+    """
+    if not text:
+        return None
+    _, mark, tail = text.rpartition(_GSM8K_MARK)
+    if mark:
+        after = _NUMBER.search(tail)
+        if after is not None:
+            return normalise_number(after.group())
+    numbers = _NUMBER.findall(text)
+    return normalise_number(numbers[-1]) if numbers else None
+
+
+def parse_letter(text: str | None, instrument: Instrument) -> str | None:
+    """:func:`parse_choice` with the instrument's answer labels (``elicitation.answers``)."""
+    return parse_choice(text, instrument.elicitation.answers or CHOICE_LABELS)
 
 
 def _scale_reply(text: str | None, instrument: Instrument) -> int | None:
@@ -50,18 +133,38 @@ def _scale_fallback(text: str | None, instrument: Instrument) -> int | None:
     return parse_fallback(text, instrument.scale)
 
 
+def _upper(gold: str) -> str:
+    return gold.strip().upper()
+
+
 PARSERS: dict[str, AnswerParser] = {
     "scale-digit": AnswerParser("scale-digit", _scale_reply, _scale_fallback),
-    "letter": AnswerParser("letter", parse_letter, parse_letter),
 }
-"""Every parser an instrument may name."""
+"""Every parser a questionnaire may name."""
+
+TASK_PARSERS: dict[str, TaskParser] = {
+    "letter": TaskParser("letter", parse_choice, _upper),
+    "number": TaskParser("number", parse_number, normalise_number),
+}
+"""Every parser a task may name."""
+
+
+def _unknown(name: str) -> DataError:
+    every = sorted({*PARSERS, *TASK_PARSERS})
+    return DataError(f"unknown answer parser {name!r}: use one of {', '.join(every)}")
 
 
 def answer_parser(name: str) -> AnswerParser:
-    """The parser called ``name``; DataError for an unknown one."""
+    """The questionnaire parser called ``name``; DataError for an unknown one."""
     try:
         return PARSERS[name]
     except KeyError:
-        raise DataError(
-            f"unknown answer parser {name!r}: use one of {', '.join(sorted(PARSERS))}"
-        ) from None
+        raise _unknown(name) from None
+
+
+def task_parser(name: str) -> TaskParser:
+    """The task parser called ``name``; DataError for an unknown one."""
+    try:
+        return TASK_PARSERS[name]
+    except KeyError:
+        raise _unknown(name) from None

@@ -19,6 +19,11 @@ Policies (PROTOCOL.md section 2; ``N`` = ``ProtocolSettings.max_attempts``):
   ``failures`` = N + 1).
 * ``sample``, ``once``: one attempt; a reply the parser cannot read is a
   format failure: missing, ``failures`` 1, never asked again.
+* a task (``kind: task``, asked ``once``): the task parser reads the reply
+  into an answer string; the rating is the score (1: it equals the item's
+  normalised gold answer, 0: it does not, -1: nothing parsed, a format
+  failure with ``failures`` 1) and extra holds ``answer`` (the parsed,
+  normalised answer, or None) and ``gold`` (the item's gold as written).
 * ``logprobs``: one-token requests at the logprob temperature with
   ``top_logprobs``; the scale distribution is stored (extra ``other_mass``,
   ``absent``, ``floor_mass``, ``spellings``) and the rating is its argmax (the
@@ -44,7 +49,7 @@ from ..instruments import Instrument
 from ._chat import ChatRequest, ChatResult, Message
 from ._labels import MISSING_RATING, SELF_PERSONA_ID
 from ._parse import digit_distribution
-from ._parsers import answer_parser
+from ._parsers import TaskParser, answer_parser, task_parser
 from ._render import slot_messages
 from ._settings import ProtocolSettings
 from ._slot import Slot, request_seed
@@ -117,14 +122,17 @@ class SlotProtocol:
         self.seed = seed
         self.timeout_s = timeout_s
         self.personas = personas if personas is not None else {}
-        self.parser = answer_parser(instrument.elicitation.parser)
+        how = instrument.elicitation
+        self.task: TaskParser | None = task_parser(how.parser) if how.kind == "task" else None
+        """The task parser (a task instrument), else None."""
+        self.parser = None if self.task is not None else answer_parser(how.parser)
         self.logprobs = settings.method == "logprobs"
         if self.logprobs and not instrument.elicitation.logprobs:
             raise ConfigError(f"the logprob method does not apply to instrument {instrument.name}")
         once = instrument.elicitation.attempt_policy == "once"
         self.attempts = 1 if once else settings.max_attempts
         """Normal attempts before the slot gives up (``until-answered`` sampling adds a fallback)."""
-        self.has_fallback = not once and not self.logprobs
+        self.has_fallback = not once and not self.logprobs and self.task is None
 
     # -- requests ------------------------------------------------------------------
 
@@ -190,11 +198,29 @@ class SlotProtocol:
             )
         if self.logprobs:
             return self._logprob_answer(state, result)
+        if self.task is not None:
+            return self._task_answer(self.task, slot, state, result)
         return self._sample_answer(state, attempt, result)
+
+    def _task_answer(
+        self, task: TaskParser, slot: Slot, state: SlotState, result: ChatResult | None
+    ) -> SlotState:
+        gold = self.instrument.item(slot.item_id).gold or ""
+        labels = self.instrument.elicitation.answers
+        answer = None if result is None else task.read(result.text, labels)
+        extra = {"answer": answer, "gold": gold}
+        if answer is not None:
+            rating = 1 if task.correct(answer, gold) else 0
+            return self._finish(state, rating, state.raw_text, extra)
+        state = replace(state, failures=state.failures + 1, attempt=state.attempt + 1)
+        if state.attempt >= self.attempts:
+            return self._finish(state, MISSING_RATING, state.raw_text, extra)
+        return state
 
     def _sample_answer(
         self, state: SlotState, attempt: int, result: ChatResult | None
     ) -> SlotState:
+        assert self.parser is not None
         fallback = self.is_fallback(attempt)
         read = self.parser.fallback if fallback else self.parser.reply
         rating = None if result is None else read(result.text, self.instrument)

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, UserError
 from ..instruments import load_instrument
 from ._csv import read_published_csv, write_published_csv
 from ._parquet import write_parquet
 from ._records import RunInfo
 from ._sqlite import ResponseStore
+from ._task_csv import is_task_frame, subjects_of, write_task_csv
 
 EXPORT_SUFFIXES = (".csv", ".parquet")
 """File name endings :func:`export_frame` understands (case-insensitive)."""
@@ -93,11 +94,16 @@ def export_frame(
     """Write responses to ``path``: published CSV for ``.csv``, Parquet for ``.parquet``.
 
     CSV keeps the published columns only (``distribution`` and the other
-    store extras are dropped); Parquet keeps everything, plus ``run`` when given.
+    store extras are dropped); a task run (MMLU, GSM8K: every row's extra
+    holds its gold answer) is written as the published task CSV, with the
+    MMLU subjects when ``run``'s instrument can be loaded. Parquet keeps
+    everything, plus ``run`` when given.
     """
     target = Path(path)
     suffix = target.suffix.lower()
-    if suffix == ".csv":
+    if suffix == ".csv" and is_task_frame(frame):
+        write_task_csv(frame, target, _subjects(run))
+    elif suffix == ".csv":
         write_published_csv(frame, target, mode=mode, has_failures=has_failures)
     elif suffix == ".parquet":
         write_parquet(frame, target, mode=mode, has_failures=has_failures, run=run)
@@ -105,6 +111,17 @@ def export_frame(
         raise DataError(
             f"cannot export to {target}: the file name must end in {' or '.join(EXPORT_SUFFIXES)}"
         )
+
+
+def _subjects(run: RunInfo | None) -> dict[int, str] | None:
+    """A task run's item subjects (MMLU), from its instrument; None when it has none or
+    the instrument is not at hand (a user's ``--items`` set)."""
+    if run is None:
+        return None
+    try:
+        return subjects_of(load_instrument(run.instrument).items)
+    except (UserError, OSError):
+        return None
 
 
 def export_run(store: ResponseStore, run_id: str, path: str | os.PathLike[str]) -> RunInfo:
