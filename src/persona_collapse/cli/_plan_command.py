@@ -116,7 +116,7 @@ def _print_plan(plan: CostPlan) -> None:
 
 def _precision_rows(plan: CostPlan) -> list[tuple[str, str]]:
     """The detectable-change rows (none for a task: S and R do not apply)."""
-    if all(math.isnan(v) for v in plan.mde_pct.values()):
+    if plan.task:
         return []
     return [
         (

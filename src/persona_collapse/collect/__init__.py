@@ -27,12 +27,8 @@ from ._collector import (
     request_seed,
 )
 from ._cost_plan import (
-    PUBLISHED_REFERENCE,
     CostPlan,
-    PilotFacts,
-    PrecisionReference,
     estimate_tokens,
-    pilot_facts,
     plan_run,
 )
 from ._executors import (
@@ -58,6 +54,12 @@ from ._policy import (
     ResumeLater,
     RetryPlan,
     RetryWait,
+)
+from ._precision import (
+    PUBLISHED_REFERENCE,
+    PilotFacts,
+    PrecisionReference,
+    pilot_facts,
 )
 from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
 from ._record import (

@@ -50,9 +50,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
-from ..analysis import measure_responses
 from ..backends import Price, batch_price, parse_model, unknown_price_hint
 from ..instruments import Instrument
 from ..protocol import (
@@ -61,18 +58,20 @@ from ..protocol import (
     estimate_tokens,
     slot_prompt,
 )
-from ..store import Responses
+from ._precision import (
+    PUBLISHED_REFERENCE,
+    PUBLISHED_RETRIES_PER_SLOT,
+    PilotFacts,
+    PrecisionReference,
+    pilot_notes,
+    precision,
+)
 
 PERSONAHUB_MEAN_CHARS = 92
 """Mean length (characters) of the published persona set's first 100 personas."""
 
 PUBLISHED_N_PERSONAS = 100
 """Personas of ``personahub-costa`` when ``--n-personas`` is not given."""
-
-PUBLISHED_RETRIES_PER_SLOT = 0.0075
-"""Mean failed one-token attempts per slot in the published data of the 15 base models
-(Costa et al. 2025/2026, 30,000 slots each; from 0 to 0.065 per model). Fine-tuned variants
-can need far more (DeepSeek-V3.1-insecure: 0.99): plan those from a pilot."""
 
 TYPICAL_LATENCY_S: dict[str, float] = {"sim": 0.01, "hf": 0.5, "vllm": 0.5, "tinker": 1.0}
 """Assumed seconds per request by family (others, hosted APIs: :data:`HOSTED_LATENCY_S`)."""
@@ -84,45 +83,6 @@ PREFERRED_CONCURRENCY: dict[str, int] = {"hf": 32, "vllm": 256}
 """Requests in flight when ``--concurrency`` is not given (the backends' preferred values)."""
 
 DEFAULT_CONCURRENCY = 8
-
-
-@dataclass(frozen=True)
-class PrecisionReference:
-    """A measurement whose SEs are scaled to the planned size.
-
-    ``reps`` is the repetitions per cell behind it (1 for logprob data).
-    """
-
-    label: str
-    n_personas: int
-    reps: int
-    S: float
-    S_se: float
-    R: float
-    R_se: float
-
-
-PUBLISHED_REFERENCE = PrecisionReference(
-    label="published GPT-4o base (Costa & Vicente 2026: 100 personas x 10 repetitions)",
-    n_personas=100,
-    reps=10,
-    S=0.79,
-    S_se=0.03,
-    R=9.75,
-    R_se=0.42,
-)
-"""The paper's table entries for GPT-4o base: S 0.79 +- 0.03, R 9.75 +- 0.42."""
-
-
-@dataclass(frozen=True)
-class PilotFacts:
-    """What a pilot run tells a plan: its precision and its retry and fallback rates."""
-
-    reference: PrecisionReference
-    retries_per_slot: float
-    fallback_per_slot: float
-    retries_known: bool = True
-    """False when the pilot has no ``failures`` counts: the plan uses the published rate."""
 
 
 @dataclass
@@ -156,6 +116,8 @@ class CostPlan:
     notes: list[str] = field(default_factory=list)
     batch: bool = False
     batch_saving_usd: float | None = None
+    task: bool = False
+    """A task instrument (MMLU, GSM8K): S and R, and so the precision figures, do not apply."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``model, method, slots, requests, prompt_tokens, completion_tokens,
@@ -217,18 +179,6 @@ def _prompt_tokens_per_rep(
         for item in instrument.items
     )
     return per_persona * n_personas
-
-
-def _scaled_se(
-    reference: PrecisionReference, n_personas: int, reps: int, *, logprobs: bool
-) -> dict[str, float]:
-    n = max(n_personas, 1)
-    s_se = reference.S_se * math.sqrt(reference.n_personas / n)
-    if logprobs:
-        r_factor = math.sqrt(reference.n_personas / n)
-    else:
-        r_factor = math.sqrt(reference.n_personas * reference.reps / (n * max(reps, 1)))
-    return {"S": s_se, "R": reference.R_se * r_factor}
 
 
 def _rate(family: str, concurrency: int | None, rate: float | None) -> tuple[float, str]:
@@ -334,36 +284,6 @@ def _cost(
     return _Cost(cost, doc, note, saving)
 
 
-def _relative_2se(se: float, value: float) -> float:
-    """``2 x SE / value`` in percent; NaN where undefined (no SE, or a value of 0)."""
-    if not (math.isfinite(se) and math.isfinite(value)) or value == 0:
-        return math.nan
-    return 200.0 * se / value
-
-
-def _pilot_notes(
-    pilot: PilotFacts | None, one_run: dict[str, float], *, logprobs: bool, self_mode: bool
-) -> list[str]:
-    """What a plan could not take from its pilot: failure counts, a detectable change."""
-    if pilot is None:
-        return []
-    notes: list[str] = []
-    label = pilot.reference.label
-    if not pilot.retries_known and not logprobs:
-        notes.append(
-            f"pilot {label} has no failures column: planned with the published retry rate "
-            f"({PUBLISHED_RETRIES_PER_SLOT:g} failed attempts per slot)"
-        )
-    defined = [v for k, v in one_run.items() if not (self_mode and k == "S")]
-    if not all(math.isfinite(v) for v in defined):
-        notes.append(
-            f"pilot {label} gives no standard error or an S or R of 0 (one persona, one "
-            "answer per cell, or every answer alike): the detectable change is unknown; "
-            "use a pilot of 2 or more personas and repetitions"
-        )
-    return notes
-
-
 def _notes(*, batch: bool, self_mode: bool, task: Instrument | None = None) -> list[str]:
     notes: list[str] = []
     if task is not None:
@@ -402,11 +322,9 @@ def plan_run(
 ) -> CostPlan:
     """The plan of one run (see the module's rules). ``n_personas`` is ignored in self mode.
 
-    ``persona_texts``: the personas' texts when known (their count must be
-    ``n_personas``); else each persona counts :data:`PERSONAHUB_MEAN_CHARS`.
-    ``rate``: requests per second (None: the assumed typical rate).
-    ``batch_factor``: plan a ``run --batch`` (the provider's batch price, ``price``
-    times this factor; ``batch_saving_usd`` is what the discount saves).
+    ``persona_texts``: the personas' texts when known (as many as ``n_personas``), else
+    each counts :data:`PERSONAHUB_MEAN_CHARS`; ``rate``: requests per second (None: the
+    assumed rate); ``batch_factor``: plan ``run --batch`` at ``price`` x this factor.
     """
     logprobs = method == "logprobs"
     personas = 1 if self_mode else int(n_personas)
@@ -426,13 +344,9 @@ def plan_run(
     cost = _cost(model, price, batch_factor, prompt_tokens, completion_tokens)
     req_s, rate_from = _rate(parse_model(model).family, concurrency, rate)
     ref = pilot.reference if pilot is not None else reference
-    se = _scaled_se(ref, personas, run_reps, logprobs=logprobs)
-    one_run = {"S": _relative_2se(se["S"], ref.S), "R": _relative_2se(se["R"], ref.R)}
-    if self_mode:
-        one_run["S"] = math.nan
-    if task:
-        se = {key: math.nan for key in se}
-        one_run = {key: math.nan for key in one_run}
+    se, one_run, precision_from = precision(
+        ref, personas, run_reps, logprobs=logprobs, self_mode=self_mode, task=task
+    )
     return CostPlan(
         model=model,
         method=method,
@@ -457,11 +371,8 @@ def plan_run(
         se=se,
         mde_pct={k: v * math.sqrt(2.0) for k, v in one_run.items()},
         mde_pct_one_run=one_run,
-        precision_from=(
-            f"{ref.label}, SE(S) ~ 1/sqrt(personas), SE(R)/R ~ "
-            + ("1/sqrt(personas)" if logprobs else "1/sqrt(personas x repetitions)")
-        ),
-        notes=_pilot_notes(pilot, one_run, logprobs=logprobs, self_mode=self_mode)
+        precision_from=precision_from,
+        notes=pilot_notes(pilot, one_run, logprobs=logprobs, self_mode=self_mode)
         + _notes(
             batch=batch_factor is not None,
             self_mode=self_mode,
@@ -469,40 +380,5 @@ def plan_run(
         ),
         batch=batch_factor is not None,
         batch_saving_usd=cost.saving,
+        task=task,
     )
-
-
-def pilot_facts(responses: Responses, *, max_attempts: int = 10) -> PilotFacts:
-    """A pilot run's measured S, R and their SEs, its size, and its retry and fallback rates.
-
-    Retries: the mean of ``failures``; a source without such counts (no
-    ``failures`` column, or none known) has ``retries_known`` False and a plan
-    uses :data:`PUBLISHED_RETRIES_PER_SLOT` instead. Fallback: the share of
-    slots whose ``failures`` reached ``max_attempts`` (those asked one longer
-    generation). SEs of a pilot too small to have one (one persona, one
-    answer) are NaN; a plan then says the detectable change is unknown.
-    """
-    meas = measure_responses(responses)
-    frame = responses.frame
-    failures = frame["failures"].to_numpy(dtype=np.float64, na_value=np.nan)
-    known = failures[~np.isnan(failures)]
-    retries_known = bool(known.size) and responses.has_failures
-    retries = float(known.mean()) if retries_known else 0.0
-    fallback = float(np.mean(known >= max_attempts)) if retries_known else 0.0
-    if responses.method == "logprobs":
-        reps = 1
-    elif responses.run is not None and int(responses.run.settings.get("reps") or 0) > 0:
-        reps = int(responses.run.settings["reps"])
-    else:
-        per_cell = frame.groupby(["persona_id", "question_id"]).size().to_numpy()
-        reps = int(np.bincount(per_cell).argmax()) if per_cell.size else 1
-    reference = PrecisionReference(
-        label=f"{responses.label} ({meas.n_personas} personas x {reps} repetitions)",
-        n_personas=meas.n_personas,
-        reps=reps,
-        S=float(meas.S[0]),
-        S_se=float(meas.S_se[0]),
-        R=float(meas.R[0]),
-        R_se=float(meas.R_se[0]),
-    )
-    return PilotFacts(reference, retries, fallback, retries_known=retries_known)
