@@ -224,11 +224,12 @@ TINY_TASK = {
     },
     "subscales": ["math", "geo"],
     "items": [
-        {"id": 1, "subscale": "math", "text": "2 + 2 = ?\nA) 3\nB) 4\nC) 5\nD) 22"},
+        {"id": 1, "subscale": "math", "text": "2 + 2 = ?\nA) 3\nB) 4\nC) 5\nD) 22", "answer": "B"},
         {
             "id": 2,
             "subscale": "geo",
             "text": "The capital of France?\nA) Rome\nB) Madrid\nC) Paris",
+            "answer": "C",
         },
     ],
 }
