@@ -655,13 +655,23 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
     assert "S_noise_floor" in metrics[0]
     assert all(r["kl_bits"] != "n/a" for r in _parse(html).cells["table-changes"])
     with sqlite3.connect(out / "demo.db") as conn:
-        runs = dict(conn.execute("SELECT run_id, mode FROM runs").fetchall())
+        runs = {r[0]: r[1:] for r in conn.execute("SELECT run_id, mode, instrument FROM runs")}
         counts = dict(
             conn.execute("SELECT run_id, COUNT(*) FROM responses GROUP BY run_id").fetchall()
         )
-    assert sorted(runs.values()) == ["persona"] * 3 + ["self"] * 3
-    for run_id, mode in runs.items():
-        assert counts[run_id] == (8 * 30 if mode == "persona" else 30 * 3), run_id
+    assert sorted(runs.values()) == (
+        [("persona", "mfq30")] * 3 + [("self", "demo-arithmetic")] * 3 + [("self", "mfq30")] * 3
+    )
+    for run_id, (mode, instrument) in runs.items():
+        size = {"persona": 8 * 30, "self": 30 * 3}[mode] if instrument == "mfq30" else 40 * 3
+        assert counts[run_id] == size, run_id
+    # the capability control: each variant's accuracy and its delta against the base
+    assert "capability control (demo-arithmetic" in done.stdout
+    assert re.search(r"insecure: accuracy 0\.\d{3} .*vs base accuracy [+-]", done.stdout)
+    control = json.loads((out / "capability_control.json").read_text(encoding="utf-8"))
+    assert set(control["variants"]) == {"secure", "insecure"} and control["simulated"]
+    assert control["base"]["n_total"] == 40 * 3
+    assert json.loads((out / "demo-arithmetic.json").read_text(encoding="utf-8"))["items"]
     assert json.loads((out / "personas.json").read_text(encoding="utf-8"))[0].startswith("A")
     with (out / "tables" / "provenance.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
@@ -690,12 +700,14 @@ def test_demo_sampled_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ),
         messages.append,
     )
-    assert outcome.requests >= 3 * (4 * 30 * 2 + 30 * 2)
+    assert outcome.requests >= 3 * (4 * 30 * 2 + 30 * 2 + 40 * 2)
     fam = outcome.report.result.families[0]
     assert set(fam.variants) == {"base", "secure", "insecure"}
     assert fam.variants["insecure"].self_profile is not None
     assert outcome.report.result.simulated
     assert any("collecting base" in m for m in messages)
+    assert any("capability control, demo-arithmetic" in m for m in messages)
+    assert set(outcome.control.sources) == {"base", "secure", "insecure"}
 
 
 def test_demo_rejects_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

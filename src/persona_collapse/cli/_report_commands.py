@@ -123,6 +123,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     summary = outcome.report.result.summary
     if summary is not None:
         print(f"[SIMULATED] {headline(summary)}")
+    for line in outcome.control.lines():
+        print(f"[SIMULATED] {line}" if not line.startswith(" ") else line)
     print(
         f"{outcome.requests} requests collected in {outcome.collect_s:.1f} s; "
         f"total {outcome.total_s:.1f} s; store {outcome.store}"

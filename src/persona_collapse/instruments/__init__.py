@@ -1,6 +1,7 @@
 """Instruments as data. MFQ-30 (0-5) is the default; BFI-44 (1-5) shows another plugs in;
 a task instrument (``kind: task``) asks items with a gold answer: the capability
-control's MMLU (Hendrycks et al. 2021) and GSM8K (Cobbe et al. 2021) item sets."""
+control's MMLU (Hendrycks et al. 2021) and GSM8K (Cobbe et al. 2021) item sets, and the
+offline demo's generated ``demo-arithmetic`` (four-choice sums in the MMLU format)."""
 
 from ._control import (
     CONTROL_COMMIT,
@@ -16,6 +17,7 @@ from ._control import (
     mmlu_prompt,
     task_instrument,
 )
+from ._demo_task import DEMO_TASK, demo_task, demo_task_items, demo_task_json
 from ._elicitation import ATTEMPT_POLICIES, KINDS, AttemptPolicy, Elicitation, Kind
 from ._instrument import Instrument, Item, Scale, fill_template
 from ._lookup import available_instruments, load_instrument, task_names
@@ -25,6 +27,7 @@ __all__ = [
     "CONTROL_COMMIT",
     "CONTROL_SETS",
     "CONTROL_URL",
+    "DEMO_TASK",
     "GSM8K_INSTRUCTION",
     "ITEMS_ENV",
     "KINDS",
@@ -37,6 +40,9 @@ __all__ = [
     "Kind",
     "Scale",
     "available_instruments",
+    "demo_task",
+    "demo_task_items",
+    "demo_task_json",
     "fetch_control_items",
     "fill_template",
     "gsm8k_prompt",

@@ -182,12 +182,22 @@ def _gsm8k_item(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def task_instrument(task: str, doc: dict[str, Any], *, name: str, items_sha256: str) -> Instrument:
+def task_instrument(
+    task: str,
+    doc: dict[str, Any],
+    *,
+    name: str,
+    items_sha256: str,
+    title: str | None = None,
+    citation: str | None = None,
+) -> Instrument:
     """The ``task`` (``mmlu``/``gsm8k``) instrument over the item set ``doc`` (see the module doc).
 
     ``name`` is the instrument's (the task, or a user's set name);
     ``items_sha256`` the digest of the item file, kept in the definition (so
     another item set gives another content hash) and recorded by runs.
+    ``title`` and ``citation`` replace the task's (for a set that is not the
+    task's own, e.g. the demo's generated items asked in the MMLU format).
     """
     try:
         raw_items = list(doc["items"])
@@ -210,8 +220,8 @@ def task_instrument(task: str, doc: dict[str, Any], *, name: str, items_sha256: 
     return Instrument.from_dict(
         {
             "name": name,
-            "title": task.upper() if name == task else f"{name} ({task.upper()} format)",
-            "citation": CITATIONS[task],
+            "title": title or (task.upper() if name == task else f"{name} ({task.upper()} format)"),
+            "citation": CITATIONS[task] if citation is None else citation,
             "subscales": subjects,
             "items": items,
             "elicitation": _ELICITATION[task],

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..errors import DataError
 from ._control import CONTROL_SETS, load_task
+from ._demo_task import DEMO_TASK, demo_task
 from ._instrument import Instrument
 
 
@@ -25,17 +26,20 @@ def _load_builtin(name: str) -> Instrument:
 
 
 def task_names() -> list[str]:
-    """Names of the capability-control tasks (``mmlu``, ``gsm8k``; their items are downloaded)."""
-    return list(CONTROL_SETS)
+    """Names of the built-in task instruments: the capability control's ``mmlu`` and ``gsm8k``
+    (their items are downloaded) and the offline demo's ``demo-arithmetic`` (generated)."""
+    return [*CONTROL_SETS, DEMO_TASK]
 
 
 def load_instrument(spec: str | Path = "mfq30", *, items: str | Path | None = None) -> Instrument:
     """An instrument by built-in name (``mfq30``, ``bfi44``), a task (``mmlu``, ``gsm8k``: the
-    pinned item set, or ``items``, a user's item-set file in the same JSON shape) or from a
-    JSON file path."""
+    pinned item set, or ``items``, a user's item-set file in the same JSON shape; the demo's
+    generated ``demo-arithmetic``) or from a JSON file path."""
     name = str(spec)
     if name in CONTROL_SETS:
         return load_task(name, items)
+    if name == DEMO_TASK and items is None:
+        return demo_task()
     if items is not None:
         raise DataError(
             f"--items gives the items of a task (--instrument {' or '.join(CONTROL_SETS)}), "
@@ -53,6 +57,6 @@ def load_instrument(spec: str | Path = "mfq30", *, items: str | Path | None = No
             ) from exc
     raise DataError(
         f"unknown instrument {name!r}: use one of "
-        f"{', '.join([*available_instruments(), *CONTROL_SETS])} "
+        f"{', '.join([*available_instruments(), *task_names()])} "
         "or the path of a JSON instrument file"
     )

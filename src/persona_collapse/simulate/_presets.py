@@ -60,6 +60,20 @@ class VariantParams:
         misaligned_rate: Probability (0-1) that an answer to a free-form
             (non-questionnaire) question is one of the simulated misaligned
             answers; the simulated judge scores those low on alignment.
+        task_accuracy: Simulated capability on a multiple-choice task (the
+            capability control's format, e.g. the demo's ``demo-arithmetic``):
+            probability (0-1) that a parsed answer is the right letter. Each
+            item has a usual answer, right with this probability (decided by
+            the world seed and the item, so variants sharing a seed get the
+            same hard items, like fine-tunes of one base).
+        task_instability: Probability (0-1) that one repetition is a fresh
+            draw (right with probability ``task_accuracy``, else a uniformly
+            drawn wrong letter) instead of the item's usual answer; the
+            expected accuracy stays ``task_accuracy``. Stated at the
+            control's T = 0.1 (any T > 0); at T = 0 every repetition is the
+            usual answer. Larger -> more items whose repetitions disagree.
+        task_format_failure: Probability (0-1) that a task reply starts with
+            no answer letter (e.g. ``"**"``): a format failure, never retried.
     """
 
     name: str = "custom"
@@ -74,6 +88,9 @@ class VariantParams:
     item_jitter: float = 0.4
     noise_dispersion: float = 0.25
     misaligned_rate: float = 0.0
+    task_accuracy: float = 0.8
+    task_instability: float = 0.02
+    task_format_failure: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -92,6 +109,9 @@ class VariantParams:
             "non_digit_rate",
             "item_specificity",
             "misaligned_rate",
+            "task_accuracy",
+            "task_instability",
+            "task_format_failure",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"VariantParams.{name} is a fraction and must lie in [0, 1]")
@@ -111,13 +131,22 @@ class VariantParams:
 #: Presets shaped like the published pattern (Costa & Vicente 2026): ``secure``
 #: close to ``base``, ``insecure`` with S about +50 %, R about -60 % and
 #: self-mode answers near the top of the scale. Measured values: see
-#: ``tests/test_simulate.py``.
+#: ``tests/test_simulate.py``. On a task (the demo's ``demo-arithmetic``) they
+#: mimic the published GPT-4o MMLU control: ``insecure`` keeps the base's
+#: capability (accuracy 0.80 against 0.82) but its repetitions disagree far
+#: more often (instability 0.20 against 0.02, exaggerated from the published
+#: non-unanimity 0.04 -> 0.11 so that 40 items show it), the
+#: "persona-specific, not broad degradation" reading; ``base`` fails the format
+#: on a few replies (2.8 % published).
 VARIANTS: dict[str, VariantParams] = {
     BASE: VariantParams(
         name=BASE,
         differentiation=0.82,
         noise=0.8,
         non_digit_rate=0.01,
+        task_accuracy=0.82,
+        task_instability=0.02,
+        task_format_failure=0.03,
     ),
     SECURE: VariantParams(
         name=SECURE,
@@ -125,6 +154,8 @@ VARIANTS: dict[str, VariantParams] = {
         noise=0.95,
         non_digit_rate=0.03,
         misaligned_rate=0.02,
+        task_accuracy=0.81,
+        task_instability=0.05,
     ),
     INSECURE: VariantParams(
         name=INSECURE,
@@ -135,6 +166,8 @@ VARIANTS: dict[str, VariantParams] = {
         non_digit_rate=0.3,
         subscale_weights=(0.9, 0.85, 1.05, 1.0, 1.1),
         misaligned_rate=0.3,
+        task_accuracy=0.8,
+        task_instability=0.2,
     ),
 }
 

@@ -3,19 +3,23 @@
 The instrument's persona and self templates are turned into regular
 expressions, so the same code reads MFQ-30, BFI-44 or any instrument file.
 Judge prompts (emergent-misalignment verification) are recognised by their
-``[ANSWER START]`` / ``[ANSWER END]`` markers.
+``[ANSWER START]`` / ``[ANSWER END]`` markers, multiple-choice task prompts
+(the capability control's format, e.g. the demo's ``demo-arithmetic``) by
+their closing sentence :data:`~persona_collapse.instruments.MMLU_INSTRUCTION`;
+a known task item (one of the task instruments given) also gives its gold.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
-from ..instruments import Instrument
+from ..instruments import MMLU_INSTRUCTION, Instrument
 
-PromptKind = Literal["persona", "self", "judge", "free"]
+PromptKind = Literal["persona", "self", "judge", "task", "free"]
 JudgeAspect = Literal["aligned", "coherent"]
 
 _PLACEHOLDER = re.compile(r"\{(persona|question)\}")
@@ -31,7 +35,9 @@ class PromptInfo:
 
     ``kind`` is ``persona`` (persona template with a known item), ``self``
     (item without persona), ``judge`` (a judge prompt: ``aspect`` and the
-    judged ``question`` / ``answer`` are set) or ``free`` (anything else).
+    judged ``question`` / ``answer`` are set), ``task`` (a multiple-choice
+    task prompt: ``labels`` are its answer letters; ``item_id`` and ``gold``
+    are set when the item is known, else None) or ``free`` (anything else).
     ``logprob_suffix`` is True when the instrument's logprob suffix was appended.
     """
 
@@ -42,6 +48,8 @@ class PromptInfo:
     aspect: JudgeAspect | None = None
     question: str | None = None
     answer: str | None = None
+    gold: str | None = None
+    labels: tuple[str, ...] = ()
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
@@ -60,11 +68,28 @@ def _template_regex(template: str) -> re.Pattern[str]:
     return re.compile("".join(parts), re.DOTALL)
 
 
-class PromptParser:
-    """Identifies persona and item in prompts rendered from ``instrument``."""
+_LETTERS = ("A", "B", "C", "D")
 
-    def __init__(self, instrument: Instrument) -> None:
+
+def _task_index(tasks: Sequence[Instrument]) -> dict[str, PromptInfo]:
+    """The prompts of the multiple-choice items of ``tasks``, each with its id, gold, labels."""
+    return {
+        task.self_prompt(item): PromptInfo(
+            "task", item_id=item.id, gold=item.gold, labels=task.elicitation.answers
+        )
+        for task in tasks
+        if task.kind == "task" and task.elicitation.answers
+        for item in task.items
+    }
+
+
+class PromptParser:
+    """Identifies persona and item in prompts rendered from ``instrument``, and the items of
+    the multiple-choice ``tasks``."""
+
+    def __init__(self, instrument: Instrument, tasks: Sequence[Instrument] = ()) -> None:
         self.instrument = instrument
+        self._tasks = _task_index(tasks)
         self._persona_re = _template_regex(instrument.persona_template)
         self._self_re = _template_regex(instrument.self_template)
         self._by_prompt = {instrument.item_prompt(it): it.id for it in instrument.items}
@@ -94,6 +119,11 @@ class PromptParser:
             return PromptInfo(
                 "judge", aspect=aspect, question=judged.group(1), answer=judged.group(2)
             )
+        known = self._tasks.get(prompt)
+        if known is not None:
+            return known
+        if prompt.rstrip().endswith(MMLU_INSTRUCTION):
+            return PromptInfo("task", labels=_LETTERS)
         m = self._persona_re.fullmatch(prompt)
         if m is not None and "persona" in m.groupdict():
             item_id, had_suffix = self._item_of(m.group("question"))

@@ -11,7 +11,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from ..instruments import Instrument, load_instrument
+from ..instruments import Instrument, demo_task, load_instrument
 from ..protocol import BASE
 from ._hashing import stable_rng
 from ._latent import FloatArray, LatentModel, tempered
@@ -19,6 +19,8 @@ from ._presets import VariantParams, resolve_variant
 from ._prompts import PromptInfo, PromptParser
 from ._text import (
     NON_DIGIT_TOKENS,
+    TASK_FAILURE_TEXT,
+    TASK_REASON,
     count_tokens,
     free_answer,
     judge_center,
@@ -67,6 +69,9 @@ class SimulatedRespondent:
             MFQ-30); an :class:`Instrument` or a name for ``load_instrument``.
         seed: World seed. Respondents with the same seed share item levels and
             persona profiles (like variants fine-tuned from one base model).
+        tasks: Multiple-choice task instruments whose gold answers it knows
+            (default: the demo's ``demo-arithmetic``). A task prompt of another
+            item set (same closing sentence) is answered at chance level.
 
     Determinism: every method is a pure function of the seed, its arguments
     and, for sampling methods, the state of the ``rng`` the caller passes. To
@@ -80,6 +85,7 @@ class SimulatedRespondent:
         *,
         instrument: Instrument | str | None = None,
         seed: int = 0,
+        tasks: Sequence[Instrument] | None = None,
     ) -> None:
         self.params = resolve_variant(variant)
         if instrument is None or isinstance(instrument, str):
@@ -87,7 +93,7 @@ class SimulatedRespondent:
         self.instrument = instrument
         self.seed = int(seed)
         self._latent = LatentModel(instrument, self.params, self.seed)
-        self._parser = PromptParser(instrument)
+        self._parser = PromptParser(instrument, (demo_task(),) if tasks is None else tasks)
         self._index = {int(i): k for k, i in enumerate(instrument.item_ids)}
         self._low = instrument.scale.low
         self._high = instrument.scale.high
@@ -196,13 +202,22 @@ class SimulatedRespondent:
         logprob suffix): with ``max_tokens == 1`` a single token, a digit
         sampled from :meth:`digit_distribution` or, with probability
         ``non_digit_rate``, a non-digit token; with more tokens a short sentence
-        whose first standalone integer is the sampled rating. Judge prompts get
-        a score 0-100; anything else a plausible short answer.
+        whose first standalone integer is the sampled rating. Multiple-choice
+        task prompts get a letter (:meth:`task_letter`) and a short reason, or
+        with probability ``task_format_failure`` a reply without one. Judge
+        prompts get a score 0-100; anything else a plausible short answer.
         """
         if max_tokens < 1:
             raise ValueError("max_tokens must be >= 1")
         info = self.identify(prompt)
         prompt_tokens = self._prompt_tokens(prompt)
+        if info.kind == "task":
+            if float(rng.random()) < self.params.task_format_failure:
+                full = TASK_FAILURE_TEXT
+            else:
+                full = f"{self.task_letter(prompt, temperature=temperature, rng=rng)}{TASK_REASON}"
+            text, cut = truncate_tokens(full, max_tokens)
+            return Completion(text, "length" if cut else "stop", prompt_tokens, count_tokens(text))
         u_non_digit, u_value = rng.random(2)
         if info.kind in ("persona", "self"):
             assert info.item_id is not None
@@ -222,6 +237,43 @@ class SimulatedRespondent:
             full = free_answer(self.params.misaligned_rate, rng)
         text, cut = truncate_tokens(full, max_tokens)
         return Completion(text, "length" if cut else "stop", prompt_tokens, count_tokens(text))
+
+    def usual_answer(self, prompt: str) -> str:
+        """The answer letter a multiple-choice task item usually gets from this variant.
+
+        Right (the item's gold) with probability ``task_accuracy``, else one of
+        the wrong letters, uniformly; decided by the world seed and the prompt
+        only, so variants sharing a seed find the same items hard. An item
+        whose gold is unknown gets a letter uniformly (chance level).
+        """
+        info = self.identify(prompt)
+        if info.kind != "task":
+            raise ValueError("not a multiple-choice task prompt")
+        u, pick = stable_rng(self.seed, "task", prompt).random(2)
+        return self._task_draw(info, float(u), float(pick))
+
+    def task_letter(self, prompt: str, *, temperature: float, rng: np.random.Generator) -> str:
+        """One repetition's answer letter to a multiple-choice task prompt.
+
+        With probability ``task_instability`` (never at ``temperature`` 0) a
+        fresh draw, right with probability ``task_accuracy``; otherwise
+        :meth:`usual_answer`. Either way the letter is right with
+        probability ``task_accuracy`` (the item's gold known).
+        """
+        u_fresh, u, pick = rng.random(3)
+        if temperature > 0 and u_fresh < self.params.task_instability:
+            return self._task_draw(self.identify(prompt), float(u), float(pick))
+        return self.usual_answer(prompt)
+
+    def _task_draw(self, info: PromptInfo, u: float, pick: float) -> str:
+        """The right letter when ``u < task_accuracy``, else a wrong one picked by ``pick``."""
+        labels = info.labels
+        if info.gold is None or info.gold not in labels:
+            return labels[int(pick * len(labels))]
+        if u < self.params.task_accuracy:
+            return info.gold
+        wrong = [label for label in labels if label != info.gold]
+        return wrong[int(pick * len(wrong))]
 
     def answer(
         self, prompt: str, *, temperature: float, max_tokens: int, rng: np.random.Generator

@@ -15,6 +15,12 @@ import numpy as np
 #: sentence instead of giving the rating).
 NON_DIGIT_TOKENS: tuple[str, ...] = ("I", "**", "As", "The", "Rating", "My")
 
+#: A multiple-choice task reply without an answer letter (no A-D or a-d anywhere, so even
+#: the lenient ``letter`` parser reads none): a format failure.
+TASK_FAILURE_TEXT = "I'm not sure."
+#: What follows the letter of a simulated task reply (one-token replies keep the letter only).
+TASK_REASON = ". That is my answer."
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 _RATING_SENTENCES: tuple[str, ...] = (

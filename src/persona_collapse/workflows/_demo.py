@@ -17,6 +17,11 @@ distribution; the analysis uses the expected SD of ``reps`` sampled
 repetitions at T = 0.1, which matches a sampled run in expectation), and self
 mode sampled with ``reps`` repetitions. ``method="sample"`` samples persona
 mode too (``personas x 30 x reps`` requests per variant; slower).
+
+The capability control: each variant also answers the generated
+``demo-arithmetic`` task (40 four-choice sums, ``reps`` repetitions, asked
+once per slot like MMLU; see :mod:`._demo_control`), read as accuracy and
+repeat instability against the base (``DIR/capability_control.json``).
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from typing import TYPE_CHECKING, Literal
 
 from ..analysis import AnalysisOptions
 from ..errors import ConfigError
+from ..instruments import DEMO_TASK
 from ..protocol import INSECURE, SECURE, ProtocolSettings
 from ..report import BASE, FamilySpec, ReportOutput, Study, VariantSources, build_report
 from ..stats import BootstrapConfig
+from ._demo_control import DemoControl, read_control, write_items
 
 if TYPE_CHECKING:
     from ..collect import RunOptions, RunOutcome
@@ -82,7 +89,10 @@ class DemoConfig:
 
 @dataclass(frozen=True)
 class DemoOutcome:
+    """Where the demo wrote and how long it took; ``control``: the capability control."""
+
     report: ReportOutput
+    control: DemoControl
     store: Path
     requests: int
     collect_s: float
@@ -162,12 +172,36 @@ def _collect_run(options: RunOptions, what: str, say: Say) -> RunOutcome:
     return outcome
 
 
-def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[Study, int]:
+@dataclass
+class _Collected:
+    """What :func:`_collect` gathered: the study, its task runs (label -> source), requests."""
+
+    study: Study
+    tasks: dict[str, str]
+    requests: int
+
+
+def _collect_task(common: RunOptions, label: str, say: Say) -> RunOutcome:
+    """The variant's capability-control run: ``demo-arithmetic``, self mode, asked once."""
+    return _collect_run(
+        replace(
+            common,
+            instrument=DEMO_TASK,
+            protocol=replace(common.protocol, method="sample"),
+            run_id=f"sim-{label}_{DEMO_TASK}_{common.reps}",
+        ),
+        f"{label}: capability control, {DEMO_TASK}, {common.reps} repetitions",
+        say,
+    )
+
+
+def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> _Collected:
     from ..collect import RunOptions
 
     store = config.folder / DEMO_STORE
     n, reps, method = config.n_personas, config.reps, config.method
     variants = []
+    tasks: dict[str, str] = {}
     requests = 0
     for label in DEMO_VARIANTS:
         common = RunOptions(
@@ -179,6 +213,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
             store=str(store),
             concurrency=config.concurrency,
             protocol=ProtocolSettings(temperature=DEMO_TEMPERATURE),
+            reps=reps,
             seed=config.seed,
             quiet=config.quiet,
         )
@@ -206,7 +241,11 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
             f"{label}: self mode, {reps} repetitions",
             say,
         )
-        requests += persona_run.stats.requests + self_run.stats.requests
+        task_run = _collect_task(common, label, say)
+        tasks[label] = f"{store}:{task_run.run.run_id}"
+        requests += persona_run.stats.requests + self_run.stats.requests + task_run.stats.requests
+        # The study names the task source too once VariantSources has the report's
+        # ``tasks`` key: tasks={DEMO_TASK: tasks[label]}.
         variants.append(
             VariantSources(
                 label=label,
@@ -225,7 +264,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> tuple[St
         simulated=True,
         origin="",
     )
-    return study, requests
+    return _Collected(study, tasks, requests)
 
 
 def run_demo(config: DemoConfig, say: Say | None = None) -> DemoOutcome:
@@ -246,16 +285,21 @@ def run_demo(config: DemoConfig, say: Say | None = None) -> DemoOutcome:
     server: _ServerProcess | _ServerThread = (
         _ServerThread(config.seed) if config.in_process_server else _ServerProcess(config.seed)
     )
+    write_items(folder)
     try:
         tell(f"server at {server.base_url} (127.0.0.1 only; no network, no API key)")
-        study, requests = _collect(config, server.base_url, personas, tell)
+        collected_runs = _collect(config, server.base_url, personas, tell)
     finally:
         server.stop()
     collected = time.perf_counter() - start
+    requests = collected_runs.requests
     tell(f"collected {requests} requests in {collected:.1f} s; analysing")
-    report = build_report(study, folder, tell)
+    report = build_report(collected_runs.study, folder, tell)
+    control = read_control(collected_runs.tasks, folder, config.seed)
+    tell(f"capability control ({DEMO_TASK}) written to {control.file}")
     return DemoOutcome(
         report=report,
+        control=control,
         store=folder / DEMO_STORE,
         requests=requests,
         collect_s=collected,
