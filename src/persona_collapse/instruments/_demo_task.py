@@ -53,10 +53,10 @@ def _draw(*parts: object) -> int:
     return int.from_bytes(hashlib.blake2b(joined, digest_size=8).digest(), "little")
 
 
-def _operands(subject: str, k: int) -> tuple[str, int]:
-    """The question and its right answer for item ``k`` of ``subject``."""
-    a = 12 + _draw(subject, k, "a") % 88  # 12..99
-    b = 3 + _draw(subject, k, "b") % 17  # 3..19
+def _operands(subject: str, k: int, attempt: int) -> tuple[str, int]:
+    """The question and its right answer for item ``k`` of ``subject`` (``attempt``: redraw)."""
+    a = 12 + _draw(subject, k, attempt, "a") % 88  # 12..99
+    b = 3 + _draw(subject, k, attempt, "b") % 17  # 3..19
     if subject == "addition":
         return f"What is {a} + {b * 4}?", a + b * 4
     if subject == "subtraction":
@@ -66,8 +66,14 @@ def _operands(subject: str, k: int) -> tuple[str, int]:
     return f"What is {a * b} divided by {b}?", a
 
 
-def _item(subject: str, k: int, item_id: int) -> dict[str, Any]:
-    question, right = _operands(subject, k)
+def _item(subject: str, k: int, item_id: int, asked: set[str]) -> dict[str, Any]:
+    """Item ``k`` of ``subject``: redrawn until its question is not in ``asked`` (then added)."""
+    attempt = 0
+    question, right = _operands(subject, k, attempt)
+    while question in asked:
+        attempt += 1
+        question, right = _operands(subject, k, attempt)
+    asked.add(question)
     start = _draw(subject, k, "offsets") % len(_OFFSETS)
     wrong: list[int] = []
     for step in range(len(_OFFSETS)):
@@ -88,10 +94,11 @@ def _item(subject: str, k: int, item_id: int) -> dict[str, Any]:
 def demo_task_items() -> dict[str, Any]:
     """The demo task's item set in the ``--items`` JSON shape (``name`` and ``items``).
 
-    Item ids run 1..40, subject by subject; ``answer`` is the gold letter.
+    Item ids run 1..40, subject by subject, no question twice; ``answer`` is the gold letter.
     """
+    asked: set[str] = set()
     items = [
-        _item(subject, k, 1 + s * DEMO_TASK_PER_SUBJECT + k)
+        _item(subject, k, 1 + s * DEMO_TASK_PER_SUBJECT + k, asked)
         for s, subject in enumerate(_SUBJECTS)
         for k in range(DEMO_TASK_PER_SUBJECT)
     ]

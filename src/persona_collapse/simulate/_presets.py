@@ -133,7 +133,7 @@ class VariantParams:
 #: self-mode answers near the top of the scale. Measured values: see
 #: ``tests/test_simulate.py``. On a task (the demo's ``demo-arithmetic``) they
 #: mimic the published GPT-4o MMLU control: ``insecure`` keeps the base's
-#: capability (accuracy 0.80 against 0.82) but its repetitions disagree far
+#: capability (accuracy 0.81 against 0.82) but its repetitions disagree far
 #: more often (instability 0.20 against 0.02, exaggerated from the published
 #: non-unanimity 0.04 -> 0.11 so that 40 items show it), the
 #: "persona-specific, not broad degradation" reading; ``base`` fails the format
@@ -166,7 +166,7 @@ VARIANTS: dict[str, VariantParams] = {
         non_digit_rate=0.3,
         subscale_weights=(0.9, 0.85, 1.05, 1.0, 1.1),
         misaligned_rate=0.3,
-        task_accuracy=0.8,
+        task_accuracy=0.81,
         task_instability=0.2,
     ),
 }
