@@ -176,10 +176,11 @@ DEMO = Command(
     description=(
         "Start a loopback server answering as SIMULATED base, secure and insecure models, "
         "collect their answers with the real OpenAI-compatible client (persona mode with "
-        "synthetic personas, and self mode) into DIR/demo.db, and write the report. No "
+        "synthetic personas, self mode, and the capability control on the generated "
+        "demo-arithmetic task) into DIR/demo.db, and write the report. No "
         "network, no API key. Default: persona mode by logprobs (one request per cell, "
-        "analysed as the expected spread of --reps sampled repetitions), self mode "
-        "sampled; about a minute on two cores."
+        "analysed as the expected spread of --reps sampled repetitions), self mode and "
+        "the task sampled; about a minute on two cores."
     ),
     examples=("demo", "demo -o demo-out --n-personas 20 --reps 5"),
     options=(
