@@ -654,11 +654,15 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
     assert all(_number(r["S_corrected"]) <= _number(r["S"]) for r in metrics)
     assert "S_noise_floor" in metrics[0]
     assert all(r["kl_bits"] != "n/a" for r in _parse(html).cells["table-changes"])
-    with sqlite3.connect(out / "demo.db") as conn:
-        runs = {r[0]: r[1:] for r in conn.execute("SELECT run_id, mode, instrument FROM runs")}
-        counts = dict(
-            conn.execute("SELECT run_id, COUNT(*) FROM responses GROUP BY run_id").fetchall()
-        )
+    runs, counts = {}, {}
+    for store in ("demo.db", "demo_tasks.db"):  # the capability control's runs apart
+        with sqlite3.connect(out / store) as conn:
+            runs.update(
+                {r[0]: r[1:] for r in conn.execute("SELECT run_id, mode, instrument FROM runs")}
+            )
+            counts.update(
+                conn.execute("SELECT run_id, COUNT(*) FROM responses GROUP BY run_id").fetchall()
+            )
     assert sorted(runs.values()) == (
         [("persona", "mfq30")] * 3 + [("self", "demo-arithmetic")] * 3 + [("self", "mfq30")] * 3
     )

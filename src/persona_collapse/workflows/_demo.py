@@ -21,7 +21,8 @@ mode too (``personas x 30 x reps`` requests per variant; slower).
 The capability control: each variant also answers the generated
 ``demo-arithmetic`` task (40 four-choice sums, ``reps`` repetitions, asked
 once per slot like MMLU; see :mod:`._demo_control`), read as accuracy and
-repeat instability against the base (``DIR/capability_control.json``).
+repeat instability against the base (``DIR/capability_control.json``); those
+runs go to ``DIR/demo_tasks.db``.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ DEFAULT_DIR = "persona-collapse-demo"
 DEMO_VARIANTS = (BASE, SECURE, INSECURE)
 DEMO_FAMILY = "Simulated model"
 DEMO_STORE = "demo.db"
+DEMO_TASK_STORE = "demo_tasks.db"
+"""The store of the capability-control runs, apart from the questionnaire runs so that
+``metrics DIR/demo_tasks.db`` reads all three variants' task runs at once."""
 DEMO_TEMPERATURE = 0.1
 _KEY_ENV = "PERSONA_COLLAPSE_DEMO_KEY"
 _SERVER_START_S = 60.0
@@ -187,6 +191,7 @@ def _collect_task(common: RunOptions, label: str, say: Say) -> RunOutcome:
         replace(
             common,
             instrument=DEMO_TASK,
+            store=str(Path(common.store).with_name(DEMO_TASK_STORE)),
             protocol=replace(common.protocol, method="sample"),
             run_id=f"sim-{label}_{DEMO_TASK}_{common.reps}",
         ),
@@ -242,7 +247,7 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> _Collect
             say,
         )
         task_run = _collect_task(common, label, say)
-        tasks[label] = f"{store}:{task_run.run.run_id}"
+        tasks[label] = task_run.source
         requests += persona_run.stats.requests + self_run.stats.requests + task_run.stats.requests
         # The study names the task source too once VariantSources has the report's
         # ``tasks`` key: tasks={DEMO_TASK: tasks[label]}.

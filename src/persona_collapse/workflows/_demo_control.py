@@ -47,10 +47,6 @@ class DemoControl:
     comparison: dict[str, Any]
     file: Path
 
-    @property
-    def instrument(self) -> str:
-        return DEMO_TASK
-
     def lines(self) -> list[str]:
         """One summary line per variant: accuracy (SE), non-unanimity, deltas with CIs."""
         base = self.comparison["base"]
