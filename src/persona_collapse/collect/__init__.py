@@ -34,6 +34,7 @@ from ._cost_plan import (
 from ._executors import (
     DEFAULT_BATCH_POLL_S,
     BatchExecutor,
+    CollectJob,
     DirectExecutor,
     Executor,
     SlotRunner,
@@ -105,6 +106,7 @@ __all__ = [
     "BackoffPolicy",
     "BatchExecutor",
     "CollectConfig",
+    "CollectJob",
     "CollectStats",
     "CollectedRun",
     "Collector",
