@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from types import TracebackType
 from typing import Literal, Protocol, TextIO
 
 from rich.console import Console
@@ -161,12 +160,7 @@ class ProgressDisplay:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- updates -------------------------------------------------------------------
