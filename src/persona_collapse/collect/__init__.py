@@ -62,7 +62,7 @@ from ._precision import (
     PrecisionReference,
     pilot_facts,
 )
-from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
+from ._progress import ProgressDisplay, ShownStats, Timed, choose_mode, format_cost
 from ._record import (
     build_run_info,
     collection_run_id,
@@ -128,6 +128,7 @@ __all__ = [
     "ShownStats",
     "Slot",
     "SlotRunner",
+    "Timed",
     "TrafficCounters",
     "TrafficStats",
     "Transport",

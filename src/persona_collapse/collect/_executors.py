@@ -17,7 +17,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..backends import (
     FAMILIES,
@@ -74,6 +74,15 @@ class CollectJob:
     def positional(self) -> tuple[ResponseStore, str, Instrument, list[Slot], CollectConfig]:
         """The arguments every collector takes after its backend (or model), in order."""
         return (self.sink, self.run_id, self.instrument, list(self.slots), self.config)
+
+    def keywords(self) -> dict[str, Any]:
+        """The keyword arguments the direct and batch collectors take from the job."""
+        return {
+            "personas": self.personas,
+            "price": self.price,
+            "on_update": self.on_update,
+            "stats": self.stats,
+        }
 
 
 class Executor(ABC):
@@ -198,14 +207,7 @@ class DirectExecutor(Executor):
         await self.backend.aclose()
 
     def collector(self, job: CollectJob) -> SlotRunner:
-        return Collector(
-            self.backend,
-            *job.positional(),
-            personas=job.personas,
-            price=job.price,
-            on_update=job.on_update,
-            stats=job.stats,
-        )
+        return Collector(self.backend, *job.positional(), **job.keywords())
 
 
 class BatchExecutor(DirectExecutor):
@@ -256,13 +258,10 @@ class BatchExecutor(DirectExecutor):
         return BatchCollector(
             self.backend,
             *job.positional(),
-            personas=job.personas,
-            price=job.price,
             discount=self.discount,
             poll_s=self.poll_s,
             timeout_s=self.timeout_s,
-            on_update=job.on_update,
-            stats=job.stats,
+            **job.keywords(),
         )
 
     def notes(self, stats: CollectStats, *, priced: bool) -> list[str]:

@@ -29,6 +29,35 @@ from rich.progress import (
 DisplayMode = Literal["rich", "plain", "off"]
 
 
+class _Clocked(Protocol):
+    """What :class:`Timed` reads: ``started``/``finished`` (``time.monotonic()`` seconds;
+    ``finished`` None while running) and the request count."""
+
+    started: float
+    finished: float | None
+
+    @property
+    def requests(self) -> int: ...
+
+    @property
+    def elapsed_s(self) -> float: ...
+
+
+class Timed:
+    """Wall time and request rate of a session's counters (a mixin of the counter classes)."""
+
+    @property
+    def elapsed_s(self: _Clocked) -> float:
+        """Seconds since the session started (until it finished)."""
+        return (self.finished if self.finished is not None else time.monotonic()) - self.started
+
+    @property
+    def requests_per_s(self: _Clocked) -> float:
+        """Requests per second of wall time (0 before any time passed)."""
+        elapsed = self.elapsed_s
+        return self.requests / elapsed if elapsed > 0 else 0.0
+
+
 class ShownStats(Protocol):
     """What a :class:`ProgressDisplay` reads (``CollectStats``, ``VerifyProgress``).
 
