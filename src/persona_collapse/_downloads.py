@@ -17,10 +17,12 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
-import httpx
 import platformdirs
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = [
     "CACHE_ENV",
@@ -115,6 +117,8 @@ def download_pinned(
     option or file the user should reach for. Nothing is written then.
     ``OSError`` from the file system propagates.
     """
+    import httpx  # here, not at the top: commands that download nothing skip its import time
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
         part = Path(tmp.name)
@@ -146,6 +150,8 @@ def _stream_into(
     sink: IO[bytes], url: str, timeout_s: float, client: httpx.Client | None
 ) -> tuple[str, int]:
     """Write the body of a GET of ``url`` into ``sink``; (its sha256, its size in bytes)."""
+    import httpx
+
     digest = hashlib.sha256()
     size = 0
     opened = (

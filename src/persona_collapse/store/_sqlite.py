@@ -29,6 +29,7 @@ from ._opening import (
     check_read_only,
     check_store_file,
     open_read_only,
+    release_wal_files,
     setup_store,
     transaction,
     writable_beside,
@@ -124,6 +125,8 @@ class ResponseStore:
                     setup_store(self.path, conn, self._timeout_s)
         except BaseException:
             conn.close()
+            if read_only:
+                release_wal_files(self.path)
             raise
         self._conn = conn
 
@@ -407,6 +410,8 @@ class ResponseStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                if self.read_only:
+                    release_wal_files(self.path)
 
     def __enter__(self) -> ResponseStore:
         return self
