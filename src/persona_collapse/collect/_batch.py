@@ -217,6 +217,12 @@ class BatchCollector:
 
     # -- public ----------------------------------------------------------------
 
+    def stop_sending(self) -> int:
+        """Nothing to wait for here: the batches in flight run at the provider, stay in the
+        store and are adopted on resume. Returns 0 (the session stops at once)."""
+        self.stats.stop_reason = self.stats.stop_reason or "interrupted"
+        return 0
+
     async def run(self) -> BatchStats:
         """Rounds until every slot is stored; raises ConfigError on a fatal line or error,
         or when the batches in flight did not end within ``timeout_s``."""

@@ -68,6 +68,7 @@ from ..protocol import (
 from ..store import MISSING_RATING, ResponseRow
 from ._plan import SELF_PERSONA_ID, Slot
 from ._policy import AdaptiveWindow, BackoffPolicy
+from ._progress import Timed
 from ._transport import (
     ChatBackend,
     CostBudget,
@@ -143,7 +144,7 @@ class CollectConfig:
 
 
 @dataclass
-class CollectStats:
+class CollectStats(Timed):
     """Live counters of one collection session (progress bar and summary).
 
     ``planned``: slots this session set out to fill; ``stored_before``: slots
@@ -176,15 +177,6 @@ class CollectStats:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     stop_reason: str | None = None
-
-    @property
-    def elapsed_s(self) -> float:
-        return (self.finished if self.finished is not None else time.monotonic()) - self.started
-
-    @property
-    def requests_per_s(self) -> float:
-        elapsed = self.elapsed_s
-        return self.requests / elapsed if elapsed > 0 else 0.0
 
     def progress_counts(self) -> str:
         """The run-specific part of the progress line: failures and missing slots."""

@@ -16,7 +16,8 @@ from __future__ import annotations
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..backends import (
     FAMILIES,
@@ -42,9 +43,46 @@ DEFAULT_BATCH_POLL_S = 30.0
 
 
 class SlotRunner(Protocol):
-    """What an executor's :meth:`Executor.collector` returns: ``await run()`` fills the slots."""
+    """What an executor's :meth:`Executor.collector` returns: ``await run()`` fills the slots;
+    ``stop_sending()`` starts nothing new and returns how many answers are still in flight."""
 
     async def run(self) -> CollectStats: ...
+
+    def stop_sending(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class CollectJob:
+    """What every collector is given, whatever the executor: the slots of one run and where
+    their answers go.
+
+    ``sink``: the store (answers are committed the moment they arrive); ``personas``:
+    persona id -> text (None in self mode); ``price``: for cost figures (None: unknown);
+    ``on_update``: called with the live counters after every event.
+    """
+
+    sink: ResponseStore
+    run_id: str
+    instrument: Instrument
+    slots: Sequence[Slot]
+    config: CollectConfig
+    personas: dict[int, str] | None
+    price: Pricing | None
+    on_update: Callable[[CollectStats], None]
+    stats: CollectStats
+
+    def positional(self) -> tuple[ResponseStore, str, Instrument, list[Slot], CollectConfig]:
+        """The arguments every collector takes after its backend (or model), in order."""
+        return (self.sink, self.run_id, self.instrument, list(self.slots), self.config)
+
+    def keywords(self) -> dict[str, Any]:
+        """The keyword arguments the direct and batch collectors take from the job."""
+        return {
+            "personas": self.personas,
+            "price": self.price,
+            "on_update": self.on_update,
+            "stats": self.stats,
+        }
 
 
 class Executor(ABC):
@@ -94,20 +132,8 @@ class Executor(ABC):
         return CollectStats()
 
     @abstractmethod
-    def collector(
-        self,
-        sink: ResponseStore,
-        run_id: str,
-        instrument: Instrument,
-        slots: Sequence[Slot],
-        config: CollectConfig,
-        *,
-        personas: dict[int, str] | None,
-        price: Pricing | None,
-        on_update: Callable[[CollectStats], None],
-        stats: CollectStats,
-    ) -> SlotRunner:
-        """The runner of ``slots`` (the arguments :class:`Collector` takes, less the backend)."""
+    def collector(self, job: CollectJob) -> SlotRunner:
+        """The runner of ``job``'s slots."""
 
     def notes(self, stats: CollectStats, *, priced: bool) -> list[str]:
         """Sentences for the session's summary once the collector stopped (default none)."""
@@ -180,31 +206,8 @@ class DirectExecutor(Executor):
     async def close(self) -> None:
         await self.backend.aclose()
 
-    def collector(
-        self,
-        sink: ResponseStore,
-        run_id: str,
-        instrument: Instrument,
-        slots: Sequence[Slot],
-        config: CollectConfig,
-        *,
-        personas: dict[int, str] | None,
-        price: Pricing | None,
-        on_update: Callable[[CollectStats], None],
-        stats: CollectStats,
-    ) -> SlotRunner:
-        return Collector(
-            self.backend,
-            sink,
-            run_id,
-            instrument,
-            list(slots),
-            config,
-            personas=personas,
-            price=price,
-            on_update=on_update,
-            stats=stats,
-        )
+    def collector(self, job: CollectJob) -> SlotRunner:
+        return Collector(self.backend, *job.positional(), **job.keywords())
 
 
 class BatchExecutor(DirectExecutor):
@@ -250,34 +253,15 @@ class BatchExecutor(DirectExecutor):
     def new_stats(self) -> CollectStats:
         return BatchStats()
 
-    def collector(
-        self,
-        sink: ResponseStore,
-        run_id: str,
-        instrument: Instrument,
-        slots: Sequence[Slot],
-        config: CollectConfig,
-        *,
-        personas: dict[int, str] | None,
-        price: Pricing | None,
-        on_update: Callable[[CollectStats], None],
-        stats: CollectStats,
-    ) -> SlotRunner:
-        assert isinstance(stats, BatchStats)
+    def collector(self, job: CollectJob) -> SlotRunner:
+        assert isinstance(job.stats, BatchStats)
         return BatchCollector(
             self.backend,
-            sink,
-            run_id,
-            instrument,
-            list(slots),
-            config,
-            personas=personas,
-            price=price,
+            *job.positional(),
             discount=self.discount,
             poll_s=self.poll_s,
             timeout_s=self.timeout_s,
-            on_update=on_update,
-            stats=stats,
+            **job.keywords(),
         )
 
     def notes(self, stats: CollectStats, *, priced: bool) -> list[str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import sys
 import time
-from types import TracebackType
 from typing import Literal, Protocol, TextIO
 
 from rich.console import Console
@@ -28,6 +27,35 @@ from rich.progress import (
 )
 
 DisplayMode = Literal["rich", "plain", "off"]
+
+
+class _Clocked(Protocol):
+    """What :class:`Timed` reads: ``started``/``finished`` (``time.monotonic()`` seconds;
+    ``finished`` None while running) and the request count."""
+
+    started: float
+    finished: float | None
+
+    @property
+    def requests(self) -> int: ...
+
+    @property
+    def elapsed_s(self) -> float: ...
+
+
+class Timed:
+    """Wall time and request rate of a session's counters (a mixin of the counter classes)."""
+
+    @property
+    def elapsed_s(self: _Clocked) -> float:
+        """Seconds since the session started (until it finished)."""
+        return (self.finished if self.finished is not None else time.monotonic()) - self.started
+
+    @property
+    def requests_per_s(self: _Clocked) -> float:
+        """Requests per second of wall time (0 before any time passed)."""
+        elapsed = self.elapsed_s
+        return self.requests / elapsed if elapsed > 0 else 0.0
 
 
 class ShownStats(Protocol):
@@ -161,12 +189,7 @@ class ProgressDisplay:
         self.start()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- updates -------------------------------------------------------------------

@@ -42,16 +42,43 @@ GROWABLE = ("reps", "n_personas")
 """Settings a resumed run may raise (a top-up); every other one must be equal."""
 
 
+_PATH_STARTS = ("/", "./", "../", "~")
+
+
+def _model_label(spec: ModelSpec) -> str:
+    """The model part of a default run id: ``sim-NAME``, a local model's own name, else the name.
+
+    An ``hf/`` name that is a path (a ``.gguf`` file, a name starting with ``/``,
+    ``./``, ``../`` or ``~``, or an existing file or folder) is labelled by its
+    file stem or folder name, not the whole path: ``hf/tmp/x/SmolLM2-135M.Q4_1.gguf``
+    gives ``SmolLM2-135M.Q4_1``. Hub ids (``hf/Qwen/Qwen2.5-0.5B-Instruct``) keep
+    their full name.
+    """
+    if spec.family == "sim":
+        return f"sim-{spec.name}"
+    if spec.family != "hf":
+        return spec.name
+    path = Path(spec.name).expanduser()
+    if path.suffix.lower() == ".gguf" or path.is_file():
+        return path.stem
+    if spec.name.startswith(_PATH_STARTS) or path.is_dir():
+        return path.name or spec.name
+    return spec.name
+
+
 def collection_run_id(spec: ModelSpec, variant: str, mode: str, method: str = "sample") -> str:
     """``MODELNAME_VARIANT_MODE``, plus ``_logprobs`` for logprob runs (the store's rule).
 
     ``MODELNAME`` is the model without its family prefix, ``sim-NAME`` for
-    simulated models (``openai/gpt-4o-2024-08-06``, variant ``base``, persona
+    simulated models, and the file stem or folder name of a local ``hf/`` model
+    (:func:`_model_label`) (``openai/gpt-4o-2024-08-06``, variant ``base``, persona
     mode: ``gpt-4o-2024-08-06_base_persona``; ``openrouter/qwen/qwen3-235b``:
     ``qwen-qwen3-235b_base_persona``; ``sim/insecure``:
-    ``sim-insecure_insecure_persona``). See :func:`persona_collapse.store.default_run_id`.
+    ``sim-insecure_insecure_persona``; ``hf/models/SmolLM2-135M-Instruct.Q4_1.gguf``,
+    logprobs: ``SmolLM2-135M-Instruct.Q4_1_base_persona_logprobs``). See
+    :func:`persona_collapse.store.default_run_id`.
     """
-    name = f"sim-{spec.name}" if spec.family == "sim" else spec.name
+    name = _model_label(spec)
     return default_run_id(name, variant or BASE, mode, "logprobs" if method == "logprobs" else "")
 
 

@@ -39,7 +39,7 @@ from ..personas import PersonaSet, load_personas
 from ..protocol import BASE
 from ..store import ResponseStore, RunInfo, RunLease
 from ._collector import CollectConfig, CollectStats, Pricing
-from ._executors import Executor, executor_class, executor_name, open_executor
+from ._executors import CollectJob, Executor, executor_class, executor_name, open_executor
 from ._outcome import RunOutcome
 from ._plan import Slot, plan_slots
 from ._policy import BackoffPolicy
@@ -203,7 +203,7 @@ class _Session:
             if prep.personas is None
             else dict(zip(prep.personas.ids, prep.personas.texts, strict=True))
         )
-        collector = self.executor.collector(
+        job = CollectJob(
             self.store,
             run.run_id,
             prep.instrument,
@@ -214,10 +214,11 @@ class _Session:
             on_update=display.update,
             stats=stats,
         )
+        collector = self.executor.collector(job)
         display.start()
         task = asyncio.ensure_future(lease.keep_while(collector.run()))
         try:
-            with self.stop.watching(task, getattr(collector, "stop_sending", None)):
+            with self.stop.watching(task, collector.stop_sending):
                 await task
         except asyncio.CancelledError:
             current = asyncio.current_task()

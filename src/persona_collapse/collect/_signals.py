@@ -120,6 +120,9 @@ class GracefulStop:
             return
         self.requested = True
         in_flight = self._stop_sending()
+        if in_flight == 0:  # nothing to wait for
+            task.cancel()
+            return
         self._say(
             f"Stopping: no new request; waiting up to {self.grace_s:g} s for the "
             f"{in_flight} answer{'' if in_flight == 1 else 's'} in flight "

@@ -11,23 +11,17 @@ planned cells to a :class:`._collector.RayCollector`, whose counters are
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 from ..backends import parse_model
 from ..backends.local import import_vllm
 from ..collect import (
-    CollectConfig,
+    CollectJob,
     CollectStats,
     Executor,
-    Pricing,
     RunOptions,
-    Slot,
     SlotRunner,
     refuse_options_of_batch,
 )
 from ..errors import ConfigError
-from ..instruments import Instrument
-from ..store import ResponseStore
 from ._collector import RayCollector
 from ._ray_import import connect, import_ray
 from ._stats import RayStats
@@ -132,30 +126,14 @@ class RayExecutor(Executor):
     def new_stats(self) -> CollectStats:
         return RayStats()
 
-    def collector(
-        self,
-        sink: ResponseStore,
-        run_id: str,
-        instrument: Instrument,
-        slots: Sequence[Slot],
-        config: CollectConfig,
-        *,
-        personas: dict[int, str] | None,
-        price: Pricing | None,
-        on_update: Callable[[CollectStats], None],
-        stats: CollectStats,
-    ) -> SlotRunner:
-        """A :class:`RayCollector` over the planned ``slots`` (``price`` unused: local models)."""
+    def collector(self, job: CollectJob) -> SlotRunner:
+        """A :class:`RayCollector` over the job's slots (its price unused: local models)."""
         return RayCollector(
             self.model,
-            sink,
-            run_id,
-            instrument,
-            slots,
-            config,
+            *job.positional(),
             workers=self.workers,
             gpus_per_worker=self.gpus_per_worker,
-            personas=personas,
-            on_update=on_update,
-            stats=stats if isinstance(stats, RayStats) else None,
+            personas=job.personas,
+            on_update=job.on_update,
+            stats=job.stats if isinstance(job.stats, RayStats) else None,
         )

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._downloads import cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file
 from ..errors import ConfigError, DataError
 from ..protocol import INSECURE, SECURE
 
@@ -215,15 +215,11 @@ def _download(
         n_bytes=pin.n_bytes,
         name_by_digest=None if expected else lambda found: f"{stem}_{found[:12]}.jsonl",
         timeout_s=timeout_s,
-        unreachable=lambda error: DataError(
-            f"cannot download the {pin.name} dataset from {url} ({error}: offline?); "
-            "pass --data FILE.jsonl with a local copy"
-        ),
-        mismatch=lambda found, size: DataError(
-            f"downloaded {pin.name} dataset from {url} has sha256 {found[:12]}... "
-            f"({size} bytes), expected the {origin} {expected[:12] if expected else '?'}... "
-            f"({pin.n_bytes if pin.n_bytes is not None else '?'} bytes): it changed upstream; "
-            "use a verified local copy with --data FILE.jsonl"
+        wording=Wording(
+            f"the {pin.name} dataset",
+            offline="pass --data FILE.jsonl with a local copy",
+            changed=f"the {origin} pin; use a verified local copy with --data FILE.jsonl",
+            error=DataError,
         ),
     )
     return download.path, download.sha256

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._downloads import cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file
 from ..errors import DataError
 from ._instrument import Instrument
 
@@ -151,13 +151,11 @@ def fetch_control_items(task: str, *, url: str = CONTROL_URL, timeout_s: float =
         cached,
         sha256=pinned.sha256,
         timeout_s=timeout_s,
-        unreachable=lambda error: DataError(
-            f"cannot download the {task} items ({error}: offline?); set {ITEMS_ENV} to a "
-            f"folder holding {pinned.file} or pass --items FILE"
-        ),
-        mismatch=lambda digest, _size: DataError(
-            f"{pinned.file} from {source} has sha256 {digest[:12]}..., expected "
-            f"{pinned.sha256[:12]}...; the file changed upstream, use a verified local copy"
+        wording=Wording(
+            f"the {task} items",
+            offline=f"set {ITEMS_ENV} to a folder holding {pinned.file} or pass --items FILE",
+            changed="use a verified local copy",
+            error=DataError,
         ),
     ).path
 

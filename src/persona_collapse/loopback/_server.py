@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Iterable
-from types import TracebackType
 
 from ..instruments import Instrument
 from ..protocol import VARIANT_LABELS
@@ -198,12 +197,7 @@ class LoopbackServer:
     def __enter__(self) -> LoopbackServer:
         return self.start()
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- the event loop thread ------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._downloads import cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file
 from ..errors import DataError
 from ._load import PersonaSet, load_persona_file
 
@@ -56,13 +56,11 @@ def fetch_personahub(*, url: str = PERSONAHUB_URL, timeout_s: float = 30.0) -> P
         cached,
         sha256=PERSONAHUB_SHA256,
         timeout_s=timeout_s,
-        unreachable=lambda error: DataError(
-            f"cannot download the published personas ({error}: offline?); "
-            f"pass --personas FILE with a local copy of personas.json or set {ENV_LOCAL_COPY}"
-        ),
-        mismatch=lambda digest, _size: DataError(
-            f"downloaded personas from {url} have sha256 {digest[:12]}..., expected "
-            f"{PERSONAHUB_SHA256[:12]}...; the file changed upstream, use a verified local copy"
+        wording=Wording(
+            "the published personas",
+            offline=f"pass --personas FILE with a local copy of personas.json or set {ENV_LOCAL_COPY}",
+            changed="use a verified local copy",
+            error=DataError,
         ),
     ).path
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from .._downloads import cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file
 from ..errors import DataError
 
 URL_ENV = "PERSONA_COLLAPSE_PUBLISHED_URL"
@@ -122,13 +122,11 @@ def _download(
             sha256=item.sha256,
             client=client,
             timeout_s=timeout_s,
-            unreachable=lambda error: DataError(
-                f"cannot download {item.path} ({error}: offline?); "
-                f"retry later, or set {URL_ENV} to a mirror of {manifest.repository}"
-            ),
-            mismatch=lambda digest, _size: DataError(
-                f"{item.path} from {root} has sha256 {digest[:12]}..., expected "
-                f"{item.sha256[:12]}... (pinned commit {manifest.commit[:12]}); not saved"
+            wording=Wording(
+                item.path,
+                offline=f"retry later, or set {URL_ENV} to a mirror of {manifest.repository}",
+                changed=f"pinned at commit {manifest.commit[:12]}",
+                error=DataError,
             ),
         )
     except OSError as exc:

@@ -1,7 +1,9 @@
 """Reports: figures (matplotlib), tables (CSV, Markdown, LaTeX) and a self-contained HTML page.
 
 * :func:`load_study` reads a study file (TOML) naming families, variants and sources;
-* :func:`build_report` analyses it and writes ``report.html``, ``figures/`` and ``tables/``;
+* :func:`build_report` analyses it and writes ``report.html``, ``figures/`` and ``tables/``
+  (with a variant's task sources, the capability control: :class:`TaskResult` per task,
+  a capability table and figure, and the verdict's reading);
 * :func:`paper_study` and :func:`headline` rebuild the published study from its raw data;
 * :func:`write_curves_figure` plots the temperature curves of ``curves``.
 
@@ -25,6 +27,7 @@ from ._study import (
 )
 from ._table_formats import Column, Table, to_csv, to_html, to_latex, to_markdown, write_table
 from ._tables import report_tables
+from ._task_results import TaskResult
 from ._trajectory_figure import trajectory_figure, write_trajectory_figure
 from ._verdict import FamilyVerdict, Finding, family_verdict
 
@@ -42,6 +45,7 @@ __all__ = [
     "Study",
     "StudyResult",
     "Table",
+    "TaskResult",
     "VariantResult",
     "VariantSources",
     "analyse_study",

@@ -25,6 +25,7 @@ from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
 from ._canvas import Drawn as _Drawn
 from ._canvas import new_figure as _new_figure
+from ._capability_figure import fig_capability
 from ._diagnostic_figures import fig_scale_usage, fig_trajectories
 from ._results import FamilyResult, StudyResult
 from ._style import (
@@ -436,6 +437,7 @@ def draw_figures(result: StudyResult, band: Band | None = None) -> list[_Drawn]:
         drawn += [fig_heatmap(result, fam, slugs[fam.name]) for fam in result.families]
         drawn += [fig_answers(result), fig_scale_usage(result)]
         drawn += fig_trajectories(result, slugs)
+        drawn.append(fig_capability(result))
     return [d for d in drawn if d is not None]
 
 

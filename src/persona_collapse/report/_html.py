@@ -66,6 +66,17 @@ code { font-size: .85em; }
 
 _FLAG = ' class="flag"'
 
+CAPABILITY_TEXT = (
+    "Is it persona collapse, or broad degradation? Each variant answered task items "
+    "(MMLU: Hendrycks et al. 2021; GSM8K: Cobbe et al. 2021; or the study's own items) "
+    "several times at the same temperature. Capability is the accuracy against the gold "
+    "answer; repeat instability is whether identical repetitions agree, the non-persona "
+    "analog of the R drop. A variant whose accuracy fell significantly (its paired 95% "
+    "interval against base below 0) is flagged: its S and R changes may be broad "
+    "degradation. An R drop with every task's accuracy within its interval reads as "
+    "persona-specific."
+)
+
 
 @dataclass(frozen=True)
 class WrittenTable:
@@ -152,6 +163,23 @@ def _head(result: StudyResult, title: str, generated: str) -> list[str]:
     return parts
 
 
+def _task_method(study: Study) -> list[str]:
+    """The method paragraph of the capability control (none when the study gives no task)."""
+    if not any(v.tasks for fam in study.families for v in fam.variants):
+        return []
+    return [
+        "<p>Capability control (README, Reading the capability control): accuracy over every reply (an "
+        "unparsed reply counts wrong) ± a two-level bootstrap SE "
+        f"({study.options.bootstrap.persona_draws} item draws, stratified by subject, and "
+        f"{study.options.bootstrap.repetition_draws} repetition draws), 95% CI = accuracy ± "
+        "1.96 SE; non-unanimity and mean Gini impurity over items with at least two parsed "
+        "answers, and over the questionnaire's (persona, item) cells. Deltas against base: "
+        f"{study.delta_draws} paired bootstrap draws over the shared items (the same items "
+        "on both sides, repetitions resampled within item per side), 2.5 and 97.5 "
+        "percentiles; significant when the interval excludes 0.</p>"
+    ]
+
+
 def _method(study: Study, band: Band) -> list[str]:
     """The method section (estimators, bootstrap draws, re-weighting, the band) and the page end."""
     return [
@@ -183,6 +211,7 @@ def _method(study: Study, band: Band) -> list[str]:
         "ratings); noise floor F = mean over items of sqrt(mean over personas of s²/n), "
         "S* = mean over items of sqrt(max(0, S_q² − F_q²)) (a one-way random-effects "
         "variance component), its SE from the same bootstrap as S.</p>",
+        *_task_method(study),
         f"<p>Band: {_e(band.definition)} Source: {_e(band.source)}.</p>",
         "</section>",
         "</main>",
@@ -215,6 +244,11 @@ def render_html(
         '<li><a href="#figures">Figures</a></li>',
         '<li><a href="#tables">Tables</a></li>',
         *(['<li><a href="#trajectories">Trajectories</a></li>'] if "trajectory" in by_name else []),
+        *(
+            ['<li><a href="#capability">Capability control</a></li>']
+            if "capability" in by_name
+            else []
+        ),
         '<li><a href="#foundations">Per foundation</a></li>',
         '<li><a href="#provenance">Provenance and failures</a></li>',
         '<li><a href="#method">Method</a></li>',
@@ -244,6 +278,10 @@ def render_html(
     if "trajectory" in by_name:
         parts += ["</section>", '<section id="trajectories">', "<h2>Trajectories</h2>"]
         parts.append(_table(by_name["trajectory"], root))
+    if "capability" in by_name:
+        parts += ["</section>", '<section id="capability">', "<h2>Capability control</h2>"]
+        parts.append(f"<p>{_e(CAPABILITY_TEXT)}</p>")
+        parts += [_table(by_name[n], root) for n in ("capability", "instability") if n in by_name]
     parts += ["</section>", '<section id="foundations">', "<h2>Per foundation</h2>"]
     parts += [_table(by_name[n], root) for n in foundation_tables if n in by_name]
     parts += ["</section>", '<section id="provenance">', "<h2>Provenance and failures</h2>"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis import (
@@ -17,6 +17,7 @@ from ..analysis import (
     load_checkpoints,
     measure_trajectory,
     profile_responses,
+    repeat_instability,
     source_compliance,
     split_step,
 )
@@ -26,6 +27,7 @@ from ..protocol import INSECURE, SECURE
 from ..stats import (
     Change,
     FamilySummary,
+    Instability,
     Measurement,
     Profile,
     ScaleUsage,
@@ -35,6 +37,7 @@ from ..stats import (
 from ..store import Responses, load_sources
 from ._provenance import SourceRecord, source_record
 from ._study import BASE, FamilySpec, Study
+from ._task_results import TaskResult, family_tasks
 
 Progress = Callable[[str], None]
 
@@ -46,6 +49,9 @@ class VariantResult:
     ``compliance``: how much of its persona-mode data is the model answering at all.
     ``usage``: how its persona-mode answers spread over the scale (saturation);
     ``kl_bits``: KL divergence in bits of that spread from the base's (None for the base).
+    ``tasks``: its capability control, ``task name -> TaskResult`` (empty when none is given).
+    ``instability``: repeat instability of its questionnaire sources, ``persona`` and
+    ``self`` (None for a logprob source; ``self`` absent when no self source is given).
     """
 
     label: str
@@ -59,6 +65,8 @@ class VariantResult:
     compliance: Compliance
     usage: ScaleUsage
     kl_bits: float | None
+    tasks: dict[str, TaskResult] = field(default_factory=dict)
+    instability: dict[str, Instability | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,12 +74,22 @@ class FamilyResult:
     """A family's variants (base first) and the misalignment excess, when both controls exist.
 
     ``trajectory``: the checkpoints of a fine-tune the study lists for the family, measured
-    in step order (None when it lists none).
+    in step order (None when it lists none). ``task_warnings``: what the capability
+    control's readouts warn about (transport losses, format failures, unshared items).
     """
 
     name: str
     variants: dict[str, VariantResult]
     trajectory: Trajectory | None = None
+    task_warnings: tuple[str, ...] = ()
+
+    @property
+    def task_names(self) -> list[str]:
+        """Every task of the family's capability control, in first-given order."""
+        seen: dict[str, None] = {}
+        for var in self.variants.values():
+            seen.update(dict.fromkeys(var.tasks))
+        return list(seen)
 
     @property
     def base(self) -> VariantResult:
@@ -153,6 +171,7 @@ def _family(
     sim_by_variant = {
         label: any(r.simulated for r in records if r.variant == label) for label in loaded
     }
+    tasks, task_records, task_warnings = family_tasks(spec, study)
     variants: dict[str, VariantResult] = {}
     for label, roles in loaded.items():
         if label == BASE:
@@ -173,10 +192,16 @@ def _family(
             compliance=source_compliance(roles["persona"]),
             usage=comparison.usage[BASE if label == BASE else label],
             kl_bits=None if label == BASE else comparison.kl_bits(label),
+            tasks=tasks[label],
+            instability={
+                role: repeat_instability(resp, opts)
+                for role, resp in roles.items()
+                if role != "toxic"
+            },
         )
     trajectory, steps = _trajectory(spec, study, progress)
-    fam = FamilyResult(spec.name, variants, trajectory)
-    return fam, records + steps, instrument_for(base, opts)
+    fam = FamilyResult(spec.name, variants, trajectory, tuple(task_warnings))
+    return fam, records + task_records + steps, instrument_for(base, opts)
 
 
 def _checkpoint_spec(source: str, resp: Responses) -> str:

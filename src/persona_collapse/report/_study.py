@@ -18,6 +18,9 @@ A study file (TOML) names them::
     persona = "data/gpt-4o_temp01.csv"  # persona-conditioned responses (required)
     self = "runs.db:gpt-4o_base_self"   # no-persona responses (optional)
     toxic = "runs.db:gpt-4o_base_toxic" # toxic-persona responses (optional)
+    mmlu = "controls/gpt-4o_temp01_mmlu.csv"    # capability control (optional): task sources
+    gsm8k = "runs.db:gpt-4o_base_gsm8k"          #   (a task CSV or STORE.db:RUN of a task run)
+    tasks = { arith = "runs.db:demo_arith" }     # any other task instrument, by name
     [family.variants.insecure]
     persona = "..."
     trajectory = [                     # optional: checkpoints of a fine-tune, [STEP=]SOURCE
@@ -28,6 +31,13 @@ A study file (TOML) names them::
 ``trajectory`` belongs to the ``[[family]]`` table (before its variants); each
 entry is what ``persona-collapse trajectory`` takes, and the report adds the
 trajectory figure and a per-step table for the family.
+
+``mmlu``, ``gsm8k`` and the ``tasks`` table give a variant's capability
+control: task sources (a published-format task CSV, or ``STORE.db:RUN`` of a
+task run) named by their instrument; ``mmlu = X`` is ``tasks = { mmlu = X }``.
+The report measures each, compares it with the base's source of the same name
+(paired deltas, ``[analysis] delta_draws`` paired bootstrap draws, 10,000 as
+published) and says whether a change in R came with a fall in capability.
 
 Relative paths are relative to the study file. Every problem is one
 :class:`ConfigError` line naming the file, the place and the fix.
@@ -44,9 +54,12 @@ from typing import Any
 from ..analysis import AnalysisOptions, split_step
 from ..errors import ConfigError
 from ..protocol import BASE
-from ..stats import BootstrapConfig, labels_in_order
+from ..stats import DELTA_DRAWS, BootstrapConfig, labels_in_order
 
 ROLES = ("persona", "self", "toxic")
+TASK_KEYS = ("mmlu", "gsm8k")
+"""Task instruments a variant table names directly (``mmlu = SOURCE``); others go in ``tasks``."""
+_VARIANT_KEYS = (*ROLES, *TASK_KEYS, "tasks")
 _TOP_KEYS = ("title", "simulated", "analysis", "family")
 _FAMILY_KEYS = ("name", "variants", "trajectory")
 _ANALYSIS_KEYS = (
@@ -57,6 +70,7 @@ _ANALYSIS_KEYS = (
     "expected_reps",
     "temperature",
     "instrument",
+    "delta_draws",
 )
 
 
@@ -68,6 +82,8 @@ class VariantSources:
     persona: str
     self_mode: str | None = None
     toxic: str | None = None
+    tasks: tuple[tuple[str, str], ...] = ()
+    """Capability-control task sources as ``(instrument name, SOURCE)`` pairs, in file order."""
 
     def by_role(self) -> dict[str, str]:
         """``role -> SOURCE`` for the roles that are given (persona, self, toxic)."""
@@ -102,6 +118,8 @@ class Study:
     options: AnalysisOptions = field(default_factory=AnalysisOptions)
     simulated: bool = False
     origin: str = ""
+    delta_draws: int = DELTA_DRAWS
+    """Paired bootstrap draws of the capability control's deltas (``[analysis] delta_draws``)."""
 
     @property
     def variant_labels(self) -> list[str]:
@@ -195,18 +213,42 @@ def _analysis(table: Any, where: str) -> AnalysisOptions:
     )
 
 
+def _tasks(table: Mapping[str, Any], root: Path, where: str) -> tuple[tuple[str, str], ...]:
+    """The variant's task sources: ``mmlu``, ``gsm8k`` and the ``tasks`` table, resolved."""
+    named: list[tuple[str, Any]] = [(k, table[k]) for k in TASK_KEYS if k in table]
+    extra = table.get("tasks", {})
+    if not isinstance(extra, dict):
+        raise ConfigError(
+            f'{where}: tasks must be a table of NAME = SOURCE, e.g. tasks = {{ arith = "a.csv" }}'
+        )
+    for name, spec in extra.items():
+        if not name.strip():
+            raise ConfigError(f"{where}.tasks: a task name must not be empty")
+        if name in dict(named):
+            raise ConfigError(
+                f"{where}: task {name!r} is given twice (as {name} = and in tasks); keep one"
+            )
+        named.append((name, spec))
+    return tuple((name, resolve_source(spec, root, f"{where}.{name}")) for name, spec in named)
+
+
 def _variant(label: str, table: Any, root: Path, where: str) -> VariantSources:
     if not isinstance(table, dict):
         raise ConfigError(f"{where}: must be a table with persona = SOURCE")
-    _check_keys(table, ROLES, where)
+    _check_keys(table, _VARIANT_KEYS, where)
     if "persona" not in table:
         raise ConfigError(f"{where}: missing persona = SOURCE (the persona-mode responses)")
-    resolved = {role: resolve_source(table[role], root, f"{where}.{role}") for role in table}
+    resolved = {
+        role: resolve_source(table[role], root, f"{where}.{role}")
+        for role in ROLES
+        if role in table
+    }
     return VariantSources(
         label=label,
         persona=resolved["persona"],
         self_mode=resolved.get("self"),
         toxic=resolved.get("toxic"),
+        tasks=_tasks(table, root, where),
     )
 
 
@@ -256,6 +298,14 @@ def _family(index: int, table: Any, root: Path, path: Path) -> FamilySpec:
     )
 
 
+def _delta_draws(table: Any, where: str) -> int:
+    """``[analysis] delta_draws``: paired bootstrap draws of the task deltas (at least 2)."""
+    value = table.get("delta_draws", DELTA_DRAWS) if isinstance(table, dict) else DELTA_DRAWS
+    if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+        raise ConfigError(f"{where} [analysis]: delta_draws must be an integer of at least 2")
+    return value
+
+
 def study_from_dict(data: Mapping[str, Any], path: Path) -> Study:
     """Validate a parsed study file; relative paths are resolved against ``path``'s folder."""
     where = path.name
@@ -280,6 +330,7 @@ def study_from_dict(data: Mapping[str, Any], path: Path) -> Study:
         options=_analysis(data.get("analysis", {}), where),
         simulated=simulated,
         origin=str(path),
+        delta_draws=_delta_draws(data.get("analysis", {}), where),
     )
 
 
@@ -322,6 +373,19 @@ def _toml_string(value: str) -> str:
     return '"' + "".join(_toml_char(c) for c in value) + '"'
 
 
+def _tasks_toml(tasks: tuple[tuple[str, str], ...]) -> list[str]:
+    """``mmlu = ...`` and ``gsm8k = ...`` lines, then one inline ``tasks`` table for the rest."""
+    lines = [f"{name} = {_toml_string(src)}" for name, src in tasks if name in TASK_KEYS]
+    others = [
+        f"{_toml_string(name)} = {_toml_string(src)}"
+        for name, src in tasks
+        if name not in TASK_KEYS
+    ]
+    if others:
+        lines.append(f"tasks = {{ {', '.join(others)} }}")
+    return lines
+
+
 def study_to_toml(study: Study) -> str:
     """The study as a study file (absolute source paths), so a report can be rebuilt."""
     lines = [f"title = {_toml_string(study.title)}"]
@@ -342,6 +406,8 @@ def study_to_toml(study: Study) -> str:
         lines.append(f"temperature = {opts.reweight_temperature}")
     if opts.instrument is not None:
         lines.append(f"instrument = {_toml_string(opts.instrument)}")
+    if study.delta_draws != DELTA_DRAWS:
+        lines.append(f"delta_draws = {study.delta_draws}")
     for fam in study.families:
         lines += ["", "[[family]]", f"name = {_toml_string(fam.name)}"]
         if fam.trajectory:
@@ -350,4 +416,5 @@ def study_to_toml(study: Study) -> str:
         for var in fam.variants:
             lines.append(f"[family.variants.{_toml_string(var.label)}]")
             lines += [f"{role} = {_toml_string(src)}" for role, src in var.by_role().items()]
+            lines += _tasks_toml(var.tasks)
     return "\n".join(lines) + "\n"

@@ -7,6 +7,7 @@ import math
 
 from ..analysis import COMPLIANCE_KEYS
 from ..stats import METRICS, OVERALL, Band, Change, Measurement, published_band
+from ._capability_tables import capability_table, instability_table
 from ._diagnostic_tables import scale_usage_table, trajectory_table
 from ._results import StudyResult
 from ._table_formats import Cell, Column, Table
@@ -368,6 +369,8 @@ def report_tables(result: StudyResult, band: Band | None = None) -> list[Table]:
         summary_table(result),
         scale_usage_table(result),
         trajectory_table(result),
+        capability_table(result),
+        instability_table(result),
         foundation_metrics_table(result),
         foundation_changes_table(result),
         _profile_table(result, "self"),

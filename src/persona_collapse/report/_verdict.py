@@ -12,10 +12,8 @@ from dataclasses import dataclass
 
 from ..analysis import NOT_ANSWERING, noise_floor_warning, saturation_warning
 from ..stats import OVERALL, Band, Change, published_band
+from ._capability_verdict import Z_CLEAR, capability_headline, capability_readings
 from ._results import FamilyResult, VariantResult
-
-Z_CLEAR = 2.0
-"""Standard errors beyond which a difference is reported as clear rather than within noise."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +122,10 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
     digits, many missing slots, digits cut off by the top-k) gets a flagged
     finding saying so, and the headline names it; so does a variant (the base
     included) whose ratings are saturated or whose S is at its noise floor
-    (:func:`diagnostic_findings`).
+    (:func:`diagnostic_findings`). A variant whose capability control was compared
+    with its base gets a finding saying which reading the data support (persona-specific,
+    or capability fell too: see :mod:`._capability_verdict` for the rule), and the
+    headline names it.
     """
     band = band or published_band()
     findings: list[Finding] = []
@@ -167,6 +168,8 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
             collapsed.append(label)
     if family.excess is not None:
         findings.append(_excess_finding(family.excess))
+    readings = capability_readings(family)
+    findings += [Finding(f"{r.label} capability", r.text, r.flagged) for r in readings]
     if collapsed:
         headline = (
             f"persona collapse in {', '.join(collapsed)}: S above the band and R down "
@@ -180,6 +183,7 @@ def family_verdict(family: FamilyResult, band: Band | None = None) -> FamilyVerd
     if poor:
         headline += f"; poor compliance in {', '.join(poor)}: {NOT_ANSWERING}"
     headline += _diagnostic_headline(family)
+    headline += capability_headline(readings)
     if base_outside:
         headline += (
             f"; the base already lies outside the band (S = {base.S:.2f}), "

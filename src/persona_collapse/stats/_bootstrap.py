@@ -16,6 +16,7 @@ reference seeded per (model, foundation); SEs agree within bootstrap noise
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -98,6 +99,35 @@ def _draws(
     return Draws(S=S_items @ groups, sigma_bar=sigma_items @ groups, S_corrected=corrected @ groups)
 
 
+#: Persona resample-count arrays up to this many elements (float64) are kept for reuse.
+CACHED_COUNT_ELEMENTS = 4_000_000
+
+
+def _persona_counts(seed: int, n_personas: int, n_draws: int) -> FloatArray:
+    """Resample counts ``(draws, personas)`` of the persona stream (read-only).
+
+    They depend on nothing but these three numbers (module docs), so sources of
+    the same size measured in one process (``metrics`` on 12 files) share one
+    draw, when it is small enough to keep (:data:`CACHED_COUNT_ELEMENTS`).
+    """
+    if n_personas * n_draws <= CACHED_COUNT_ELEMENTS:
+        return _cached_persona_counts(seed, n_personas, n_draws)
+    return _draw_persona_counts(seed, n_personas, n_draws)
+
+
+@lru_cache(maxsize=4)
+def _cached_persona_counts(seed: int, n_personas: int, n_draws: int) -> FloatArray:
+    return _draw_persona_counts(seed, n_personas, n_draws)
+
+
+def _draw_persona_counts(seed: int, n_personas: int, n_draws: int) -> FloatArray:
+    rng = np.random.default_rng([seed, 0])
+    counts = rng.multinomial(n_personas, np.full(n_personas, 1.0 / n_personas), size=n_draws)
+    out = counts.astype(np.float64)
+    out.flags.writeable = False
+    return out
+
+
 def persona_bootstrap(
     means: FloatArray,
     sds: FloatArray,
@@ -113,9 +143,7 @@ def persona_bootstrap(
     replicate's noise floor is taken; ``None`` for exact cell means (no floor).
     """
     n_p = means.shape[0]
-    rng = np.random.default_rng([cfg.seed, 0])
-    counts = rng.multinomial(n_p, np.full(n_p, 1.0 / n_p), size=max(cfg.persona_draws, 0))
-    counts = counts.astype(np.float64)
+    counts = _persona_counts(cfg.seed, n_p, max(cfg.persona_draws, 0))
     total = counts @ means
     var = (counts @ means**2 - total**2 / n_p) / max(n_p - cfg.ddof, 1)
     S_items = np.sqrt(np.maximum(var, 0.0))

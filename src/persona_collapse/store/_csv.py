@@ -28,6 +28,7 @@ import pyarrow.csv as pacsv
 
 from ..errors import DataError
 from ..protocol import SELF_PERSONA_ID
+from ._csv_fast import fast_columns
 from ._files import read_input_bytes, write_atomically
 from ._frame import PERSONA_COLUMNS, SELF_COLUMNS, published_columns, text_series
 from ._records import MODES, RunInfo
@@ -148,6 +149,70 @@ def _parse(text: str, path: Path) -> pd.DataFrame:
     return table.to_pandas()
 
 
+class _TextPath(Exception):
+    """A fast-path check failed; the text path repeats it and words the error."""
+
+
+def _refuse(position: int) -> str:
+    raise _TextPath(position)
+
+
+def _checked_text(
+    text: str,
+    file: Path,
+    *,
+    scale_low: int,
+    scale_high: int,
+    item_ids: Sequence[int] | None,
+) -> tuple[pd.DataFrame, str, bool]:
+    """(frame, mode, has_failures) of a file's text, checked cell by cell (DataError on a problem)."""
+    table = _parse(text, file)
+    mode = "persona" if "persona_id" in table.columns else "self"
+    has_failures = "failures" in table.columns
+    missing = [c for c in published_columns(mode, has_failures=False) if c not in table.columns]
+    if missing and all(c in TEXT_ONLY_COLUMNS for c in missing):
+        for column in missing:  # the tidy form: ratings without raw text or timestamps
+            table[column] = ""
+        missing = []
+    if missing:
+        raise DataError(f"{file} lacks the column(s) {', '.join(missing)}; {_expected_header()}")
+    if table.empty:
+        raise DataError(f"{file} has a header but no rows; it holds no responses")
+
+    locate = LineLocator(table)
+    typed = parse_text_frame(
+        table, file=str(file), locate=locate, scale_low=scale_low, scale_high=scale_high
+    )
+    check_responses(
+        typed,
+        file=str(file),
+        locate=locate,
+        mode=mode,
+        scale_low=scale_low,
+        scale_high=scale_high,
+        item_ids=item_ids,
+    )
+    n = len(table)
+    frame = pd.DataFrame(
+        {
+            "persona_id": (
+                typed["persona_id"].to_numpy(dtype=np.int64)
+                if mode == "persona"
+                else np.full(n, SELF_PERSONA_ID, dtype=np.int64)
+            ),
+            "question_id": typed["question_id"].to_numpy(dtype=np.int64),
+            "run_index": typed["run_index"].to_numpy(dtype=np.int64),
+            "rating": typed["rating"].to_numpy(dtype=np.int64),
+            "failures": (
+                typed["failures"].array if has_failures else pd.array([pd.NA] * n, dtype="Int64")
+            ),
+            "response": text_series(table["response"]).to_numpy(),
+            "collected_at": text_series(table["collected_at"]).to_numpy(),
+        }
+    )
+    return frame, mode, has_failures
+
+
 def read_published_csv(
     path: str | os.PathLike[str],
     *,
@@ -168,50 +233,17 @@ def read_published_csv(
     data = read_input_bytes(file, what="CSV file")
     if not data.strip():
         raise DataError(f"{file} is empty; {_expected_header()}")
-    text = _parse(_decode(data, file), file)
-    mode = "persona" if "persona_id" in text.columns else "self"
-    has_failures = "failures" in text.columns
-    missing = [c for c in published_columns(mode, has_failures=False) if c not in text.columns]
-    if missing and all(c in TEXT_ONLY_COLUMNS for c in missing):
-        for column in missing:  # the tidy form: ratings without raw text or timestamps
-            text[column] = ""
-        missing = []
-    if missing:
-        raise DataError(f"{file} lacks the column(s) {', '.join(missing)}; {_expected_header()}")
-    if text.empty:
-        raise DataError(f"{file} has a header but no rows; it holds no responses")
-
-    locate = LineLocator(text)
-    typed = parse_text_frame(
-        text, file=str(file), locate=locate, scale_low=scale_low, scale_high=scale_high
-    )
-    check_responses(
-        typed,
-        file=str(file),
-        locate=locate,
-        mode=mode,
-        scale_low=scale_low,
-        scale_high=scale_high,
-        item_ids=item_ids,
-    )
-    n = len(text)
-    frame = pd.DataFrame(
-        {
-            "persona_id": (
-                typed["persona_id"].to_numpy(dtype=np.int64)
-                if mode == "persona"
-                else np.full(n, SELF_PERSONA_ID, dtype=np.int64)
-            ),
-            "question_id": typed["question_id"].to_numpy(dtype=np.int64),
-            "run_index": typed["run_index"].to_numpy(dtype=np.int64),
-            "rating": typed["rating"].to_numpy(dtype=np.int64),
-            "failures": (
-                typed["failures"].array if has_failures else pd.array([pd.NA] * n, dtype="Int64")
-            ),
-            "response": text_series(text["response"]).to_numpy(),
-            "collected_at": text_series(text["collected_at"]).to_numpy(),
-        }
-    )
+    text = _decode(data, file)
+    checks = {"scale_low": scale_low, "scale_high": scale_high}
+    fast = fast_columns(data[len(_BOM) :] if data.startswith(_BOM) else data, _header(text, file))
+    if fast is not None:
+        try:
+            check_responses(
+                fast[0], file=str(file), locate=_refuse, mode=fast[1], item_ids=item_ids, **checks
+            )
+        except _TextPath:  # a check failed: the text path words it, with its line
+            fast = None
+    frame, mode, has_failures = fast or _checked_text(text, file, item_ids=item_ids, **checks)
     return PublishedTable(
         frame=frame,
         mode=mode,

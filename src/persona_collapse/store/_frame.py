@@ -68,20 +68,31 @@ def complete_frame(frame: pd.DataFrame) -> pd.DataFrame:
     index are kept.
     """
 
+    n = len(frame)
+
     def column(name: str, default: object) -> pd.Series:
         if name in frame.columns:
             return frame[name]
-        return pd.Series([default] * len(frame), index=frame.index, dtype=object)
+        return pd.Series([default] * n, index=frame.index, dtype=object)
+
+    def absent(values: object) -> pd.Series:
+        return pd.Series(values, index=frame.index)
 
     out = pd.DataFrame(index=frame.index)
     for name in _INT_COLUMNS:
         out[name] = column(name, -1).astype(np.int64)
     for name in _NULLABLE_INT_COLUMNS:
-        out[name] = column(name, None).astype("Int64")
+        if name in frame.columns:
+            out[name] = frame[name].astype("Int64")
+        else:  # built directly: converting n Nones costs more than the rest of the frame
+            out[name] = absent(pd.arrays.IntegerArray(np.zeros(n, np.int64), np.ones(n, bool)))
     for name in _TEXT_COLUMNS:
         out[name] = text_series(column(name, ""))
     for name in _OBJECT_COLUMNS:
         values = column(name, None).astype(object)
-        out[name] = values.where(values.notna(), None)
-    out["latency_ms"] = pd.to_numeric(column("latency_ms", np.nan)).astype(np.float64)
+        out[name] = values.where(values.notna(), None) if name in frame.columns else values
+    if "latency_ms" in frame.columns:
+        out["latency_ms"] = pd.to_numeric(frame["latency_ms"]).astype(np.float64)
+    else:
+        out["latency_ms"] = absent(np.full(n, np.nan))
     return out[list(RESPONSE_COLUMNS)]

@@ -19,6 +19,7 @@ __all__ = [
     "check_read_only",
     "check_store_file",
     "open_read_only",
+    "release_wal_files",
     "setup_store",
     "transaction",
     "writable_beside",
@@ -193,6 +194,33 @@ def open_read_only(path: Path, timeout_s: float) -> sqlite3.Connection:
             raise _damaged(path, exc) from exc
         return conn
     raise DataError(f"cannot open the store {path} for reading ({error}); check its permissions")
+
+
+def release_wal_files(path: Path) -> None:
+    """Let SQLite remove the ``-wal``/``-shm`` files a closed read-only connection left.
+
+    A ``mode=ro`` connection to a WAL store creates them when they are absent
+    but may not delete them when it closes, so every read of a finished store
+    left them behind. A short read-write connection that reads the header and
+    closes removes them, checkpointing nothing but committed pages, and only
+    when it is the last connection to the file (SQLite decides with a lock: a
+    run still writing keeps them). Nothing is done when neither file is there
+    or on media SQLite cannot write to (opened ``immutable``, no such files).
+    """
+    if not writable_beside(path) or not any(
+        Path(f"{path}{suffix}").exists() for suffix in ("-wal", "-shm")
+    ):
+        return
+    try:
+        conn = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+    except sqlite3.Error:
+        return
+    try:
+        conn.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error:
+        pass
+    finally:
+        conn.close()
 
 
 def check_read_only(path: Path, conn: sqlite3.Connection) -> int:

@@ -18,7 +18,6 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pandas as pd
@@ -30,6 +29,7 @@ from ._opening import (
     check_read_only,
     check_store_file,
     open_read_only,
+    release_wal_files,
     setup_store,
     transaction,
     writable_beside,
@@ -125,6 +125,8 @@ class ResponseStore:
                     setup_store(self.path, conn, self._timeout_s)
         except BaseException:
             conn.close()
+            if read_only:
+                release_wal_files(self.path)
             raise
         self._conn = conn
 
@@ -408,16 +410,13 @@ class ResponseStore:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+                if self.read_only:
+                    release_wal_files(self.path)
 
     def __enter__(self) -> ResponseStore:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -35,6 +35,7 @@ from ..collect import (
     Pricing,
     ProgressDisplay,
     RequestTally,
+    Timed,
     TrafficStats,
     Transport,
     TransportStop,
@@ -56,7 +57,7 @@ def answer_seed(base: int, question_id: str, sample: int) -> int:
 
 
 @dataclass
-class VerifyProgress:
+class VerifyProgress(Timed):
     """Live counters: answers and judgements stored (before and during this session).
 
     ``stored_before``: answers plus judgements already stored when the session
@@ -100,15 +101,6 @@ class VerifyProgress:
     @property
     def cost_usd(self) -> float:
         return self.model.cost_usd + self.judge.cost_usd
-
-    @property
-    def elapsed_s(self) -> float:
-        return (self.finished if self.finished is not None else time.monotonic()) - self.started
-
-    @property
-    def requests_per_s(self) -> float:
-        elapsed = self.elapsed_s
-        return self.requests / elapsed if elapsed > 0 else 0.0
 
     def progress_counts(self) -> str:
         """The verify part of the progress detail: answers and judgements stored."""
