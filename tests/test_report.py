@@ -676,6 +676,9 @@ def test_demo_completes_offline(tmp_path: Path) -> None:
     assert set(control["variants"]) == {"secure", "insecure"} and control["simulated"]
     assert control["base"]["n_total"] == 40 * 3
     assert json.loads((out / "demo-arithmetic.json").read_text(encoding="utf-8"))["items"]
+    # ... and in the report: the study names each variant's task run, the table shows it
+    assert 'id="table-capability"' in html and "demo-arithmetic" in html
+    assert 'tasks = { "demo-arithmetic" = ' in (out / "study.toml").read_text(encoding="utf-8")
     assert json.loads((out / "personas.json").read_text(encoding="utf-8"))[0].startswith("A")
     with (out / "tables" / "provenance.csv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))

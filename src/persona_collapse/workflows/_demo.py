@@ -249,13 +249,12 @@ def _collect(config: DemoConfig, url: str, personas: Path, say: Say) -> _Collect
         task_run = _collect_task(common, label, say)
         tasks[label] = task_run.source
         requests += persona_run.stats.requests + self_run.stats.requests + task_run.stats.requests
-        # The study names the task source too once VariantSources has the report's
-        # ``tasks`` key: tasks={DEMO_TASK: tasks[label]}.
         variants.append(
             VariantSources(
                 label=label,
                 persona=f"{store}:{persona_run.run.run_id}",
                 self_mode=f"{store}:{self_run.run.run_id}",
+                tasks=((DEMO_TASK, tasks[label]),),  # study file: tasks = { demo-arithmetic = ... }
             )
         )
     study = Study(
@@ -300,7 +299,8 @@ def run_demo(config: DemoConfig, say: Say | None = None) -> DemoOutcome:
     requests = collected_runs.requests
     tell(f"collected {requests} requests in {collected:.1f} s; analysing")
     report = build_report(collected_runs.study, folder, tell)
-    control = read_control(collected_runs.tasks, folder, config.seed)
+    study = collected_runs.study
+    control = read_control(collected_runs.tasks, folder, study.options, study.delta_draws)
     tell(f"capability control ({DEMO_TASK}) written to {control.file}")
     return DemoOutcome(
         report=report,

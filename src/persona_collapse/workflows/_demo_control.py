@@ -5,8 +5,9 @@ The demo's SIMULATED variants answer the built-in four-choice arithmetic task
 run machinery as the MMLU control (self mode, sampled, asked once per slot);
 this module reads those runs back as task sources and compares each variant
 with the base (:func:`persona_collapse.analysis.compare_tasks`: paired
-bootstrap over the shared items), so the demo tells whether the simulated
-fine-tunes lost capability or only persona robustness.
+bootstrap over the shared items, as the report's capability table does), so
+the demo tells whether the simulated fine-tunes lost capability or only
+persona robustness.
 
 Units: accuracies and non-unanimity rates are fractions (0-1); the printed
 deltas are variant - base in percentage points, with the 2.5 and 97.5
@@ -24,7 +25,6 @@ from typing import Any
 from ..analysis import AnalysisOptions, compare_tasks
 from ..instruments import DEMO_TASK, demo_task, demo_task_json
 from ..protocol import BASE
-from ..stats import BootstrapConfig
 from ..store import load_task_sources
 
 CONTROL_FILE = "capability_control.json"
@@ -32,9 +32,6 @@ CONTROL_FILE = "capability_control.json"
 
 ITEMS_FILE = f"{DEMO_TASK}.json"
 """The demo folder's copy of the generated item set (the ``--items`` JSON shape)."""
-
-DELTA_DRAWS = 2_000
-"""Paired bootstrap draws of the demo's deltas (``compare`` uses 10,000; the demo is quick)."""
 
 
 @dataclass(frozen=True)
@@ -87,15 +84,18 @@ def write_items(folder: Path) -> Path:
     return path
 
 
-def read_control(sources: Mapping[str, str], folder: Path, seed: int) -> DemoControl:
+def read_control(
+    sources: Mapping[str, str], folder: Path, options: AnalysisOptions, draws: int
+) -> DemoControl:
     """Compare each variant's task run with the base's and write :data:`CONTROL_FILE`.
 
-    ``sources``: variant label -> ``STORE.db:RUN_ID`` of its task run, the base's included.
+    ``sources``: variant label -> ``STORE.db:RUN_ID`` of its task run, the base's included;
+    ``options`` and ``draws`` (paired bootstrap draws): the study's, so the printed numbers
+    are the report's capability table's.
     """
     tasks = {label: load_task_sources(spec)[0] for label, spec in sources.items()}
-    options = AnalysisOptions(bootstrap=BootstrapConfig(seed=seed))
     others = {label: task for label, task in tasks.items() if label != BASE}
-    comparison = compare_tasks(tasks[BASE], others, options, draws=DELTA_DRAWS)
+    comparison = compare_tasks(tasks[BASE], others, options, draws=draws)
     # The demo's models are openai/sim-* behind the loopback server: the store cannot tell
     # they are simulated (only sim/ runs say so), the demo can.
     comparison["simulated"] = True
