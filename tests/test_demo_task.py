@@ -253,3 +253,25 @@ def test_run_collects_the_demo_task_once_per_slot_and_reruns_identically(
         instrument, settings = conn.execute("SELECT instrument, settings FROM runs").fetchone()
     assert instrument == DEMO_TASK
     assert json.loads(settings)["items_sha256"] == ITEMS_SHA256
+
+
+def test_metrics_on_a_store_with_task_and_questionnaire_runs_reads_only_the_questionnaire(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store holding an MFQ run and a task run (as a default store does once a user runs
+    both): ``metrics STORE`` measures the MFQ run and says it left the task run out, instead
+    of reading the task's rows as questionnaire answers."""
+    store = tmp_path / "mixed.db"
+    personas = tmp_path / "personas.json"
+    personas.write_text(json.dumps([f"Persona {i}." for i in range(3)]), encoding="utf-8")
+    common = ["--store", str(store), "--quiet", "--reps", "2"]
+    mfq = run_cli(capsys, "run", "sim/base", "--personas", str(personas), *common)
+    assert mfq.status == 0, mfq.err
+    task = run_cli(capsys, "run", "sim/base", "--instrument", "demo-arithmetic", *common)
+    assert task.status == 0, task.err
+    res = run_cli(capsys, "metrics", str(store), "--format", "json", "--persona-draws", "20")
+    assert res.status == 0, res.err
+    docs = json.loads(res.out)
+    docs = docs if isinstance(docs, list) else [docs]
+    assert [d["source"].rsplit(":", 1)[1] for d in docs] == ["sim-base_base_persona"]
+    assert "left out 1 task run" in res.err and "demo-arithmetic" in res.err

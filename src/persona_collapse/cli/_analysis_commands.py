@@ -20,7 +20,7 @@ from ..analysis import (
     source_warnings,
 )
 from ..errors import ConfigError, DataError
-from ..store import Responses, load_sources, load_task_sources, task_source_kind
+from ..store import Responses, load_sources, load_task_sources, task_run_ids, task_source_kind
 from ._help import examples
 from ._option_groups import add_bootstrap_options, bootstrap_from
 from ._output import FORMATS, print_comparison, print_metrics, print_profiles
@@ -78,6 +78,23 @@ def _all_sources(specs: list[str], opts: AnalysisOptions) -> list[Responses]:
     return [resp for spec in specs for resp in _load(spec, opts)]
 
 
+def _note_task_runs(spec: str, sources: list[Responses]) -> None:
+    """Say on stderr which task runs a whole store's questionnaire reading left out."""
+    if not (Path(spec).is_file() and sources and sources[0].run is not None):
+        return
+    left_out = [
+        run_id
+        for run_id in task_run_ids(Path(spec))
+        if run_id not in {r.run.run_id for r in sources if r.run is not None}
+    ]
+    if left_out:
+        print(
+            f"persona-collapse: left out {len(left_out)} task run(s) of {spec} (capability "
+            f"control; measure each as {spec}:RUN_ID): {', '.join(left_out)}",
+            file=sys.stderr,
+        )
+
+
 def _persona_sources(specs: list[str], opts: AnalysisOptions) -> list[Responses]:
     """Persona-mode sources; self-mode files of a folder are skipped, with a note on stderr.
 
@@ -88,6 +105,7 @@ def _persona_sources(specs: list[str], opts: AnalysisOptions) -> list[Responses]
     found: list[Responses] = []
     for spec in specs:
         sources = _load(spec, opts)
+        _note_task_runs(spec, sources)
         if Path(spec).is_dir():
             skipped = [r.label for r in sources if r.mode == "self"]
             sources = [r for r in sources if r.mode != "self"]

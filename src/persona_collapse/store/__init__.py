@@ -31,7 +31,7 @@ from ._parquet import read_parquet, write_parquet
 from ._records import ResponseRow, RunInfo
 from ._run_ids import check_run_id, default_run_id
 from ._schema import SCHEMA_VERSION, TABLE_COLUMNS
-from ._source import Responses, load_sources, responses_from_frame
+from ._source import Responses, load_sources, responses_from_frame, task_run_ids
 from ._sqlite import DEFAULT_COMPARE, DEFAULT_STORE, ResponseStore
 from ._summaries import RunSummary, run_summaries
 from ._task_table import (
@@ -91,6 +91,7 @@ __all__ = [
     "read_task_csv",
     "responses_from_frame",
     "run_summaries",
+    "task_run_ids",
     "task_source_kind",
     "write_parquet",
     "write_published_csv",

@@ -124,14 +124,32 @@ def _from_eval(path: Path, instrument: str | None) -> Responses:
     )
 
 
+def is_task_run(run: RunInfo) -> bool:
+    """Whether a stored run's instrument is a task (by its definition, else its name)."""
+    try:
+        return load_instrument(run.instrument).elicitation.kind == "task"
+    except DataError:
+        return run.instrument in ("mmlu", "gsm8k")
+
+
+def task_run_ids(path: Path) -> list[str]:
+    """The task runs (capability control) of the store at ``path``, which questionnaire
+    readers leave out of a whole store (``metrics STORE.db:RUN_ID`` reads one)."""
+    with ResponseStore.for_reading(path) as store:
+        return [run.run_id for run in store.list_runs() if is_task_run(run)]
+
+
 def _from_store(path: Path, run_id: str | None) -> list[Responses]:
     if path.stat().st_size == 0:
         raise DataError(f"store {path} is empty; run or import into it first")
     with ResponseStore.for_reading(path) as store:
         if run_id is None:
-            runs = store.list_runs()
-            if not runs:
+            every = store.list_runs()
+            if not every:
                 raise DataError(f"store {path} holds no runs yet; run or import into it first")
+            # Beside questionnaire runs, task runs (capability control) are not questionnaire
+            # data: left out here (the task readers take them; see task_run_ids).
+            runs = [run for run in every if not is_task_run(run)] or every
         else:
             runs = [store.require_run(run_id)]
         return [

@@ -32,7 +32,7 @@ from ._csv import _decode, _header, _parse
 from ._files import read_input_bytes
 from ._frame import text_series
 from ._records import RunInfo
-from ._source import _kind
+from ._source import _kind, is_task_run
 from ._sqlite import ResponseStore
 from ._validate import LineLocator, parse_integers
 
@@ -199,14 +199,6 @@ def _instrument_of(stem: str) -> str:
         if stem.lower().endswith(name):
             return name
     return stem
-
-
-def is_task_run(run: RunInfo) -> bool:
-    """Whether a stored run's instrument is a task (by its definition, else its name)."""
-    try:
-        return load_instrument(run.instrument).elicitation.kind == "task"
-    except DataError:
-        return run.instrument in ("mmlu", "gsm8k")
 
 
 def _subjects(run: RunInfo, item_id: IntArray) -> tuple[ObjectArray, tuple[str, ...]]:
