@@ -35,15 +35,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
 
 
-ANTHROPIC_ERRORS = SDKErrors(
-    name="Anthropic",
-    timeout=anthropic.APITimeoutError,
-    connection=anthropic.APIConnectionError,
-    validation=anthropic.APIResponseValidationError,
-    status=anthropic.APIStatusError,
-    api=anthropic.APIError,
-    base=anthropic.AnthropicError,
-)
+ANTHROPIC_ERRORS = SDKErrors.of("Anthropic", anthropic, anthropic.AnthropicError)
 """The ``anthropic`` SDK's exception types."""
 
 

@@ -23,9 +23,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._types import BackendError, ChatRequest, ChatResult
+
+if TYPE_CHECKING:
+    from ._sdk import SDKBackend
 
 UNREADABLE = -1
 """:attr:`BatchItem.status` of a result line that could not be read (cut JSON, a null
@@ -116,12 +119,15 @@ class BatchAPI(ABC):
 
     Errors are raised as :class:`~persona_collapse.backends.BackendError` with
     the decision the same failure gets on a direct request (``Retry`` for
-    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model):
-    ``failure`` turns the client's exception into that error.
+    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model): the
+    backend's ``failure`` turns the client's exception into that error, and
+    its ``read_batch_item`` judges each result line as a direct answer.
     """
 
-    def __init__(self, failure: Callable[[BaseException], BackendError]) -> None:
-        self._failure = failure
+    def __init__(self, backend: SDKBackend) -> None:
+        self._backend = backend
+        self._client: Any = backend._client
+        self._failure: Callable[[BaseException], BackendError] = backend.failure
 
     async def _call(self, coro: Awaitable[Any]) -> Any:
         """Await one provider call; its exception becomes the backend's :class:`BackendError`."""
@@ -205,9 +211,10 @@ class BatchAPI(ABC):
     async def results(self, batch_id: str) -> builtins.list[BatchItem]:
         """Every result line of an ended batch (:class:`ResultsGone` when they answer 404)."""
 
-    @abstractmethod
     def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
-        """The answer of one result line, or :class:`BackendError` as for a direct request."""
+        """The answer of one result line, judged as the same direct answer would be (or
+        :class:`BackendError` as for a direct request)."""
+        return self._backend.read_batch_item(item, request)
 
     @abstractmethod
     async def cancel(self, batch_id: str) -> None:

@@ -52,15 +52,7 @@ _PROVIDER_NAMES = {
 }
 
 
-OPENAI_ERRORS = SDKErrors(
-    name="OpenAI",
-    timeout=openai.APITimeoutError,
-    connection=openai.APIConnectionError,
-    validation=openai.APIResponseValidationError,
-    status=openai.APIStatusError,
-    api=openai.APIError,
-    base=openai.OpenAIError,
-)
+OPENAI_ERRORS = SDKErrors.of("OpenAI", openai, openai.OpenAIError)
 """The ``openai`` SDK's exception types."""
 
 

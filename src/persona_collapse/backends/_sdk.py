@@ -59,6 +59,8 @@ class SDKBackend(Backend):
     url_hint = "the API root (often ending in /v1)"
     #: The SDK's exception types (each subclass names its SDK's).
     sdk_errors: SDKErrors
+    #: The SDK's async client (each subclass makes its SDK's).
+    _client: Any
 
     def __init__(
         self, spec: ModelSpec, *, base_url: str, api_key: str, key_env: str | None
