@@ -27,6 +27,7 @@ from typing import Any
 
 from ._chat import ApiError
 from ._http import HttpRequest, HttpResponse
+from ._http import json_response as _json
 
 __all__ = ["FINETUNE_PREFIXES", "FineTuneScript", "FineTuneService", "answer"]
 
@@ -163,10 +164,6 @@ class _Job:
             "integrations": [],
             "metadata": None,
         }
-
-
-def _json(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(status, json.dumps(body).encode())
 
 
 def _check_chat_jsonl(content: bytes) -> str:
