@@ -38,6 +38,7 @@ from ._chat import ApiError
 from ._finetune_api import FineTuneService
 from ._http import HttpRequest, HttpResponse
 from ._http import json_response as _json
+from ._lookup import found
 
 #: Answers one request line: (provider, body) -> (HTTP status, response body).
 LineAnswer = Callable[[str, Any], tuple[int, Any]]
@@ -172,10 +173,7 @@ class BatchService:
         return batch
 
     def _batch(self, batch_id: str) -> _Batch:
-        found = self.batches.get(batch_id)
-        if found is None:
-            raise ApiError(404, f"No batch found with id '{batch_id}'.", "not_found")
-        return found
+        return found(self.batches, batch_id, f"No batch found with id '{batch_id}'.")
 
     def _advance(self, batch: _Batch) -> None:
         if batch.status != "in_progress" or batch.polls_left < 0:
