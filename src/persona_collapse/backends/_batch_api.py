@@ -129,38 +129,39 @@ class BatchAPI(ABC):
         self._client: Any = backend._client
         self._failure: Callable[[BaseException], BackendError] = backend.failure
 
-    async def _call(self, coro: Awaitable[Any]) -> Any:
-        """Await one provider call; its exception becomes the backend's :class:`BackendError`."""
+    async def _call(
+        self,
+        coro: Awaitable[Any],
+        special: Callable[[Exception], BaseException | None] | None = None,
+    ) -> Any:
+        """Await one provider call; its exception becomes the one ``special`` makes of it, or
+        (``special`` absent or None) the backend's :class:`BackendError`."""
         try:
             return await coro
         except BackendError:
             raise
         except Exception as exc:
-            raise self._failure(exc) from None
+            error = special(exc) if special is not None else None
+            raise (error if error is not None else self._failure(exc)) from None
 
     async def _create(self, coro: Awaitable[Any]) -> Any:
-        """Await a create call: a definite refusal raises :class:`BatchNotCreated`."""
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
+        """Await a create call: a definite refusal (a 4xx other than 408) raises
+        :class:`BatchNotCreated`."""
+
+        def refused(exc: Exception) -> BaseException | None:
             error = self._failure(exc)
             status = _status_of(exc)
             if status is not None and 400 <= status < 500 and status != 408:
-                raise BatchNotCreated(error.decision) from None
-            raise error from None
+                return BatchNotCreated(error.decision)
+            return error
+
+        return await self._call(coro, refused)
 
     async def _fetch(self, coro: Awaitable[Any], batch_id: str) -> Any:
         """Await a call reading results: HTTP 404 raises :class:`ResultsGone`."""
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            if _status_of(exc) == 404:
-                raise ResultsGone(batch_id) from None
-            raise self._failure(exc) from None
+        return await self._call(
+            coro, lambda exc: ResultsGone(batch_id) if _status_of(exc) == 404 else None
+        )
 
     limits: BatchLimits
     """Size limits of one batch (requests, bytes of JSONL): a class attribute of each provider."""

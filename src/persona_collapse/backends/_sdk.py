@@ -181,15 +181,7 @@ class SDKBackend(Backend):
         except Exception as exc:
             raise self._fail(self.decision_for(exc)) from None
         self._contacted = True
-        try:
-            result = self._read(raw, request)
-        except BackendError:
-            raise
-        except _DECODE_ERRORS as exc:
-            raise self._fail(
-                malformed(f"unreadable response ({type(exc).__name__}: {exc})", self.secrets)
-            ) from None
-        return self._redacted(result)
+        return self._answer(raw, request, "response")
 
     def read_batch_item(self, item: BatchItem, request: ChatRequest) -> ChatResult:
         """The answer of one batch result line, judged as the same direct answer would be.
@@ -213,13 +205,18 @@ class SDKBackend(Backend):
                     secrets=self.secrets,
                 )
             )
+        return self._answer(item.body, request, "batch answer")
+
+    def _answer(self, raw: Any, request: ChatRequest, what: str) -> ChatResult:
+        """``raw`` read as the answer to ``request``, the API key taken out of its text; a body
+        that cannot be decoded is ``Retry("malformed")`` naming ``what`` it was."""
         try:
-            result = self._read(item.body, request)
+            result = self._read(raw, request)
         except BackendError:
             raise
         except _DECODE_ERRORS as exc:
             raise self._fail(
-                malformed(f"unreadable batch answer ({type(exc).__name__}: {exc})", self.secrets)
+                malformed(f"unreadable {what} ({type(exc).__name__}: {exc})", self.secrets)
             ) from None
         return self._redacted(result)
 
