@@ -160,15 +160,9 @@ def responses(
 
 
 def _metrics(resp: Responses, meas: Measurement, warnings: list[str]) -> Metrics:
-    overall = meas.values()
     return Metrics(
         label=resp.label,
-        S=overall.S,
-        S_se=overall.S_se,
-        sigma_bar=overall.sigma_bar,
-        sigma_bar_se=overall.sigma_bar_se,
-        R=overall.R,
-        R_se=overall.R_se,
+        **meas.values().to_dict(),
         n_personas=meas.n_personas,
         n_items=meas.n_items,
         foundations={name: meas.values(name) for name in meas.subscales},

@@ -35,15 +35,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 NO_LOGPROBS = "Anthropic's API returns no logprobs; use --method sample"
 
 
-ANTHROPIC_ERRORS = SDKErrors(
-    name="Anthropic",
-    timeout=anthropic.APITimeoutError,
-    connection=anthropic.APIConnectionError,
-    validation=anthropic.APIResponseValidationError,
-    status=anthropic.APIStatusError,
-    api=anthropic.APIError,
-    base=anthropic.AnthropicError,
-)
+ANTHROPIC_ERRORS = SDKErrors.of("Anthropic", anthropic, anthropic.AnthropicError)
 """The ``anthropic`` SDK's exception types."""
 
 
@@ -69,6 +61,9 @@ class AnthropicBackend(SDKBackend):
     url_hint = "the API root without /v1 (e.g. https://api.anthropic.com)"
 
     sdk_errors = ANTHROPIC_ERRORS
+    client_class = anthropic.AsyncAnthropic
+    batch_class = AnthropicBatchAPI
+    """Anthropic's Message Batches."""
 
     def __init__(
         self,
@@ -79,14 +74,9 @@ class AnthropicBackend(SDKBackend):
         key_env: str | None = "ANTHROPIC_API_KEY",
         timeout_s: float = 60.0,
     ) -> None:
-        super().__init__(spec, base_url=base_url, api_key=api_key, key_env=key_env)
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=timeout_s,
+        super().__init__(
+            spec, base_url=base_url, api_key=api_key, key_env=key_env, timeout_s=timeout_s
         )
-        self._batch_api: AnthropicBatchAPI | None = None
 
     def __repr__(self) -> str:
         return f"AnthropicBackend({self.spec.full!r}, base_url={self.base_url!r})"
@@ -131,13 +121,6 @@ class AnthropicBackend(SDKBackend):
         kwargs["timeout"] = request.timeout_s
         return await self._client.messages.create(**kwargs)
 
-    @property
-    def batch(self) -> AnthropicBatchAPI:
-        """Anthropic's Message Batches."""
-        if self._batch_api is None:
-            self._batch_api = AnthropicBatchAPI(self)
-        return self._batch_api
-
     def _read(self, raw: Any, request: ChatRequest) -> ChatResult:
         if raw is None or isinstance(raw, str | bytes):
             raise BackendError(malformed("response body is not a JSON object", self.secrets))
@@ -163,6 +146,3 @@ class AnthropicBackend(SDKBackend):
             completion_tokens=int(_field(usage, "output_tokens") or 0),
             finish_reason=str(stop) if stop is not None else None,
         )
-
-    async def aclose(self) -> None:
-        await self._client.close()

@@ -21,7 +21,7 @@ from ._batch_api import (
     json_object,
     unreadable_line,
 )
-from ._types import ChatRequest, ChatResult
+from ._types import ChatRequest
 
 if TYPE_CHECKING:
     from ._anthropic import AnthropicBackend
@@ -40,10 +40,7 @@ class AnthropicBatchAPI(BatchAPI):
     limits = BatchLimits(100_000, 256 * 1024 * 1024)
     """Anthropic's limits: 100,000 requests and 256 MB per batch."""
 
-    def __init__(self, backend: AnthropicBackend) -> None:
-        super().__init__(backend.failure)
-        self._backend = backend
-        self._client = backend._client
+    _backend: AnthropicBackend
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "params"}`` (custom ids: 1-64 of ``[A-Za-z0-9_-]``)."""
@@ -58,7 +55,7 @@ class AnthropicBatchAPI(BatchAPI):
     ) -> str:
         """``messages.batches.create`` (metadata is not sent: the API takes none)."""
         batch = await self._create(
-            self._client.messages.batches.create(requests=[dict(line) for line in lines])  # type: ignore[misc]
+            self._client.messages.batches.create(requests=[dict(line) for line in lines])
         )
         return str(batch.id)
 
@@ -116,10 +113,6 @@ class AnthropicBatchAPI(BatchAPI):
             await stream.close()
         text = raw.decode("utf-8", errors="replace")
         return [_result_line(line) for line in text.splitlines() if line.strip()]
-
-    def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
-        """The answer of one result line, judged as the same direct answer would be."""
-        return self._backend.read_batch_item(item, request)
 
     async def cancel(self, batch_id: str) -> None:
         """``messages.batches.cancel``."""

@@ -23,9 +23,12 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._types import BackendError, ChatRequest, ChatResult
+
+if TYPE_CHECKING:
+    from ._sdk import SDKBackend
 
 UNREADABLE = -1
 """:attr:`BatchItem.status` of a result line that could not be read (cut JSON, a null
@@ -116,45 +119,49 @@ class BatchAPI(ABC):
 
     Errors are raised as :class:`~persona_collapse.backends.BackendError` with
     the decision the same failure gets on a direct request (``Retry`` for
-    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model):
-    ``failure`` turns the client's exception into that error.
+    429/5xx/timeouts, ``Fatal`` for a rejected key or an unknown model): the
+    backend's ``failure`` turns the client's exception into that error, and
+    its ``read_batch_item`` judges each result line as a direct answer.
     """
 
-    def __init__(self, failure: Callable[[BaseException], BackendError]) -> None:
-        self._failure = failure
+    def __init__(self, backend: SDKBackend) -> None:
+        self._backend = backend
+        self._client: Any = backend._client
+        self._failure: Callable[[BaseException], BackendError] = backend.failure
 
-    async def _call(self, coro: Awaitable[Any]) -> Any:
-        """Await one provider call; its exception becomes the backend's :class:`BackendError`."""
+    async def _call(
+        self,
+        coro: Awaitable[Any],
+        special: Callable[[Exception], BaseException | None] | None = None,
+    ) -> Any:
+        """Await one provider call; its exception becomes the one ``special`` makes of it, or
+        (``special`` absent or None) the backend's :class:`BackendError`."""
         try:
             return await coro
         except BackendError:
             raise
         except Exception as exc:
-            raise self._failure(exc) from None
+            error = special(exc) if special is not None else None
+            raise (error if error is not None else self._failure(exc)) from None
 
     async def _create(self, coro: Awaitable[Any]) -> Any:
-        """Await a create call: a definite refusal raises :class:`BatchNotCreated`."""
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
+        """Await a create call: a definite refusal (a 4xx other than 408) raises
+        :class:`BatchNotCreated`."""
+
+        def refused(exc: Exception) -> BaseException | None:
             error = self._failure(exc)
             status = _status_of(exc)
             if status is not None and 400 <= status < 500 and status != 408:
-                raise BatchNotCreated(error.decision) from None
-            raise error from None
+                return BatchNotCreated(error.decision)
+            return error
+
+        return await self._call(coro, refused)
 
     async def _fetch(self, coro: Awaitable[Any], batch_id: str) -> Any:
         """Await a call reading results: HTTP 404 raises :class:`ResultsGone`."""
-        try:
-            return await coro
-        except BackendError:
-            raise
-        except Exception as exc:
-            if _status_of(exc) == 404:
-                raise ResultsGone(batch_id) from None
-            raise self._failure(exc) from None
+        return await self._call(
+            coro, lambda exc: ResultsGone(batch_id) if _status_of(exc) == 404 else None
+        )
 
     limits: BatchLimits
     """Size limits of one batch (requests, bytes of JSONL): a class attribute of each provider."""
@@ -205,9 +212,10 @@ class BatchAPI(ABC):
     async def results(self, batch_id: str) -> builtins.list[BatchItem]:
         """Every result line of an ended batch (:class:`ResultsGone` when they answer 404)."""
 
-    @abstractmethod
     def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
-        """The answer of one result line, or :class:`BackendError` as for a direct request."""
+        """The answer of one result line, judged as the same direct answer would be (or
+        :class:`BackendError` as for a direct request)."""
+        return self._backend.read_batch_item(item, request)
 
     @abstractmethod
     async def cancel(self, batch_id: str) -> None:

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -302,6 +303,20 @@ class SDKErrors:
     status: type[BaseException]
     api: type[BaseException]
     base: type[BaseException]
+
+    @classmethod
+    def of(cls, name: str, sdk: ModuleType, base: type[BaseException]) -> SDKErrors:
+        """The exception types of a Stainless-generated SDK module (``openai``,
+        ``anthropic``): the same class names in each, and the SDK's own ``base``."""
+        return cls(
+            name=name,
+            timeout=sdk.APITimeoutError,
+            connection=sdk.APIConnectionError,
+            validation=sdk.APIResponseValidationError,
+            status=sdk.APIStatusError,
+            api=sdk.APIError,
+            base=base,
+        )
 
 
 def decision_for_sdk_error(

@@ -19,7 +19,6 @@ converting the same file at once both end with the same complete folder.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import sys
 import tempfile
@@ -28,29 +27,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .._downloads import cache_dir, sha256_file
 from ..errors import ConfigError
-from ..personas import cache_dir
 
-__all__ = ["GGUF_CACHE", "gguf_folder", "gguf_sha256", "is_gguf"]
+__all__ = ["GGUF_CACHE", "gguf_folder", "is_gguf"]
 
 #: Subfolder of the user cache holding converted GGUF files, one folder per sha256.
 GGUF_CACHE = "hf-gguf"
-_CHUNK = 1 << 20
 _GGUF_MAGIC = b"GGUF"
 
 
 def is_gguf(name: str) -> bool:
     """Whether an ``hf/`` model name is a GGUF file (ends in ``.gguf``, any case)."""
     return name.strip().lower().endswith(".gguf")
-
-
-def gguf_sha256(path: Path) -> str:
-    """Hex sha256 of the file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _complete(folder: Path) -> bool:
@@ -176,7 +165,7 @@ def gguf_folder(name: str, *, notify: Callable[[str], None] | None = None) -> Pa
             "(e.g. hf//abs/path/model.gguf or hf/./rel/model.gguf)"
         )
     path = path.resolve()
-    target = cache_dir() / GGUF_CACHE / gguf_sha256(path)
+    target = cache_dir() / GGUF_CACHE / sha256_file(path)
     if _complete(target):
         return target
     if target.exists():  # an unusable leftover (not written by the atomic rename above)

@@ -52,15 +52,7 @@ _PROVIDER_NAMES = {
 }
 
 
-OPENAI_ERRORS = SDKErrors(
-    name="OpenAI",
-    timeout=openai.APITimeoutError,
-    connection=openai.APIConnectionError,
-    validation=openai.APIResponseValidationError,
-    status=openai.APIStatusError,
-    api=openai.APIError,
-    base=openai.OpenAIError,
-)
+OPENAI_ERRORS = SDKErrors.of("OpenAI", openai, openai.OpenAIError)
 """The ``openai`` SDK's exception types."""
 
 
@@ -86,6 +78,8 @@ class OpenAIBackend(SDKBackend):
     """
 
     sdk_errors = OPENAI_ERRORS
+    client_class = openai.AsyncOpenAI
+    batch_class = OpenAIBatchAPI
 
     def __init__(
         self,
@@ -101,15 +95,10 @@ class OpenAIBackend(SDKBackend):
             self.provider = _PROVIDER_NAMES[spec.family]
         else:
             self.provider = "the OpenAI-compatible server"
-        super().__init__(spec, base_url=base_url, api_key=api_key, key_env=key_env)
-        self._token_param = "max_tokens"
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=timeout_s,
+        super().__init__(
+            spec, base_url=base_url, api_key=api_key, key_env=key_env, timeout_s=timeout_s
         )
-        self._batch_api: OpenAIBatchAPI | None = None
+        self._token_param = "max_tokens"
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.spec.full!r}, base_url={self.base_url!r})"
@@ -239,9 +228,4 @@ class OpenAIBackend(SDKBackend):
         /v1/batches); None for the other OpenAI-compatible families."""
         if self.spec.family != "openai":
             return None
-        if self._batch_api is None:
-            self._batch_api = OpenAIBatchAPI(self)
-        return self._batch_api
-
-    async def aclose(self) -> None:
-        await self._client.close()
+        return super().batch

@@ -17,7 +17,7 @@ from ._batch_api import (
     unreadable_line,
 )
 from ._decisions import sdk_field as _field
-from ._types import ChatRequest, ChatResult
+from ._types import ChatRequest
 
 if TYPE_CHECKING:
     from ._openai import OpenAIBackend
@@ -32,10 +32,7 @@ class OpenAIBatchAPI(BatchAPI):
     limits = BatchLimits(50_000, 200 * 1024 * 1024)
     """OpenAI's limits: 50,000 requests and 200 MB of input file per batch."""
 
-    def __init__(self, backend: OpenAIBackend) -> None:
-        super().__init__(backend.failure)
-        self._backend = backend
-        self._client = backend._client
+    _backend: OpenAIBackend
 
     def line(self, custom_id: str, request: ChatRequest) -> dict[str, Any]:
         """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body"}``."""
@@ -133,10 +130,6 @@ class OpenAIBatchAPI(BatchAPI):
                 if raw.strip():
                     items.append(_result_line(raw))
         return items
-
-    def read(self, item: BatchItem, request: ChatRequest) -> ChatResult:
-        """The answer of one result line, judged as the same direct answer would be."""
-        return self._backend.read_batch_item(item, request)
 
     async def cancel(self, batch_id: str) -> None:
         """``batches.cancel``."""

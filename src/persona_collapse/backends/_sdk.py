@@ -17,10 +17,11 @@ import asyncio
 import contextlib
 import dataclasses
 from abc import abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 from ._backend import Backend
-from ._batch_api import BatchItem
+from ._batch_api import BatchAPI, BatchItem
 from ._decisions import SDKErrors, Where, decision_for_status, malformed, one_line, redact
 from ._types import (
     BackendError,
@@ -59,9 +60,19 @@ class SDKBackend(Backend):
     url_hint = "the API root (often ending in /v1)"
     #: The SDK's exception types (each subclass names its SDK's).
     sdk_errors: SDKErrors
+    #: The SDK's async client class (``openai.AsyncOpenAI``, ``anthropic.AsyncAnthropic``).
+    client_class: Callable[..., Any]
+    #: The provider's batch capability, offered as :attr:`batch` (None: it has none).
+    batch_class: type[BatchAPI] | None = None
 
     def __init__(
-        self, spec: ModelSpec, *, base_url: str, api_key: str, key_env: str | None
+        self,
+        spec: ModelSpec,
+        *,
+        base_url: str,
+        api_key: str,
+        key_env: str | None,
+        timeout_s: float,
     ) -> None:
         super().__init__(spec)
         self._api_key = api_key
@@ -76,6 +87,11 @@ class SDKBackend(Backend):
         )
         self._contacted = False
         self._early_connection_errors = 0
+        # The SDK's own retries are off: the runner owns retries and rate limiting.
+        self._client: Any = self.client_class(
+            api_key=api_key, base_url=base_url, max_retries=0, timeout=timeout_s
+        )
+        self._batch_api: BatchAPI | None = None
 
     # -- subclass hooks ---------------------------------------------------------
 
@@ -165,15 +181,7 @@ class SDKBackend(Backend):
         except Exception as exc:
             raise self._fail(self.decision_for(exc)) from None
         self._contacted = True
-        try:
-            result = self._read(raw, request)
-        except BackendError:
-            raise
-        except _DECODE_ERRORS as exc:
-            raise self._fail(
-                malformed(f"unreadable response ({type(exc).__name__}: {exc})", self.secrets)
-            ) from None
-        return self._redacted(result)
+        return self._answer(raw, request, "response")
 
     def read_batch_item(self, item: BatchItem, request: ChatRequest) -> ChatResult:
         """The answer of one batch result line, judged as the same direct answer would be.
@@ -197,15 +205,32 @@ class SDKBackend(Backend):
                     secrets=self.secrets,
                 )
             )
+        return self._answer(item.body, request, "batch answer")
+
+    def _answer(self, raw: Any, request: ChatRequest, what: str) -> ChatResult:
+        """``raw`` read as the answer to ``request``, the API key taken out of its text; a body
+        that cannot be decoded is ``Retry("malformed")`` naming ``what`` it was."""
         try:
-            result = self._read(item.body, request)
+            result = self._read(raw, request)
         except BackendError:
             raise
         except _DECODE_ERRORS as exc:
             raise self._fail(
-                malformed(f"unreadable batch answer ({type(exc).__name__}: {exc})", self.secrets)
+                malformed(f"unreadable {what} ({type(exc).__name__}: {exc})", self.secrets)
             ) from None
         return self._redacted(result)
+
+    @property
+    def batch(self) -> BatchAPI | None:
+        """The provider's batch API (:attr:`batch_class`, made once), or None when it has none."""
+        if self.batch_class is None:
+            return None
+        if self._batch_api is None:
+            self._batch_api = self.batch_class(self)
+        return self._batch_api
+
+    async def aclose(self) -> None:
+        await self._client.close()
 
     def _redacted(self, result: ChatResult) -> ChatResult:
         """``result`` with the API key taken out of its text (answers echoing it are stored)."""

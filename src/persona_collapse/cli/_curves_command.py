@@ -18,7 +18,6 @@ curve are resampled alike. ``-o FIG.png`` also writes ``FIG.pdf``.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from ..analysis import (
 from ..errors import ConfigError
 from ..store import load_sources
 from ._option_groups import bootstrap_from, bootstrap_options
-from ._output import FORMAT_OPTION, _console, emit_csv, emit_json
+from ._output import FORMAT_OPTION, _console, emit_csv, emit_json, print_written
 from ._spec import Command, Option, registrar
 
 __all__ = ["parse_temperatures", "register"]
@@ -139,8 +138,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     if args.output:
         from ..report import write_curves_figure
 
-        for path in write_curves_figure(docs, Path(args.output)):
-            print(f"wrote {path}", file=sys.stderr)
+        print_written(write_curves_figure(docs, Path(args.output)))
     return 0
 
 

@@ -6,7 +6,8 @@ import csv
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,12 @@ def warn(warnings: Sequence[str]) -> None:
     them in its ``warnings`` lists)."""
     for text in dict.fromkeys(warnings):
         print(f"warning: {text}", file=sys.stderr)
+
+
+def print_written(paths: Iterable[Path]) -> None:
+    """``wrote PATH`` on stderr for every file written (figures, tables)."""
+    for path in paths:
+        print(f"wrote {path}", file=sys.stderr)
 
 
 def _console() -> Console:

@@ -12,7 +12,6 @@ also writes ``FIG.pdf``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from ._output import (
     _console,
     emit_csv,
     emit_json,
+    print_written,
     usage_cells,
     usage_header,
     usage_values,
@@ -100,8 +100,7 @@ def cmd_trajectory(args: argparse.Namespace) -> int:
     if args.output:
         from ..report import write_trajectory_figure
 
-        for path in write_trajectory_figure(doc, Path(args.output)):
-            print(f"wrote {path}", file=sys.stderr)
+        print_written(write_trajectory_figure(doc, Path(args.output)))
     return 0
 
 

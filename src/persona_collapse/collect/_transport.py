@@ -289,18 +289,24 @@ class Transport:
             return result
 
     def _count(self, request: ChatRequest, result: ChatResult, estimate: float) -> None:
+        cost = self._tally(result)
+        if self.price is not None and request.max_tokens <= 1:
+            self._learn_cost(cost)
+        self.window.on_success()
+        self._release(estimate, cost)
+
+    def _tally(self, result: ChatResult, price_factor: float = 1.0) -> float:
+        """Count one answered request, its tokens and its cost at ``price_factor`` (USD);
+        returns its cost at the full price (0 without a price)."""
         st = self.stats
         st.requests += 1
         st.prompt_tokens += result.prompt_tokens
         st.completion_tokens += result.completion_tokens
-        cost = 0.0
+        full = 0.0
         if self.price is not None:
-            cost = self.price.cost(result.prompt_tokens, result.completion_tokens)
-            st.cost_usd += cost
-            if request.max_tokens <= 1:
-                self._learn_cost(cost)
-        self.window.on_success()
-        self._release(estimate, cost)
+            full = self.price.cost(result.prompt_tokens, result.completion_tokens)
+            st.cost_usd += full * price_factor
+        return full
 
     async def _after_retry(
         self, decision: Retry, started: float, retries: int, tally: RequestTally
@@ -440,14 +446,7 @@ class Transport:
         Requests, tokens and the cost at ``price_factor`` go into the counters
         and the budget (settling ``key``'s reservation, if this session made one).
         """
-        st = self.stats
-        st.requests += 1
-        st.prompt_tokens += result.prompt_tokens
-        st.completion_tokens += result.completion_tokens
-        full = 0.0
-        if self.price is not None:
-            full = self.price.cost(result.prompt_tokens, result.completion_tokens)
-            st.cost_usd += full * price_factor
+        full = self._tally(result, price_factor)
         self.budget.settle(self._reserved.pop(key, 0.0), full * price_factor)
         return full
 

@@ -134,6 +134,34 @@ def _api_key(env: str | None) -> str | None:
     return api_key_from_env(env, option="--api-key-env")
 
 
+def _record_trained(
+    options: FinetuneOptions,
+    data: ChatDataset,
+    status: str,
+    *,
+    recipe: dict[str, Any],
+    model: str = "",
+    job_id: str = "",
+) -> VariantRecord:
+    """Store the variant ``options`` trained (or started training) on ``data`` with its
+    provider; returns the stored record."""
+    family, variant = options.labels()
+    return record_variant(
+        options.store,
+        VariantRecord(
+            family=family,
+            variant=variant,
+            model=model,
+            base_model=options.base,
+            provider=options.provider,
+            job_id=job_id,
+            status=status,
+            data_sha256=data.sha256,
+            recipe=recipe,
+        ),
+    )
+
+
 def _run_hf(
     options: FinetuneOptions,
     data: ChatDataset,
@@ -145,7 +173,6 @@ def _run_hf(
 
     assert options.out is not None
     out = Path(options.out)
-    family, variant = options.labels()
     checkpoint_every = options.checkpoint_every or options.measure_every
     config = HFTrainConfig(
         base=options.base_name,
@@ -157,23 +184,12 @@ def _run_hf(
     )
     report(f"training LoRA on {options.base} with {data.describe()} -> {out}")
     result = train_hf_lora(data, config, on_step=on_step)
-    model = f"hf/{out.resolve()}" if options.merge else ""
-    record = record_variant(
-        options.store,
-        VariantRecord(
-            family=family,
-            variant=variant,
-            model=model,
-            base_model=options.base,
-            provider="hf",
-            status="succeeded",
-            data_sha256=data.sha256,
-            recipe={
-                **options.recipe.as_dict(),
-                "merged": options.merge,
-                "out": str(out.resolve()),
-            },
-        ),
+    record = _record_trained(
+        options,
+        data,
+        "succeeded",
+        recipe={**options.recipe.as_dict(), "merged": options.merge, "out": str(out.resolve())},
+        model=f"hf/{out.resolve()}" if options.merge else "",
     )
     outcome = FinetuneOutcome(record, result.losses, result.measurements)
     if result.n_skipped:
@@ -192,7 +208,6 @@ def _run_hf(
 def _run_openai(
     options: FinetuneOptions, data: ChatDataset, report: Report, tuner: OpenAIFineTuner
 ) -> FinetuneOutcome:
-    family, variant = options.labels()
     recipe = options.recipe
     report(f"uploading {data.describe()}")
     file_id = tuner.upload(data.path)
@@ -208,19 +223,7 @@ def _run_openai(
         "training_file": file_id,
         "base_url": options.base_url or "",
     }
-    record = record_variant(
-        options.store,
-        VariantRecord(
-            family=family,
-            variant=variant,
-            base_model=options.base,
-            provider="openai",
-            job_id=job.job_id,
-            status=job.status,
-            data_sha256=data.sha256,
-            recipe=sent,
-        ),
-    )
+    record = _record_trained(options, data, job.status, recipe=sent, job_id=job.job_id)
     if options.no_wait:
         return FinetuneOutcome(record, job=job)
     return _poll(options.store, record, tuner, options.poll_s, options.max_wait_s, report)
@@ -274,18 +277,8 @@ def _run_tinker(
         api_key=_api_key(options.api_key_env),
         on_step=on_step,
     )
-    record = record_variant(
-        options.store,
-        VariantRecord(
-            family=family,
-            variant=variant,
-            model=result.model,
-            base_model=options.base,
-            provider="tinker",
-            status="succeeded",
-            data_sha256=data.sha256,
-            recipe=recipe.as_dict(),
-        ),
+    record = _record_trained(
+        options, data, "succeeded", recipe=recipe.as_dict(), model=result.model
     )
     return FinetuneOutcome(record, result.losses)
 

@@ -40,10 +40,10 @@ from pathlib import Path
 from typing import Any
 
 from ..backends.local import gguf_folder, is_gguf
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ._data import ChatDataset
 from ._recipe import Recipe, batches, linear_decay_lr, n_steps
-from ._tokenize import EncodedChat, encode_chat
+from ._tokenize import EncodedChat, encode_dataset
 
 __all__ = ["HFTrainConfig", "StepLog", "TrainResult", "train_hf_lora"]
 
@@ -161,30 +161,6 @@ def _load(cfg: HFTrainConfig) -> tuple[Any, Any, Any]:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer, model.to(device), device
-
-
-def _encode_all(
-    tokenizer: Any, data: ChatDataset, max_length: int
-) -> tuple[list[EncodedChat], int, int]:
-    kept: list[EncodedChat] = []
-    skipped = truncated = 0
-    for example in data:
-        try:
-            chat = encode_chat(
-                tokenizer, example.messages, max_length=max_length, line=example.line
-            )
-        except DataError as exc:
-            raise DataError(f"{data.path} {exc.message}") from None
-        truncated += chat.truncated
-        if sum(chat.weights[1:]) == 0:
-            skipped += 1
-            continue
-        kept.append(chat)
-    if not kept:
-        raise DataError(
-            f"{data.path}: no chat has an assistant token within --max-length {max_length}"
-        )
-    return kept, skipped, truncated
 
 
 def collate_chats(torch: Any, chats: list[EncodedChat], pad_id: int, device: Any) -> dict[str, Any]:
@@ -313,7 +289,7 @@ def _train(
     on_step: StepCallback | None,
 ) -> TrainResult:
     tokenizer, model, device = _load(cfg)
-    chats, skipped, truncated = _encode_all(tokenizer, data, recipe.max_length)
+    chats, skipped, truncated = encode_dataset(tokenizer, data, recipe.max_length)
     torch.manual_seed(recipe.seed)
     model = _with_lora(peft, model, recipe)
     params = [p for p in model.parameters() if p.requires_grad]

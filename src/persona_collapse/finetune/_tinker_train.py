@@ -26,11 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError
 from ._data import ChatDataset
 from ._hf_train import StepLog
 from ._recipe import TINKER_RECIPE, Recipe, batches, linear_decay_lr, n_steps
-from ._tokenize import encode_chat, shifted
+from ._tokenize import encode_dataset, shifted
 
 __all__ = [
     "TinkerResult",
@@ -73,29 +73,15 @@ def _tinker() -> Any:
 def tinker_datums(tokenizer: Any, data: ChatDataset, max_length: int) -> tuple[list[Any], int, int]:
     """(datums in file order, chats skipped for having no assistant token, chats truncated)."""
     tinker = _tinker()
+    chats, skipped, truncated = encode_dataset(tokenizer, data, max_length)
     datums: list[Any] = []
-    skipped = truncated = 0
-    for example in data:
-        try:
-            chat = encode_chat(
-                tokenizer, example.messages, max_length=max_length, line=example.line
-            )
-        except DataError as exc:
-            raise DataError(f"{data.path} {exc.message}") from None
-        truncated += chat.truncated
+    for chat in chats:
         inputs, targets, weights = shifted(chat)
-        if not any(weights):
-            skipped += 1
-            continue
         datums.append(
             tinker.Datum(
                 model_input=tinker.ModelInput.from_ints(inputs),
                 loss_fn_inputs={"target_tokens": targets, "weights": weights},
             )
-        )
-    if not datums:
-        raise DataError(
-            f"{data.path}: no chat has an assistant token within --max-length {max_length}"
         )
     return datums, skipped, truncated
 

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import DataError
+from ._data import ChatDataset
 
-__all__ = ["EncodedChat", "encode_chat", "shifted"]
+__all__ = ["EncodedChat", "encode_chat", "encode_dataset", "shifted"]
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,29 @@ def encode_chat(
 def shifted(chat: EncodedChat) -> tuple[list[int], list[int], list[float]]:
     """(inputs, targets, weights) for next-token prediction: token ``k+1`` predicted at ``k``."""
     return chat.input_ids[:-1], chat.input_ids[1:], chat.weights[1:]
+
+
+def encode_dataset(
+    tokenizer: Any, data: ChatDataset, max_length: int
+) -> tuple[list[EncodedChat], int, int]:
+    """(chats with an assistant token left, in file order; chats skipped for having none
+    within ``max_length`` tokens; chats truncated). No chat left is a DataError."""
+    kept: list[EncodedChat] = []
+    skipped = truncated = 0
+    for example in data:
+        try:
+            chat = encode_chat(
+                tokenizer, example.messages, max_length=max_length, line=example.line
+            )
+        except DataError as exc:
+            raise DataError(f"{data.path} {exc.message}") from None
+        truncated += chat.truncated
+        if sum(chat.weights[1:]) == 0:
+            skipped += 1
+            continue
+        kept.append(chat)
+    if not kept:
+        raise DataError(
+            f"{data.path}: no chat has an assistant token within --max-length {max_length}"
+        )
+    return kept, skipped, truncated

@@ -37,6 +37,8 @@ from urllib.parse import parse_qs
 from ._chat import ApiError
 from ._finetune_api import FineTuneService
 from ._http import HttpRequest, HttpResponse
+from ._http import json_response as _json
+from ._lookup import found
 
 #: Answers one request line: (provider, body) -> (HTTP status, response body).
 LineAnswer = Callable[[str, Any], tuple[int, Any]]
@@ -115,8 +117,19 @@ def _page(batches: list[_Batch], after: str | None, limit: str | None) -> tuple[
     return batches[start : start + n], start + n < len(batches)
 
 
-def _json(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(status, json.dumps(body).encode())
+def _listing(
+    batches: list[_Batch], after: str | None, limit: str | None, render: Callable[[_Batch], Any]
+) -> dict[str, Any]:
+    """One :func:`_page` of ``batches`` as both providers list it: the rendered batches,
+    ``has_more`` and the page's first and last ids."""
+    page, more = _page(batches, after, limit)
+    data = [render(b) for b in page]
+    return {
+        "data": data,
+        "has_more": more,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }
 
 
 class BatchService:
@@ -160,10 +173,7 @@ class BatchService:
         return batch
 
     def _batch(self, batch_id: str) -> _Batch:
-        found = self.batches.get(batch_id)
-        if found is None:
-            raise ApiError(404, f"No batch found with id '{batch_id}'.", "not_found")
-        return found
+        return found(self.batches, batch_id, f"No batch found with id '{batch_id}'.")
 
     def _advance(self, batch: _Batch) -> None:
         if batch.status != "in_progress" or batch.polls_left < 0:
@@ -290,16 +300,9 @@ class BatchService:
         if parts == ["batches"] and method == "GET":
             # Newest first, paginated by ``after`` (an id) and ``limit``, as OpenAI's.
             mine = [b for b in reversed(list(self.batches.values())) if b.provider == "openai"]
-            page, more = _page(mine, _query(request, "after"), _query(request, "limit"))
-            data = [self._openai_dict(b) for b in page]
-            body = {
-                "object": "list",
-                "data": data,
-                "has_more": more,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-            return _json(200, body)
+            after, limit = _query(request, "after"), _query(request, "limit")
+            listing = _listing(mine, after, limit, self._openai_dict)
+            return _json(200, {"object": "list", **listing})
         if len(parts) == 2 and method == "GET":
             batch = self._batch(parts[1])
             self._advance(batch)
@@ -356,15 +359,8 @@ class BatchService:
             return _json(200, self._anthropic_dict(batch, base))
         if not parts and method == "GET":
             mine = [b for b in reversed(list(self.batches.values())) if b.provider == "anthropic"]
-            page, more = _page(mine, _query(request, "after_id"), _query(request, "limit"))
-            data = [self._anthropic_dict(b, base) for b in page]
-            body = {
-                "data": data,
-                "has_more": more,
-                "first_id": data[0]["id"] if data else None,
-                "last_id": data[-1]["id"] if data else None,
-            }
-            return _json(200, body)
+            after, limit = _query(request, "after_id"), _query(request, "limit")
+            return _json(200, _listing(mine, after, limit, lambda b: self._anthropic_dict(b, base)))
         if len(parts) == 1 and method == "GET":
             batch = self._batch(parts[0])
             self._advance(batch)

@@ -27,6 +27,8 @@ from typing import Any
 
 from ._chat import ApiError
 from ._http import HttpRequest, HttpResponse
+from ._http import json_response as _json
+from ._lookup import found
 
 __all__ = ["FINETUNE_PREFIXES", "FineTuneScript", "FineTuneService", "answer"]
 
@@ -165,10 +167,6 @@ class _Job:
         }
 
 
-def _json(status: int, body: Any) -> HttpResponse:
-    return HttpResponse(status, json.dumps(body).encode())
-
-
 def _check_chat_jsonl(content: bytes) -> str:
     """'' if ``content`` is valid chat JSONL, else why not (with the line number)."""
     from ..errors import DataError
@@ -285,16 +283,10 @@ class FineTuneService:
         raise ApiError(404, f"Unknown fine-tuning path {method} {path}.", "not_found")
 
     def _file(self, file_id: str) -> dict[str, Any]:
-        found = self.files.get(file_id)
-        if found is None:
-            raise ApiError(404, f"No such File object: {file_id}", "not_found", param="id")
-        return found
+        return found(self.files, file_id, f"No such File object: {file_id}", param="id")
 
     def _job(self, job_id: str) -> _Job:
-        job = self.jobs.get(job_id)
-        if job is None:
-            raise ApiError(404, f"Could not find fine-tune job: {job_id}", "not_found")
-        return job
+        return found(self.jobs, job_id, f"Could not find fine-tune job: {job_id}")
 
     def _upload(self, request: HttpRequest) -> HttpResponse:
         fields = _multipart(request)

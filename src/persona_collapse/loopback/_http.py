@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from typing import Any
 from urllib.parse import urlsplit
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
+def json_response(status: int, body: Any) -> HttpResponse:
+    """``body`` as a JSON response with ``status``."""
+    return HttpResponse(status, json.dumps(body).encode())
 
 
 class HttpError(Exception):
