@@ -13,7 +13,7 @@ from typing import Any
 from matplotlib.figure import Figure
 
 from ..analysis import spread_description
-from ._style import report_style
+from ._style import write_png_pdf
 
 __all__ = ["curves_figure", "write_curves_figure"]
 
@@ -26,16 +26,7 @@ def write_curves_figure(curves: Sequence[dict[str, Any]], path: Path) -> list[Pa
     ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``; both ``FIG.png`` and
     ``FIG.pdf`` are written (150 dpi). The title says which cell spread is shown.
     """
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    with report_style():
-        fig = curves_figure(curves)
-        for suffix in (".png", ".pdf"):
-            target = base.with_name(base.name + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target, dpi=150)
-            written.append(target)
-    return written
+    return write_png_pdf(lambda: curves_figure(curves), path)
 
 
 def curves_figure(curves: Sequence[dict[str, Any]]) -> Figure:

@@ -10,7 +10,7 @@ import math
 
 from ..analysis import SATURATION_SHARE, is_saturated
 from ._results import StudyResult
-from ._table_formats import Cell, Column, Table
+from ._table_formats import Cell, Column, Table, metric_columns
 
 _SIM = " [SIMULATED data]"
 
@@ -113,15 +113,7 @@ def trajectory_table(result: StudyResult) -> Table | None:
             Column("step"),
             Column("source"),
             Column("personas"),
-            Column("S", se="S_se"),
-            Column("S_se"),
-            Column("S_corrected", "S*", se="S_corrected_se"),
-            Column("S_corrected_se"),
-            Column("S_noise_floor", "noise floor"),
-            Column("sigma_bar", "σ̄", 3, se="sigma_bar_se"),
-            Column("sigma_bar_se"),
-            Column("R", se="R_se"),
-            Column("R_se"),
+            *metric_columns(),
             Column("top1_share", "top-1 share", 3),
             Column("top1_rating", "top-1 rating"),
             Column("entropy_bits", "entropy (bits)"),

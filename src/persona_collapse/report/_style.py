@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, cast
 
 import matplotlib as mpl
 from cycler import cycler
+from matplotlib.figure import Figure
 
 from ..protocol import BASE, INSECURE, SECURE
 
@@ -98,3 +100,18 @@ def titled(text: str, simulated: bool) -> str:
     """
     full = f"[{SIMULATED_TAG}] {text}" if simulated else text
     return "\n".join(textwrap.wrap(full, width=60))
+
+
+def write_png_pdf(draw: Callable[[], Figure], path: Path) -> list[Path]:
+    """Draw a figure with the report's style and write it as ``FIG.png`` and ``FIG.pdf``
+    (150 dpi); ``path`` is ``FIG.png``, ``FIG.pdf`` or ``FIG``. Returns both paths."""
+    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
+    written = []
+    with report_style():
+        fig = draw()
+        for suffix in (".png", ".pdf"):
+            target = base.with_name(base.name + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fig.savefig(target, dpi=150)
+            written.append(target)
+    return written

@@ -248,3 +248,18 @@ def write_table(table: Table, folder: Path) -> dict[str, Path]:
         path.write_text(render(table), encoding="utf-8")
         out[ext] = path
     return out
+
+
+def metric_columns() -> tuple[Column, ...]:
+    """S, then S without its noise floor (S*) and the floor, then σ̄ and R, each ± SE."""
+    return (
+        Column("S", se="S_se"),
+        Column("S_se"),
+        Column("S_corrected", "S*", se="S_corrected_se"),
+        Column("S_corrected_se"),
+        Column("S_noise_floor", "noise floor"),
+        Column("sigma_bar", "σ̄", 3, se="sigma_bar_se"),
+        Column("sigma_bar_se"),
+        Column("R", se="R_se"),
+        Column("R_se"),
+    )

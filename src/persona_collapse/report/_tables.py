@@ -10,7 +10,7 @@ from ..stats import METRICS, OVERALL, Band, Change, Measurement, published_band
 from ._capability_tables import capability_table, instability_table
 from ._diagnostic_tables import scale_usage_table, trajectory_table
 from ._results import StudyResult
-from ._table_formats import Cell, Column, Table
+from ._table_formats import Cell, Column, Table, metric_columns
 
 _SIM = " [SIMULATED data]"
 _METRIC_HEADINGS = {"S": "S", "sigma_bar": "σ̄", "R": "R"}
@@ -18,21 +18,6 @@ _METRIC_HEADINGS = {"S": "S", "sigma_bar": "σ̄", "R": "R"}
 
 def _sim(result: StudyResult) -> str:
     return _SIM if result.simulated else ""
-
-
-def _metric_columns() -> tuple[Column, ...]:
-    """S, then S without its noise floor (S*) and the floor, then σ̄ and R, each ± SE."""
-    return (
-        Column("S", se="S_se"),
-        Column("S_se"),
-        Column("S_corrected", "S*", se="S_corrected_se"),
-        Column("S_corrected_se"),
-        Column("S_noise_floor", "noise floor"),
-        Column("sigma_bar", "σ̄", 3, se="sigma_bar_se"),
-        Column("sigma_bar_se"),
-        Column("R", se="R_se"),
-        Column("R_se"),
-    )
 
 
 def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
@@ -47,7 +32,7 @@ def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
 
 
 def _metric_cells(meas: Measurement, group: str = OVERALL) -> list[Cell]:
-    """The cells of :func:`_metric_columns` for one group of a measurement."""
+    """The cells of :func:`metric_columns` for one group of a measurement."""
     v = meas.values(group)
     noise = meas.noise_values(group)
     return [
@@ -94,7 +79,7 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
             Column("family"),
             Column("variant"),
             Column("personas"),
-            *_metric_columns(),
+            *metric_columns(),
             Column("outside_band", "outside band"),
             Column("left_band", "left band"),
             Column("digit_mass", "digit mass"),
@@ -126,7 +111,7 @@ def foundation_metrics_table(result: StudyResult) -> Table:
     return Table(
         "metrics_by_foundation",
         f"S, S*, σ̄ and R per moral foundation (± SE){_sim(result)}",
-        (Column("family"), Column("variant"), Column("foundation"), *_metric_columns()),
+        (Column("family"), Column("variant"), Column("foundation"), *metric_columns()),
         rows,
         note=_NOISE_NOTE,
     )

@@ -18,7 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..analysis import SATURATION_SHARE
-from ._style import OKABE_ITO, report_style
+from ._style import OKABE_ITO, write_png_pdf
 
 
 def _band(ax: Axes, steps: Sequence[int], values: np.ndarray, ses: np.ndarray, colour: str) -> None:
@@ -93,13 +93,4 @@ def write_trajectory_figure(doc: dict[str, Any], path: Path) -> list[Path]:
 
     ``path``: ``FIG.png``, ``FIG.pdf`` or ``FIG``.
     """
-    base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
-    with report_style():
-        fig = trajectory_figure(doc)
-        for suffix in (".png", ".pdf"):
-            target = base.with_name(base.name + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target, dpi=150)
-            written.append(target)
-    return written
+    return write_png_pdf(lambda: trajectory_figure(doc), path)

@@ -34,20 +34,8 @@ from ._frame import text_series
 from ._records import RunInfo
 from ._source import _kind, is_task_run
 from ._sqlite import ResponseStore
+from ._task_csv import TASK_COLUMNS
 from ._validate import LineLocator, parse_integers
-
-TASK_COLUMNS = (
-    "item_id",
-    "run_index",
-    "answer",
-    "gold",
-    "correct",
-    "format_valid",
-    "failures",
-    "response",
-    "collected_at",
-)
-"""Header of a published task CSV, in file order (``subject`` may follow)."""
 
 _REQUIRED = ("item_id", "run_index", "answer", "gold", "correct", "format_valid")
 
