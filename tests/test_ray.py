@@ -256,7 +256,9 @@ def test_sigterm_stops_a_ray_run_like_ctrl_c_and_it_resumes(
     assert "Interrupted; run the same command again to resume" in err, err
     for noise in ("Traceback", "SIGTERM received", "Exception ignored", "Started a local Ray"):
         assert noise not in err, err
-    assert out.strip() == f"{store}:stopped"
+    # The source is the last line on stdout; Ray's own raylet thread may print a line about the
+    # actors the stop killed before it, asynchronously (seen under load), which is not ours.
+    assert out.strip().splitlines()[-1] == f"{store}:stopped"
     with sqlite3.connect(store) as conn:
         stopped_at = conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
     assert 16 <= stopped_at < CELLS * reps
