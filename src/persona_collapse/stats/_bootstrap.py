@@ -156,7 +156,7 @@ def persona_bootstrap(
 def _resampled_sums(
     counts: npt.NDArray[np.int64], levels: FloatArray, n_draws: int, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray]:
-    """Sums and sums of squares of ``n_draws`` resamples of every cell, each ``(draws, cells)``.
+    """Sums and sums of squares of ``n_draws`` resamples of every cell, each ``(cells, draws)``.
 
     Cells of up to :data:`.TABLE_WIDTH` ratings (all published runs) are drawn
     by :func:`.resampled_moments`; wider ones by :func:`.resampled_counts`.
@@ -164,7 +164,7 @@ def _resampled_sums(
     if counts.size == 0 or counts.sum(axis=1).max() <= TABLE_WIDTH:
         return resampled_moments(counts, levels, n_draws, rng)
     drawn = resampled_counts(counts, n_draws, rng)
-    return drawn @ levels, drawn @ levels**2
+    return (drawn @ levels).T.copy(), (drawn @ levels**2).T.copy()
 
 
 #: Upper bound on the elements of one chunk's largest temporary array (float64: 8 bytes
@@ -215,20 +215,22 @@ def repetition_bootstrap(
     floor_chunks: list[FloatArray] = []
     for size in _draw_chunks(n_b, per_draw):
         sums, squares = _resampled_sums(counts, levels, size, rng)
-        draw_means = sums / n
-        draw_sds = np.sqrt(np.maximum(squares - sums * draw_means, 0.0) / np.maximum(n - 1, 1))
+        draw_means = sums / n[:, None]
+        draw_sds = np.sqrt(
+            np.maximum(squares - sums * draw_means, 0.0) / np.maximum(n - 1, 1)[:, None]
+        )
         del sums, squares
-        chunk_means = np.broadcast_to(flat_means, (size, n_p * n_q)).copy()
-        chunk_means[:, varying] = draw_means
-        S_chunks.append(np.std(chunk_means.reshape(size, n_p, n_q), axis=1, ddof=cfg.ddof))
-        del chunk_means
-        chunk_sds = np.broadcast_to(flat_sds, (size, n_p * n_q)).copy()
-        chunk_sds[:, varying] = draw_sds
-        sigma_chunks.append(chunk_sds.reshape(size, n_p, n_q).mean(axis=1))
-        del chunk_sds
-        chunk_noise = np.zeros((size, n_p * n_q))
-        chunk_noise[:, varying] = draw_sds**2 / n
-        floor_chunks.append(item_noise_floor(chunk_noise.reshape(size, n_p, n_q)))
+        # Chunk arrays are (personas * items, draws): cells are rows, reductions run over axis 0.
+        chunk = np.repeat(flat_means[:, None], size, axis=1)
+        chunk[varying] = draw_means
+        S_chunks.append(np.std(chunk.reshape(n_p, n_q, size), axis=0, ddof=cfg.ddof).T)
+        chunk = np.repeat(flat_sds[:, None], size, axis=1)
+        chunk[varying] = draw_sds
+        sigma_chunks.append(chunk.reshape(n_p, n_q, size).mean(axis=0).T)
+        chunk = np.zeros((n_p * n_q, size))
+        chunk[varying] = draw_sds**2 / n[:, None]
+        floor_chunks.append(item_noise_floor(np.moveaxis(chunk.reshape(n_p, n_q, size), 2, 0)))
+        del chunk
     if not S_chunks:
         empty = np.zeros((0, n_q))
         return _draws(empty, empty, groups)

@@ -93,7 +93,8 @@ def _table_binomial(
     """
     table = binomial_cdf_table(width)
     size = width + 1
-    index = (remaining * size + count) * size + mass
+    index = remaining * (size * size)
+    index += count * size + mass
     u = rng.random(index.shape)
     drawn = np.zeros(index.shape, dtype=np.int64)
     for k in range(int(remaining.max(initial=0))):
@@ -104,7 +105,7 @@ def _table_binomial(
 def resampled_moments(
     counts: IntArray, values: FloatArray, n_draws: int, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray]:
-    """Sums and sums of squares of multinomial resamples, each ``(draws, cells)``.
+    """Sums and sums of squares of multinomial resamples, each ``(cells, draws)``.
 
     ``counts``: ``(cells, levels)`` value counts of cells of at most
     :data:`TABLE_WIDTH` values; ``values``: the ``(levels,)`` values. Same
@@ -128,23 +129,25 @@ def resampled_moments(
     step_counts = np.take_along_axis(counts[order], rank, axis=1)
     step_values = values[rank]
     mass = np.cumsum(step_counts[:, ::-1], axis=1)[:, ::-1]
-    remaining = np.broadcast_to(mass[:, :1], (n_cells, n_draws)).copy()
+    remaining = np.broadcast_to(counts[order].sum(axis=1)[:, None], (n_cells, n_draws)).copy()
     sums = np.zeros((n_cells, n_draws))
     squares = np.zeros((n_cells, n_draws))
     for step in range(int(held.max(initial=0))):
         random = int(np.count_nonzero(held > step + 1))
         last = int(np.count_nonzero(held > step))
-        drawn = remaining[:last].copy()
-        drawn[:random] = _table_binomial(
-            remaining[:random],
-            step_counts[:random, step, None],
-            mass[:random, step, None],
-            width,
-            rng,
-        )
+        drawn = remaining[:last]
+        if random:
+            drawn = drawn.copy()
+            drawn[:random] = _table_binomial(
+                remaining[:random],
+                step_counts[:random, step, None],
+                mass[:random, step, None],
+                width,
+                rng,
+            )
+            remaining[:random] -= drawn[:random]
         value = step_values[:last, step, None]
         sums[:last] += drawn * value
         squares[:last] += drawn * value**2
-        remaining[:random] -= drawn[:random]
     inverse = np.argsort(order)
-    return sums[inverse].T.copy(), squares[inverse].T.copy()
+    return sums[inverse], squares[inverse]
