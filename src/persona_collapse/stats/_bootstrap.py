@@ -11,6 +11,11 @@ shared ids (``analysis.compare_responses`` measures both on those), never by
 list position. The published
 reference seeded per (model, foundation); SEs agree within bootstrap noise
 (about 10%).
+
+The repetition bootstrap draws its binomials from tables of binomial CDFs
+(:func:`.resampled_moments`), one uniform each, cell-major; until issue 21 it
+used numpy's binomial draw-major, so its replicates for a given seed changed
+then (same distribution; the published SEs moved by 0.989-1.013).
 """
 
 from __future__ import annotations
