@@ -84,19 +84,26 @@ def binomial_cdf_table(width: int) -> FloatArray:
 
 
 def _table_binomial(
-    remaining: IntArray, count: IntArray, mass: IntArray, width: int, rng: np.random.Generator
+    remaining: IntArray,
+    count: IntArray,
+    mass: IntArray,
+    width: int,
+    n_draws: int,
+    rng: np.random.Generator,
 ) -> IntArray:
-    """One ``Binomial(remaining, count / mass)`` per element by CDF inversion (counts <= width).
+    """``Binomial(remaining, count / mass)`` draws by CDF inversion, ``(rows, n_draws)``.
 
-    The draw is the number of CDF values at or below a uniform ``u`` in
-    [0, 1): the smallest ``k`` with ``u < P(X <= k)``.
+    ``count`` and ``mass`` are ``(rows, 1)``; ``remaining`` is ``(rows, n_draws)``
+    or ``(rows, 1)`` (the same for every draw: the first step of a chain), all
+    at most ``width``. A draw is the number of CDF values at or below a
+    uniform ``u`` in [0, 1): the smallest ``k`` with ``u < P(X <= k)``.
     """
     table = binomial_cdf_table(width)
     size = width + 1
     index = remaining * (size * size)
     index += count * size + mass
-    u = rng.random(index.shape)
-    drawn = np.zeros(index.shape, dtype=np.int64)
+    u = rng.random((index.shape[0], n_draws))
+    drawn = np.zeros(u.shape, dtype=np.int64)
     for k in range(int(remaining.max(initial=0))):
         drawn += np.take(table[k], index) <= u
     return drawn
@@ -129,7 +136,8 @@ def resampled_moments(
     step_counts = np.take_along_axis(counts[order], rank, axis=1)
     step_values = values[rank]
     mass = np.cumsum(step_counts[:, ::-1], axis=1)[:, ::-1]
-    remaining = np.broadcast_to(counts[order].sum(axis=1)[:, None], (n_cells, n_draws)).copy()
+    total = step_counts.sum(axis=1, keepdims=True)
+    remaining = np.broadcast_to(total, (n_cells, n_draws)).copy()
     sums = np.zeros((n_cells, n_draws))
     squares = np.zeros((n_cells, n_draws))
     for step in range(int(held.max(initial=0))):
@@ -139,10 +147,11 @@ def resampled_moments(
         if random:
             drawn = drawn.copy()
             drawn[:random] = _table_binomial(
-                remaining[:random],
+                total[:random] if step == 0 else remaining[:random],
                 step_counts[:random, step, None],
                 mass[:random, step, None],
                 width,
+                n_draws,
                 rng,
             )
             remaining[:random] -= drawn[:random]
