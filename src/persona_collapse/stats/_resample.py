@@ -103,10 +103,12 @@ def _table_binomial(
     index = remaining * (size * size)
     index += count * size + mass
     u = rng.random((index.shape[0], n_draws))
-    drawn = np.zeros(u.shape, dtype=np.int64)
+    drawn = np.zeros(u.shape, dtype=np.uint8)  # width <= TABLE_WIDTH < 256
+    below = np.empty(u.shape, dtype=bool)
     for k in range(int(remaining.max(initial=0))):
-        drawn += np.take(table[k], index) <= u
-    return drawn
+        np.less_equal(np.take(table[k], index), u, out=below)
+        drawn += below
+    return drawn.astype(np.int64)
 
 
 def resampled_moments(
