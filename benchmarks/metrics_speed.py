@@ -7,7 +7,8 @@ same run. Its bootstraps are timed on a subset of draws (``--baseline-draws``)
 and scaled linearly to 2000 + 400, since each draw costs the same; the table
 says so. Loading the CSV is timed separately and excluded from both.
 
-One untimed warm-up pass runs first.
+One untimed warm-up pass runs first. Everything runs with one OpenBLAS
+thread unless ``OPENBLAS_NUM_THREADS`` is set, as the ``metrics`` command does.
 
 A second table times ``persona-collapse metrics`` on the 12 files as a whole
 process (best of ``--repeats`` runs), with its phases (imports, reading the
@@ -23,10 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+# As the analysis commands do (persona_collapse.cli._main.ONE_BLAS_THREAD), before numpy loads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 import pandas as pd

@@ -11,6 +11,11 @@ shared ids (``analysis.compare_responses`` measures both on those), never by
 list position. The published
 reference seeded per (model, foundation); SEs agree within bootstrap noise
 (about 10%).
+
+The repetition bootstrap draws its binomials from tables of binomial CDFs
+(:func:`.resampled_moments`), one uniform each, cell-major; until issue 21 it
+used numpy's binomial draw-major, so its replicates for a given seed changed
+then (same distribution; the published SEs moved by 0.989-1.013).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import numpy.typing as npt
 from ..errors import ConfigError
 from ._cells import FloatArray
 from ._noise_floor import corrected_susceptibility, item_noise_floor
+from ._resample import TABLE_WIDTH, resampled_counts, resampled_moments
 
 MAX_DRAWS = 100_000
 """Most persona or repetition draws a :class:`BootstrapConfig` accepts (published: 2000, 400)."""
@@ -152,31 +158,18 @@ def persona_bootstrap(
     return _draws(S_items, sigma_items, groups, floor_items)
 
 
-def _resampled_counts(
-    counts: npt.NDArray[np.int64], n_draws: int, rng: np.random.Generator
-) -> FloatArray:
-    """Multinomial resamples of per-cell value counts, ``(cells, levels)`` -> ``(draws, cells, levels)``.
+def _resampled_sums(
+    counts: npt.NDArray[np.int64], levels: FloatArray, n_draws: int, rng: np.random.Generator
+) -> tuple[FloatArray, FloatArray]:
+    """Sums and sums of squares of ``n_draws`` resamples of every cell, each ``(cells, draws)``.
 
-    Drawn as a chain of binomials over the levels (a handful of rating values),
-    which is exact for the multinomial and vectorised over draws and cells.
+    Cells of up to :data:`.TABLE_WIDTH` ratings (all published runs) are drawn
+    by :func:`.resampled_moments`; wider ones by :func:`.resampled_counts`.
     """
-    n_cells, n_levels = counts.shape
-    out = np.zeros((n_draws, n_cells, n_levels))
-    if n_levels == 0:
-        return out
-    remaining = np.broadcast_to(counts.sum(axis=1), (n_draws, n_cells)).copy()
-    mass_left = counts.sum(axis=1).astype(np.float64)
-    for level in range(n_levels - 1):
-        share = np.divide(counts[:, level], mass_left, out=np.zeros(n_cells), where=mass_left > 0)
-        # Only cells with 0 < share < 1 are random at this level; the rest take none or all.
-        random = (share > 0) & (share < 1)
-        drawn = np.where(share >= 1, remaining, 0)
-        drawn[:, random] = rng.binomial(remaining[:, random], share[random])
-        out[:, :, level] = drawn
-        remaining -= drawn
-        mass_left -= counts[:, level]
-    out[:, :, -1] = remaining
-    return out
+    if counts.size == 0 or counts.sum(axis=1).max() <= TABLE_WIDTH:
+        return resampled_moments(counts, levels, n_draws, rng)
+    drawn = resampled_counts(counts, n_draws, rng)
+    return (drawn @ levels).T.copy(), (drawn @ levels**2).T.copy()
 
 
 #: Upper bound on the elements of one chunk's largest temporary array (float64: 8 bytes
@@ -226,24 +219,23 @@ def repetition_bootstrap(
     sigma_chunks: list[FloatArray] = []
     floor_chunks: list[FloatArray] = []
     for size in _draw_chunks(n_b, per_draw):
-        drawn = _resampled_counts(counts, size, rng)
-        sums = drawn @ levels
-        draw_means = sums / n
+        sums, squares = _resampled_sums(counts, levels, size, rng)
+        draw_means = sums / n[:, None]
         draw_sds = np.sqrt(
-            np.maximum(drawn @ levels**2 - sums * draw_means, 0.0) / np.maximum(n - 1, 1)
+            np.maximum(squares - sums * draw_means, 0.0) / np.maximum(n - 1, 1)[:, None]
         )
-        del drawn, sums
-        chunk_means = np.broadcast_to(flat_means, (size, n_p * n_q)).copy()
-        chunk_means[:, varying] = draw_means
-        S_chunks.append(np.std(chunk_means.reshape(size, n_p, n_q), axis=1, ddof=cfg.ddof))
-        del chunk_means
-        chunk_sds = np.broadcast_to(flat_sds, (size, n_p * n_q)).copy()
-        chunk_sds[:, varying] = draw_sds
-        sigma_chunks.append(chunk_sds.reshape(size, n_p, n_q).mean(axis=1))
-        del chunk_sds
-        chunk_noise = np.zeros((size, n_p * n_q))
-        chunk_noise[:, varying] = draw_sds**2 / n
-        floor_chunks.append(item_noise_floor(chunk_noise.reshape(size, n_p, n_q)))
+        del sums, squares
+        # Chunk arrays are (personas * items, draws): cells are rows, reductions run over axis 0.
+        chunk = np.repeat(flat_means[:, None], size, axis=1)
+        chunk[varying] = draw_means
+        S_chunks.append(np.std(chunk.reshape(n_p, n_q, size), axis=0, ddof=cfg.ddof).T)
+        chunk = np.repeat(flat_sds[:, None], size, axis=1)
+        chunk[varying] = draw_sds
+        sigma_chunks.append(chunk.reshape(n_p, n_q, size).mean(axis=0).T)
+        chunk = np.zeros((n_p * n_q, size))
+        chunk[varying] = draw_sds**2 / n[:, None]
+        floor_chunks.append(item_noise_floor(np.moveaxis(chunk.reshape(n_p, n_q, size), 2, 0)))
+        del chunk
     if not S_chunks:
         empty = np.zeros((0, n_q))
         return _draws(empty, empty, groups)

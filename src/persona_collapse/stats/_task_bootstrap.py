@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._bootstrap import BootstrapConfig, _resampled_counts
+from ._bootstrap import BootstrapConfig
 from ._instability import BoolArray, FloatArray, answer_statistics
+from ._resample import resampled_counts
 
 IntArray = npt.NDArray[np.int64]
 
@@ -135,7 +136,7 @@ def task_bootstrap(table: AnswerTable, config: BootstrapConfig) -> dict[str, flo
     rng = np.random.default_rng([config.seed, 1, config.stream])
     by_reps: dict[str, list[FloatArray]] = {k: [] for k in SE_STATISTICS.values()}
     for size in _chunks(config.repetition_draws, counts.size):
-        drawn = _resampled_counts(counts.astype(np.int64), size, rng)
+        drawn = resampled_counts(counts.astype(np.int64), size, rng)
         stats = answer_statistics(drawn, correct, unparsed)
         for key in by_reps:
             by_reps[key].append(stats[key])
@@ -159,7 +160,7 @@ def _with_unparsed(table: AnswerTable) -> tuple[IntArray, BoolArray]:
 def _side_statistics(
     full: IntArray, correct: BoolArray, weights: FloatArray, rng: np.random.Generator
 ) -> dict[str, FloatArray]:
-    drawn = _resampled_counts(full, weights.shape[0], rng)
+    drawn = resampled_counts(full, weights.shape[0], rng)
     return answer_statistics(drawn[..., :-1], correct[:, :-1], drawn[..., -1], weights)
 
 

@@ -84,6 +84,15 @@ def _decode(data: bytes, path: Path) -> str:
         ) from exc
 
 
+def _first_line(data: bytes, path: Path) -> str:
+    """The first line of ``data`` as text (the whole file is decoded if that line is not UTF-8)."""
+    line = data.split(b"\n", 1)[0]
+    try:
+        return _decode(line, path)
+    except DataError:
+        return _decode(data, path)
+
+
 def _header(text: str, path: Path) -> list[str]:
     """The column names of the first line (blank-stripped); repeated names are refused."""
     first = text.split("\n", 1)[0].rstrip("\r")
@@ -233,9 +242,11 @@ def read_published_csv(
     data = read_input_bytes(file, what="CSV file")
     if not data.strip():
         raise DataError(f"{file} is empty; {_expected_header()}")
-    text = _decode(data, file)
+    body = data[len(_BOM) :] if data.startswith(_BOM) else data
     checks = {"scale_low": scale_low, "scale_high": scale_high}
-    fast = fast_columns(data[len(_BOM) :] if data.startswith(_BOM) else data, _header(text, file))
+    # The whole text is decoded only for the text path: Arrow checks the UTF-8 of every
+    # cell, and a file it refuses takes the text path, whose decoding words the error.
+    fast = fast_columns(body, _header(_first_line(data, file), file))
     if fast is not None:
         try:
             check_responses(
@@ -243,7 +254,9 @@ def read_published_csv(
             )
         except _TextPath:  # a check failed: the text path words it, with its line
             fast = None
-    frame, mode, has_failures = fast or _checked_text(text, file, item_ids=item_ids, **checks)
+    if fast is None:
+        fast = _checked_text(_decode(data, file), file, item_ids=item_ids, **checks)
+    frame, mode, has_failures = fast
     return PublishedTable(
         frame=frame,
         mode=mode,
