@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigError
-from ._cells import FloatArray
+from ._cells import FloatArray, across_persona_sd
 from ._noise_floor import corrected_susceptibility, item_noise_floor
 
 MAX_DRAWS = 100_000
@@ -235,7 +235,7 @@ def repetition_bootstrap(
         del drawn, sums
         chunk_means = np.broadcast_to(flat_means, (size, n_p * n_q)).copy()
         chunk_means[:, varying] = draw_means
-        S_chunks.append(np.std(chunk_means.reshape(size, n_p, n_q), axis=1, ddof=cfg.ddof))
+        S_chunks.append(across_persona_sd(chunk_means.reshape(size, n_p, n_q), cfg.ddof))
         del chunk_means
         chunk_sds = np.broadcast_to(flat_sds, (size, n_p * n_q)).copy()
         chunk_sds[:, varying] = draw_sds
