@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigError
-from ._cells import FloatArray
+from ._cells import FloatArray, across_persona_sd
 from ._noise_floor import corrected_susceptibility, item_noise_floor
 from ._resample import TABLE_WIDTH, resampled_counts, resampled_moments
 
@@ -228,7 +228,11 @@ def repetition_bootstrap(
         # Chunk arrays are (personas * items, draws): cells are rows, reductions run over axis 0.
         chunk = np.repeat(flat_means[:, None], size, axis=1)
         chunk[varying] = draw_means
-        S_chunks.append(np.std(chunk.reshape(n_p, n_q, size), axis=0, ddof=cfg.ddof).T)
+        # Personas on axis -2 (a view, reduced over the same axis as before: same numbers);
+        # NaN without numpy's warning when there are no more personas than ddof.
+        S_chunks.append(
+            across_persona_sd(np.moveaxis(chunk.reshape(n_p, n_q, size), 0, 1), cfg.ddof).T
+        )
         chunk = np.repeat(flat_sds[:, None], size, axis=1)
         chunk[varying] = draw_sds
         sigma_chunks.append(chunk.reshape(n_p, n_q, size).mean(axis=0).T)

@@ -127,3 +127,14 @@ def cell_sds(ratings: FloatArray, ddof: int = 1) -> FloatArray:
     ss = np.nansum((ratings - mean) ** 2, axis=-1)
     denom = n - ddof
     return np.where(denom > 0, np.sqrt(ss / np.maximum(denom, 1)), 0.0)
+
+
+def across_persona_sd(means: FloatArray, ddof: int = 1) -> FloatArray:
+    """SD over axis -2 (personas) of cell means, with ``ddof``, in rating points.
+
+    NaN, without numpy's degrees-of-freedom warning, where there are no more
+    personas than ``ddof`` (a pilot of one persona), as ``np.std`` gives.
+    """
+    if means.shape[-2] <= ddof:
+        return np.full(means.shape[:-2] + means.shape[-1:], np.nan)
+    return np.asarray(np.std(means, axis=-2, ddof=ddof))

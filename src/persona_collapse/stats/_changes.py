@@ -25,22 +25,30 @@ CORRECTED = "S_corrected"
 """The corrected S* (noise floor removed); its change is carried beside :data:`METRICS`."""
 
 
+def _quiet() -> np.errstate:
+    """np.errstate for IEEE arithmetic that may meet 0 or inf (a replicate with sigma_bar = 0
+    has R = inf): the NaN or infinite results are kept as they are, without a warning."""
+    return np.errstate(divide="ignore", invalid="ignore")
+
+
 def _metric(values_S: FloatArray, values_sigma: FloatArray, metric: str) -> FloatArray:
     if metric == "S":
         return values_S
     if metric == "sigma_bar":
         return values_sigma
-    return np.asarray(1.0 / values_sigma)
+    with _quiet():
+        return np.asarray(1.0 / values_sigma)
 
 
 def _pct_change(variant: FloatArray, base: FloatArray) -> FloatArray:
-    return np.asarray((variant / base - 1.0) * 100.0)
+    """Percent change; NaN or infinite, without a warning, where ``base`` is 0 or infinite."""
+    with _quiet():
+        return np.asarray((variant / base - 1.0) * 100.0)
 
 
 def _corrected_change(variant: FloatArray, base: FloatArray) -> FloatArray:
     """Percent change of S*; NaN or infinite, without a warning, where the base's S* is 0."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return _pct_change(variant, base)
+    return _pct_change(variant, base)
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,8 @@ class Change:
         var = np.zeros(len(self.groups))
         for draws in (self.persona_draws.get(metric), self.repetition_draws.get(metric)):
             if draws is not None and draws.shape[0] > 1:
-                var = var + np.var(draws, axis=0, ddof=1)
+                with _quiet():
+                    var = var + np.var(draws, axis=0, ddof=1)
         return np.sqrt(var)
 
     def at(self, group: str = OVERALL) -> tuple[dict[str, float], dict[str, float]]:
@@ -82,9 +91,11 @@ class Change:
 
     def __sub__(self, other: Change) -> Change:
         """Difference of two changes in percentage points (e.g. insecure minus secure)."""
+        with _quiet():
+            value = {m: self.value[m] - other.value[m] for m in self.value if m in other.value}
         return Change(
             groups=self.groups,
-            value={m: self.value[m] - other.value[m] for m in self.value if m in other.value},
+            value=value,
             persona_draws=_paired(self.persona_draws, other.persona_draws, np.subtract),
             repetition_draws=_paired(self.repetition_draws, other.repetition_draws, np.subtract),
         )
@@ -97,7 +108,8 @@ def _paired(
     for m in a:
         if m in b:
             n = min(a[m].shape[0], b[m].shape[0])
-            out[m] = np.asarray(op(a[m][:n], b[m][:n]))
+            with _quiet():
+                out[m] = np.asarray(op(a[m][:n], b[m][:n]))
     return out
 
 

@@ -24,7 +24,14 @@ import numpy as np
 import numpy.typing as npt
 
 from ._bootstrap import BootstrapConfig, Draws, persona_bootstrap, repetition_bootstrap
-from ._cells import FloatArray, IntArray, RatingCube, cell_means, cell_sds
+from ._cells import (
+    FloatArray,
+    IntArray,
+    RatingCube,
+    across_persona_sd,
+    cell_means,
+    cell_sds,
+)
 from ._distributions import distribution_mean, distribution_sd, expected_sample_sd
 from ._noise_floor import cell_noise, corrected_susceptibility, item_noise_floor
 
@@ -49,7 +56,7 @@ def group_matrix(subscale_index: npt.ArrayLike, n_subscales: int) -> FloatArray:
 
 def item_susceptibility(means: FloatArray, ddof: int = 1) -> FloatArray:
     """Across-persona SD of cell means per item (axis -2 is personas), with ``ddof``."""
-    return np.asarray(np.std(means, axis=-2, ddof=ddof))
+    return across_persona_sd(means, ddof)
 
 
 @dataclass(frozen=True)
@@ -106,13 +113,16 @@ class Measurement:
 
     @property
     def R(self) -> FloatArray:
-        return np.asarray(1.0 / self.sigma_bar)
+        """1 / sigma_bar; infinite, without a warning, where sigma_bar is 0."""
+        with np.errstate(divide="ignore"):
+            return np.asarray(1.0 / self.sigma_bar)
 
     def _se(self, name: str) -> FloatArray:
         parts = [getattr(self.persona_draws, name)]
         if self.repetition_draws is not None:
             parts.append(getattr(self.repetition_draws, name))
-        var = sum(np.var(p, axis=0, ddof=1) for p in parts if p.shape[0] > 1)
+        with np.errstate(invalid="ignore"):  # replicates may hold NaN or inf (one persona)
+            var = sum(np.var(p, axis=0, ddof=1) for p in parts if p.shape[0] > 1)
         return np.sqrt(np.asarray(var, dtype=np.float64) * np.ones(len(self.groups)))
 
     @property
@@ -125,7 +135,9 @@ class Measurement:
 
     @property
     def R_se(self) -> FloatArray:
-        return np.asarray(self.sigma_bar_se / self.sigma_bar**2)
+        """Delta-method SE of R; NaN or infinite, without a warning, where sigma_bar is 0."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.asarray(self.sigma_bar_se / self.sigma_bar**2)
 
     @property
     def S_corrected_se(self) -> FloatArray:
