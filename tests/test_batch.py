@@ -5,7 +5,6 @@ Answers are SIMULATED (the loopback server's respondents).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import sqlite3
@@ -22,21 +21,14 @@ from persona_collapse.loopback import BatchScript, FaultConfig, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 from persona_collapse.store import BatchLedger
 
+from .helpers import batch_persona_file
+
 KEY = "sk-test-batch-0123456789"
-PERSONAS = [
-    "A retired schoolteacher who volunteers at the local library.",
-    "A competitive rock climber who distrusts institutions.",
-    "A devout farmer raising four children.",
-]
 
 
 @pytest.fixture
 def persona_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    path = tmp_path / "personas.json"
-    path.write_text(json.dumps(PERSONAS), encoding="utf-8")
-    return path
+    return batch_persona_file(tmp_path, monkeypatch, KEY)
 
 
 def _options(srv: LoopbackServer, store: Path, personas: Path, **kw: object) -> RunOptions:

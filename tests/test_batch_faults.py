@@ -20,24 +20,16 @@ from persona_collapse.errors import ConfigError
 from persona_collapse.loopback import BatchScript, FaultConfig, LineFaults, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 
-from .helpers import run_cli
+from .helpers import batch_persona_file, run_cli
 
 KEY = "sk-test-batch-faults-0123456789"
-PERSONAS = [
-    "A retired schoolteacher who volunteers at the local library.",
-    "A competitive rock climber who distrusts institutions.",
-]
 SLOTS = 2 * 30
 PROVIDERS = ["openai", "anthropic"]
 
 
 @pytest.fixture
 def persona_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    path = tmp_path / "personas.json"
-    path.write_text(json.dumps(PERSONAS), encoding="utf-8")
-    return path
+    return batch_persona_file(tmp_path, monkeypatch, KEY)
 
 
 def _server(faults: FaultConfig | None = None) -> LoopbackServer:
