@@ -64,3 +64,14 @@ def reference() -> Path:
     if not REFERENCE.is_dir():
         _unavailable("../shared/reference")
     return REFERENCE
+
+
+@pytest.fixture(scope="module")
+def capsys_module(request: pytest.FixtureRequest) -> Any:
+    """A module-wide stdout/stderr capture, so a module measures its files once."""
+    from _pytest.capture import CaptureFixture, SysCapture
+
+    capture = CaptureFixture(SysCapture, request, _ispytest=True)
+    capture._start()
+    yield capture
+    capture.close()

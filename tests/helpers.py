@@ -1,8 +1,14 @@
-"""Running the command line in-process and reading its output; the batch tests' persona file."""
+"""Test helpers: the command line in-process, a loopback static file server, the batch
+tests' persona file."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,3 +52,21 @@ def batch_persona_file(folder: Path, monkeypatch: pytest.MonkeyPatch, key: str) 
     path = folder / "personas.json"
     path.write_text(json.dumps(BATCH_PERSONAS), encoding="utf-8")
     return path
+
+
+class _QuietFiles(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """A static HTTP server on 127.0.0.1 over ``folder``; yields its root URL (no slash)."""
+    handler = functools.partial(_QuietFiles, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

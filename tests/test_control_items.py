@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from persona_collapse.instruments import (
 from persona_collapse.published import published_set
 
 from .conftest import reference_path
+from .helpers import serve_folder
 
 
 @pytest.fixture
@@ -37,16 +35,8 @@ def mirror(tmp_path: Path, controls: Path) -> Iterator[tuple[str, Path]]:
     root.mkdir()
     for pinned in CONTROL_SETS.values():
         shutil.copy(controls / pinned.file, root / pinned.file)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(root) as url:
+        yield url, root
 
 
 def test_the_item_sets_come_from_the_published_repository_at_its_pin() -> None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from persona_collapse.errors import DataError
 from persona_collapse.published import URL_ENV, fetch_published, published_set
 
 from .conftest import reference_path
-from .helpers import run_cli
+from .helpers import run_cli, serve_folder
 
 
 @pytest.fixture
@@ -23,16 +20,8 @@ def mirror(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A loopback HTTP server over a copy of the published files (``costa2026``)."""
     root = tmp_path / "mirror"
     shutil.copytree(reference_path("costa2026"), root)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a, **k: None  # type: ignore[attr-defined]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", root
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serve_folder(root) as url:
+        yield url, root
 
 
 def test_fetches_every_pinned_file_once(

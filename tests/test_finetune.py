@@ -4,13 +4,10 @@ the network boundary, and variants in the store."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import itertools
 import json
 import math
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,7 +40,7 @@ from persona_collapse.loopback import FineTuneScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 from persona_collapse.store import ResponseStore, RunInfo
 
-from .helpers import run_cli
+from .helpers import run_cli, serve_folder
 
 
 def chat(user: str, answer: str) -> dict[str, Any]:
@@ -157,20 +154,8 @@ def test_batches_in_file_order_and_seeded_shuffle() -> None:
 def files_server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     folder = tmp_path / "upstream"
     folder.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/data", folder
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_folder(folder) as url:
+        yield f"{url}/data", folder
 
 
 def test_secure_hash_is_recorded_then_enforced(

@@ -7,13 +7,10 @@ Everything runs in-process on small grids (a simulated model over 3 personas).
 from __future__ import annotations
 
 import errno
-import functools
 import hashlib
-import http.server
 import json
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,8 @@ from persona_collapse.finetune import fetch_dataset, verify_data
 from persona_collapse.stats import BootstrapConfig
 from persona_collapse.store import ResponseStore, RunInfo, load_sources, responses_from_frame
 from tests.helpers import Result, run_cli
+
+from .helpers import serve_folder
 
 FAST = ("--persona-draws", "20", "--repetition-draws", "5")
 HEADER = "persona_id,question_id,run_index,rating,failures,response,collected_at\n"
@@ -238,21 +237,9 @@ def upstream(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[
     folder = tmp_path / "upstream" / "data"
     folder.mkdir(parents=True)
     monkeypatch.setenv("PERSONA_COLLAPSE_CACHE", str(tmp_path / "cache"))
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    handler = functools.partial(Quiet, directory=str(folder.parent))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{httpd.server_address[1]}/data"
-    monkeypatch.setenv("PERSONA_COLLAPSE_EM_DATA_URL", url)
-    try:
-        yield url, folder
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve_folder(folder.parent) as root:
+        monkeypatch.setenv("PERSONA_COLLAPSE_EM_DATA_URL", f"{root}/data")
+        yield f"{root}/data", folder
 
 
 def _chat_file(path: Path, answer: str) -> str:

@@ -32,17 +32,6 @@ def measured(published: dict[str, Any], capsys_module: Any) -> dict[str, dict[st
     return {v["file"]: doc for v, doc in zip(_variants(published), docs, strict=True)}
 
 
-@pytest.fixture(scope="module")
-def capsys_module(request: pytest.FixtureRequest) -> Any:
-    """A module-wide stdout/stderr capture, so the 12 files are measured once."""
-    from _pytest.capture import CaptureFixture, SysCapture
-
-    capture = CaptureFixture(SysCapture, request, _ispytest=True)
-    capture._start()
-    yield capture
-    capture.close()
-
-
 def test_metrics_json_shape(measured: dict[str, dict[str, Any]]) -> None:
     keys = {"S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se"}
     keys |= {"S_corrected", "S_corrected_se", "S_noise_floor"}

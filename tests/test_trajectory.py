@@ -48,16 +48,6 @@ def series(capsys_module: Any) -> dict[str, Any]:
     return doc
 
 
-@pytest.fixture(scope="module")
-def capsys_module(request: pytest.FixtureRequest) -> Any:
-    from _pytest.capture import CaptureFixture, SysCapture
-
-    capture = CaptureFixture(SysCapture, request, _ispytest=True)
-    capture._start()
-    yield capture
-    capture.close()
-
-
 def test_points_are_ordered_by_step(series: dict[str, Any]) -> None:
     assert [p["step"] for p in series["points"]] == list(STEPS)
     assert set(series) == {"points", "warnings"}
