@@ -26,6 +26,7 @@ from ._decisions import (
     sdk_field as _field,
 )
 from ._openai_batch import OpenAIBatchAPI
+from ._registry import FAMILIES
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
@@ -226,6 +227,6 @@ class OpenAIBackend(SDKBackend):
     def batch(self) -> BatchAPI | None:
         """The Batch API for ``openai/`` (OpenAI, or a compatible server with /v1/files and
         /v1/batches); None for the other OpenAI-compatible families."""
-        if self.spec.family != "openai":
+        if not FAMILIES[self.spec.family].batch:
             return None
         return super().batch

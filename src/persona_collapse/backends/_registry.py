@@ -49,6 +49,10 @@ class Family:
     server_ok: bool = False
     #: Further official hosts of the provider, besides ``base_url``'s.
     hosts: tuple[str, ...] = ()
+    #: Whether the family's API returns next-token logprobs (``--method logprobs``).
+    logprobs: bool = True
+    #: Whether the provider has a batch API the backend drives (``run --batch``).
+    batch: bool = False
 
 
 FAMILIES: dict[str, Family] = {
@@ -60,6 +64,7 @@ FAMILIES: dict[str, Family] = {
             "OpenAI chat completions (or any OpenAI-compatible server with --base-url)",
             "OPENAI_API_KEY",
             "https://api.openai.com/v1",
+            batch=True,
         ),
         Family(
             "openrouter",
@@ -98,6 +103,8 @@ FAMILIES: dict[str, Family] = {
             "Anthropic Messages API (no logprobs)",
             "ANTHROPIC_API_KEY",
             "https://api.anthropic.com",
+            logprobs=False,
+            batch=True,
         ),
         Family("sim", "sim", "SIMULATED respondent (tests and demos; not a language model)"),
         Family(

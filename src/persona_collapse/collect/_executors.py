@@ -225,10 +225,12 @@ class BatchExecutor(DirectExecutor):
 
     @classmethod
     def refuse(cls, options: RunOptions) -> None:
-        if batch_discount(options.model) is None:
-            family = options.model.split("/", 1)[0] if "/" in options.model else options.model
+        family = FAMILIES.get(_family(options.model))
+        if family is None or not family.batch:
+            name = options.model.split("/", 1)[0] if "/" in options.model else options.model
+            with_batch = ", ".join(f"{f.name}/" for f in FAMILIES.values() if f.batch)
             raise ConfigError(
-                f"--batch needs a provider batch API (openai/, anthropic/); {family}/ has none: "
+                f"--batch needs a provider batch API ({with_batch}); {name}/ has none: "
                 "run without --batch"
             )
         refuse_options_of_ray(options)
@@ -313,7 +315,7 @@ def executor_name(options: RunOptions) -> str:
 def _refuse_method(options: RunOptions) -> None:
     """The logprob method at a family whose API returns no logprobs (Anthropic's)."""
     family = FAMILIES.get(_family(options.model))
-    if options.protocol.method == "logprobs" and family is not None and family.kind == "anthropic":
+    if options.protocol.method == "logprobs" and family is not None and not family.logprobs:
         raise ConfigError(f"{options.model} returns no logprobs; use --method sample")
 
 
