@@ -53,11 +53,12 @@ from typing import Any
 
 from ..analysis import AnalysisOptions, split_step
 from ..errors import ConfigError
+from ..instruments import CONTROL_SETS
 from ..protocol import BASE
 from ..stats import DELTA_DRAWS, BootstrapConfig, labels_in_order
 
 ROLES = ("persona", "self", "toxic")
-TASK_KEYS = ("mmlu", "gsm8k")
+TASK_KEYS = tuple(CONTROL_SETS)
 """Task instruments a variant table names directly (``mmlu = SOURCE``); others go in ``tasks``."""
 _VARIANT_KEYS = (*ROLES, *TASK_KEYS, "tasks")
 _TOP_KEYS = ("title", "simulated", "analysis", "family")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..instruments import load_instrument
+from ..instruments import CONTROL_SETS, load_instrument
 from ._csv import PublishedTable, read_published_csv
 from ._frame import complete_frame
 from ._inspect_log import EVAL_SUFFIX, eval_log_frame
@@ -129,7 +129,7 @@ def is_task_run(run: RunInfo) -> bool:
     try:
         return load_instrument(run.instrument).elicitation.kind == "task"
     except DataError:
-        return run.instrument in ("mmlu", "gsm8k")
+        return run.instrument in CONTROL_SETS
 
 
 def task_run_ids(path: Path) -> list[str]:

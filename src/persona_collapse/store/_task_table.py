@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from ..errors import DataError
-from ..instruments import load_instrument
+from ..instruments import CONTROL_SETS, load_instrument
 from ._csv import _decode, _header, _parse
 from ._files import read_input_bytes
 from ._frame import text_series
@@ -183,7 +183,7 @@ def _masked(values: ObjectArray, keep: BoolArray) -> ObjectArray:
 
 def _instrument_of(stem: str) -> str:
     """The item set a file's name suggests (``..._mmlu`` -> ``mmlu``), else the stem."""
-    for name in ("mmlu", "gsm8k"):
+    for name in CONTROL_SETS:
         if stem.lower().endswith(name):
             return name
     return stem
