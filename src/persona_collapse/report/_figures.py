@@ -32,6 +32,7 @@ from ._style import (
     BAND_COLOUR,
     HEATMAP_CMAP,
     report_style,
+    save_png_pdf,
     titled,
     variant_colour,
     variant_hatch,
@@ -454,10 +455,6 @@ def write_figures(result: StudyResult, folder: Path, band: Band | None = None) -
     out: list[FigureFile] = []
     with report_style():
         for d in draw_figures(result, band):
-            png, pdf = folder / f"{d.name}.png", folder / f"{d.name}.pdf"
-            d.figure.savefig(png, format="png")
-            # The layout computed for the PNG holds for the PDF (figure-relative positions).
-            d.figure.set_layout_engine("none")
-            d.figure.savefig(pdf, format="pdf", metadata={"CreationDate": None})
+            png, pdf = save_png_pdf(d.figure, folder / d.name)
             out.append(FigureFile(d.name, d.title, d.caption, png, pdf))
     return out

@@ -102,16 +102,23 @@ def titled(text: str, simulated: bool) -> str:
     return "\n".join(textwrap.wrap(full, width=60))
 
 
+def save_png_pdf(fig: Figure, base: Path) -> tuple[Path, Path]:
+    """Save ``fig`` as ``BASE.png`` and ``BASE.pdf`` (inside :func:`report_style`: 150 dpi).
+
+    The layout computed for the PNG is kept for the PDF (figure-relative positions),
+    and the PDF carries no creation date, so the same figure gives the same bytes.
+    """
+    png, pdf = base.with_name(base.name + ".png"), base.with_name(base.name + ".pdf")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, format="png")
+    fig.set_layout_engine("none")
+    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None})
+    return png, pdf
+
+
 def write_png_pdf(draw: Callable[[], Figure], path: Path) -> list[Path]:
-    """Draw a figure with the report's style and write it as ``FIG.png`` and ``FIG.pdf``
-    (150 dpi); ``path`` is ``FIG.png``, ``FIG.pdf`` or ``FIG``. Returns both paths."""
+    """Draw a figure with the report's style and write it as ``FIG.png`` and ``FIG.pdf``;
+    ``path`` is ``FIG.png``, ``FIG.pdf`` or ``FIG``. Returns both paths."""
     base = path.with_suffix("") if path.suffix.lower() in (".png", ".pdf") else path
-    written = []
     with report_style():
-        fig = draw()
-        for suffix in (".png", ".pdf"):
-            target = base.with_name(base.name + suffix)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(target, dpi=150)
-            written.append(target)
-    return written
+        return list(save_png_pdf(draw(), base))
