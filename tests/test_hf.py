@@ -167,6 +167,70 @@ def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Pat
         assert np.abs(got - reference).max() < 1e-4
 
 
+def test_a_batch_of_personas_computes_each_persona_prefix_once(tiny: Path) -> None:
+    from persona_collapse.backends.local import HFEngine, load_hf
+
+    loaded = load_hf(str(tiny))
+    engine = HFEngine(loaded, prefix_cache=True, min_saving=0)
+    plain = HFEngine(loaded, prefix_cache=False)
+    inst = load_instrument("mfq30")
+    prompts = [
+        engine.encode(slot_messages(inst, item, p, logprobs=True))
+        for p in PERSONAS
+        for item in inst.item_ids.tolist()[:6]
+    ]
+    passes: list[tuple[int, int]] = []  # (rows, new positions) of each forward pass
+
+    def count(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        passes.append(tuple(kwargs["input_ids"].shape))
+
+    handle = loaded.model.register_forward_pre_hook(count, with_kwargs=True)
+    try:
+        got = engine.next_token_logprobs(prompts)
+    finally:
+        handle.remove()
+    # First the three persona prefixes (not only the header they all share), then the prompts.
+    assert passes[0][0] == len(PERSONAS)
+    persona_texts = [loaded.tokenizer.decode(ids) for ids in _cached_prefixes(engine)]
+    assert all(any(p in text for text in persona_texts) for p in PERSONAS)
+    assert sum(rows for rows, _ in passes[1:]) == len(prompts)
+    assert np.abs(got - plain.next_token_logprobs(prompts)).max() < 1e-4
+
+
+def _cached_prefixes(engine: Any) -> list[Any]:
+    return [entry.ids for entry in engine.cache._entries.values()]
+
+
+def test_small_forward_passes_answer_like_one_pass(tiny: Path) -> None:
+    from persona_collapse.backends._hf_engine import EngineRequest
+    from persona_collapse.backends.local import HFEngine, load_hf
+
+    loaded = load_hf(str(tiny))
+    whole = HFEngine(loaded, prefix_cache=True, min_saving=0, forward_positions=100_000)
+    small = HFEngine(loaded, prefix_cache=True, min_saving=0, forward_positions=150)
+    tuned = HFEngine(loaded, prefix_cache=True, min_saving=0)
+    inst = load_instrument("mfq30")
+    prompts = [
+        whole.encode(slot_messages(inst, item, p, logprobs=True))
+        for p in PERSONAS
+        for item in inst.item_ids.tolist()[:8]
+    ]
+    requests = [
+        EngineRequest(ids, temperature=1.0, max_tokens=1 + k % 3, seed=k, digits=k % 2 == 0)
+        for k, ids in enumerate(prompts + prompts[:4])  # four prompts asked twice
+    ]
+    expected = whole.run(requests)
+    for engine in (small, tuned):
+        got = engine.run(requests)
+        assert [r.text for r in got] == [r.text for r in expected]
+        for a, b in zip(got, expected, strict=True):
+            assert (a.digit_logprobs is None) == (b.digit_logprobs is None)
+            if a.digit_logprobs is not None:
+                assert np.abs(a.digit_logprobs - b.digit_logprobs).max() < 1e-4
+    assert len(small.budget.rates) == 0 and small.budget.budget_for(10**6) == 150
+    assert tuned.budget.rates  # the tuned engine measured its passes
+
+
 def test_prefix_cache_serves_a_persona_run(backend: Any) -> None:
     inst = load_instrument("mfq30")
     before = backend.engine.cache.reused_tokens

@@ -38,7 +38,9 @@ Options (constructor keywords, else environment variables):
 :mod:`._hf_load`), ``PERSONA_COLLAPSE_HF_PREFIX_CACHE`` (``0`` turns prefix
 reuse off), ``PERSONA_COLLAPSE_HF_BATCH`` (largest batch, default 32).
 Batches are never larger than the runner's ``--concurrency``: raise it (e.g.
-``--concurrency 32``) to fill a GPU.
+``--concurrency 32``) to fill a GPU. Within a batch, the positions per forward
+pass are chosen by measured throughput (:mod:`._hf_tune`) unless the
+``forward_positions`` keyword fixes them.
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ class HFBackend(Backend):
         device: str | None = None,
         dtype: str | None = None,
         cache_tokens: int = 16384,
+        forward_positions: int | None = None,
     ) -> None:
         super().__init__(spec)
         self.seed = int(seed)
@@ -144,7 +147,12 @@ class HFBackend(Backend):
             raise ConfigError("max_batch_size must be at least 1")
         use_cache = _env_flag(PREFIX_CACHE_ENV, True) if prefix_cache is None else prefix_cache
         self.loaded = load_hf(spec.name, device=device, dtype=dtype)
-        self.engine = HFEngine(self.loaded, prefix_cache=use_cache, cache_tokens=cache_tokens)
+        self.engine = HFEngine(
+            self.loaded,
+            prefix_cache=use_cache,
+            cache_tokens=cache_tokens,
+            forward_positions=forward_positions,
+        )
         self.batcher: MicroBatcher[ChatRequest, ChatResult] = MicroBatcher(
             self._process, self._on_error, max_batch=batch, thread_name="hf-backend"
         )

@@ -6,11 +6,13 @@ Conventions:
   request's messages, tokenised without adding special tokens again; a
   tokenizer without a chat template gets the raw text of the messages
   (joined by blank lines) with its usual special tokens.
-* Batches are left-padded. With prefix reuse a row is laid out as
-  ``[pad][cached prefix][pad][new tokens]``: the prefix positions come from
-  the :class:`PrefixCache`, the new tokens are computed, the attention mask
-  hides the pads and ``position_ids`` count real tokens only, so every row
-  sees exactly the positions and keys it would see alone.
+* A batch's prompts are sorted (a persona's prompts stay together); the
+  prefixes they share are computed once (:mod:`._hf_plan`), then the prompts
+  go through left-padded forward passes of about :attr:`HFEngine.budget`
+  positions each (:mod:`._hf_tune`, :mod:`._hf_forward`). With prefix reuse
+  a row is ``[pad][cached prefix][pad][new tokens]``, so every row sees
+  exactly the positions and keys it would see alone; only the last
+  position's logits are computed.
 * All probabilities are computed in float64 from the logits:
   ``log p = log_softmax(logits)``; at temperature ``T`` a token is drawn from
   ``softmax(log p / T)`` with the request's own seeded ``torch.Generator``
@@ -24,18 +26,21 @@ Conventions:
 
 from __future__ import annotations
 
-import itertools
 import json
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from ._hf_cache import CacheEntry, PrefixCache, common_prefix
+from ._hf_cache import PrefixCache
+from ._hf_forward import Prefill, Row, forward_rows, plain_layout, row_states
 from ._hf_load import LoadedModel, cache_layers, chat_prompt_ids, make_cache
+from ._hf_plan import choose_prefixes
+from ._hf_tune import ForwardBudget, split_by_budget
 
 __all__ = [
     "DIGITS",
@@ -82,17 +87,6 @@ class EngineResult:
     other_logprob: float | None = None
 
 
-@dataclass
-class _Prefill:
-    """A batch after its prompt pass: next-token log-probs and the state to continue decoding."""
-
-    logprobs: Any  # [rows, vocab] float64
-    cache: Any
-    mask: Any  # [rows, past + new] long
-    next_pos: Any  # [rows] long
-    reused: list[int] = field(default_factory=list)
-
-
 def digit_token_ids(tokenizer: Any, vocab_size: int) -> list[IntArray]:
     """Token ids spelling each digit 0-9 (decoded text stripped), over the whole vocabulary."""
     n = min(int(vocab_size), len(tokenizer))
@@ -121,11 +115,14 @@ class HFEngine:
 
     ``prefix_cache``: reuse the keys/values of shared prompt prefixes (the
     chat header and persona text common to a persona's items). ``cache_tokens``:
-    most token positions kept in the prefix cache. A prefix shared by several
-    prompts of one batch is computed once (an extra forward pass) when it
-    saves at least ``min_shared`` positions per prompt and ``min_saving``
-    positions in all; a prompt with no such partner is stored whole after its
-    pass, so that the next prompts sharing its head reuse it.
+    most token positions kept in the prefix cache. The prefixes shared by
+    several prompts of one batch (one per persona, see :mod:`._hf_plan`) are
+    computed once, in an extra forward pass, when they save at least
+    ``min_saving`` positions in all; a prompt with no such partner that
+    computed at least ``min_shared`` fresh positions is stored whole after its
+    pass, so that the next prompts sharing its head reuse it. ``forward_positions``:
+    positions per forward pass; None (the default) measures the best size
+    while running (:class:`._hf_tune.ForwardBudget`, :attr:`budget`).
     """
 
     def __init__(
@@ -136,6 +133,7 @@ class HFEngine:
         cache_tokens: int = 16384,
         min_shared: int = 8,
         min_saving: int = 256,
+        forward_positions: int | None = None,
     ) -> None:
         import torch
 
@@ -148,6 +146,7 @@ class HFEngine:
         self.cache = PrefixCache(cache_tokens)
         self.min_shared = int(min_shared)
         self.min_saving = int(min_saving)
+        self.budget = ForwardBudget(fixed=forward_positions)
         self.pad_id = int(self.tokenizer.pad_token_id)
         self.vocab_size = loaded.vocab_size
         self.digit_ids = digit_token_ids(self.tokenizer, self.vocab_size)
@@ -192,176 +191,89 @@ class HFEngine:
 
     # -- the prompt pass ------------------------------------------------------------
 
-    def _forward(self, rows: Sequence[tuple[IntArray, CacheEntry | None, int]]) -> _Prefill:
-        """One left-padded forward of ``rows`` (ids, cached entry, positions reused from it)."""
-        torch = self.torch
-        n = len(rows)
-        past = max(reuse for _, _, reuse in rows)
-        new = max(ids.size - reuse for ids, _, reuse in rows)
-        input_ids = torch.full((n, new), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((n, past + new), dtype=torch.long)
-        pos = torch.zeros((n, new), dtype=torch.long)
-        for b, (ids, _, reuse) in enumerate(rows):
-            fresh = ids.size - reuse
-            input_ids[b, new - fresh :] = torch.from_numpy(ids[reuse:].copy())
-            mask[b, past - reuse : past] = 1
-            mask[b, past + new - fresh :] = 1
-            pos[b, new - fresh :] = torch.arange(reuse, ids.size)
-        layers: list[tuple[Any, Any]] = []
-        if past:
-            ref = next(entry for _, entry, reuse in rows if reuse == past and entry is not None)
-            for index, (k_ref, v_ref) in enumerate(ref.layers):
-                keys = k_ref.new_zeros((n, k_ref.shape[1], past, k_ref.shape[3]))
-                values = v_ref.new_zeros((n, v_ref.shape[1], past, v_ref.shape[3]))
-                for b, (_, entry, reuse) in enumerate(rows):
-                    if reuse and entry is not None:
-                        k, v = entry.layers[index]
-                        keys[b, :, past - reuse :] = k[0, :, :reuse]
-                        values[b, :, past - reuse :] = v[0, :, :reuse]
-                layers.append((keys, values))
-        cache = make_cache(self.loaded, layers)
-        kwargs: dict[str, Any] = {
-            "input_ids": input_ids.to(self.device),
-            "attention_mask": mask.to(self.device),
-            "position_ids": pos.to(self.device),
-            "use_cache": True,
-            self.loaded.cache_arg: cache,
-        }
-        if self.loaded.logits_arg is not None:
-            kwargs[self.loaded.logits_arg] = 1
-        out = self.model(**kwargs)
-        logits = out.logits[:, -1, :].to(torch.float64)
-        return _Prefill(
-            logprobs=torch.log_softmax(logits, dim=-1),
-            cache=cache,
-            mask=mask.to(self.device),
-            next_pos=torch.as_tensor([int(ids.size) for ids, _, _ in rows], device=self.device),
-            reused=[reuse for _, _, reuse in rows],
+    def _disable_reuse(self) -> None:
+        """The model's cache is not one plain tensor per layer: run without prefix reuse."""
+        self.prefix_cache = False
+        self.cache.clear()
+
+    def _share_prefixes(self, prompts: Sequence[IntArray]) -> set[int]:
+        """Compute the prefixes shared within this batch (:mod:`._hf_plan`) into the prefix
+        cache, in one extra pass; returns the prompts they serve."""
+        if not self.prefix_cache or len(prompts) < 2:
+            return set()
+        hits = [self.cache.longest(p, p.size - 1)[1] for p in prompts]
+        choice = choose_prefixes(
+            prompts, hits, lambda ids: self.cache.longest(ids)[1], min_saving=self.min_saving
         )
-
-    def _row_states(self, prefill: _Prefill, b: int, rows: Sequence[Any]) -> list[tuple[Any, Any]]:
-        """Per-layer keys/values of row ``b``'s real tokens, ``[1, heads, len, dim]`` (copies)."""
-        ids, _, reuse = rows[b]
-        fresh = ids.size - reuse
-        total = int(prefill.mask.shape[1])
-        past = total - max(r[0].size - r[2] for r in rows)
-        out = []
-        for keys, values in cache_layers(prefill.cache):
-            parts_k = [keys[b : b + 1, :, past - reuse : past], keys[b : b + 1, :, total - fresh :]]
-            parts_v = [
-                values[b : b + 1, :, past - reuse : past],
-                values[b : b + 1, :, total - fresh :],
-            ]
-            out.append((self.torch.cat(parts_k, dim=2), self.torch.cat(parts_v, dim=2)))
-        return out
-
-    def _check_layout(self, prefill: _Prefill) -> bool:
-        """The cache holds one plain key/value tensor per layer covering every position."""
-        try:
-            layers = cache_layers(prefill.cache)
-        except TypeError:
-            return False
-        total = int(prefill.mask.shape[1])
-        return bool(layers) and all(
-            k is not None and k.dim() == 4 and k.shape[2] == total for k, _ in layers
-        )
-
-    def _compute_prefixes(self, prefixes: Sequence[IntArray]) -> None:
-        """Put the states of ``prefixes`` into the prefix cache: one batched forward, each
-        prefix extending its best cached one."""
         rows = []
-        for ids in prefixes:
+        for ids in choice.prefixes:
             entry, reuse = self.cache.longest(ids)
             if reuse < ids.size:
                 rows.append((ids, entry, reuse))
         if not rows:
-            return
-        prefill = self._forward(rows)
-        if not self._check_layout(prefill):
-            self.prefix_cache = False
-            self.cache.clear()
-            return
+            return choice.covered
+        prefill = forward_rows(self.loaded, rows, self.pad_id)
+        if not plain_layout(prefill):
+            self._disable_reuse()
+            return set()
         for b, (ids, _, _) in enumerate(rows):
-            self.cache.add(ids, self._row_states(prefill, b, rows))
+            self.cache.add(ids, row_states(prefill, b))
+        return choice.covered
 
-    def _shared_prefixes(self, prompts: Sequence[IntArray], hits: Sequence[int]) -> dict[int, int]:
-        """Prefixes worth computing once for several prompts of this batch: {row: length}.
-
-        Prompts sorted lexicographically are cut into runs whose neighbours share
-        at least ``min_shared`` more tokens than the cache already holds for them;
-        a run's common prefix is computed when it saves at least ``min_saving``
-        token positions over the run (an extra forward pass costs about that much).
-        """
-        order = sorted(range(len(prompts)), key=lambda i: prompts[i].tolist())
-        runs: list[list[int]] = [[order[0]]] if order else []
-        shared: list[list[int]] = [[]]
-        for a, b in itertools.pairwise(order):
-            m = common_prefix(prompts[a], prompts[b])
-            if m - max(hits[a], hits[b]) >= self.min_shared:
-                runs[-1].append(b)
-                shared[-1].append(m)
-            else:
-                runs.append([b])
-                shared.append([])
-        chosen: dict[int, int] = {}
-        for run, lcps in zip(runs, shared, strict=True):
-            if len(run) < 2:
-                continue
-            length = min(min(lcps), *(prompts[i].size - 1 for i in run))
-            gain = length - max(hits[i] for i in run)
-            if gain >= self.min_shared and (len(run) - 1) * gain >= self.min_saving:
-                for i in run:
-                    chosen[i] = length
-        return chosen
-
-    def _plan(
-        self, prompts: Sequence[IntArray]
-    ) -> tuple[list[tuple[IntArray, CacheEntry | None, int]], set[int]]:
-        """Per prompt: the cached entry to reuse and how many positions (at most all but one);
-        and the rows covered by a prefix computed for this batch."""
+    def _lookup(self, prompt: IntArray) -> Row:
+        """The cached entry ``prompt`` reuses and how many positions (at most all but one)."""
         if not self.prefix_cache:
-            return [(p, None, 0) for p in prompts], set()
-        hits = [self.cache.longest(p, p.size - 1)[1] for p in prompts]
-        chosen = self._shared_prefixes(prompts, hits)
-        if chosen:
-            firsts: dict[bytes, IntArray] = {}
-            for i, length in chosen.items():
-                firsts.setdefault(prompts[i][:length].tobytes(), prompts[i][:length])
-            self._compute_prefixes(list(firsts.values()))
-        plan = []
-        for p in prompts:
-            entry, reuse = self.cache.longest(p, p.size - 1)
-            self.cache.record(reuse)
-            plan.append((p, entry, reuse))
-        return plan, set(chosen)
+            return (prompt, None, 0)
+        entry, reuse = self.cache.longest(prompt, prompt.size - 1)
+        return (prompt, entry, reuse)
 
-    def prefill(self, prompts: Sequence[IntArray]) -> tuple[_Prefill, list[Any]]:
-        """The prompt pass of distinct ``prompts``.
-
-        A prompt that was mostly computed afresh and shared no prefix with
-        others of its batch is stored whole in the prefix cache, so that the
-        next prompts of its persona can reuse its head.
-        """
-        rows, covered = self._plan(prompts)
-        prefill = self._forward(rows)
+    def _pass(self, prompts: Sequence[IntArray], store: Sequence[bool]) -> Prefill:
+        """One forward pass over ``prompts``; a prompt with ``store`` set that was mostly
+        computed afresh is stored whole, so that the next prompts sharing its head reuse it."""
+        rows = [self._lookup(p) for p in prompts]
         if self.prefix_cache:
-            if not self._check_layout(prefill):
-                self.prefix_cache = False
-                self.cache.clear()
-            else:
-                for b, (ids, _, reuse) in enumerate(rows):
-                    fresh = ids.size - reuse
-                    if b not in covered and fresh >= max(self.min_shared, ids.size // 2):
-                        self.cache.add(ids, self._row_states(prefill, b, rows))
-        return prefill, rows
+            for _, _, reuse in rows:
+                self.cache.record(reuse)
+        prefill = forward_rows(self.loaded, rows, self.pad_id)
+        if self.prefix_cache and not plain_layout(prefill):
+            self._disable_reuse()
+        elif self.prefix_cache:
+            for b, (ids, _, reuse) in enumerate(rows):
+                fresh = ids.size - reuse
+                if store[b] and fresh >= max(self.min_shared, ids.size // 2):
+                    self.cache.add(ids, row_states(prefill, b))
+        return prefill
+
+    def passes(self, prompts: Sequence[IntArray]) -> Iterator[tuple[list[int], Prefill]]:
+        """The prompt passes over distinct ``prompts``: (indices of the pass's prompts, pass).
+
+        Shared prefixes are computed first; then the prompts, sorted so that a
+        persona's stay together, go in passes of about :attr:`budget` positions each.
+        """
+        covered = self._share_prefixes(prompts)
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i].tolist())
+        sizes = [int(p.size) - reuse for p, _, reuse in (self._lookup(prompts[i]) for i in order)]
+        start = 0
+        while start < len(order):
+            budget = self.budget.budget_for(sum(sizes[start:]))
+            span = split_by_budget(sizes[start:], budget)[0]
+            chunk = order[start : start + len(span)]
+            began = time.perf_counter()
+            prefill = self._pass([prompts[i] for i in chunk], [i not in covered for i in chunk])
+            self.budget.record(budget, prefill.fresh_positions, time.perf_counter() - began)
+            start += len(span)
+            yield chunk, prefill
 
     # -- public ----------------------------------------------------------------------
 
     def next_token_logprobs(self, prompts: Sequence[IntArray]) -> FloatArray:
         """float64 log-probabilities of the next token after each prompt, ``[prompts, vocab]``."""
+        arrays = [np.asarray(p, dtype=np.int64) for p in prompts]
+        out = np.empty((len(arrays), self.vocab_size), dtype=np.float64)
         with self.torch.inference_mode():
-            prefill, _ = self.prefill([np.asarray(p, dtype=np.int64) for p in prompts])
-            return np.asarray(prefill.logprobs.cpu().numpy(), dtype=np.float64)
+            for chunk, prefill in self.passes(arrays):
+                out[chunk] = prefill.logprobs.cpu().numpy()
+        return out
 
     def digit_logprobs(self, logprobs: Any) -> tuple[FloatArray, FloatArray, FloatArray]:
         """From float64 log-probs ``[rows, vocab]``: log P(digit) ``[rows, 10]`` (spellings
@@ -401,67 +313,85 @@ class HFEngine:
         return int(torch.multinomial(probs, 1, generator=generator).item())
 
     def run(self, requests: Sequence[EngineRequest]) -> list[EngineResult]:
-        """Answer a batch: one prompt pass over the distinct prompts, then decoding where asked."""
+        """Answer a batch: prompt passes over the distinct prompts, then decoding where asked."""
+        index: dict[bytes, int] = {}
+        prompts: list[IntArray] = []
+        asking: list[list[int]] = []  # per distinct prompt, the requests that asked for it
+        for i, r in enumerate(requests):
+            key = r.ids.tobytes()
+            if key not in index:
+                index[key] = len(prompts)
+                prompts.append(r.ids)
+                asking.append([])
+            asking[index[key]].append(i)
+        results: list[EngineResult | None] = [None] * len(requests)
+        with self.torch.inference_mode():
+            for chunk, prefill in self.passes(prompts):
+                which = [(row, i) for row, p in enumerate(chunk) for i in asking[p]]
+                for i, result in zip(
+                    (i for _, i in which),
+                    self._answer(
+                        prefill, [row for row, _ in which], [requests[i] for _, i in which]
+                    ),
+                    strict=True,
+                ):
+                    results[i] = result
+        assert all(r is not None for r in results)
+        return [r for r in results if r is not None]
+
+    def _answer(
+        self, prefill: Prefill, rows: list[int], requests: list[EngineRequest]
+    ) -> list[EngineResult]:
+        """The results of ``requests``, each continuing row ``rows[k]`` of ``prefill``."""
         torch = self.torch
-        with torch.inference_mode():
-            index: dict[bytes, int] = {}
-            prompts: list[IntArray] = []
-            rows_of: list[int] = []
-            for r in requests:
-                key = r.ids.tobytes()
-                if key not in index:
-                    index[key] = len(prompts)
-                    prompts.append(r.ids)
-                rows_of.append(index[key])
-            prefill, _ = self.prefill(prompts)
-            digits = spelled = other = None
-            if any(r.digits for r in requests):
-                digits, spelled, other = self.digit_logprobs(prefill.logprobs)
-            gens = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
-            tokens = [
-                [self._sample(prefill.logprobs[rows_of[i]], r.temperature, gens[i])]
-                for i, r in enumerate(requests)
-            ]
-            more = [
-                i
-                for i, r in enumerate(requests)
-                if r.max_tokens > 1 and tokens[i][0] not in self.eos_ids
-            ]
-            if more:
-                self._decode(prefill, [rows_of[i] for i in more], more, requests, tokens, gens)
-            results = []
-            for i, r in enumerate(requests):
-                ids = tokens[i]
-                stopped = bool(ids) and ids[-1] in self.eos_ids
-                results.append(
-                    EngineResult(
-                        token_ids=ids,
-                        text=self.tokenizer.decode(ids, skip_special_tokens=True),
-                        finish_reason="stop" if stopped else "length",
-                        prompt_tokens=int(r.ids.size),
-                        digit_logprobs=None
-                        if digits is None or not r.digits
-                        else digits[rows_of[i]],
-                        spellings=None
-                        if spelled is None or not r.digits
-                        else self._spellings(spelled[rows_of[i]]),
-                        other_logprob=None
-                        if other is None or not r.digits or not np.isfinite(other[rows_of[i]])
-                        else float(other[rows_of[i]]),
-                    )
+        digits = spelled = other = None
+        if any(r.digits for r in requests):
+            digits, spelled, other = self.digit_logprobs(prefill.logprobs)
+        gens = [torch.Generator().manual_seed(int(r.seed)) for r in requests]
+        tokens = [
+            [self._sample(prefill.logprobs[rows[k]], r.temperature, gens[k])]
+            for k, r in enumerate(requests)
+        ]
+        more = [
+            k
+            for k, r in enumerate(requests)
+            if r.max_tokens > 1 and tokens[k][0] not in self.eos_ids
+        ]
+        if more:
+            self._decode(prefill, [rows[k] for k in more], more, requests, tokens, gens)
+        results = []
+        for k, r in enumerate(requests):
+            ids = tokens[k]
+            row = rows[k]
+            asked = r.digits and digits is not None
+            stopped = bool(ids) and ids[-1] in self.eos_ids
+            results.append(
+                EngineResult(
+                    token_ids=ids,
+                    text=self.tokenizer.decode(ids, skip_special_tokens=True),
+                    finish_reason="stop" if stopped else "length",
+                    prompt_tokens=int(r.ids.size),
+                    digit_logprobs=digits[row] if asked and digits is not None else None,
+                    spellings=self._spellings(spelled[row])
+                    if asked and spelled is not None
+                    else None,
+                    other_logprob=float(other[row])
+                    if asked and other is not None and np.isfinite(other[row])
+                    else None,
                 )
-            return results
+            )
+        return results
 
     def _decode(
         self,
-        prefill: _Prefill,
+        prefill: Prefill,
         source_rows: list[int],
         which: list[int],
         requests: Sequence[EngineRequest],
         tokens: list[list[int]],
         gens: list[Any],
     ) -> None:
-        """Continue the requests ``which`` (rows ``source_rows`` of the prefill) token by token."""
+        """Continue the requests ``which`` (rows ``source_rows`` of the pass) token by token."""
         torch = self.torch
         sel = torch.as_tensor(source_rows, device=self.device)
         cache = make_cache(self.loaded, [(k[sel], v[sel]) for k, v in cache_layers(prefill.cache)])
