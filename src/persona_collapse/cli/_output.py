@@ -22,6 +22,10 @@ FORMAT_OPTION = Option(
     "--format", choices=FORMATS, default="table", help="output format (default: table)"
 )
 """``--format table|json|csv`` of the commands printing results."""
+FIGURE_OPTION = Option(
+    "-o", "--output", default=None, metavar="FIG.png", help="also plot to FIG.png and FIG.pdf"
+)
+"""``-o FIG.png`` of the commands that also draw their figure (written as PNG and PDF)."""
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
 NOISE_KEYS = ("S_corrected", "S_corrected_se", "S_noise_floor")
 USAGE_KEYS = ("entropy_bits", "top1_share", "top1_rating", "endpoint_mass")
