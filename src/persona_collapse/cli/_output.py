@@ -148,17 +148,19 @@ def _corrected_cell(v: dict[str, Any]) -> str:
 
 
 def _emitted_as_data(
-    docs: Sequence[dict[str, Any]],
+    docs: dict[str, Any] | Sequence[dict[str, Any]],
     fmt: str,
     header: list[str],
     rows: Callable[[], list[list[Any]]],
 ) -> bool:
-    """Print ``docs`` as JSON, or their warnings (stderr) and then the CSV of ``header`` and
-    ``rows()``; True when done. For a table only the warnings are printed (False)."""
+    """Print ``docs`` (one document, or a list of them) as JSON, or their warnings (stderr) and
+    then the CSV of ``header`` and ``rows()``; True when done. For a table only the warnings
+    are printed (False)."""
     if fmt == "json":
-        emit_json(list(docs))
+        emit_json(docs if isinstance(docs, dict) else list(docs))
         return True
-    warn([w for d in docs for w in d.get("warnings", ())])
+    each = [docs] if isinstance(docs, dict) else docs
+    warn([w for d in each for w in d.get("warnings", ())])
     if fmt == "csv":
         emit_csv(header, rows())
         return True
@@ -332,12 +334,7 @@ def _comparison_table(doc: dict[str, Any]) -> Table:
 
 def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     """``compare`` output: JSON, CSV, or the table with the band verdict and the excess."""
-    if fmt == "json":
-        emit_json(doc)
-        return
-    warn(doc.get("warnings", ()))
-    if fmt == "csv":
-        emit_csv(list(_COMPARISON_CSV), _comparison_rows(doc))
+    if _emitted_as_data(doc, fmt, list(_COMPARISON_CSV), lambda: _comparison_rows(doc)):
         return
     console = _console()
     console.print(_comparison_table(doc))
