@@ -37,6 +37,7 @@ from ._opening import (
 from ._records import ResponseRow, RunInfo
 from ._schema import (
     RESPONSE_TABLE_COLUMNS,
+    RUN_PROTOCOL_COLUMNS,
     RUN_TABLE_COLUMNS,
     SCHEMA_VERSION,
     STORE_TABLES,
@@ -56,15 +57,7 @@ from ._sql_values import (
 DEFAULT_STORE = "persona-collapse.db"
 """The store file ``run``, ``verify``, ``finetune`` and ``import`` use without ``--store``."""
 
-DEFAULT_COMPARE = (
-    "model",
-    "method",
-    "mode",
-    "instrument",
-    "settings",
-    "protocol_hash",
-    "persona_set_hash",
-)
+DEFAULT_COMPARE = ("model", *RUN_PROTOCOL_COLUMNS)
 """Fields :meth:`ResponseStore.ensure_run` requires to match when a run is resumed."""
 
 _INSERT_RESPONSE = (
