@@ -171,19 +171,33 @@ def _zero_line(ax: Axes) -> None:
     ax.axhline(0.0, color="#333333", lw=0.8, zorder=1)
 
 
-def fig_relative_change(result: StudyResult) -> _Drawn:
+def _change_bars(
+    result: StudyResult, width: tuple[float, float, float], panels: Sequence[tuple[str, str]]
+) -> Figure:
+    """Per ``(metric, name)`` of ``panels``, side by side: grouped bars of each variant's
+    change against base in percent (± SE) with a zero line; the variants' legend below.
+
+    ``width`` in inches: at least ``width[0]``, else ``width[1]`` per family plus ``width[2]``.
+    Several panels are titled ``NAME against base``; a lone one goes by the figure's title.
+    """
     labels = [lb for lb in result.labels if lb != BASE]
     fams = result.families
-    fig = _new_figure(max(6.5, 1.4 * len(fams) + 3), 3.3)
-    ax_s, ax_r = fig.subplots(1, 2)
-    for ax, metric, name in ((ax_s, "S", "ΔS"), (ax_r, "R", "ΔR")):
+    fig = _new_figure(max(width[0], width[1] * len(fams) + width[2]), 3.3)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (metric, name) in zip(axes, panels, strict=True):
         _grouped_bars(ax, fams, labels, _delta(metric))
         _zero_line(ax)
-        ax.set_title(f"{name} against base")
+        if len(panels) > 1:
+            ax.set_title(f"{name} against base")
         ax.set_ylabel(f"{name} (%)")
     _legend_below(fig, labels)
+    return fig
+
+
+def fig_relative_change(result: StudyResult) -> _Drawn:
+    """ΔS and ΔR against base, percent (± SE)."""
     return _finished(
-        fig,
+        _change_bars(result, (6.5, 1.4, 3.0), (("S", "ΔS"), ("R", "ΔR"))),
         "relative_change",
         "Relative change of S and R against base (± SE)",
         "ΔX = (X − X_base) / X_base in percent for susceptibility (left) and robustness "
@@ -193,16 +207,9 @@ def fig_relative_change(result: StudyResult) -> _Drawn:
 
 
 def fig_sigma_change(result: StudyResult) -> _Drawn:
-    labels = [lb for lb in result.labels if lb != BASE]
-    fams = result.families
-    fig = _new_figure(max(5.0, 1.2 * len(fams) + 2.5), 3.3)
-    ax = fig.subplots()
-    _grouped_bars(ax, fams, labels, _delta("sigma_bar"))
-    _zero_line(ax)
-    ax.set_ylabel("Δσ̄ (%)")
-    _legend_below(fig, labels)
+    """Δσ̄ against base, percent (± SE)."""
     return _finished(
-        fig,
+        _change_bars(result, (5.0, 1.2, 2.5), (("sigma_bar", "Δσ̄"),)),
         "sigma_bar_change",
         "Change of the within-persona spread σ̄ against base (± SE)",
         "Δσ̄ in percent: how much more (or less) a variant's answers vary between "
