@@ -9,18 +9,10 @@ that request, and the other lines are still read.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batch_api import (
-    UNREADABLE,
-    BatchAPI,
-    BatchItem,
-    BatchLimits,
-    BatchStatus,
-    json_object,
-    unreadable_line,
-)
+from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchSearch, BatchStatus, result_items
 from ._types import ChatRequest
 
 if TYPE_CHECKING:
@@ -47,51 +39,33 @@ class AnthropicBatchAPI(BatchAPI):
         self._backend.refuse_logprobs(request)
         return {"custom_id": custom_id, "params": self._backend.request_body(request)}
 
-    async def submit(
-        self,
-        lines: Sequence[Mapping[str, Any]],
-        prepared: str | None,
-        metadata: Mapping[str, str],
-    ) -> str:
+    def _create_call(
+        self, lines: Sequence[Mapping[str, Any]], prepared: str | None, metadata: Mapping[str, str]
+    ) -> Awaitable[Any]:
         """``messages.batches.create`` (metadata is not sent: the API takes none)."""
-        batch = await self._create(
-            self._client.messages.batches.create(requests=[dict(line) for line in lines])
-        )
-        return str(batch.id)
+        return self._client.messages.batches.create(requests=[dict(line) for line in lines])
 
-    async def list(
-        self,
-        prepared: str | None,
-        n_requests: int,
-        since: float,
-        metadata: Mapping[str, str] | None = None,
-    ) -> list[str]:
+    async def _candidates(self, search: BatchSearch) -> AsyncIterator[Any]:
         """Batches (``messages.batches.list``, all pages) created within
-        :data:`CREATE_WINDOW_S` after ``since`` (less :data:`CLOCK_SLACK_S`) holding
-        ``n_requests`` requests: the list shows no model, metadata or custom ids,
-        so a count and a time are all it can match on (``metadata`` is unused).
+        :data:`CREATE_WINDOW_S` after ``search.since`` (less :data:`CLOCK_SLACK_S`) holding
+        ``search.n_requests`` requests: the list shows no model, metadata or custom ids,
+        so a count and a time are all it can match on (``search.metadata`` is unused).
         The driver proves a candidate its own by its result lines' custom ids,
         which carry a random nonce of the batch they were sent in."""
-
-        async def scan() -> list[str]:
-            found: list[str] = []
-            async for batch in self._client.messages.batches.list(limit=100):
-                counts = batch.request_counts
-                total = (
-                    counts.processing
-                    + counts.succeeded
-                    + counts.errored
-                    + counts.canceled
-                    + counts.expired
-                )
-                created = batch.created_at.timestamp()
-                window = since - CLOCK_SLACK_S <= created <= since + CREATE_WINDOW_S
-                if total == n_requests and window:
-                    found.append(str(batch.id))
-            return found
-
-        found: list[str] = await self._call(scan())
-        return found
+        since = search.since
+        async for batch in self._client.messages.batches.list(limit=100):
+            counts = batch.request_counts
+            total = (
+                counts.processing
+                + counts.succeeded
+                + counts.errored
+                + counts.canceled
+                + counts.expired
+            )
+            created = batch.created_at.timestamp()
+            window = since - CLOCK_SLACK_S <= created <= since + CREATE_WINDOW_S
+            if total == search.n_requests and window:
+                yield batch
 
     async def poll(self, batch_id: str) -> BatchStatus:
         """``messages.batches.retrieve``: ended when ``processing_status`` is ``ended``."""
@@ -111,20 +85,15 @@ class AnthropicBatchAPI(BatchAPI):
             raw: bytes = await self._call(stream.http_response.aread())
         finally:
             await stream.close()
-        text = raw.decode("utf-8", errors="replace")
-        return [_result_line(line) for line in text.splitlines() if line.strip()]
+        return result_items(raw.decode("utf-8", errors="replace"), _result_line)
 
     async def cancel(self, batch_id: str) -> None:
         """``messages.batches.cancel``."""
         await self._call(self._client.messages.batches.cancel(batch_id))
 
 
-def _result_line(raw: str) -> BatchItem:
-    """One line of a Message Batch's results (see the module docs)."""
-    line = json_object(raw)
-    custom_id = line.get("custom_id") if line is not None else None
-    if line is None or not isinstance(custom_id, str) or not custom_id:
-        return unreadable_line(raw)
+def _result_line(custom_id: str, line: dict[str, Any]) -> BatchItem | None:
+    """One line of a Message Batch's results, read (see the module docs; None: unreadable)."""
     result = line.get("result")
     kind = result.get("type") if isinstance(result, dict) else None
     if kind == "succeeded" and isinstance(result, dict):
@@ -140,4 +109,4 @@ def _result_line(raw: str) -> BatchItem:
             return BatchItem(custom_id, status, error)
     elif kind in ("expired", "canceled"):
         return BatchItem(custom_id, 0, {"type": kind})
-    return BatchItem(custom_id, UNREADABLE, None)
+    return None

@@ -21,7 +21,7 @@ import builtins
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,45 @@ def json_object(raw: str) -> dict[str, Any] | None:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
+
+
+ReadLine = Callable[[str, dict[str, Any]], "BatchItem | None"]
+"""A provider's reader of one result line: ``(custom_id, line)`` -> its item, or None when the
+line says nothing it can read (an :data:`UNREADABLE` item of that custom id)."""
+
+
+def result_items(text: str, read: ReadLine) -> list[BatchItem]:
+    """Every non-blank line of a results JSONL ``text`` as a :class:`BatchItem`.
+
+    A line that is no JSON object, or has no custom id (a non-empty string), is
+    :data:`UNREADABLE` (:func:`unreadable_line`); ``read(custom_id, line)`` reads any other.
+    """
+    return [_result_item(raw, read) for raw in text.splitlines() if raw.strip()]
+
+
+def _result_item(raw: str, read: ReadLine) -> BatchItem:
+    line = json_object(raw)
+    custom_id = line.get("custom_id") if line is not None else None
+    if line is None or not isinstance(custom_id, str) or not custom_id:
+        return unreadable_line(raw)
+    item = read(custom_id, line)
+    return BatchItem(custom_id, UNREADABLE, None) if item is None else item
+
+
+@dataclass(frozen=True)
+class BatchSearch:
+    """What :meth:`BatchAPI.list` looks for: the batch a killed run may have created.
+
+    ``prepared``: :meth:`BatchAPI.prepare`'s key (None: nothing prepared);
+    ``n_requests``: the batch's request count; ``since``: Unix time (seconds)
+    stored just before the create call; ``metadata``: what :meth:`BatchAPI.submit`
+    sent with it.
+    """
+
+    prepared: str | None
+    n_requests: int
+    since: float
+    metadata: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -178,16 +217,27 @@ class BatchAPI(ABC):
         """
         return None
 
-    @abstractmethod
     async def submit(
         self,
         lines: Sequence[Mapping[str, Any]],
         prepared: str | None,
         metadata: Mapping[str, str],
     ) -> str:
-        """Create one batch of ``lines`` (after :meth:`prepare`); returns its id."""
+        """Create one batch of ``lines`` (after :meth:`prepare`, run now where ``prepared`` is
+        None) with the provider's create call (:meth:`_create_call`); returns its id. A
+        definite refusal raises :class:`BatchNotCreated`."""
+        if prepared is None:
+            prepared = await self.prepare(lines)
+        batch = await self._create(self._create_call(lines, prepared, metadata))
+        return str(batch.id)
 
-    @abstractmethod
+    def _create_call(
+        self, lines: Sequence[Mapping[str, Any]], prepared: str | None, metadata: Mapping[str, str]
+    ) -> Awaitable[Any]:
+        """The provider's create call of :meth:`submit`, not yet awaited (override this, or
+        :meth:`submit`)."""
+        raise NotImplementedError
+
     async def list(
         self,
         prepared: str | None,
@@ -200,9 +250,21 @@ class BatchAPI(ABC):
         ``prepared``: :meth:`prepare`'s key; ``n_requests``: the batch's request
         count; ``since``: Unix time (seconds) stored just before the create call;
         ``metadata``: what :meth:`submit` sent with it (a batch whose metadata
-        says otherwise is not it). Candidates only: the driver still checks each
-        result line's custom id against the ids this run sent.
+        says otherwise is not it). Candidates only (:meth:`_candidates`): the driver
+        still checks each result line's custom id against the ids this run sent.
         """
+        search = BatchSearch(prepared, n_requests, since, dict(metadata or {}))
+
+        async def scan() -> builtins.list[str]:
+            return [str(batch.id) async for batch in self._candidates(search)]
+
+        found: builtins.list[str] = await self._call(scan())
+        return found
+
+    def _candidates(self, search: BatchSearch) -> AsyncIterator[Any]:
+        """The provider's batches (every page of its listing) that may be the one ``search``
+        describes (override this, or :meth:`list`)."""
+        raise NotImplementedError
 
     @abstractmethod
     async def poll(self, batch_id: str) -> BatchStatus:

@@ -4,18 +4,10 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._batch_api import (
-    UNREADABLE,
-    BatchAPI,
-    BatchItem,
-    BatchLimits,
-    BatchStatus,
-    json_object,
-    unreadable_line,
-)
+from ._batch_api import BatchAPI, BatchItem, BatchLimits, BatchSearch, BatchStatus, result_items
 from ._decisions import sdk_field as _field
 from ._types import ChatRequest
 
@@ -56,54 +48,29 @@ class OpenAIBatchAPI(BatchAPI):
         )
         return str(upload.id)
 
-    async def submit(
-        self,
-        lines: Sequence[Mapping[str, Any]],
-        prepared: str | None,
-        metadata: Mapping[str, str],
-    ) -> str:
-        """``batches.create`` from the uploaded input file ``prepared`` (uploaded now if None)."""
-        if prepared is None:
-            prepared = await self.prepare(lines)
-        batch = await self._create(
-            self._client.batches.create(
-                input_file_id=str(prepared),
-                endpoint="/v1/chat/completions",
-                completion_window="24h",
-                metadata=dict(metadata),
-            )
+    def _create_call(
+        self, lines: Sequence[Mapping[str, Any]], prepared: str | None, metadata: Mapping[str, str]
+    ) -> Awaitable[Any]:
+        """``batches.create`` from the uploaded input file ``prepared``, with ``metadata``."""
+        return self._client.batches.create(
+            input_file_id=str(prepared),
+            endpoint="/v1/chat/completions",
+            completion_window="24h",
+            metadata=dict(metadata),
         )
-        return str(batch.id)
 
-    async def list(
-        self,
-        prepared: str | None,
-        n_requests: int,
-        since: float,
-        metadata: Mapping[str, str] | None = None,
-    ) -> list[str]:
-        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is ``prepared`` (the
-        file this run uploaded: it names the model and the custom ids sent) and whose
-        metadata, where it has any, agrees with ``metadata``."""
-        if prepared is None:
-            return []
-        wanted = dict(metadata or {})
-
-        def ours(batch: Any) -> bool:
+    async def _candidates(self, search: BatchSearch) -> AsyncIterator[Any]:
+        """Every batch (``batches.list``, all pages) whose ``input_file_id`` is
+        ``search.prepared`` (the file this run uploaded: it names the model and the custom ids
+        sent) and whose metadata, where it has any, agrees with ``search.metadata``."""
+        if search.prepared is None:
+            return
+        async for batch in self._client.batches.list(limit=100):
             theirs = dict(batch.metadata or {})
-            return batch.input_file_id == prepared and all(
-                theirs.get(k, v) == v for k, v in wanted.items()
-            )
-
-        async def scan() -> list[str]:
-            found: list[str] = []
-            async for batch in self._client.batches.list(limit=100):
-                if ours(batch):
-                    found.append(str(batch.id))
-            return found
-
-        found: list[str] = await self._call(scan())
-        return found
+            if batch.input_file_id == search.prepared and all(
+                theirs.get(k, v) == v for k, v in search.metadata.items()
+            ):
+                yield batch
 
     async def poll(self, batch_id: str) -> BatchStatus:
         """``batches.retrieve``: ended when completed, failed, expired or cancelled."""
@@ -126,9 +93,7 @@ class OpenAIBatchAPI(BatchAPI):
             if not file_id:
                 continue
             content = await self._fetch(self._client.files.content(file_id), batch_id)
-            for raw in content.text.splitlines():
-                if raw.strip():
-                    items.append(_result_line(raw))
+            items += result_items(content.text, _result_line)
         return items
 
     async def cancel(self, batch_id: str) -> None:
@@ -141,23 +106,20 @@ def _json_line(line: Mapping[str, Any]) -> str:
     return json.dumps(line, separators=(",", ":")) + "\n"
 
 
-def _result_line(raw: str) -> BatchItem:
-    """One line of an output or error file.
+def _result_line(custom_id: str, line: dict[str, Any]) -> BatchItem | None:
+    """One line of an output or error file, read.
 
     ``response`` with an integer ``status_code``: that status and its body; no
-    response but an ``error`` (expired, cancelled): status 0; anything else (cut
-    JSON, no custom id, ``response`` and ``error`` both null, a status that is
-    no number): :data:`UNREADABLE`.
+    response but an ``error`` (expired, cancelled): status 0; anything else
+    (``response`` and ``error`` both null, a status that is no number): None,
+    an :data:`UNREADABLE` item (as is a cut line or one without a custom id, see
+    :func:`result_items`).
     """
-    line = json_object(raw)
-    custom_id = _field(line, "custom_id") if line is not None else None
-    if line is None or not isinstance(custom_id, str) or not custom_id:
-        return unreadable_line(raw)
     response = _field(line, "response")
     if response is None:
         error = _field(line, "error")
-        return BatchItem(custom_id, 0 if error is not None else UNREADABLE, error)
+        return None if error is None else BatchItem(custom_id, 0, error)
     status = _field(response, "status_code")
     if not isinstance(status, int) or isinstance(status, bool):
-        return BatchItem(custom_id, UNREADABLE, None)
+        return None
     return BatchItem(custom_id, status, _field(response, "body"))

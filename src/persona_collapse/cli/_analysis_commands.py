@@ -21,39 +21,39 @@ from ..analysis import (
 )
 from ..errors import ConfigError, DataError
 from ..store import Responses, load_sources, load_task_sources, task_run_ids, task_source_kind
-from ._help import examples
-from ._option_groups import add_bootstrap_options, bootstrap_from
-from ._output import FORMATS, print_comparison, print_metrics, print_profiles
+from ._option_groups import bootstrap_from, bootstrap_options
+from ._output import FORMAT_OPTION, print_comparison, print_metrics, print_profiles
+from ._spec import Command, Option, registrar
 from ._task_output import print_task_comparison, print_task_metrics
 
 SIMULATED_TAG = "[SIMULATED]"
 """How tables mark numbers computed on simulated data."""
 
 
-def add_analysis_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--format", choices=FORMATS, default="table", help="output format (default: table)"
-    )
-    add_bootstrap_options(parser)
-    parser.add_argument(
+ANALYSIS_OPTIONS: tuple[Option, ...] = (
+    FORMAT_OPTION,
+    *bootstrap_options(),
+    Option(
         "--instrument",
         default=None,
         help="instrument of the sources (default: recorded with the run, else mfq30)",
-    )
-    parser.add_argument(
+    ),
+    Option(
         "--expected-reps",
         type=int,
         default=None,
         metavar="N",
         help="logprob runs: cell spread = expected SD of N sampled repetitions (default: exact population SD)",
-    )
-    parser.add_argument(
+    ),
+    Option(
         "--temperature",
         type=float,
         default=None,
         metavar="T",
         help="logprob runs: re-weight the T=1 distributions to temperature T (> 0)",
-    )
+    ),
+)
+"""The options of every command that measures sources (read by :func:`options_from`)."""
 
 
 def options_from(args: argparse.Namespace) -> AnalysisOptions:
@@ -252,75 +252,80 @@ def _compare_tasks(args: argparse.Namespace, specs: dict[str, str], opts: Analys
     return 0
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "metrics",
-        description=(
-            "Measure each SOURCE: moral susceptibility S (the across-persona spread of the "
-            "foundation scores), sigma_bar (the mean within-persona spread) and robustness "
-            "R = 1/sigma_bar, overall and per foundation, with persona-bootstrap SEs. A folder "
-            "of published data is measured file by file; self-mode files there are skipped "
-            "(use profile for them)."
+METRICS = Command(
+    "metrics",
+    description=(
+        "Measure each SOURCE: moral susceptibility S (the across-persona spread of the "
+        "foundation scores), sigma_bar (the mean within-persona spread) and robustness "
+        "R = 1/sigma_bar, overall and per foundation, with persona-bootstrap SEs. A folder "
+        "of published data is measured file by file; self-mode files there are skipped "
+        "(use profile for them)."
+    ),
+    examples=(
+        "metrics runs/gpt-4o_base_persona.csv",
+        "metrics persona-collapse.db:gpt-4o-2024-08-06_base_persona --format json",
+    ),
+    options=(
+        Option(
+            "sources",
+            nargs="+",
+            metavar="SOURCE",
+            help="published-format CSV, a folder of them, a Parquet export, or STORE.db:RUN_ID",
         ),
-        epilog=examples(
-            "metrics runs/gpt-4o_base_persona.csv",
-            "metrics persona-collapse.db:gpt-4o-2024-08-06_base_persona --format json",
-        ),
-    )
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="published-format CSV, a folder of them, a Parquet export, or STORE.db:RUN_ID",
-    )
-    add_analysis_options(p)
-    p.set_defaults(handler=cmd_metrics)
+        *ANALYSIS_OPTIONS,
+    ),
+    handler=cmd_metrics,
+)
 
-    p = sub.add_parser(
-        "profile",
-        description=(
-            "Per-foundation mean ± SD of each SOURCE: the model's own profile for a self-mode "
-            "source (the item prompt alone), the profile across personas otherwise, with how "
-            "often the answers sit at the ends of the scale (saturation)."
+PROFILE = Command(
+    "profile",
+    description=(
+        "Per-foundation mean ± SD of each SOURCE: the model's own profile for a self-mode "
+        "source (the item prompt alone), the profile across personas otherwise, with how "
+        "often the answers sit at the ends of the scale (saturation)."
+    ),
+    examples=("profile runs/gpt-4o_base_self.csv", "profile persona-collapse.db --format csv"),
+    options=(
+        Option(
+            "sources",
+            nargs="+",
+            metavar="SOURCE",
+            help="published-format CSV (self or persona mode), a folder, a Parquet export, or STORE.db:RUN_ID",
         ),
-        epilog=examples(
-            "profile runs/gpt-4o_base_self.csv", "profile persona-collapse.db --format csv"
-        ),
-    )
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="SOURCE",
-        help="published-format CSV (self or persona mode), a folder, a Parquet export, or STORE.db:RUN_ID",
-    )
-    add_analysis_options(p)
-    p.set_defaults(handler=cmd_profile)
+        *ANALYSIS_OPTIONS,
+    ),
+    handler=cmd_profile,
+)
 
-    p = sub.add_parser(
-        "compare",
-        description=(
-            "Compare variants of one model with its base: the relative change of S and R of each "
-            "variant, whether its S leaves the band of S across the published models, and, with "
-            "variants labelled insecure and secure, the excess change of insecure over secure "
-            "fine-tuning."
+COMPARE = Command(
+    "compare",
+    description=(
+        "Compare variants of one model with its base: the relative change of S and R of each "
+        "variant, whether its S leaves the band of S across the published models, and, with "
+        "variants labelled insecure and secure, the excess change of insecure over secure "
+        "fine-tuning."
+    ),
+    examples=(
+        "compare --base runs/base.csv --variant secure=runs/secure.csv "
+        "--variant insecure=runs/insecure.csv",
+    ),
+    options=(
+        Option(
+            "--base",
+            required=True,
+            metavar="SOURCE",
+            help="the base model's responses: one file or STORE.db:RUN_ID",
         ),
-        epilog=examples(
-            "compare --base runs/base.csv --variant secure=runs/secure.csv "
-            "--variant insecure=runs/insecure.csv"
+        Option(
+            "--variant",
+            action="append",
+            required=True,
+            metavar="LABEL=SOURCE",
+            help="repeat for each variant (labels insecure and secure also give the excess)",
         ),
-    )
-    p.add_argument(
-        "--base",
-        required=True,
-        metavar="SOURCE",
-        help="the base model's responses: one file or STORE.db:RUN_ID",
-    )
-    p.add_argument(
-        "--variant",
-        action="append",
-        required=True,
-        metavar="LABEL=SOURCE",
-        help="repeat for each variant (labels insecure and secure also give the excess)",
-    )
-    add_analysis_options(p)
-    p.set_defaults(handler=cmd_compare)
+        *ANALYSIS_OPTIONS,
+    ),
+    handler=cmd_compare,
+)
+
+register = registrar(METRICS, PROFILE, COMPARE)

@@ -33,7 +33,7 @@ from ..analysis import (
 from ..errors import ConfigError
 from ..store import load_sources
 from ._option_groups import bootstrap_from, bootstrap_options
-from ._output import FORMAT_OPTION, _console, emit_csv, emit_json, print_written
+from ._output import FIGURE_OPTION, FORMAT_OPTION, _console, emit_csv, emit_json, print_written
 from ._spec import Command, Option, registrar
 
 __all__ = ["parse_temperatures", "register"]
@@ -189,13 +189,7 @@ CURVES = Command(
             metavar="N",
             help="--spread sample with N repetitions (0 = population SD)",
         ),
-        Option(
-            "-o",
-            "--output",
-            default=None,
-            metavar="FIG.png",
-            help="also plot to FIG.png and FIG.pdf",
-        ),
+        FIGURE_OPTION,
         FORMAT_OPTION,
         *bootstrap_options(repetition_draws=False),
         Option("--instrument", default=None, help="instrument of the sources (default: recorded)"),

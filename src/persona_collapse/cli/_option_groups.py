@@ -18,7 +18,6 @@ from ._spec import Option, add_options
 __all__ = [
     "CONNECTION",
     "QUIET",
-    "add_bootstrap_options",
     "add_connection_options",
     "add_store_options",
     "bootstrap_from",
@@ -83,15 +82,10 @@ def bootstrap_options(*, repetition_draws: bool = True) -> tuple[Option, ...]:
     return options if repetition_draws else options[:2] + options[3:]
 
 
-def add_bootstrap_options(p: argparse.ArgumentParser, *, repetition_draws: bool = True) -> None:
-    """Add :func:`bootstrap_options` to ``p``."""
-    add_options(p, bootstrap_options(repetition_draws=repetition_draws))
-
-
 def bootstrap_from(
     args: argparse.Namespace, *, repetition_draws: int | None = None
 ) -> BootstrapConfig:
-    """The :class:`BootstrapConfig` of :func:`add_bootstrap_options`' options.
+    """The :class:`BootstrapConfig` of :func:`bootstrap_options`.
 
     ``repetition_draws`` replaces ``--repetition-draws`` (for a command without it).
     """

@@ -22,6 +22,10 @@ FORMAT_OPTION = Option(
     "--format", choices=FORMATS, default="table", help="output format (default: table)"
 )
 """``--format table|json|csv`` of the commands printing results."""
+FIGURE_OPTION = Option(
+    "-o", "--output", default=None, metavar="FIG.png", help="also plot to FIG.png and FIG.pdf"
+)
+"""``-o FIG.png`` of the commands that also draw their figure (written as PNG and PDF)."""
 METRIC_KEYS = ("S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se")
 NOISE_KEYS = ("S_corrected", "S_corrected_se", "S_noise_floor")
 USAGE_KEYS = ("entropy_bits", "top1_share", "top1_rating", "endpoint_mass")
@@ -144,17 +148,19 @@ def _corrected_cell(v: dict[str, Any]) -> str:
 
 
 def _emitted_as_data(
-    docs: Sequence[dict[str, Any]],
+    docs: dict[str, Any] | Sequence[dict[str, Any]],
     fmt: str,
     header: list[str],
     rows: Callable[[], list[list[Any]]],
 ) -> bool:
-    """Print ``docs`` as JSON, or their warnings (stderr) and then the CSV of ``header`` and
-    ``rows()``; True when done. For a table only the warnings are printed (False)."""
+    """Print ``docs`` (one document, or a list of them) as JSON, or their warnings (stderr) and
+    then the CSV of ``header`` and ``rows()``; True when done. For a table only the warnings
+    are printed (False)."""
     if fmt == "json":
-        emit_json(list(docs))
+        emit_json(docs if isinstance(docs, dict) else list(docs))
         return True
-    warn([w for d in docs for w in d.get("warnings", ())])
+    each = [docs] if isinstance(docs, dict) else docs
+    warn([w for d in each for w in d.get("warnings", ())])
     if fmt == "csv":
         emit_csv(header, rows())
         return True
@@ -328,12 +334,7 @@ def _comparison_table(doc: dict[str, Any]) -> Table:
 
 def print_comparison(doc: dict[str, Any], fmt: str) -> None:
     """``compare`` output: JSON, CSV, or the table with the band verdict and the excess."""
-    if fmt == "json":
-        emit_json(doc)
-        return
-    warn(doc.get("warnings", ()))
-    if fmt == "csv":
-        emit_csv(list(_COMPARISON_CSV), _comparison_rows(doc))
+    if _emitted_as_data(doc, fmt, list(_COMPARISON_CSV), lambda: _comparison_rows(doc)):
         return
     console = _console()
     console.print(_comparison_table(doc))

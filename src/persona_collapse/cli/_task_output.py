@@ -8,7 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
-from ._output import _console, _emitted_as_data, emit_csv, emit_json, warn
+from ._output import _console, _emitted_as_data
 
 TASK_METRIC_KEYS = (
     "n_total",
@@ -88,19 +88,20 @@ def _delta_cell(delta: dict[str, Any], name: str, scale: float = 100.0) -> str:
     return f"{value * scale:+.1f} [{lo * scale:+.1f}, {hi * scale:+.1f}]{mark}"
 
 
+def _comparison_rows(doc: dict[str, Any]) -> list[list[Any]]:
+    """The CSV rows of a task comparison: the base, then each variant with its deltas."""
+    rows = [["base", *_row(doc["base"]), *([""] * len(DELTA_KEYS))]]
+    rows += [
+        [label, *_row(v["metrics"]), *(v["delta"].get(k) for k in DELTA_KEYS)]
+        for label, v in doc["variants"].items()
+    ]
+    return rows
+
+
 def print_task_comparison(doc: dict[str, Any], fmt: str) -> None:
     """The ``compare`` of task sources: each variant's paired deltas against the base."""
-    if fmt == "json":
-        emit_json(doc)
-        return
-    warn(doc.get("warnings", ()))
-    if fmt == "csv":
-        rows = [["base", *_row(doc["base"]), *([""] * len(DELTA_KEYS))]]
-        rows += [
-            [label, *_row(v["metrics"]), *(v["delta"].get(k) for k in DELTA_KEYS)]
-            for label, v in doc["variants"].items()
-        ]
-        emit_csv(["variant", "source", "instrument", *TASK_METRIC_KEYS, *DELTA_KEYS], rows)
+    header = ["variant", "source", "instrument", *TASK_METRIC_KEYS, *DELTA_KEYS]
+    if _emitted_as_data(doc, fmt, header, lambda: _comparison_rows(doc)):
         return
     table = Table(title="task variants against base (paired deltas)", title_justify="left")
     for col in ("variant", "accuracy", "d accuracy pp", "d non-unanimity pp", "d Gini x100"):

@@ -17,9 +17,9 @@ from typing import Any
 
 from ..analysis import load_checkpoints as checkpoints
 from ..analysis import measure_trajectory
-from ._analysis_commands import add_analysis_options, options_from
-from ._help import examples
+from ._analysis_commands import ANALYSIS_OPTIONS, options_from
 from ._output import (
+    FIGURE_OPTION,
     METRIC_KEYS,
     NOISE_KEYS,
     _console,
@@ -31,6 +31,7 @@ from ._output import (
     usage_values,
     warn,
 )
+from ._spec import Command, Option, registrar
 
 __all__ = ["checkpoints", "register"]
 
@@ -117,24 +118,25 @@ SE bands and the top-1 share against step, and also writes FIG.pdf.
 """The ``trajectory --help`` text."""
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "trajectory",
-        description=DESCRIPTION,
-        epilog=examples(
-            "trajectory 0=runs/base.csv checkpoints/ 1500=runs/insecure.csv -o trajectory.png",
-            "trajectory runs/model-step0200.csv runs/model-step0400.csv --format json",
+TRAJECTORY = Command(
+    "trajectory",
+    description=DESCRIPTION,
+    examples=(
+        "trajectory 0=runs/base.csv checkpoints/ 1500=runs/insecure.csv -o trajectory.png",
+        "trajectory runs/model-step0200.csv runs/model-step0400.csv --format json",
+    ),
+    options=(
+        Option(
+            "sources",
+            nargs="+",
+            metavar="[STEP=]SOURCE",
+            help="a checkpoint: published-format CSV, a folder of them, a Parquet export or "
+            "STORE.db:RUN_ID, with its step before = or as stepNNNN in its name",
         ),
-    )
-    p.add_argument(
-        "sources",
-        nargs="+",
-        metavar="[STEP=]SOURCE",
-        help="a checkpoint: published-format CSV, a folder of them, a Parquet export or "
-        "STORE.db:RUN_ID, with its step before = or as stepNNNN in its name",
-    )
-    p.add_argument(
-        "-o", "--output", default=None, metavar="FIG.png", help="also plot to FIG.png and FIG.pdf"
-    )
-    add_analysis_options(p)
-    p.set_defaults(handler=cmd_trajectory)
+        FIGURE_OPTION,
+        *ANALYSIS_OPTIONS,
+    ),
+    handler=cmd_trajectory,
+)
+
+register = registrar(TRAJECTORY)

@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,13 +83,21 @@ def _check_strings(values: Sequence[object], path: Path, what: str) -> list[str]
     return [str(v) for v in values]
 
 
-def _from_json(text: str, path: Path) -> list[str]:
+def _parse(text: str, path: Path, lineno: int | None = None) -> Any:
+    """``text``, the whole file or (JSONL) its line ``lineno``, parsed as JSON; a DataError
+    saying where when it is not JSON."""
     try:
-        data = json.loads(text)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"persona file {path} is not valid JSON ({exc.msg} at line {exc.lineno})"
-        ) from None
+        if lineno is None:
+            problem = f"persona file {path} is not valid JSON ({exc.msg} at line {exc.lineno})"
+        else:
+            problem = f"persona file {path}, line {lineno}: not valid JSON ({exc.msg})"
+        raise DataError(problem) from None
+
+
+def _from_json(text: str, path: Path) -> list[str]:
+    data = _parse(text, path)
     if isinstance(data, dict):
         data = data.get("personas", data)
     if not isinstance(data, list):
@@ -104,12 +113,7 @@ def _from_jsonl(text: str, path: Path, field: str | None) -> list[str]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"persona file {path}, line {lineno}: not valid JSON ({exc.msg})"
-            ) from None
+        value = _parse(line, path, lineno)
         if isinstance(value, dict):
             key = field or next((k for k in ("persona", "text", "description") if k in value), None)
             if key is None or key not in value:

@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from ..stats import Instability
-from ._canvas import Drawn, new_figure
+from ._canvas import Drawn, finished, legend_of, new_figure
 from ._results import FamilyResult, StudyResult, VariantResult
-from ._style import titled, variant_colour, variant_hatch
+from ._style import variant_bars
 from ._task_results import Z95, questionnaire_label, task_label
 
 Group = tuple[FamilyResult, str]
@@ -77,10 +77,7 @@ def _bars(ax: Axes, groups: Sequence[Group], labels: Sequence[str], value: Value
             width * 0.92,
             yerr=None if np.isnan(yerr).all() else yerr,
             capsize=2,
-            color=variant_colour(label, labels),
-            hatch=variant_hatch(label),
-            edgecolor="white",
-            linewidth=0.5,
+            **variant_bars(label, labels),
             label=label,
         )
 
@@ -129,18 +126,16 @@ def fig_capability(result: StudyResult) -> Drawn | None:
         (axes[2], normed, instrument_name),
     ):
         ax.set_xticks(np.arange(len(groups)), _names(result, groups, what), fontsize=7)
-    handles, names = axes[0].get_legend_handles_labels()
-    fig.legend(handles, names, loc="outside lower center", ncols=len(names), frameon=False)
-    title = "Capability control: task accuracy and repeat instability across instruments"
-    fig.suptitle(titled(title, result.simulated))
-    return Drawn(
+    legend_of(fig, axes[0])
+    return finished(
+        fig,
         "capability",
-        title,
+        "Capability control: task accuracy and repeat instability across instruments",
         "Left: accuracy per task over every reply (an unparsed reply counts wrong), with its "
         f"95% interval (± {Z95:.2f} bootstrap SE). Middle: share of cells whose identical "
         f"repetitions do not all agree ({quest} persona: (persona, item) cells; self and "
         "tasks: items). Right: mean Gini impurity divided by its maximum 1 − 1/k (k possible "
         "answers), left out for free numeric answers (GSM8K). A fall in R that comes with steady "
         "task accuracy points to persona-specific change rather than broad degradation.",
-        fig,
+        result.simulated,
     )

@@ -24,16 +24,18 @@ from matplotlib.projections.polar import PolarAxes
 from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
 from ._canvas import Drawn as _Drawn
+from ._canvas import finished as _finished
 from ._canvas import new_figure as _new_figure
+from ._canvas import panel_grid as _panel_grid
 from ._capability_figure import fig_capability
-from ._diagnostic_figures import fig_scale_usage, fig_trajectories
+from ._diagnostic_figures import fig_scale_usage, fig_trajectories, share_bars
 from ._results import FamilyResult, StudyResult
 from ._style import (
     BAND_COLOUR,
     HEATMAP_CMAP,
     report_style,
     save_png_pdf,
-    titled,
+    variant_bars,
     variant_colour,
     variant_hatch,
     variant_linestyle,
@@ -89,10 +91,7 @@ def _grouped_bars(
             vals,
             width * 0.92,
             yerr=ses,
-            color=variant_colour(label, labels),
-            hatch=variant_hatch(label),
-            edgecolor="white",
-            linewidth=0.5,
+            **variant_bars(label, labels),
             label=label,
             error_kw={"elinewidth": 0.9, "ecolor": "#333333"},
         )
@@ -158,14 +157,13 @@ def fig_s_and_r(result: StudyResult, band: Band) -> _Drawn:
         label=f"published band S ∈ [{band.S_min:.2f}, {band.S_max:.2f}]",
     )
     _legend_below(fig, labels, [band_patch])
-    title = "S and R per variant (± SE)"
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(
+    return _finished(
+        fig,
         "s_and_r",
-        title,
+        "S and R per variant (± SE)",
         "Susceptibility S (left) and robustness R (right) per variant, with bootstrap SEs. "
         f"Grey: the band of frontier base models (S in [{band.S_min:.2f}, {band.S_max:.2f}]).",
-        fig,
+        result.simulated,
     )
 
 
@@ -173,45 +171,50 @@ def _zero_line(ax: Axes) -> None:
     ax.axhline(0.0, color="#333333", lw=0.8, zorder=1)
 
 
-def fig_relative_change(result: StudyResult) -> _Drawn:
+def _change_bars(
+    result: StudyResult, width: tuple[float, float, float], panels: Sequence[tuple[str, str]]
+) -> Figure:
+    """Per ``(metric, name)`` of ``panels``, side by side: grouped bars of each variant's
+    change against base in percent (± SE) with a zero line; the variants' legend below.
+
+    ``width`` in inches: at least ``width[0]``, else ``width[1]`` per family plus ``width[2]``.
+    Several panels are titled ``NAME against base``; a lone one goes by the figure's title.
+    """
     labels = [lb for lb in result.labels if lb != BASE]
     fams = result.families
-    fig = _new_figure(max(6.5, 1.4 * len(fams) + 3), 3.3)
-    ax_s, ax_r = fig.subplots(1, 2)
-    for ax, metric, name in ((ax_s, "S", "ΔS"), (ax_r, "R", "ΔR")):
+    fig = _new_figure(max(width[0], width[1] * len(fams) + width[2]), 3.3)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (metric, name) in zip(axes, panels, strict=True):
         _grouped_bars(ax, fams, labels, _delta(metric))
         _zero_line(ax)
-        ax.set_title(f"{name} against base")
+        if len(panels) > 1:
+            ax.set_title(f"{name} against base")
         ax.set_ylabel(f"{name} (%)")
     _legend_below(fig, labels)
-    title = "Relative change of S and R against base (± SE)"
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(
+    return fig
+
+
+def fig_relative_change(result: StudyResult) -> _Drawn:
+    """ΔS and ΔR against base, percent (± SE)."""
+    return _finished(
+        _change_bars(result, (6.5, 1.4, 3.0), (("S", "ΔS"), ("R", "ΔR"))),
         "relative_change",
-        title,
+        "Relative change of S and R against base (± SE)",
         "ΔX = (X − X_base) / X_base in percent for susceptibility (left) and robustness "
         "(right), with bootstrap SEs of the difference.",
-        fig,
+        result.simulated,
     )
 
 
 def fig_sigma_change(result: StudyResult) -> _Drawn:
-    labels = [lb for lb in result.labels if lb != BASE]
-    fams = result.families
-    fig = _new_figure(max(5.0, 1.2 * len(fams) + 2.5), 3.3)
-    ax = fig.subplots()
-    _grouped_bars(ax, fams, labels, _delta("sigma_bar"))
-    _zero_line(ax)
-    ax.set_ylabel("Δσ̄ (%)")
-    _legend_below(fig, labels)
-    title = "Change of the within-persona spread σ̄ against base (± SE)"
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(
+    """Δσ̄ against base, percent (± SE)."""
+    return _finished(
+        _change_bars(result, (5.0, 1.2, 2.5), (("sigma_bar", "Δσ̄"),)),
         "sigma_bar_change",
-        title,
+        "Change of the within-persona spread σ̄ against base (± SE)",
         "Δσ̄ in percent: how much more (or less) a variant's answers vary between "
         "repetitions of the same persona and item.",
-        fig,
+        result.simulated,
     )
 
 
@@ -237,10 +240,7 @@ def fig_foundation_changes(result: StudyResult) -> _Drawn:
                     [d[metric] for d, _ in pairs],
                     width * 0.92,
                     yerr=[se[metric] for _, se in pairs],
-                    color=variant_colour(label, labels),
-                    hatch=variant_hatch(label),
-                    edgecolor="white",
-                    linewidth=0.5,
+                    **variant_bars(label, labels),
                     error_kw={"elinewidth": 0.9, "ecolor": "#333333"},
                 )
             _zero_line(ax)
@@ -248,14 +248,13 @@ def fig_foundation_changes(result: StudyResult) -> _Drawn:
             ax.set_ylabel(f"{name} (%)")
             ax.set_title(f"{fam.name}: {name} per foundation", fontsize=9)
     _legend_below(fig, labels)
-    title = "Per-foundation change of S and σ̄ (± SE)"
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(
+    return _finished(
+        fig,
         "foundation_changes",
-        title,
+        "Per-foundation change of S and σ̄ (± SE)",
         "Relative change of susceptibility (left) and within-persona spread (right) for each "
         "moral foundation, with bootstrap SEs.",
-        fig,
+        result.simulated,
     )
 
 
@@ -326,8 +325,7 @@ def _radar(
             "Answers under toxic personas: per persona the mean rating per foundation, then "
             "mean (line) ± SD across personas (shaded). Base solid, insecure dashed, secure dotted."
         )
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(f"{which}_profile_radar", title, caption, fig)
+    return _finished(fig, f"{which}_profile_radar", title, caption, result.simulated)
 
 
 def fig_heatmap(result: StudyResult, fam: FamilyResult, file_slug: str | None = None) -> _Drawn:
@@ -364,58 +362,32 @@ def fig_heatmap(result: StudyResult, fam: FamilyResult, file_slug: str | None = 
     axes[0].set_ylabel(f"persona ({fam.variants[labels[0]].cells.means.shape[0]} in all)")
     if image is not None:
         fig.colorbar(image, ax=list(axes), label="cell mean rating", shrink=0.9)
-    title = f"{fam.name}: cell means per persona and item"
-    fig.suptitle(titled(title, fam.simulated or result.study.simulated))
-    return _Drawn(
+    return _finished(
+        fig,
         f"heatmap_{file_slug or slug(fam.name)}",
-        title,
+        f"{fam.name}: cell means per persona and item",
         f"{fam.name}: mean rating of every (persona, item) cell, items grouped by foundation. "
         "Rows that differ from each other mean personas are played differently (high S); "
         "uniform columns mean the persona barely matters.",
-        fig,
+        fam.simulated or result.study.simulated,
     )
 
 
 def fig_answers(result: StudyResult) -> _Drawn:
-    labels = result.labels
-    fams = result.families
+    """Per family: the share of answers (percent) on each scale value, a bar per variant."""
     values = np.asarray(result.instrument.scale.values)
-    ncols = min(len(fams), 4)
-    nrows = int(np.ceil(len(fams) / ncols))
-    fig = _new_figure(max(2.7 * ncols + 0.6, 5.2), 2.5 * nrows + 0.8)
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
-    n = max(len(labels), 1)
-    width = 0.8 / n
-    for ax, fam in zip(axes, fams, strict=False):
-        present = [lb for lb in labels if lb in fam.variants]
-        for j, label in enumerate(labels):
-            if label not in present:
-                continue
-            share = fam.variants[label].cells.answer_share * 100
-            ax.bar(
-                values + (j - (n - 1) / 2) * width,
-                share,
-                width * 0.92,
-                color=variant_colour(label, labels),
-                hatch=variant_hatch(label),
-                edgecolor="white",
-                linewidth=0.5,
-            )
-        ax.set_xticks(values)
-        ax.set_title(fam.name)
+    fig, axes = _panel_grid(len(result.families), 4, (2.7, 2.5), 5.2, 0.8)
+    for ax, fam in zip(axes, result.families, strict=True):
+        share_bars(ax, values, result.labels, fam, lambda var: var.cells.answer_share * 100)
         ax.set_xlabel("answer")
-        ax.set_ylabel("share of answers (%)")
-    for ax in axes[len(fams) :]:
-        ax.set_visible(False)
-    _legend_below(fig, labels)
-    title = f"Distribution of answers over {values[0]}..{values[-1]}"
-    fig.suptitle(titled(title, result.simulated))
-    return _Drawn(
+    _legend_below(fig, result.labels)
+    return _finished(
+        fig,
         "answer_distribution",
-        title,
+        f"Distribution of answers over {values[0]}..{values[-1]}",
         "Share of valid persona-mode answers on each scale value (expected shares for logprob "
         "runs).",
-        fig,
+        result.simulated,
     )
 
 

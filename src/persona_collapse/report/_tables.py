@@ -4,12 +4,13 @@ relative changes in percent with one decimal)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from ..analysis import COMPLIANCE_KEYS
 from ..stats import METRICS, OVERALL, Band, Change, Measurement, published_band
 from ._capability_tables import capability_table, instability_table
 from ._diagnostic_tables import scale_usage_table, trajectory_table
-from ._results import StudyResult
+from ._results import StudyResult, VariantResult
 from ._table_formats import Cell, Column, Table, metric_columns
 
 _SIM = " [SIMULATED data]"
@@ -123,23 +124,24 @@ def _corrected(change: Change, group: str = OVERALL) -> tuple[float, float]:
     return got if got is not None else (math.nan, math.nan)
 
 
-def changes_table(result: StudyResult) -> Table:
-    rows: list[list[Cell]] = []
+def _with_se(values: dict[str, float], ses: dict[str, float]) -> list[float]:
+    """Each metric's value then its SE, in :data:`METRICS` order (a delta table's cells)."""
+    return [x for m in METRICS for x in (values[m], ses[m])]
+
+
+def _changed(result: StudyResult) -> Iterator[tuple[str, str, VariantResult, Change]]:
+    """``(family, label, variant, change)`` of every variant compared with its base, in order."""
     for fam in result.families:
         for label, var in fam.variants.items():
-            if var.change is None:
-                continue
-            d, se = var.change.at(OVERALL)
-            kl = math.nan if var.kl_bits is None else var.kl_bits
-            rows.append(
-                [
-                    fam.name,
-                    label,
-                    *(x for m in METRICS for x in (d[m], se[m])),
-                    *_corrected(var.change),
-                    kl,
-                ]
-            )
+            if var.change is not None:
+                yield fam.name, label, var, var.change
+
+
+def changes_table(result: StudyResult) -> Table:
+    rows: list[list[Cell]] = []
+    for family, label, var, change in _changed(result):
+        kl = math.nan if var.kl_bits is None else var.kl_bits
+        rows.append([family, label, *_with_se(*change.at(OVERALL)), *_corrected(change), kl])
     return Table(
         "changes",
         f"Relative change against base, ΔX = (X − X_base) / X_base, in percent (± SE){_sim(result)}",
@@ -162,13 +164,9 @@ def changes_table(result: StudyResult) -> Table:
 
 def foundation_changes_table(result: StudyResult) -> Table:
     rows: list[list[Cell]] = []
-    for fam in result.families:
-        for label, var in fam.variants.items():
-            if var.change is None:
-                continue
-            for group in var.measurement.subscales:
-                d, se = var.change.at(group)
-                rows.append([fam.name, label, group, *(x for m in METRICS for x in (d[m], se[m]))])
+    for family, label, var, change in _changed(result):
+        for group in var.measurement.subscales:
+            rows.append([family, label, group, *_with_se(*change.at(group))])
     return Table(
         "changes_by_foundation",
         f"Relative change against base per moral foundation, percent (± SE){_sim(result)}",
@@ -184,8 +182,7 @@ def excess_table(result: StudyResult) -> Table | None:
         if excess is None:
             continue
         for group in excess.groups:
-            e, se = excess.at(group)
-            rows.append([fam.name, group, *(x for m in METRICS for x in (e[m], se[m]))])
+            rows.append([fam.name, group, *_with_se(*excess.at(group))])
     if not rows:
         return None
     return Table(

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ConfigError
-from ._cells import FloatArray, across_persona_sd
+from ._cells import FloatArray, across_persona_sd, read_only
 from ._noise_floor import corrected_susceptibility, item_noise_floor
 from ._resample import TABLE_WIDTH, resampled_counts, resampled_moments
 
@@ -129,9 +129,7 @@ def _cached_persona_counts(seed: int, n_personas: int, n_draws: int) -> FloatArr
 def _draw_persona_counts(seed: int, n_personas: int, n_draws: int) -> FloatArray:
     rng = np.random.default_rng([seed, 0])
     counts = rng.multinomial(n_personas, np.full(n_personas, 1.0 / n_personas), size=n_draws)
-    out = counts.astype(np.float64)
-    out.flags.writeable = False
-    return out
+    return read_only(counts.astype(np.float64))
 
 
 def persona_bootstrap(

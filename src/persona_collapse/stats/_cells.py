@@ -14,6 +14,12 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 
+def read_only(array: FloatArray) -> FloatArray:
+    """``array``, made read-only: what a cache hands to every caller must never change."""
+    array.flags.writeable = False
+    return array
+
+
 @dataclass(frozen=True)
 class RatingCube:
     """Valid ratings as a dense ``(personas, items, repetitions)`` array.

@@ -18,7 +18,7 @@ every item statistic is computed once.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -71,14 +71,8 @@ class MetricValues:
     R_se: float
 
     def to_dict(self) -> dict[str, float]:
-        return {
-            "S": self.S,
-            "S_se": self.S_se,
-            "sigma_bar": self.sigma_bar,
-            "sigma_bar_se": self.sigma_bar_se,
-            "R": self.R,
-            "R_se": self.R_se,
-        }
+        """``{"S", "S_se", "sigma_bar", "sigma_bar_se", "R", "R_se"}``, in field order."""
+        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from math import comb
 import numpy as np
 import numpy.typing as npt
 
-from ._cells import FloatArray
+from ._cells import FloatArray, read_only
 
 IntArray = npt.NDArray[np.int64]
 
@@ -78,9 +78,7 @@ def binomial_cdf_table(width: int) -> FloatArray:
     pmf = choose[r, k] * p**k * (1.0 - p) ** np.maximum(r - k, 0)
     cdf = np.minimum(np.cumsum(np.where(k <= r, pmf, 0.0), axis=3), 1.0)
     cdf = np.where((k >= r) | (m == 0) | (c > m), 1.0, cdf)
-    table = np.ascontiguousarray(np.moveaxis(cdf, 3, 0).reshape(size, -1))
-    table.flags.writeable = False
-    return table
+    return read_only(np.ascontiguousarray(np.moveaxis(cdf, 3, 0).reshape(size, -1)))
 
 
 def _table_binomial(

@@ -113,8 +113,7 @@ class BatchLedger:
 
     def known_ids(self) -> set[str]:
         """Every provider batch id in the store (any run): never adopted twice."""
-        with self.store.connection() as conn:
-            rows = conn.execute("SELECT batch_id FROM batch_jobs").fetchall()
+        rows = self.store.select("SELECT batch_id FROM batch_jobs")
         return {r[0] for r in rows if not str(r[0]).startswith(PENDING_PREFIX)}
 
     def pending_jobs(self, run_id: str) -> list[BatchJob]:
@@ -131,12 +130,11 @@ class BatchLedger:
 
     def jobs(self, run_id: str) -> list[BatchJob]:
         """Every batch of ``run_id``, oldest round first."""
-        with self.store.connection() as conn:
-            rows = conn.execute(
-                "SELECT run_id, batch_id, provider, round, state, custom_ids, created, updated "
-                "FROM batch_jobs WHERE run_id = ? ORDER BY round, created, batch_id",
-                (run_id,),
-            ).fetchall()
+        rows = self.store.select(
+            "SELECT run_id, batch_id, provider, round, state, custom_ids, created, updated "
+            "FROM batch_jobs WHERE run_id = ? ORDER BY round, created, batch_id",
+            (run_id,),
+        )
         return [
             BatchJob(r[0], r[1], r[2], int(r[3]), r[4], tuple(json.loads(r[5])), r[6], r[7])
             for r in rows
@@ -148,12 +146,11 @@ class BatchLedger:
 
     def progress(self, run_id: str) -> dict[SlotKey, SlotState]:
         """The stored progress of every unstored slot of ``run_id``."""
-        with self.store.connection() as conn:
-            rows = conn.execute(
-                "SELECT persona_id, item_id, repetition, attempt, failures, faults, "
-                "prompt_tokens, completion_tokens, raw_text FROM batch_slots WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
+        rows = self.store.select(
+            "SELECT persona_id, item_id, repetition, attempt, failures, faults, "
+            "prompt_tokens, completion_tokens, raw_text FROM batch_slots WHERE run_id = ?",
+            (run_id,),
+        )
         return {
             (int(r[0]), int(r[1]), int(r[2])): SlotState(
                 attempt=int(r[3]),

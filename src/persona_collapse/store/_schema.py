@@ -27,18 +27,24 @@ SCHEMA_VERSION = 4
 SQLITE_MAGIC = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite database file."""
 
-RUN_TABLE_COLUMNS = (
-    "run_id",
-    "model",
-    "backend",
-    "variant",
-    "family",
+RUN_PROTOCOL_COLUMNS = (
     "method",
     "mode",
     "instrument",
     "settings",
     "protocol_hash",
     "persona_set_hash",
+)
+"""Columns of ``runs`` that say how the model was asked (method, mode, instrument, settings
+and the protocol's and persona set's hashes): a resumed run must ask it the same way."""
+
+RUN_TABLE_COLUMNS = (
+    "run_id",
+    "model",
+    "backend",
+    "variant",
+    "family",
+    *RUN_PROTOCOL_COLUMNS,
     "tool_version",
     "created",
     "source",

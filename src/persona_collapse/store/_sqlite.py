@@ -37,6 +37,7 @@ from ._opening import (
 from ._records import ResponseRow, RunInfo
 from ._schema import (
     RESPONSE_TABLE_COLUMNS,
+    RUN_PROTOCOL_COLUMNS,
     RUN_TABLE_COLUMNS,
     SCHEMA_VERSION,
     STORE_TABLES,
@@ -56,15 +57,7 @@ from ._sql_values import (
 DEFAULT_STORE = "persona-collapse.db"
 """The store file ``run``, ``verify``, ``finetune`` and ``import`` use without ``--store``."""
 
-DEFAULT_COMPARE = (
-    "model",
-    "method",
-    "mode",
-    "instrument",
-    "settings",
-    "protocol_hash",
-    "persona_set_hash",
-)
+DEFAULT_COMPARE = ("model", *RUN_PROTOCOL_COLUMNS)
 """Fields :meth:`ResponseStore.ensure_run` requires to match when a run is resumed."""
 
 _INSERT_RESPONSE = (
@@ -178,6 +171,16 @@ class ResponseStore:
         ``finetune``); autocommit mode, so each statement commits at once.
         """
         return self._using()
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Every row of one query (``?`` placeholders filled from ``params``), as tuples.
+
+        A read through :meth:`connection`, for the modules whose tables the store's schema
+        declares (``verify``, batch jobs, variants) and the store itself.
+        """
+        with self._using() as conn:
+            rows: list[tuple[Any, ...]] = conn.execute(sql, tuple(params)).fetchall()
+        return rows
 
     def ensure_record(
         self, table: str, columns: Sequence[str], values: Sequence[Any]
@@ -302,10 +305,9 @@ class ResponseStore:
 
     def list_runs(self) -> list[RunInfo]:
         """All runs, oldest first (ties by id)."""
-        with self._using() as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(RUN_TABLE_COLUMNS)} FROM runs ORDER BY created, run_id"
-            ).fetchall()
+        rows = self.select(
+            f"SELECT {', '.join(RUN_TABLE_COLUMNS)} FROM runs ORDER BY created, run_id"
+        )
         return [run_from_row(r) for r in rows]
 
     # -- responses -----------------------------------------------------------
@@ -367,11 +369,9 @@ class ResponseStore:
 
     def completed_slots(self, run_id: str) -> set[tuple[int, int, int]]:
         """The stored slots ``(persona_id, item_id, repetition)`` of a run, missing ratings included."""
-        with self._using() as conn:
-            rows = conn.execute(
-                "SELECT persona_id, item_id, repetition FROM responses WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
+        rows = self.select(
+            "SELECT persona_id, item_id, repetition FROM responses WHERE run_id = ?", (run_id,)
+        )
         return {(int(p), int(i), int(r)) for p, i, r in rows}
 
     def count_responses(self, run_id: str) -> int:
@@ -391,8 +391,7 @@ class ResponseStore:
         stored runs.
         """
         self.require_run(run_id)
-        with self._using() as conn:
-            rows = conn.execute(_SELECT_FRAME, (run_id,)).fetchall()
+        rows = self.select(_SELECT_FRAME, (run_id,))
         columns: list[list[Any]] = (
             [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in RESPONSE_COLUMNS]
         )

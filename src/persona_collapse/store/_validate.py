@@ -108,29 +108,15 @@ def parse_text_frame(
     the range itself is checked by :func:`check_responses`.
     """
     ids = "ids must be whole numbers >= 0; fix or remove that row"
+    rules = {column: (ids, False) for column in KEY_COLUMNS}  # column -> (rule, nullable)
+    rules["rating"] = (f"ratings must be {_describe_scale(scale_low, scale_high)}", False)
+    rules["failures"] = ("failures must be a whole number >= 0, or empty if unknown", True)
     out = pd.DataFrame(index=text.index)
-    for column in KEY_COLUMNS:
+    for column, (rule, nullable) in rules.items():
         if column in text:
             out[column] = parse_integers(
-                text[column], column=column, file=file, locate=locate, rule=ids
+                text[column], column=column, file=file, locate=locate, nullable=nullable, rule=rule
             )
-    if "rating" in text:
-        out["rating"] = parse_integers(
-            text["rating"],
-            column="rating",
-            file=file,
-            locate=locate,
-            rule=f"ratings must be {_describe_scale(scale_low, scale_high)}",
-        )
-    if "failures" in text:
-        out["failures"] = parse_integers(
-            text["failures"],
-            column="failures",
-            file=file,
-            locate=locate,
-            nullable=True,
-            rule="failures must be a whole number >= 0, or empty if unknown",
-        )
     return out
 
 

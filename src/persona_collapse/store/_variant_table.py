@@ -49,6 +49,5 @@ class VariantModels:
         if family is not None:
             sql += " WHERE family = ?"
             params = (family,)
-        with self._store.connection() as conn:
-            rows = conn.execute(sql + " ORDER BY family, created, variant", params).fetchall()
+        rows = self._store.select(sql + " ORDER BY family, created, variant", params)
         return [dict(zip(VARIANT_COLUMNS, r, strict=True)) for r in rows]

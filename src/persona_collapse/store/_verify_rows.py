@@ -26,8 +26,17 @@ def _insert(table: str, columns: Sequence[str]) -> str:
     )
 
 
+def _select_run(table: str, columns: Sequence[str], order: str = "") -> str:
+    """The rows of one run (``run_id = ?``) without ``run_id``, ``columns``' first; by ``order``
+    (SQL; stored order where empty)."""
+    sql = f"SELECT {', '.join(columns[1:])} FROM {table} WHERE run_id = ?"
+    return f"{sql} ORDER BY {order}" if order else sql
+
+
 _INSERT_ANSWER = _insert("verify_answers", VERIFY_ANSWER_COLUMNS)
 _INSERT_JUDGMENT = _insert("verify_judgments", VERIFY_JUDGMENT_COLUMNS)
+_SELECT_ANSWERS = _select_run("verify_answers", VERIFY_ANSWER_COLUMNS, "question_id, sample")
+_SELECT_JUDGMENTS = _select_run("verify_judgments", VERIFY_JUDGMENT_COLUMNS)
 _FILL_LABELS = (
     "UPDATE verify_runs SET family = CASE WHEN family = '' THEN ? ELSE family END, "
     "variant = CASE WHEN variant = '' THEN ? ELSE variant END WHERE run_id = ?"
@@ -75,20 +84,8 @@ class VerifyRows:
 
     def answers(self, run_id: str) -> list[tuple[Any, ...]]:
         """``verify_answers`` rows of a run without ``run_id``, by question then sample."""
-        with self._store.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(VERIFY_ANSWER_COLUMNS[1:])} FROM verify_answers "
-                "WHERE run_id = ? ORDER BY question_id, sample",
-                (run_id,),
-            ).fetchall()
-        return [tuple(r) for r in rows]
+        return self._store.select(_SELECT_ANSWERS, (run_id,))
 
     def judgments(self, run_id: str) -> list[tuple[Any, ...]]:
         """``verify_judgments`` rows of a run without ``run_id`` (stored order)."""
-        with self._store.connection() as conn:
-            rows = conn.execute(
-                f"SELECT {', '.join(VERIFY_JUDGMENT_COLUMNS[1:])} FROM verify_judgments "
-                "WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
-        return [tuple(r) for r in rows]
+        return self._store.select(_SELECT_JUDGMENTS, (run_id,))

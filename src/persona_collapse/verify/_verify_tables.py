@@ -49,11 +49,18 @@ class VerifyRun:
 
 
 @dataclass(frozen=True)
-class StoredAnswer:
-    """A model's answer to sample ``sample`` (1-based) of question ``question_id``."""
+class _OfSample:
+    """Which answer a stored row is about: sample ``sample`` (1-based) of question
+    ``question_id`` (the key of ``verify_answers``, and with the aspect of ``verify_judgments``)."""
 
     question_id: str
     sample: int
+
+
+@dataclass(frozen=True)
+class StoredAnswer(_OfSample):
+    """A model's answer to sample ``sample`` (1-based) of question ``question_id``."""
+
     prompt: str
     answer: str
     finish_reason: str | None = None
@@ -64,11 +71,9 @@ class StoredAnswer:
 
 
 @dataclass(frozen=True)
-class StoredJudgment:
+class StoredJudgment(_OfSample):
     """The judge's verdict on one aspect (``aligned`` / ``coherent``) of one answer."""
 
-    question_id: str
-    sample: int
     aspect: str
     score: JudgeScore
     raw: str | None = None
