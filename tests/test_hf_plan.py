@@ -101,31 +101,31 @@ def _tune(budget: ForwardBudget, rate: dict[int, float], total: int, passes: int
 
 
 def test_the_budget_tries_each_size_then_keeps_the_fastest() -> None:
-    rate = {512: 900.0, 1024: 1000.0, 2048: 1500.0, 4096: 1200.0, 8192: 800.0}
+    rate = {1024: 900.0, 2048: 1000.0, 4096: 1500.0, 8192: 1200.0, 16384: 800.0}
     budget = ForwardBudget(trials=2, revisit=10)
     asked = _tune(budget, rate, total=100_000, passes=30)
-    assert asked[:10] == [512, 512, 1024, 1024, 2048, 2048, 4096, 4096, 8192, 8192]
-    assert asked[10:19] == [2048] * 9
-    assert set(asked[19:]) <= {1024, 2048, 4096}  # a neighbour retried now and then
-    assert asked.count(2048) > 15
-    assert max(budget.rates, key=budget.rates.__getitem__) == 2048
+    assert asked[:10] == [16384, 16384, 8192, 8192, 4096, 4096, 2048, 2048, 1024, 1024]
+    assert asked[10:19] == [4096] * 9
+    assert set(asked[19:]) <= {2048, 4096, 8192}  # a neighbour retried now and then
+    assert asked.count(4096) > 15
+    assert max(budget.rates, key=budget.rates.__getitem__) == 4096
 
 
 def test_sizes_a_batch_cannot_fill_are_not_tried() -> None:
     budget = ForwardBudget(trials=1)
     rate = dict.fromkeys(budget.candidates, 1000.0)
-    asked = _tune(budget, rate, total=700, passes=5)
-    assert set(asked) <= {512, 1024}
+    asked = _tune(budget, rate, total=1500, passes=5)
+    assert set(asked) <= {1024, 2048}
 
 
 def test_a_load_change_moves_the_choice() -> None:
     budget = ForwardBudget(trials=1, revisit=4)
-    fast_big = {512: 100.0, 1024: 200.0, 2048: 300.0, 4096: 400.0, 8192: 500.0}
+    fast_big = {1024: 100.0, 2048: 200.0, 4096: 300.0, 8192: 400.0, 16384: 500.0}
     _tune(budget, fast_big, 100_000, 12)
-    assert budget.budget_for(100_000) == 8192
-    fast_small = {512: 900.0, 1024: 800.0, 2048: 700.0, 4096: 600.0, 8192: 50.0}
+    assert budget.budget_for(100_000) == 16384
+    fast_small = {1024: 900.0, 2048: 800.0, 4096: 700.0, 8192: 600.0, 16384: 50.0}
     asked = _tune(budget, fast_small, 100_000, 60)
-    assert asked[-1] < 8192
+    assert asked[-1] < 16384
 
 
 def test_a_fixed_budget_is_kept() -> None:
@@ -137,3 +137,16 @@ def test_a_fixed_budget_is_kept() -> None:
         ForwardBudget(fixed=0)
     with pytest.raises(ValueError):
         ForwardBudget(candidates=())
+
+
+def test_a_prefix_adding_a_few_positions_to_the_cache_is_not_worth_a_row() -> None:
+    prompts = _prompts(personas=1, items=10)
+    # Two items share 4 tokens after the header and persona, which the cache already serves.
+    prompts[1] = np.concatenate([prompts[0][:114], prompts[1][114:]])
+    hits = [110] * 10
+    choice = choose_prefixes(prompts, hits, lambda ids: min(ids.size, 110), min_saving=1)
+    assert choice.prefixes == []
+    choice = choose_prefixes(
+        prompts, hits, lambda ids: min(ids.size, 110), min_saving=1, min_extension=1
+    )
+    assert [p.size for p in choice.prefixes] == [114]

@@ -118,7 +118,8 @@ class HFEngine:
     most token positions kept in the prefix cache. The prefixes shared by
     several prompts of one batch (one per persona, see :mod:`._hf_plan`) are
     computed once, in an extra forward pass, when they save at least
-    ``min_saving`` positions in all; a prompt with no such partner that
+    ``min_saving`` positions in all, each adding at least ``min_shared``
+    positions to what the cache holds; a prompt with no such partner that
     computed at least ``min_shared`` fresh positions is stored whole after its
     pass, so that the next prompts sharing its head reuse it. ``forward_positions``:
     positions per forward pass; None (the default) measures the best size
@@ -203,7 +204,11 @@ class HFEngine:
             return set()
         hits = [self.cache.longest(p, p.size - 1)[1] for p in prompts]
         choice = choose_prefixes(
-            prompts, hits, lambda ids: self.cache.longest(ids)[1], min_saving=self.min_saving
+            prompts,
+            hits,
+            lambda ids: self.cache.longest(ids)[1],
+            min_saving=self.min_saving,
+            min_extension=self.min_shared,
         )
         rows = []
         for ids in choice.prefixes:
@@ -228,8 +233,9 @@ class HFEngine:
         return (prompt, entry, reuse)
 
     def _pass(self, prompts: Sequence[IntArray], store: Sequence[bool]) -> Prefill:
-        """One forward pass over ``prompts``; a prompt with ``store`` set that was mostly
-        computed afresh is stored whole, so that the next prompts sharing its head reuse it."""
+        """One forward pass over ``prompts``; a prompt with ``store`` set of which the cache
+        served less than a third is stored whole, so that the next prompts sharing its head
+        (its persona's other items) reuse it."""
         rows = [self._lookup(p) for p in prompts]
         if self.prefix_cache:
             for _, _, reuse in rows:
@@ -240,19 +246,21 @@ class HFEngine:
         elif self.prefix_cache:
             for b, (ids, _, reuse) in enumerate(rows):
                 fresh = ids.size - reuse
-                if store[b] and fresh >= max(self.min_shared, ids.size // 2):
+                if store[b] and fresh >= self.min_shared and 3 * reuse < ids.size:
                     self.cache.add(ids, row_states(prefill, b))
         return prefill
 
     def passes(self, prompts: Sequence[IntArray]) -> Iterator[tuple[list[int], Prefill]]:
         """The prompt passes over distinct ``prompts``: (indices of the pass's prompts, pass).
 
-        Shared prefixes are computed first; then the prompts, sorted so that a
-        persona's stay together, go in passes of about :attr:`budget` positions each.
+        Shared prefixes are computed first, into the prefix cache; then the
+        prompts, sorted by the positions each still has to compute (so that a
+        pass pads little), go in passes of the size :attr:`budget` picks.
         """
         covered = self._share_prefixes(prompts)
-        order = sorted(range(len(prompts)), key=lambda i: prompts[i].tolist())
-        sizes = [int(p.size) - reuse for p, _, reuse in (self._lookup(prompts[i]) for i in order)]
+        fresh = [int(p.size) - self._lookup(p)[2] for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: (fresh[i], prompts[i].tolist()))
+        sizes = [fresh[i] for i in order]
         start = 0
         while start < len(order):
             budget = self.budget.budget_for(sum(sizes[start:]))

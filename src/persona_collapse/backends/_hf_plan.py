@@ -72,6 +72,7 @@ def choose_prefixes(
     cached: Callable[[IntArray], int],
     *,
     min_saving: int = 256,
+    min_extension: int = 8,
 ) -> PrefixChoice:
     """The shared prefixes worth computing once for ``prompts``.
 
@@ -80,6 +81,8 @@ def choose_prefixes(
         hits: per prompt, positions the prefix cache already serves (at most size - 1).
         cached: positions the cache serves of a given prefix (its cost is length less this).
         min_saving: least total saving, in positions, that pays for the extra forward pass.
+        min_extension: least positions a prefix must add to what the cache holds of it
+            (a row of a few positions costs a whole padded row of the pass).
     """
     n = len(prompts)
     if n < 2:
@@ -87,7 +90,7 @@ def choose_prefixes(
     order = sorted(range(n), key=lambda i: prompts[i].tolist())
     lcp = [common_prefix(prompts[a], prompts[b]) for a, b in itertools.pairwise(order)]
     root = _build(order, lcp, 0, n, prompts)
-    _score(root, prompts, hits, cached)
+    _score(root, prompts, hits, cached, min_extension)
     if root.best < min_saving:
         return PrefixChoice([], [-1] * n, 0)
     prefixes: list[IntArray] = []
@@ -118,18 +121,22 @@ def _build(order: list[int], lcp: list[int], a: int, b: int, prompts: Sequence[I
 
 
 def _score(
-    node: _Node, prompts: Sequence[IntArray], hits: Sequence[int], cached: Callable[[IntArray], int]
+    node: _Node,
+    prompts: Sequence[IntArray],
+    hits: Sequence[int],
+    cached: Callable[[IntArray], int],
+    min_extension: int,
 ) -> None:
     """Fill ``best`` and ``pick`` bottom-up: a node's own saving against its children's best."""
     if node.children is None:
         return
     for child in node.children:
-        _score(child, prompts, hits, cached)
+        _score(child, prompts, hits, cached, min_extension)
     below = sum(child.best for child in node.children)
     prefix = prompts[node.members[0]][: node.length]
     cost = node.length - min(cached(prefix), node.length)
     gained = sum(max(node.length - hits[i], 0) for i in node.members)
-    own = gained - cost if cost > 0 else 0
+    own = gained - cost if cost >= max(min_extension, 1) else 0
     node.pick = own > below
     node.best = max(own, below)
 

@@ -4,13 +4,14 @@ A larger forward pass amortises the per-layer Python and kernel-launch cost;
 a smaller one keeps the activations in the processor's caches and avoids
 fresh page-faulted allocations. Where the best size lies depends on the
 machine, the model and what else runs, so :class:`ForwardBudget` measures
-it: it tries each candidate budget (positions per forward) for a few
-passes, then keeps the one with the highest throughput (real positions per
-second), and every ``revisit`` passes tries a neighbour of the best again so
-that a change of load is noticed.
+it: it tries each candidate budget (positions per forward) that the
+batches can fill, largest first, then keeps the one with the highest
+throughput (real positions per second), and every ``revisit`` passes tries a
+neighbour of the best again so that a change of load is noticed.
 
-Only passes that filled at least half their budget are scored: a batch's
-short remainder says little about the budget it ran under.
+A pass is scored in its size class (the smallest candidate holding the
+positions it computed), whatever budget it was cut under: a batch's short
+remainder counts for the small class it is.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 __all__ = ["DEFAULT_BUDGETS", "ForwardBudget", "split_by_budget"]
 
 #: Candidate positions per forward pass, smallest first.
-DEFAULT_BUDGETS = (512, 1024, 2048, 4096, 8192)
+DEFAULT_BUDGETS = (1024, 2048, 4096, 8192, 16384)
 
 
 def split_by_budget(sizes: Sequence[int], budget: int) -> list[range]:
@@ -67,7 +68,7 @@ class ForwardBudget:
     """
 
     candidates: Sequence[int] = DEFAULT_BUDGETS
-    trials: int = 2
+    trials: int = 1
     revisit: int = 40
     weight: float = 0.5
     fixed: int | None = None
@@ -98,8 +99,9 @@ class ForwardBudget:
         """Positions per forward pass for a batch of ``total`` positions.
 
         Budgets the batch could fill (up to the class of ``total``) asked for
-        fewer than ``trials`` passes are tried first, smallest first; then the
-        class with the best measured rate, or a neighbour being revisited.
+        fewer than ``trials`` passes are tried first, largest first (the whole
+        batch in one pass, then smaller cuts); then the class with the best
+        measured rate, or a neighbour being revisited.
         """
         if self.fixed is not None:
             return self.fixed
@@ -107,7 +109,7 @@ class ForwardBudget:
         untried = [c for c in reachable if self._asked.get(c, 0) < self.trials]
         self._exploring = bool(untried)
         if untried:
-            return untried[0]
+            return untried[-1]
         if self._trying is not None and self._trying in reachable:
             return self._trying
         scored = [c for c in reachable if c in self._scores]
