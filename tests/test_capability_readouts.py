@@ -302,3 +302,30 @@ def test_a_bad_task_csv_is_one_line_and_exit_2(
     assert result.status == 2
     assert "line 2" in result.err and "correct is 1 but format_valid is 0" in result.err
     assert len(result.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("row", "rule"),
+    [
+        ("0,1,B,C,1,1,0,B,t", "correct is 1 but the answer is not the gold"),
+        ("0,1,c,C,0,1,0,c,t", "correct is 0 but the answer is the gold"),
+        ('0,1,10800,"10,800",0,1,0,#### 10800,t', "correct is 0 but the answer is the gold"),
+    ],
+)
+def test_a_correct_column_that_contradicts_answer_and_gold_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, rule: str
+) -> None:
+    bad = tmp_path / "model_task.csv"
+    header = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
+    bad.write_text(f"{header}\n{row}\n", encoding="utf-8")
+    result = run_cli(capsys, "metrics", str(bad))
+    assert result.status == 2
+    assert "line 2" in result.err and rule in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    # The published rule: "10800" is the gold "10,800", a letter in either case is itself.
+    good = tmp_path / "good_task.csv"
+    good.write_text(
+        f'{header}\n0,1,10800,"10,800",1,1,0,#### 10800,t\n1,1,b,B,1,1,0,b,t\n2,1,A,B,0,1,0,A,t\n',
+        encoding="utf-8",
+    )
+    assert run_cli(capsys, "metrics", str(good), "--persona-draws", "20").status == 0

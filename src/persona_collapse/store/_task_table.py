@@ -2,8 +2,9 @@
 
 A task source is either a published-format task CSV with the header
 ``item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at[,subject]``
-(``answer`` empty when nothing parsed; ``correct`` and ``format_valid`` 0/1;
-``subject`` the MMLU subject, absent for GSM8K) or a stored run whose
+(``answer`` empty when nothing parsed; ``correct`` and ``format_valid`` 0/1,
+``correct`` 1 exactly where the answer is the gold in a task parser's normal
+form, checked on reading; ``subject`` the MMLU subject, absent for GSM8K) or a stored run whose
 instrument is a task. A stored task slot is a ``responses`` row with
 ``persona_id`` -1, ``item_id`` the item's id, ``repetition`` the 1-based
 run index, ``rating`` 1 (parsed and correct), 0 (parsed, wrong) or -1 (nothing
@@ -28,6 +29,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..instruments import CONTROL_SETS, load_instrument
+from ..protocol import TASK_PARSERS
 from ._csv import _decode, _header, _parse
 from ._files import read_input_bytes
 from ._frame import text_series
@@ -106,21 +108,37 @@ def _flags(text: pd.Series, column: str, file: str, locate: LineLocator) -> Bool
     return np.asarray(values == 1)
 
 
+def matches_gold(answer: ObjectArray, gold: ObjectArray) -> BoolArray:
+    """Whether each parsed answer equals its gold under a task parser's normal form
+    (:data:`persona_collapse.protocol.TASK_PARSERS`: a letter in either case, a number
+    with or without thousands commas and trailing zeros)."""
+    forms = [parser.normalise for parser in TASK_PARSERS.values()]
+    return np.array(
+        [any(f(str(a)) == f(str(g)) for f in forms) for a, g in zip(answer, gold, strict=True)],
+        dtype=bool,
+    )
+
+
 def _check_rows(
     item_id: IntArray,
     run_index: IntArray,
-    answer: ObjectArray,
+    answers: tuple[ObjectArray, ObjectArray],
     flags: tuple[BoolArray, BoolArray],
     file: str,
     locate: LineLocator,
 ) -> None:
-    """Ids in range, each slot once, an answer exactly where one parsed, correct only if parsed."""
+    """Ids in range, each slot once, an answer exactly where one parsed, and ``correct``
+    exactly where the parsed answer is the gold."""
+    answer, gold = answers
     correct, valid = flags
+    right = valid & matches_gold(answer, gold)
     checks = [
         (item_id < 0, "item_id must be a whole number >= 0"),
         (run_index < 1, "run_index must be a whole number >= 1"),
         (correct & ~valid, "correct is 1 but format_valid is 0"),
         (valid != (answer != ""), "answer must be empty exactly where format_valid is 0"),
+        (correct & ~right, "correct is 1 but the answer is not the gold"),
+        (right & ~correct, "correct is 0 but the answer is the gold"),
     ]
     keys = pd.DataFrame({"i": item_id, "r": run_index})
     checks.append((keys.duplicated().to_numpy(), "this (item_id, run_index) slot occurs twice"))
@@ -152,9 +170,12 @@ def read_task_csv(path: str | Path) -> TaskResponses:
         text["run_index"], column="run_index", file=name, locate=locate, rule=ids
     )
     answer = text_series(text["answer"]).str.strip().to_numpy(dtype=object)
+    gold = text_series(text["gold"]).str.strip().to_numpy(dtype=object)
     correct = _flags(text["correct"], "correct", name, locate)
     valid = _flags(text["format_valid"], "format_valid", name, locate)
-    _check_rows(item_id.to_numpy(), run_index.to_numpy(), answer, (correct, valid), name, locate)
+    _check_rows(
+        item_id.to_numpy(), run_index.to_numpy(), (answer, gold), (correct, valid), name, locate
+    )
     response = (
         text_series(text["response"]) if "response" in text else pd.Series("", index=text.index)
     )
@@ -165,7 +186,7 @@ def read_task_csv(path: str | Path) -> TaskResponses:
         item_id=item_id.to_numpy(dtype=np.int64),
         run_index=run_index.to_numpy(dtype=np.int64),
         answer=_masked(answer, valid),
-        gold=text_series(text["gold"]).str.strip().to_numpy(dtype=object),
+        gold=gold,
         correct=correct,
         format_valid=valid,
         replied=(response.to_numpy(dtype=object) != "") | valid,
