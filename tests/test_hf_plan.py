@@ -104,11 +104,20 @@ def test_the_budget_tries_each_size_then_keeps_the_fastest() -> None:
     rate = {1024: 900.0, 2048: 1000.0, 4096: 1500.0, 8192: 1200.0, 16384: 800.0}
     budget = ForwardBudget(trials=2, revisit=10)
     asked = _tune(budget, rate, total=100_000, passes=30)
-    assert asked[:10] == [16384, 16384, 8192, 8192, 4096, 4096, 2048, 2048, 1024, 1024]
-    assert asked[10:19] == [4096] * 9
+    # Largest first; 2048 was slower than 4096, so the descent ends there (1024 untried).
+    assert asked[:8] == [16384, 16384, 8192, 8192, 4096, 4096, 2048, 2048]
+    assert asked[8:18] == [4096] * 10
     assert set(asked[19:]) <= {2048, 4096, 8192}  # a neighbour retried now and then
     assert asked.count(4096) > 15
     assert max(budget.rates, key=budget.rates.__getitem__) == 4096
+
+
+def test_the_descent_stops_at_the_first_smaller_size_that_is_slower() -> None:
+    rate = {1024: 5000.0, 2048: 900.0, 4096: 1500.0, 8192: 1200.0, 16384: 800.0}
+    budget = ForwardBudget(trials=1, revisit=1000)
+    asked = _tune(budget, rate, total=100_000, passes=8)
+    # 16384 -> 8192 -> 4096 got faster, 2048 was slower: 1024 is never tried.
+    assert asked == [16384, 8192, 4096, 2048, 4096, 4096, 4096, 4096]
 
 
 def test_sizes_a_batch_cannot_fill_are_not_tried() -> None:

@@ -5,7 +5,8 @@ a smaller one keeps the activations in the processor's caches and avoids
 fresh page-faulted allocations. Where the best size lies depends on the
 machine, the model and what else runs, so :class:`ForwardBudget` measures
 it: it tries each candidate budget (positions per forward) that the
-batches can fill, largest first, then keeps the one with the highest
+batches can fill, largest first (stopping at the first smaller size whose
+passes are slower than the size above it), then keeps the one with the highest
 throughput (real positions per second), and every ``revisit`` passes tries a
 neighbour of the best again so that a change of load is noticed.
 
@@ -100,13 +101,18 @@ class ForwardBudget:
 
         Budgets the batch could fill (up to the class of ``total``) asked for
         fewer than ``trials`` passes are tried first, largest first (the whole
-        batch in one pass, then smaller cuts); then the class with the best
-        measured rate, or a neighbour being revisited.
+        batch in one pass, then smaller cuts), for as long as the last cut
+        did not make passes slower; then the class with the best measured
+        rate, or a neighbour being revisited.
         """
         if self.fixed is not None:
             return self.fixed
         reachable = [c for c in self.candidates if c <= self.size_class(total)]
-        untried = [c for c in reachable if self._asked.get(c, 0) < self.trials]
+        untried = [
+            c
+            for c in reachable
+            if self._asked.get(c, 0) < self.trials and self._descending_helps(c)
+        ]
         self._exploring = bool(untried)
         if untried:
             return untried[-1]
@@ -116,6 +122,12 @@ class ForwardBudget:
         if not scored:
             return reachable[-1]
         return max(scored, key=lambda c: self._scores[c].rate)
+
+    def _descending_helps(self, size: int) -> bool:
+        """Whether passes of the two smallest scored classes above ``size`` got faster going
+        down (or fewer than two are scored): throughput is taken as one-peaked in the size."""
+        above = [c for c in self.candidates if c > size and c in self._scores]
+        return len(above) < 2 or self._scores[above[0]].rate >= self._scores[above[1]].rate
 
     def record(self, budget: int, positions: int, seconds: float) -> None:
         """Score one forward pass asked for under ``budget`` that computed ``positions`` real
