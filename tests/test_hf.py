@@ -140,6 +140,16 @@ def test_every_spelling_of_a_digit_counts(backend: Any) -> None:
 # -- prefix reuse -------------------------------------------------------------------------
 
 
+def _mfq_prompts(engine: Any, items: int) -> list[Any]:
+    """Token ids of the logprob prompts of every persona for the first ``items`` MFQ items."""
+    inst = load_instrument("mfq30")
+    return [
+        engine.encode(slot_messages(inst, item, p, logprobs=True))
+        for p in PERSONAS
+        for item in inst.item_ids.tolist()[:items]
+    ]
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Path) -> None:
     from persona_collapse.backends.local import HFEngine, load_hf
@@ -149,12 +159,7 @@ def test_prefix_cache_logits_equal_no_cache(arch: str, tiny: Path, tmp_path: Pat
     loaded = load_hf(str(path))
     cached = HFEngine(loaded, prefix_cache=True, min_saving=0)
     plain = HFEngine(loaded, prefix_cache=False)
-    inst = load_instrument("mfq30")
-    prompts = [
-        cached.encode(slot_messages(inst, item, p, logprobs=True))
-        for p in PERSONAS
-        for item in inst.item_ids.tolist()[:12]
-    ]
+    prompts = _mfq_prompts(cached, 12)
     reference = np.stack([plain.next_token_logprobs([p])[0] for p in prompts])
     # Two rounds: the first computes shared prefixes, the second reuses stored prompts.
     first = np.concatenate(
@@ -173,12 +178,7 @@ def test_a_batch_of_personas_computes_each_persona_prefix_once(tiny: Path) -> No
     loaded = load_hf(str(tiny))
     engine = HFEngine(loaded, prefix_cache=True, min_saving=0)
     plain = HFEngine(loaded, prefix_cache=False)
-    inst = load_instrument("mfq30")
-    prompts = [
-        engine.encode(slot_messages(inst, item, p, logprobs=True))
-        for p in PERSONAS
-        for item in inst.item_ids.tolist()[:6]
-    ]
+    prompts = _mfq_prompts(engine, 6)
     passes: list[tuple[int, int]] = []  # (rows, new positions) of each forward pass
 
     def count(module: Any, args: Any, kwargs: dict[str, Any]) -> None:
@@ -191,14 +191,10 @@ def test_a_batch_of_personas_computes_each_persona_prefix_once(tiny: Path) -> No
         handle.remove()
     # First the three persona prefixes (not only the header they all share), then the prompts.
     assert passes[0][0] == len(PERSONAS)
-    persona_texts = [loaded.tokenizer.decode(ids) for ids in _cached_prefixes(engine)]
+    persona_texts = [loaded.tokenizer.decode(entry.ids) for entry in engine.cache.entries]
     assert all(any(p in text for text in persona_texts) for p in PERSONAS)
     assert sum(rows for rows, _ in passes[1:]) == len(prompts)
     assert np.abs(got - plain.next_token_logprobs(prompts)).max() < 1e-4
-
-
-def _cached_prefixes(engine: Any) -> list[Any]:
-    return [entry.ids for entry in engine.cache._entries.values()]
 
 
 def test_small_forward_passes_answer_like_one_pass(tiny: Path) -> None:
@@ -209,12 +205,7 @@ def test_small_forward_passes_answer_like_one_pass(tiny: Path) -> None:
     whole = HFEngine(loaded, prefix_cache=True, min_saving=0, forward_positions=100_000)
     small = HFEngine(loaded, prefix_cache=True, min_saving=0, forward_positions=150)
     tuned = HFEngine(loaded, prefix_cache=True, min_saving=0)
-    inst = load_instrument("mfq30")
-    prompts = [
-        whole.encode(slot_messages(inst, item, p, logprobs=True))
-        for p in PERSONAS
-        for item in inst.item_ids.tolist()[:8]
-    ]
+    prompts = _mfq_prompts(whole, 8)
     requests = [
         EngineRequest(ids, temperature=1.0, max_tokens=1 + k % 3, seed=k, digits=k % 2 == 0)
         for k, ids in enumerate(prompts + prompts[:4])  # four prompts asked twice

@@ -68,6 +68,11 @@ class PrefixCache:
         return len(self._entries)
 
     @property
+    def entries(self) -> list[CacheEntry]:
+        """The stored entries, least recently used first."""
+        return list(self._entries.values())
+
+    @property
     def stored_tokens(self) -> int:
         return self._tokens
 

@@ -37,7 +37,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ._hf_cache import PrefixCache
-from ._hf_forward import Prefill, Row, forward_rows, plain_layout, row_states
+from ._hf_forward import Prefill, Row, forward_rows, last_logprobs, plain_layout, row_states
 from ._hf_load import LoadedModel, cache_layers, chat_prompt_ids, make_cache
 from ._hf_plan import choose_prefixes
 from ._hf_tune import ForwardBudget, split_by_budget
@@ -410,17 +410,7 @@ class HFEngine:
         for _ in range(steps):
             last = torch.as_tensor([[tokens[i][-1]] for i in which], device=self.device)
             mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
-            kwargs: dict[str, Any] = {
-                "input_ids": last,
-                "attention_mask": mask,
-                "position_ids": pos[:, None],
-                "use_cache": True,
-                self.loaded.cache_arg: cache,
-            }
-            if self.loaded.logits_arg is not None:
-                kwargs[self.loaded.logits_arg] = 1
-            out = self.model(**kwargs)
-            logprobs = torch.log_softmax(out.logits[:, -1, :].to(torch.float64), dim=-1)
+            logprobs = last_logprobs(self.loaded, last, mask, pos[:, None], cache)
             pos = pos + 1
             still = []
             for row in active:

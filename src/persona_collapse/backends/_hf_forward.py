@@ -20,7 +20,7 @@ import numpy.typing as npt
 from ._hf_cache import CacheEntry
 from ._hf_load import LoadedModel, cache_layers, make_cache
 
-__all__ = ["Prefill", "Row", "forward_rows", "plain_layout", "row_states"]
+__all__ = ["Prefill", "Row", "forward_rows", "last_logprobs", "plain_layout", "row_states"]
 
 IntArray = npt.NDArray[np.int64]
 Row = tuple[IntArray, CacheEntry | None, int]
@@ -83,6 +83,27 @@ def _past_layers(rows: Sequence[Row], past: int) -> list[tuple[Any, Any]]:
     return out
 
 
+def last_logprobs(
+    loaded: LoadedModel, input_ids: Any, mask: Any, positions: Any, cache: Any
+) -> Any:
+    """One forward of ``input_ids`` (``[rows, new]``) after ``cache``; float64 log-probabilities
+    of the next token at the last position, ``[rows, vocab]`` (only that position's logits are
+    computed where the model allows it). ``cache`` is extended in place."""
+    import torch
+
+    kwargs: dict[str, Any] = {
+        "input_ids": input_ids,
+        "attention_mask": mask,
+        "position_ids": positions,
+        "use_cache": True,
+        loaded.cache_arg: cache,
+    }
+    if loaded.logits_arg is not None:
+        kwargs[loaded.logits_arg] = 1
+    out = loaded.model(**kwargs)
+    return torch.log_softmax(out.logits[:, -1, :].to(torch.float64), dim=-1)
+
+
 def forward_rows(loaded: LoadedModel, rows: Sequence[Row], pad_id: int) -> Prefill:
     """One left-padded forward pass of ``rows``; returns the last position's log-probs."""
     import torch
@@ -101,20 +122,10 @@ def forward_rows(loaded: LoadedModel, rows: Sequence[Row], pad_id: int) -> Prefi
         pos[b, new - fresh :] = torch.arange(reuse, ids.size)
     cache = make_cache(loaded, _past_layers(rows, past) if past else [])
     device = loaded.device
-    kwargs: dict[str, Any] = {
-        "input_ids": input_ids.to(device),
-        "attention_mask": mask.to(device),
-        "position_ids": pos.to(device),
-        "use_cache": True,
-        loaded.cache_arg: cache,
-    }
-    if loaded.logits_arg is not None:
-        kwargs[loaded.logits_arg] = 1
-    out = loaded.model(**kwargs)
-    logits = out.logits[:, -1, :].to(torch.float64)
+    logprobs = last_logprobs(loaded, input_ids.to(device), mask.to(device), pos.to(device), cache)
     return Prefill(
         rows=list(rows),
-        logprobs=torch.log_softmax(logits, dim=-1),
+        logprobs=logprobs,
         cache=cache,
         mask=mask.to(device),
         next_pos=torch.as_tensor([int(ids.size) for ids, _, _ in rows], device=device),
