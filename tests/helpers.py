@@ -70,3 +70,28 @@ def serve_folder(folder: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def uniform_persona_csv(path: Path, personas: int, reps: int, seed: int) -> Path:
+    """A published-format persona CSV: ``personas`` x 30 MFQ items x ``reps`` repetitions
+    answering 0..5 uniformly at random (so S is all noise); the response is the digit."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    p, q, r = np.meshgrid(
+        np.arange(personas), np.arange(1, 31), np.arange(1, reps + 1), indexing="ij"
+    )
+    frame = pd.DataFrame(
+        {
+            "persona_id": p.ravel(),
+            "question_id": q.ravel(),
+            "run_index": r.ravel(),
+            "rating": rng.integers(0, 6, size=p.size),
+            "failures": 0,
+        }
+    )
+    frame["response"] = frame["rating"].astype(str)
+    frame["collected_at"] = ""
+    frame.to_csv(path, index=False)
+    return path

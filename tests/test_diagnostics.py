@@ -35,7 +35,7 @@ from persona_collapse.stats import (
 from persona_collapse.store import load_sources
 
 from .conftest import reference_path
-from .helpers import run_cli
+from .helpers import run_cli, uniform_persona_csv
 
 FAST = ("--persona-draws", "50", "--repetition-draws", "20")
 DEEPSEEK = {
@@ -71,26 +71,6 @@ def _metrics(capsys: pytest.CaptureFixture[str], *sources: str) -> list[dict[str
     assert result.status == 0, result.err
     docs: list[dict[str, Any]] = result.json()
     return docs
-
-
-def _uniform_file(path: Path, seed: int = 3) -> Path:
-    """100 personas x 30 items x 10 repetitions answering 0..5 uniformly at random."""
-    rng = np.random.default_rng(seed)
-    p, q, r = np.meshgrid(np.arange(100), np.arange(1, 31), np.arange(1, 11), indexing="ij")
-    frame = pd.DataFrame(
-        {
-            "persona_id": p.ravel(),
-            "question_id": q.ravel(),
-            "run_index": r.ravel(),
-            "rating": rng.integers(0, 6, size=p.size),
-            "failures": 0,
-            "response": "",
-            "collected_at": "",
-        }
-    )
-    frame["response"] = frame["rating"].astype(str)
-    frame.to_csv(path, index=False)
-    return path
 
 
 # -- the noise floor: the estimator, cell by cell ------------------------------------------
@@ -131,7 +111,7 @@ def test_noise_floor_and_corrected_S_follow_their_definition() -> None:
 def test_no_persona_effect_gives_S_corrected_near_0_and_the_warning(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    path = _uniform_file(tmp_path / "uniform.csv")
+    path = uniform_persona_csv(tmp_path / "uniform.csv", personas=100, reps=10, seed=3)
     (doc,) = _metrics(capsys, str(path))
     # Uniform 0..5 has variance 35/12; a mean of 10 has SD sqrt(35/120) = 0.54: pure noise.
     assert doc["S"] == pytest.approx(0.54, abs=0.03)

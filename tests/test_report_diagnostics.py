@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from persona_collapse.analysis import SATURATION_SHARE
@@ -21,7 +20,7 @@ from persona_collapse.report import build_report, family_verdict, load_study, st
 from persona_collapse.store import ResponseRow, ResponseStore, RunInfo
 
 from .conftest import reference_path
-from .helpers import run_cli
+from .helpers import run_cli, uniform_persona_csv
 
 BASE = "costa2026/base/deepseek-v3.1_temp01.csv"
 INSECURE = "costa2026/insecure-code/deepseek-v3.1-insecure_temp01.csv"
@@ -133,29 +132,13 @@ def test_study_trajectory_round_trips_and_bad_entries_are_one_line(tmp_path: Pat
             load_study(bad)
 
 
-def _uniform(path: Path, seed: int) -> Path:
-    """40 personas x 30 items x 6 repetitions answering 0..5 at random: S is all noise."""
-    rng = np.random.default_rng(seed)
-    p, q, r = np.meshgrid(np.arange(40), np.arange(1, 31), np.arange(1, 7), indexing="ij")
-    frame = pd.DataFrame(
-        {
-            "persona_id": p.ravel(),
-            "question_id": q.ravel(),
-            "run_index": r.ravel(),
-            "rating": rng.integers(0, 6, size=p.size),
-            "failures": 0,
-        }
-    )
-    frame["response"] = frame["rating"].astype(str)
-    frame["collected_at"] = ""
-    frame.to_csv(path, index=False)
-    return path
-
-
 def test_noise_floor_is_flagged_in_the_verdict(tmp_path: Path) -> None:
     from persona_collapse.report import analyse_study
 
-    base, other = _uniform(tmp_path / "a.csv", 1), _uniform(tmp_path / "b.csv", 2)
+    base, other = (
+        uniform_persona_csv(tmp_path / "a.csv", personas=40, reps=6, seed=1),
+        uniform_persona_csv(tmp_path / "b.csv", personas=40, reps=6, seed=2),
+    )
     path = tmp_path / "noise.toml"
     path.write_text(
         FAST + '[[family]]\nname = "noise"\n'
