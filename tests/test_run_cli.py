@@ -427,14 +427,7 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
             "--concurrency",
             "2",
         ]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "persona_collapse", *argv],
-            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
+        proc = _spawn_cli(argv, tmp_path)
         try:
             deadline = time.monotonic() + 120
             # Both workers waiting on held requests: everything answered is committed.
@@ -495,14 +488,7 @@ def test_a_stop_stores_the_answers_in_flight_and_asks_nothing_twice(
         str(persona_file), "--n-personas", str(n), "--reps", str(reps), "--concurrency", "8",
     ]  # fmt: skip
     with LoopbackServer(steady, faults=FaultConfig(latency_s=1.0), keep_requests=True) as srv:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "persona_collapse", *argv, "--base-url", srv.base_url],
-            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
-        )
+        proc = _spawn_cli([*argv, "--base-url", srv.base_url], tmp_path)
         try:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
@@ -539,11 +525,8 @@ def test_a_stop_stores_the_answers_in_flight_and_asks_nothing_twice(
 def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
     """``verify`` under SIGTERM: the exit status and line of Ctrl-C, no traceback."""
     with _server(FaultConfig(hold_after=2)) as srv:  # the two probes answered, then held
-        proc = subprocess.Popen(
+        proc = _spawn_cli(
             [
-                sys.executable,
-                "-m",
-                "persona_collapse",
                 "verify",
                 MODEL,
                 "--judge",
@@ -556,11 +539,7 @@ def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
                 str(tmp_path / "verify.db"),
                 "--quiet",
             ],
-            env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=tmp_path,
+            tmp_path,
         )
         try:
             deadline = time.monotonic() + 120
@@ -575,6 +554,18 @@ def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
                 proc.wait(10)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
+
+
+def _spawn_cli(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
+    """``python -m persona_collapse ARGV`` in ``cwd`` with the fake OpenAI key, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "persona_collapse", *argv],
+        env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
 
 
 def _has_rows(store: Path, at_least: int) -> bool:
