@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..instruments import load_instrument
+from ..instruments import elicitation_of
 from ..stats import (
     DELTA_DRAWS,
     TASK_STATISTICS,
@@ -30,9 +30,6 @@ from ..stats import (
 )
 from ..store import TaskResponses
 from ._options import AnalysisOptions
-
-KNOWN_ANSWERS = {"mmlu": 4}
-"""Possible answers of item sets whose instrument may not be installed (MMLU: A-D)."""
 
 
 def answer_table(task: TaskResponses) -> AnswerTable:
@@ -66,12 +63,11 @@ def answer_table(task: TaskResponses) -> AnswerTable:
 
 
 def n_answers(task: TaskResponses) -> int | None:
-    """The number of possible answers ``k`` of the task (None: free answers, e.g. GSM8K)."""
-    try:
-        answers = load_instrument(task.instrument).elicitation.answers
-    except DataError:
-        return KNOWN_ANSWERS.get(task.instrument)
-    return len(answers) or None
+    """The number of possible answers ``k`` of the task, from its instrument's elicitation
+    (a built-in task's as declared, MMLU: 4 letters, with no items loaded). None: free
+    answers (e.g. GSM8K's numbers) or no instrument of that name (a user's item set)."""
+    how = elicitation_of(task.instrument)
+    return (len(how.answers) or None) if how is not None else None
 
 
 def task_warnings(task: TaskResponses) -> list[str]:

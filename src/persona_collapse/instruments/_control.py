@@ -32,6 +32,7 @@ from typing import Any
 
 from .._downloads import Wording, cache_dir, download_pinned, sha256_file
 from ..errors import DataError
+from ._elicitation import Elicitation
 from ._instrument import Instrument
 
 CONTROL_REPOSITORY = "bastoscostadavi/persona-moral-collapse-in-emergent-misalignment"
@@ -102,6 +103,12 @@ _ELICITATION = {
         "attempt_policy": "once",
     },
 }
+
+
+def control_elicitation(task: str) -> Elicitation:
+    """How the capability-control ``task`` (``mmlu``/``gsm8k``) is asked, as declared here:
+    read without its items (no download, no hashing)."""
+    return Elicitation.from_dict(_ELICITATION[task])
 
 
 def mmlu_prompt(question: str, choices: list[str]) -> str:
