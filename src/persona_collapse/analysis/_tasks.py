@@ -104,8 +104,12 @@ def measure_task(task: TaskResponses, options: AnalysisOptions | None = None) ->
     ``instability`` (the scale-free block shared with the questionnaires),
     ``simulated`` and ``warnings``.
     """
-    opts = options or AnalysisOptions()
-    table = answer_table(task)
+    return _measure(task, answer_table(task), options or AnalysisOptions())
+
+
+def _measure(task: TaskResponses, table: AnswerTable, opts: AnalysisOptions) -> dict[str, Any]:
+    """:func:`measure_task` of ``task`` whose :func:`answer_table` is ``table`` (built once by
+    a caller that needs it again)."""
     n_total, n_replied, n_valid = (
         task.item_id.size,
         int(task.replied.sum()),
@@ -145,8 +149,8 @@ def compare_tasks(
     opts = options or AnalysisOptions()
     if draws < 2:
         raise DataError(f"a paired bootstrap needs at least 2 draws, not {draws}")
-    base_doc = measure_task(base, opts)
     base_table = answer_table(base)
+    base_doc = _measure(base, base_table, opts)
     out: dict[str, Any] = {"base": base_doc, "variants": {}}
     warnings = list(base_doc["warnings"])
     for side, (label, variant) in enumerate(variants.items(), start=1):
@@ -155,8 +159,8 @@ def compare_tasks(
                 f"{variant.label} ({variant.instrument}) and {base.label} ({base.instrument}) "
                 "name different item sets; the deltas use the item ids both hold"
             )
-        doc = measure_task(variant, opts)
         table = answer_table(variant)
+        doc = _measure(variant, table, opts)
         delta = paired_task_deltas(
             base_table, table, draws=draws, seed=opts.bootstrap.seed, side=side
         )
