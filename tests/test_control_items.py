@@ -138,3 +138,17 @@ def test_a_users_item_set_is_named_and_hashed(tmp_path: Path) -> None:
         load_instrument("gsm8k", items=path)
     with pytest.raises(DataError, match="--items"):
         load_instrument("mfq30", items=path)
+
+
+def test_elicitation_of_a_task_is_the_loaded_one_without_reading_items(
+    controls: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_collapse.instruments import DEMO_TASK, elicitation_of
+
+    monkeypatch.setenv(ITEMS_ENV, str(controls))
+    for name in (*CONTROL_SETS, DEMO_TASK, "mfq30"):
+        assert elicitation_of(name) == load_instrument(name).elicitation
+    monkeypatch.setenv(ITEMS_ENV, str(controls / "absent"))  # no item file to read
+    mmlu = elicitation_of("mmlu")
+    assert mmlu is not None and mmlu.answers == ("A", "B", "C", "D")
+    assert elicitation_of("mini-mmlu") is None

@@ -19,6 +19,7 @@ import pytest
 
 from persona_collapse.loopback import LoopbackServer
 from persona_collapse.simulate import Completion, SimulatedRespondent
+from persona_collapse.store import task_run_ids, task_source_kind
 
 from .helpers import run_cli
 
@@ -187,6 +188,11 @@ def test_a_task_run_asks_each_slot_once_and_stores_the_contract_row(
     assert instrument == name
     recorded = json.loads(settings)
     assert len(recorded["items_sha256"]) == 64 and recorded["items_file"] == items.name
+    # A run of a user's --items set (named "mini-mmlu" or by its file stem, not a
+    # built-in task's name) is a task run all the same: the task readers take it.
+    assert task_run_ids(store) == [run_id]
+    assert task_source_kind(str(store)) == "store"
+    assert task_source_kind(f"{store}:{run_id}") == "run"
 
     out = tmp_path / "export.csv"
     result = run_cli(capsys, "export", f"{store}:{run_id}", "-o", str(out))

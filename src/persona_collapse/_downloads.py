@@ -31,6 +31,7 @@ __all__ = [
     "cache_dir",
     "download_pinned",
     "sha256_file",
+    "verify_pinned_file",
 ]
 
 CACHE_ENV = "PERSONA_COLLAPSE_CACHE"
@@ -94,6 +95,29 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: handle.read(_BLOCK), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def verify_pinned_file(
+    path: Path,
+    sha256: str,
+    *,
+    missing: str,
+    mismatch: Callable[[str], str],
+    error: Callable[[str], Exception],
+) -> Path:
+    """``path``, once it is a file whose bytes have the pinned ``sha256`` (lower-case hex).
+
+    Raises ``error`` (the caller's ``DataError``) with the one-line message
+    ``missing`` when there is no such file, or ``mismatch(found)`` (``found``:
+    the file's sha256) when its digest differs; each caller words both, since
+    only it knows which option or file the user should reach for.
+    """
+    if not path.is_file():
+        raise error(missing)
+    found = sha256_file(path)
+    if found != sha256:
+        raise error(mismatch(found))
+    return path
 
 
 def download_pinned(

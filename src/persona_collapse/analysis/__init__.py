@@ -54,7 +54,7 @@ from ._measure import (
 )
 from ._options import AnalysisOptions, check_method, instrument_for
 from ._repeat_instability import repeat_instability
-from ._tasks import KNOWN_ANSWERS, answer_table, compare_tasks, measure_task, task_warnings
+from ._tasks import answer_table, compare_tasks, measure_task, task_warnings
 from ._trajectory import (
     FALL_SES,
     Trajectory,
@@ -72,7 +72,6 @@ __all__ = [
     "DEFAULT_TEMPERATURES",
     "DIGIT_MASS_MIN",
     "FALL_SES",
-    "KNOWN_ANSWERS",
     "MIN_PERSONAS",
     "MISSING_SHARE_MAX",
     "NOISE_FLOOR_SES",

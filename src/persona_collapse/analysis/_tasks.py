@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..instruments import load_instrument
+from ..instruments import elicitation_of
 from ..stats import (
     DELTA_DRAWS,
     TASK_STATISTICS,
@@ -30,9 +30,6 @@ from ..stats import (
 )
 from ..store import TaskResponses
 from ._options import AnalysisOptions
-
-KNOWN_ANSWERS = {"mmlu": 4}
-"""Possible answers of item sets whose instrument may not be installed (MMLU: A-D)."""
 
 
 def answer_table(task: TaskResponses) -> AnswerTable:
@@ -66,12 +63,11 @@ def answer_table(task: TaskResponses) -> AnswerTable:
 
 
 def n_answers(task: TaskResponses) -> int | None:
-    """The number of possible answers ``k`` of the task (None: free answers, e.g. GSM8K)."""
-    try:
-        answers = load_instrument(task.instrument).elicitation.answers
-    except DataError:
-        return KNOWN_ANSWERS.get(task.instrument)
-    return len(answers) or None
+    """The number of possible answers ``k`` of the task, from its instrument's elicitation
+    (a built-in task's as declared, MMLU: 4 letters, with no items loaded). None: free
+    answers (e.g. GSM8K's numbers) or no instrument of that name (a user's item set)."""
+    how = elicitation_of(task.instrument)
+    return (len(how.answers) or None) if how is not None else None
 
 
 def task_warnings(task: TaskResponses) -> list[str]:
@@ -108,8 +104,12 @@ def measure_task(task: TaskResponses, options: AnalysisOptions | None = None) ->
     ``instability`` (the scale-free block shared with the questionnaires),
     ``simulated`` and ``warnings``.
     """
-    opts = options or AnalysisOptions()
-    table = answer_table(task)
+    return _measure(task, answer_table(task), options or AnalysisOptions())
+
+
+def _measure(task: TaskResponses, table: AnswerTable, opts: AnalysisOptions) -> dict[str, Any]:
+    """:func:`measure_task` of ``task`` whose :func:`answer_table` is ``table`` (built once by
+    a caller that needs it again)."""
     n_total, n_replied, n_valid = (
         task.item_id.size,
         int(task.replied.sum()),
@@ -149,8 +149,8 @@ def compare_tasks(
     opts = options or AnalysisOptions()
     if draws < 2:
         raise DataError(f"a paired bootstrap needs at least 2 draws, not {draws}")
-    base_doc = measure_task(base, opts)
     base_table = answer_table(base)
+    base_doc = _measure(base, base_table, opts)
     out: dict[str, Any] = {"base": base_doc, "variants": {}}
     warnings = list(base_doc["warnings"])
     for side, (label, variant) in enumerate(variants.items(), start=1):
@@ -159,8 +159,8 @@ def compare_tasks(
                 f"{variant.label} ({variant.instrument}) and {base.label} ({base.instrument}) "
                 "name different item sets; the deltas use the item ids both hold"
             )
-        doc = measure_task(variant, opts)
         table = answer_table(variant)
+        doc = _measure(variant, table, opts)
         delta = paired_task_deltas(
             base_table, table, draws=draws, seed=opts.bootstrap.seed, side=side
         )

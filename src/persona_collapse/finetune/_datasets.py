@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .._downloads import Wording, cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file, verify_pinned_file
 from ..errors import ConfigError, DataError
 from ..protocol import INSECURE, SECURE
 
@@ -119,14 +119,16 @@ def check_sha256(value: str, *, option: str = "--data-sha256") -> str:
 
 def verify_file_sha256(path: Path, sha256: str) -> None:
     """Refuse ``path`` (one-line DataError) unless its bytes have the pinned ``sha256``."""
-    if not path.is_file():
-        raise DataError(f"{path} does not exist; check the path of --data")
-    found = sha256_file(path)
-    if found != sha256:
-        raise DataError(
+    verify_pinned_file(
+        path,
+        sha256,
+        missing=f"{path} does not exist; check the path of --data",
+        mismatch=lambda found: (
             f"{path} has sha256 {found[:12]}..., not the {sha256[:12]}... given with "
             "--data-sha256; check the file or the digest"
-        )
+        ),
+        error=DataError,
+    )
 
 
 def _expected(pin: PinnedDataset, folder: Path, given: bool) -> tuple[str | None, str]:

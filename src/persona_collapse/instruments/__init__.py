@@ -20,7 +20,7 @@ from ._control import (
 from ._demo_task import DEMO_TASK, demo_task, demo_task_items, demo_task_json
 from ._elicitation import ATTEMPT_POLICIES, KINDS, AttemptPolicy, Elicitation, Kind
 from ._instrument import Instrument, Item, Scale, fill_template
-from ._lookup import available_instruments, load_instrument, task_names
+from ._lookup import available_instruments, elicitation_of, load_instrument, task_names
 
 __all__ = [
     "ATTEMPT_POLICIES",
@@ -43,6 +43,7 @@ __all__ = [
     "demo_task",
     "demo_task_items",
     "demo_task_json",
+    "elicitation_of",
     "fetch_control_items",
     "fill_template",
     "gsm8k_prompt",

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .._downloads import Wording, cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, sha256_file, verify_pinned_file
 from ..errors import DataError
+from ._elicitation import Elicitation
 from ._instrument import Instrument
 
 CONTROL_REPOSITORY = "bastoscostadavi/persona-moral-collapse-in-emergent-misalignment"
@@ -104,6 +105,12 @@ _ELICITATION = {
 }
 
 
+def control_elicitation(task: str) -> Elicitation:
+    """How the capability-control ``task`` (``mmlu``/``gsm8k``) is asked, as declared here:
+    read without its items (no download, no hashing)."""
+    return Elicitation.from_dict(_ELICITATION[task])
+
+
 def mmlu_prompt(question: str, choices: list[str]) -> str:
     """The MMLU user message: question, blank line, ``A. ...``-``D. ...``, blank line, instruction."""
     options = "\n".join(
@@ -118,18 +125,17 @@ def gsm8k_prompt(question: str) -> str:
 
 
 def _verified(path: Path, pinned: ControlSet) -> Path:
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist; point {ITEMS_ENV} at a folder holding {pinned.file} "
-            "or pass --items FILE"
-        )
-    digest = sha256_file(path)
-    if digest != pinned.sha256:
-        raise DataError(
+    return verify_pinned_file(
+        path,
+        pinned.sha256,
+        missing=f"{path} does not exist; point {ITEMS_ENV} at a folder holding {pinned.file} "
+        "or pass --items FILE",
+        mismatch=lambda digest: (
             f"{path} is not the published {pinned.file} (sha256 {digest[:12]}..., expected "
             f"{pinned.sha256[:12]}...); remove it or point {ITEMS_ENV} at the right folder"
-        )
-    return path
+        ),
+        error=DataError,
+    )
 
 
 def fetch_control_items(task: str, *, url: str = CONTROL_URL, timeout_s: float = 30.0) -> Path:
@@ -244,11 +250,13 @@ def load_task(task: str, items: str | os.PathLike[str] | None = None) -> Instrum
     """The ``task`` instrument (``mmlu``/``gsm8k``): the pinned item set, or ``items`` (a file).
 
     A user's set is named by its ``"name"`` field, else its file stem; its
-    sha256 is recorded like the pinned set's.
+    sha256 is recorded like the pinned set's (the pinned set's is its pin: the file was
+    checked against it when fetched, so it is not hashed again).
     """
     if task not in CONTROL_SETS:
         raise DataError(f"unknown task {task!r}: use one of {', '.join(CONTROL_SETS)}")
     path = fetch_control_items(task) if items is None else Path(items)
     doc = _read_items(path)
     name = task if items is None else str(doc.get("name") or path.stem)
-    return task_instrument(task, doc, name=name, items_sha256=sha256_file(path))
+    digest = CONTROL_SETS[task].sha256 if items is None else sha256_file(path)
+    return task_instrument(task, doc, name=name, items_sha256=digest)

@@ -31,6 +31,9 @@ from ._instrument import Instrument
 DEMO_TASK = "demo-arithmetic"
 """Instrument name of the demo task (a SIMULATED-demo item set, generated, not MMLU)."""
 
+DEMO_TASK_FORMAT = "mmlu"
+"""The capability-control task whose format (prompt and elicitation) the demo's items are asked in."""
+
 DEMO_TASK_SEED = 20
 """Seed of the generated items (changing it changes every item and the items' sha256)."""
 
@@ -115,7 +118,7 @@ def demo_task() -> Instrument:
     """The ``demo-arithmetic`` task instrument (built once per process)."""
     text = demo_task_json()
     return task_instrument(
-        "mmlu",
+        DEMO_TASK_FORMAT,
         json.loads(text),
         name=DEMO_TASK,
         items_sha256=hashlib.sha256(text.encode("utf-8")).hexdigest(),

@@ -8,8 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import DataError
-from ._control import CONTROL_SETS, load_task
-from ._demo_task import DEMO_TASK, demo_task
+from ._control import CONTROL_SETS, control_elicitation, load_task
+from ._demo_task import DEMO_TASK, DEMO_TASK_FORMAT, demo_task
+from ._elicitation import Elicitation
 from ._instrument import Instrument
 
 
@@ -29,6 +30,24 @@ def task_names() -> list[str]:
     """Names of the built-in task instruments: the capability control's ``mmlu`` and ``gsm8k``
     (their items are downloaded) and the offline demo's ``demo-arithmetic`` (generated)."""
     return [*CONTROL_SETS, DEMO_TASK]
+
+
+def elicitation_of(spec: str | Path) -> Elicitation | None:
+    """How the instrument ``spec`` (a name or a JSON file's path) is asked; None when there
+    is no such instrument (e.g. a user's ``--items`` set, known by its own name).
+
+    A built-in task's (one of :func:`task_names`) comes from its declaration: no item file
+    is read, hashed or downloaded. Any other is loaded (a built-in questionnaire is cached).
+    """
+    name = str(spec)
+    if name in CONTROL_SETS:
+        return control_elicitation(name)
+    if name == DEMO_TASK:
+        return control_elicitation(DEMO_TASK_FORMAT)
+    try:
+        return load_instrument(name).elicitation
+    except DataError:
+        return None
 
 
 def load_instrument(spec: str | Path = "mfq30", *, items: str | Path | None = None) -> Instrument:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .._downloads import Wording, cache_dir, download_pinned, sha256_file
+from .._downloads import Wording, cache_dir, download_pinned, verify_pinned_file
 from ..errors import DataError
 from ._load import PersonaSet, load_persona_file
 
@@ -25,18 +25,17 @@ ENV_LOCAL_COPY = "PERSONA_COLLAPSE_PERSONAHUB"
 
 
 def _verified(path: Path) -> Path:
-    if not path.is_file():
-        raise DataError(
-            f"{path} does not exist; point {ENV_LOCAL_COPY} at a copy of personas.json "
-            "or pass --personas FILE"
-        )
-    digest = sha256_file(path)
-    if digest != PERSONAHUB_SHA256:
-        raise DataError(
+    return verify_pinned_file(
+        path,
+        PERSONAHUB_SHA256,
+        missing=f"{path} does not exist; point {ENV_LOCAL_COPY} at a copy of personas.json "
+        "or pass --personas FILE",
+        mismatch=lambda digest: (
             f"{path} is not the published persona file (sha256 {digest[:12]}..., expected "
             f"{PERSONAHUB_SHA256[:12]}...); remove it or point {ENV_LOCAL_COPY} at the right file"
-        )
-    return path
+        ),
+        error=DataError,
+    )
 
 
 def fetch_personahub(*, url: str = PERSONAHUB_URL, timeout_s: float = 30.0) -> Path:

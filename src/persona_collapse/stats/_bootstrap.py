@@ -176,9 +176,14 @@ def _resampled_sums(
 CHUNK_ELEMENTS = 16_000_000
 
 
-def _draw_chunks(n_draws: int, per_draw: int) -> list[int]:
-    """Sizes of the consecutive chunks that ``n_draws`` draws are worked through in."""
-    size = max(1, min(n_draws, CHUNK_ELEMENTS // max(per_draw, 1)))
+def _draw_chunks(n_draws: int, per_draw: int, elements: int | None = None) -> list[int]:
+    """Sizes of the consecutive chunks that ``n_draws`` draws are worked through in.
+
+    A chunk holds at most ``elements`` array elements (``per_draw`` per draw; at
+    least one draw per chunk); None: :data:`CHUNK_ELEMENTS`, read at call time.
+    """
+    bound = CHUNK_ELEMENTS if elements is None else elements
+    size = max(1, min(n_draws, bound // max(per_draw, 1)))
     full, rest = divmod(n_draws, size)
     return [size] * full + ([rest] if rest else [])
 

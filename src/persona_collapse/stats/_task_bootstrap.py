@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from ._bootstrap import BootstrapConfig
+from ._bootstrap import BootstrapConfig, _draw_chunks
 from ._instability import BoolArray, FloatArray, answer_statistics
 from ._resample import resampled_counts
 
@@ -108,13 +108,6 @@ def item_weights(strata: IntArray, n_draws: int, rng: np.random.Generator) -> Fl
     return np.bincount(flat, minlength=n_draws * n).reshape(n_draws, n).astype(np.float64)
 
 
-def _chunks(n_draws: int, per_draw: int) -> list[int]:
-    """Sizes of the consecutive chunks ``n_draws`` draws are worked through in."""
-    size = max(1, min(n_draws, CHUNK_ELEMENTS // max(per_draw, 1)))
-    full, rest = divmod(n_draws, size)
-    return [size] * full + ([rest] if rest else [])
-
-
 def _sd(replicates: FloatArray) -> float:
     finite = replicates[np.isfinite(replicates)]
     return float(np.std(finite, ddof=1)) if finite.size > 1 else float("nan")
@@ -135,7 +128,7 @@ def task_bootstrap(table: AnswerTable, config: BootstrapConfig) -> dict[str, flo
     by_items = answer_statistics(counts, correct, unparsed, weights)
     rng = np.random.default_rng([config.seed, 1, config.stream])
     by_reps: dict[str, list[FloatArray]] = {k: [] for k in SE_STATISTICS.values()}
-    for size in _chunks(config.repetition_draws, counts.size):
+    for size in _draw_chunks(config.repetition_draws, counts.size, CHUNK_ELEMENTS):
         drawn = resampled_counts(counts.astype(np.int64), size, rng)
         stats = answer_statistics(drawn, correct, unparsed)
         for key in by_reps:
@@ -195,7 +188,7 @@ def paired_task_deltas(
     sides = (_with_unparsed(b), _with_unparsed(v))
     diffs: dict[str, list[FloatArray]] = {k: [] for k in DELTA_STATISTICS}
     per_draw = max(x[0].size for x in sides)
-    for size in _chunks(draws, per_draw):
+    for size in _draw_chunks(draws, per_draw, CHUNK_ELEMENTS):
         weights = item_weights(strata, size, item_rng)
         stats = [_side_statistics(f, c, weights, r) for (f, c), r in zip(sides, rngs, strict=True)]
         for name, key in DELTA_STATISTICS.items():

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from ..protocol import SlotState
 from ._clock import now_utc
 from ._opening import transaction
-from ._schema import BATCH_JOB_COLUMNS, BATCH_SLOT_COLUMNS
+from ._schema import BATCH_JOB_COLUMNS, BATCH_SLOT_COLUMNS, insert_sql
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -38,14 +38,6 @@ the provider's batch list before creating anything."""
 PENDING_PREFIX = "pending:"
 
 SlotKey = tuple[int, int, int]
-
-
-def _replace(table: str, columns: tuple[str, ...]) -> str:
-    """``INSERT OR REPLACE`` of a whole row of ``table`` (``columns`` in table order)."""
-    return (
-        f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
-    )
 
 
 @dataclass(frozen=True)
@@ -73,7 +65,7 @@ class BatchLedger:
         now = now_utc()
         with self.store.connection() as conn:
             conn.execute(
-                _replace("batch_jobs", BATCH_JOB_COLUMNS),
+                insert_sql("batch_jobs", BATCH_JOB_COLUMNS, "REPLACE"),
                 (
                     job.run_id,
                     job.batch_id,
@@ -177,7 +169,7 @@ class BatchLedger:
                     )
                     continue
                 conn.execute(
-                    _replace("batch_slots", BATCH_SLOT_COLUMNS),
+                    insert_sql("batch_slots", BATCH_SLOT_COLUMNS, "REPLACE"),
                     (
                         run_id,
                         p,

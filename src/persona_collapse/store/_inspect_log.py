@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import DataError
 from ..instruments import load_instrument
 from ..protocol import MISSING_RATING
-from ._validate import _describe_scale
+from ._validate import INTEGER_PATTERN, _describe_scale
 from ._zip_bounds import check_zip_members
 
 EVAL_SUFFIX = ".eval"
@@ -40,7 +40,7 @@ its real size is counted while streaming (about 2 MiB of memory); inspect then
 reads the members with :mod:`zipfile`, which stops at the declared sizes.
 """
 _SCORER = "rating"
-_INTEGER = re.compile(r"[+-]?\d{1,18}")
+_INTEGER = re.compile(INTEGER_PATTERN)
 
 
 def _read(path: Path) -> Any:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, TextIO, TypeVar
 
 from ..errors import DataError
 from ._opening import transaction
-from ._schema import LEASE_COLUMNS
+from ._schema import LEASE_COLUMNS, insert_sql
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -91,7 +91,7 @@ def is_stale(holder: LeaseHolder, *, now: float, stale_after_s: float = LEASE_ST
 
 
 _COLUMNS = ", ".join(LEASE_COLUMNS)
-_PLACES = ", ".join("?" * len(LEASE_COLUMNS))
+_REPLACE = insert_sql("run_leases", LEASE_COLUMNS, "REPLACE")
 
 
 def _holder(row: tuple[object, ...] | None) -> LeaseHolder | None:
@@ -159,7 +159,7 @@ class RunLease:
                     )
                 self.taken_over = current
             conn.execute(
-                f"INSERT OR REPLACE INTO run_leases ({_COLUMNS}) VALUES ({_PLACES})",
+                _REPLACE,
                 (self.run_id, os.getpid(), this_host(), self.token, since, now),
             )
         self.held = True

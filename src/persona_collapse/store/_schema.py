@@ -21,6 +21,9 @@ History:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Literal
+
 SCHEMA_VERSION = 4
 """Bumped whenever the tables below change; a store with a higher version is refused."""
 
@@ -339,3 +342,15 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "batch_slots": BATCH_SLOT_COLUMNS,
 }
 """Columns of every table of the store, in table order, by table name."""
+
+
+def insert_sql(table: str, columns: Sequence[str], conflict: Literal["IGNORE", "REPLACE"]) -> str:
+    """``INSERT OR {conflict} INTO table (columns) VALUES (?, ...)``: one ``?`` per column.
+
+    ``conflict``: ``IGNORE`` keeps a row already stored under the key (write once),
+    ``REPLACE`` overwrites it (the latest state).
+    """
+    return (
+        f"INSERT OR {conflict} INTO {table} ({', '.join(columns)}) "
+        f"VALUES ({', '.join('?' * len(columns))})"
+    )

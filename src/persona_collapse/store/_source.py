@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import DataError
-from ..instruments import CONTROL_SETS, load_instrument
+from ..instruments import elicitation_of, load_instrument
 from ._csv import PublishedTable, read_published_csv
 from ._frame import complete_frame
 from ._inspect_log import EVAL_SUFFIX, eval_log_frame
@@ -125,11 +125,17 @@ def _from_eval(path: Path, instrument: str | None) -> Responses:
 
 
 def is_task_run(run: RunInfo) -> bool:
-    """Whether a stored run's instrument is a task (by its definition, else its name)."""
-    try:
-        return load_instrument(run.instrument).elicitation.kind == "task"
-    except DataError:
-        return run.instrument in CONTROL_SETS
+    """Whether a stored run is a task run (capability control).
+
+    Its settings record an item set's sha256 (every task run records one, so a user's
+    ``--items`` set, stored under its own name, counts too), or its instrument is a task by
+    its definition (:func:`~persona_collapse.instruments.elicitation_of`: a built-in task's
+    from its declaration, so no item file is read, hashed or downloaded to classify a run).
+    """
+    if run.settings.get("items_sha256"):
+        return True
+    how = elicitation_of(run.instrument)
+    return how is not None and how.kind == "task"
 
 
 def task_run_ids(path: Path) -> list[str]:

@@ -41,6 +41,7 @@ from ._schema import (
     RUN_TABLE_COLUMNS,
     SCHEMA_VERSION,
     STORE_TABLES,
+    insert_sql,
 )
 from ._sql_values import (
     canonical_differences,
@@ -60,14 +61,8 @@ DEFAULT_STORE = "persona-collapse.db"
 DEFAULT_COMPARE = ("model", *RUN_PROTOCOL_COLUMNS)
 """Fields :meth:`ResponseStore.ensure_run` requires to match when a run is resumed."""
 
-_INSERT_RESPONSE = (
-    f"INSERT OR IGNORE INTO responses ({', '.join(RESPONSE_TABLE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(RESPONSE_TABLE_COLUMNS))})"
-)
-_INSERT_RUN = (
-    f"INSERT OR IGNORE INTO runs ({', '.join(RUN_TABLE_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(RUN_TABLE_COLUMNS))})"
-)
+_INSERT_RESPONSE = insert_sql("responses", RESPONSE_TABLE_COLUMNS, "IGNORE")
+_INSERT_RUN = insert_sql("runs", RUN_TABLE_COLUMNS, "IGNORE")
 _SELECT_FRAME = (
     "SELECT persona_id, item_id, repetition, rating, failures, raw_text, collected_at, "
     "distribution, latency_ms, prompt_tokens, completion_tokens, extra "
@@ -197,10 +192,7 @@ class ResponseStore:
             raise ValueError(f"{table!r} is not a table of the store's schema")
         names = ", ".join(columns)
         with self._using() as conn:
-            conn.execute(
-                f"INSERT OR IGNORE INTO {table} ({names}) VALUES ({', '.join('?' * len(columns))})",
-                tuple(values),
-            )
+            conn.execute(insert_sql(table, columns, "IGNORE"), tuple(values))
             row = conn.execute(
                 f"SELECT {names} FROM {table} WHERE {columns[0]} = ?", (values[0],)
             ).fetchone()

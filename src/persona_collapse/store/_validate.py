@@ -20,7 +20,8 @@ from ._frame import KEY_COLUMNS, text_series
 Locator = Callable[[int], str]
 """Maps a 0-based row position to where a user finds it (``"line 12"``)."""
 
-_INTEGER = r"[+-]?\d{1,18}"
+INTEGER_PATTERN = r"[+-]?\d{1,18}"
+"""A whole number as stored text: optional sign, 1-18 digits (fits int64); matched in full."""
 
 MFQ30_ITEM_IDS = tuple(range(1, 31))
 """Item ids of MFQ-30, the default instrument."""
@@ -87,7 +88,7 @@ def parse_integers(
     """
     stripped = text_series(text).str.strip()
     empty = (stripped == "").to_numpy(dtype=bool)
-    ok = stripped.str.fullmatch(_INTEGER).to_numpy(dtype=bool)
+    ok = stripped.str.fullmatch(INTEGER_PATTERN).to_numpy(dtype=bool)
     if nullable:
         ok = ok | empty
     bad = _first(~ok)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._schema import VARIANT_COLUMNS
+from ._schema import VARIANT_COLUMNS, insert_sql
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
@@ -17,10 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["VariantModels"]
 
 _SELECT = f"SELECT {', '.join(VARIANT_COLUMNS)} FROM variant_models"
-_REPLACE = (
-    f"INSERT OR REPLACE INTO variant_models ({', '.join(VARIANT_COLUMNS)}) "
-    f"VALUES ({', '.join('?' * len(VARIANT_COLUMNS))})"
-)
+_REPLACE = insert_sql("variant_models", VARIANT_COLUMNS, "REPLACE")
 
 
 class VariantModels:

@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._schema import VERIFY_ANSWER_COLUMNS, VERIFY_JUDGMENT_COLUMNS, VERIFY_RUN_COLUMNS
+from ._schema import (
+    VERIFY_ANSWER_COLUMNS,
+    VERIFY_JUDGMENT_COLUMNS,
+    VERIFY_RUN_COLUMNS,
+    insert_sql,
+)
 
 if TYPE_CHECKING:
     from ._sqlite import ResponseStore
 
 __all__ = ["VerifyRows"]
-
-
-def _insert(table: str, columns: Sequence[str]) -> str:
-    return (
-        f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
-        f"VALUES ({', '.join('?' * len(columns))})"
-    )
 
 
 def _select_run(table: str, columns: Sequence[str], order: str = "") -> str:
@@ -33,8 +31,8 @@ def _select_run(table: str, columns: Sequence[str], order: str = "") -> str:
     return f"{sql} ORDER BY {order}" if order else sql
 
 
-_INSERT_ANSWER = _insert("verify_answers", VERIFY_ANSWER_COLUMNS)
-_INSERT_JUDGMENT = _insert("verify_judgments", VERIFY_JUDGMENT_COLUMNS)
+_INSERT_ANSWER = insert_sql("verify_answers", VERIFY_ANSWER_COLUMNS, "IGNORE")
+_INSERT_JUDGMENT = insert_sql("verify_judgments", VERIFY_JUDGMENT_COLUMNS, "IGNORE")
 _SELECT_ANSWERS = _select_run("verify_answers", VERIFY_ANSWER_COLUMNS, "question_id, sample")
 _SELECT_JUDGMENTS = _select_run("verify_judgments", VERIFY_JUDGMENT_COLUMNS)
 _FILL_LABELS = (
