@@ -85,8 +85,8 @@ from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slo
 from ._plan import Slot
 from ._transport import CostBudget, Transport
 
-DEFAULT_POLL_S = 30.0
-"""Seconds between two polls of a batch (``--batch-poll``)."""
+DEFAULT_BATCH_POLL_S = 30.0
+"""Seconds between two polls of a batch in flight (``--batch-poll``)."""
 
 DEFAULT_BATCH_TIMEOUT_S = 24 * 3600.0
 """Seconds one session waits for its batches to end (``--batch-timeout``): the providers'
@@ -176,7 +176,7 @@ class BatchCollector:
         personas: Mapping[int, str] | None = None,
         price: Pricing | None = None,
         discount: float = 1.0,
-        poll_s: float = DEFAULT_POLL_S,
+        poll_s: float = DEFAULT_BATCH_POLL_S,
         timeout_s: float = DEFAULT_BATCH_TIMEOUT_S,
         on_update: Callable[[CollectStats], None] | None = None,
         stats: BatchStats | None = None,
