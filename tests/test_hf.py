@@ -408,6 +408,13 @@ def test_is_gguf() -> None:
     assert not is_gguf("Qwen/Qwen2.5-0.5B-Instruct") and not is_gguf("/m/folder")
 
 
+def test_looks_local() -> None:
+    from persona_collapse.backends.local import looks_local
+
+    assert all(looks_local(n) for n in ("/m/folder", "./x", "../x", "~/models/x"))
+    assert not looks_local("Qwen/Qwen2.5-0.5B-Instruct") and not looks_local("models/x")
+
+
 # -- persona geometry ------------------------------------------------------------------------------
 
 

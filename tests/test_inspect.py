@@ -118,6 +118,26 @@ def test_task_asks_the_published_protocol(persona_file: Path, tmp_path: Path) ->
     assert registry_info(task).name == TASK_NAME
 
 
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"method": "greedy"}, "--method 'greedy' is unknown; use sample or logprobs"),
+        ({"temperature": 2.5}, "--temperature must be between 0 and 2"),
+        ({"max_attempts": 0}, "--max-attempts must be at least 1"),
+    ],
+)
+def test_task_and_solver_check_the_protocol_settings(
+    persona_file: Path, changes: dict[str, Any], message: str
+) -> None:
+    from persona_collapse.errors import ConfigError
+    from persona_collapse.inspect_tasks import published_protocol
+
+    with pytest.raises(ConfigError, match=message):
+        mfq_personas(personas=str(persona_file), n_personas=1, reps=1, **changes)
+    with pytest.raises(ConfigError, match=message):  # never silently the sampling protocol
+        published_protocol(personas=str(persona_file), n_personas=1, **changes)
+
+
 def test_eval_log_is_a_source(
     offline_tokens: Path, persona_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -19,9 +19,9 @@ from persona_collapse.protocol import (
     SlotProtocol,
     SlotState,
     answer_parser,
-    parse_letter,
     request_seed,
     slot_prompt,
+    task_parser,
 )
 
 SLOT = Slot(0, 3, 2)
@@ -208,8 +208,9 @@ def test_the_task_instrument_is_data() -> None:
     assert task.kind == "task" and task.scale.values == (0, 1)
     assert [it.gold for it in task.items] == ["B", "C", "A"]
     assert slot_prompt(task, 1, "ignored persona") == TASK["items"][0]["text"]
-    assert parse_letter(" d: it is 100", task) == "D"
-    assert parse_letter("", task) is None
+    read = task_parser(task.elicitation.parser).read  # the reader SlotProtocol scores with
+    assert read(" d: it is 100", task.elicitation.answers) == "D"
+    assert read("", task.elicitation.answers) is None
     with pytest.raises(ConfigError, match="logprob"):
         _protocol(task, method="logprobs")
     with pytest.raises(DataError, match="unknown answer parser"):

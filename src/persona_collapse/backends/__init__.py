@@ -28,7 +28,7 @@ from ._batch_api import (
     BatchStatus,
     ResultsGone,
 )
-from ._decisions import parse_retry_after, redact
+from ._decisions import host_of, parse_retry_after, redact
 from ._keys import KeyChoice, api_key_from_env, choose_key, plain_http_warning
 from ._prices import (
     DEFAULT_PRICES,
@@ -94,6 +94,7 @@ __all__ = [
     "choose_key",
     "create_backend",
     "genai_prices_version",
+    "host_of",
     "key_for",
     "known_families",
     "load_prices",

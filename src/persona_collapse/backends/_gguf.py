@@ -30,16 +30,26 @@ from typing import Any
 from .._downloads import cache_dir, sha256_file
 from ..errors import ConfigError
 
-__all__ = ["GGUF_CACHE", "gguf_folder", "is_gguf"]
+__all__ = ["GGUF_CACHE", "gguf_folder", "is_gguf", "looks_local"]
 
 #: Subfolder of the user cache holding converted GGUF files, one folder per sha256.
 GGUF_CACHE = "hf-gguf"
 _GGUF_MAGIC = b"GGUF"
 
 
+_LOCAL_STARTS = ("/", "./", "../", "~")
+
+
 def is_gguf(name: str) -> bool:
     """Whether an ``hf/`` model name is a GGUF file (ends in ``.gguf``, any case)."""
     return name.strip().lower().endswith(".gguf")
+
+
+def looks_local(name: str) -> bool:
+    """Whether an ``hf/`` model name is written as a local path: it starts with ``/``,
+    ``./``, ``../`` or ``~``. Such a name is never a hub id (a missing folder is an
+    error, not a download)."""
+    return name.startswith(_LOCAL_STARTS)
 
 
 def _complete(folder: Path) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ._gguf import gguf_folder, is_gguf
+from ._gguf import gguf_folder, is_gguf, looks_local
 from ._safetensors_check import check_safetensors
 
 __all__ = [
@@ -139,7 +139,6 @@ def _source(name: str) -> str:
     if is_gguf(name):
         return str(gguf_folder(name))
     path = Path(name).expanduser()
-    looks_local = name.startswith(("/", "./", "../", "~"))
     if path.exists():
         if not (path / "config.json").is_file():
             raise ConfigError(
@@ -148,7 +147,7 @@ def _source(name: str) -> str:
             )
         check_safetensors(path, f"hf/{name}")
         return str(path)
-    if looks_local:
+    if looks_local(name):
         raise ConfigError(
             f"hf/{name}: no model folder at {path}; give a folder written by save_pretrained "
             "or a HuggingFace hub id such as hf/Qwen/Qwen2.5-0.5B-Instruct"

@@ -4,7 +4,7 @@ The classes import torch, transformers or vllm only when they are used, and
 say which extra to install when it is missing.
 """
 
-from ._gguf import gguf_folder, is_gguf
+from ._gguf import gguf_folder, is_gguf, looks_local
 from ._hf import HFBackend
 from ._hf_engine import HFEngine
 from ._hf_load import LoadedModel, chat_prompt_ids, load_hf, quiet_transformers
@@ -20,5 +20,6 @@ __all__ = [
     "import_vllm",
     "is_gguf",
     "load_hf",
+    "looks_local",
     "quiet_transformers",
 ]

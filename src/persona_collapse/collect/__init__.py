@@ -19,6 +19,7 @@
 
 from ..store import DEFAULT_STORE
 from ._api import CollectedRun, collect, collect_async, make_callable
+from ._batch import DEFAULT_BATCH_POLL_S
 from ._collector import (
     CollectConfig,
     Collector,
@@ -32,7 +33,6 @@ from ._cost_plan import (
     plan_run,
 )
 from ._executors import (
-    DEFAULT_BATCH_POLL_S,
     BatchExecutor,
     CollectJob,
     DirectExecutor,

@@ -85,8 +85,8 @@ from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slo
 from ._plan import Slot
 from ._transport import CostBudget, Transport
 
-DEFAULT_POLL_S = 30.0
-"""Seconds between two polls of a batch (``--batch-poll``)."""
+DEFAULT_BATCH_POLL_S = 30.0
+"""Seconds between two polls of a batch in flight (``--batch-poll``)."""
 
 DEFAULT_BATCH_TIMEOUT_S = 24 * 3600.0
 """Seconds one session waits for its batches to end (``--batch-timeout``): the providers'
@@ -176,7 +176,7 @@ class BatchCollector:
         personas: Mapping[int, str] | None = None,
         price: Pricing | None = None,
         discount: float = 1.0,
-        poll_s: float = DEFAULT_POLL_S,
+        poll_s: float = DEFAULT_BATCH_POLL_S,
         timeout_s: float = DEFAULT_BATCH_TIMEOUT_S,
         on_update: Callable[[CollectStats], None] | None = None,
         stats: BatchStats | None = None,
@@ -385,7 +385,7 @@ class BatchCollector:
                 why = "the batch answered it twice with different answers"
                 updates.append(self._fault(cid, key, state, Retry("malformed", detail=why)))
             else:
-                update = self._apply(cid, target, lines[0], job.batch_id)
+                update = self._apply(cid, target, request, lines[0], job.batch_id)
                 if update is not None:
                     updates.append(update)
         self._say_refused(job, sorted_lines.foreign, conflicting)
@@ -426,11 +426,16 @@ class BatchCollector:
         return key, state
 
     def _apply(
-        self, cid: str, target: tuple[SlotKey, Slot, SlotState, int], item: BatchItem, batch_id: str
+        self,
+        cid: str,
+        target: tuple[SlotKey, Slot, SlotState, int],
+        request: ChatRequest,
+        item: BatchItem,
+        batch_id: str,
     ) -> _Update | None:
-        """Judge one counted line of an open request as the same direct answer would be."""
+        """Judge one counted line of an open request (``request``: the attempt's request, as
+        sent) as the same direct answer would be."""
         key, slot, state, attempt = target
-        request = self.protocol.request(slot, attempt)
         if item.status == UNREADABLE:
             why = "unreadable batch result line (cut JSON or a null result)"
             return self._fault(cid, key, state, Retry("malformed", detail=why))

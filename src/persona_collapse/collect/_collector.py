@@ -137,8 +137,6 @@ class CollectConfig:
             raise ConfigError("--concurrency must be at least 1")
         if not self.timeout_s > 0:
             raise ConfigError("--timeout must be positive")
-        if self.protocol.max_attempts < 1:
-            raise ConfigError("--max-attempts must be at least 1")
         if self.max_cost_usd is not None and not self.max_cost_usd > 0:
             raise ConfigError("--max-cost must be a positive number of US dollars")
 

@@ -31,15 +31,18 @@ from ..backends import (
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import ResponseStore
-from ._batch import DEFAULT_BATCH_TIMEOUT_S, BatchCollector, BatchStats, batch_note
+from ._batch import (
+    DEFAULT_BATCH_POLL_S,
+    DEFAULT_BATCH_TIMEOUT_S,
+    BatchCollector,
+    BatchStats,
+    batch_note,
+)
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot
 
 if TYPE_CHECKING:
     from ._run_options import RunOptions
-
-DEFAULT_BATCH_POLL_S = 30.0
-"""Seconds between two polls of a batch in flight (``--batch-poll``)."""
 
 
 class SlotRunner(Protocol):

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..backends import ModelSpec
+from ..backends.local import is_gguf, looks_local
 from ..instruments import Instrument
 from ..personas import PERSONAHUB_COSTA, PersonaSet
 from ..protocol import BASE, ProtocolSettings, protocol_hash
@@ -40,9 +41,6 @@ LABELS = ("variant", "family")
 
 GROWABLE = ("reps", "n_personas")
 """Settings a resumed run may raise (a top-up); every other one must be equal."""
-
-
-_PATH_STARTS = ("/", "./", "../", "~")
 
 
 def _model_label(spec: ModelSpec) -> str:
@@ -59,9 +57,9 @@ def _model_label(spec: ModelSpec) -> str:
     if spec.family != "hf":
         return spec.name
     path = Path(spec.name).expanduser()
-    if path.suffix.lower() == ".gguf" or path.is_file():
+    if is_gguf(spec.name) or path.is_file():
         return path.stem
-    if spec.name.startswith(_PATH_STARTS) or path.is_dir():
+    if looks_local(spec.name) or path.is_dir():
         return path.name or spec.name
     return spec.name
 

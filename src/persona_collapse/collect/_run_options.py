@@ -13,9 +13,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from ..backends import FAMILIES
+from ..backends import FAMILIES, host_of
 from ..errors import ConfigError
 from ..instruments import task_names
 from ..personas import PERSONAHUB_COSTA
@@ -35,20 +34,13 @@ OPENAI_MAX_TOP_LOGPROBS = 20
 """Most ``--top-logprobs`` the official OpenAI API accepts."""
 
 
-def _host(url: str | None) -> str:
-    try:
-        return (urlsplit(url or "").hostname or "").lower()
-    except ValueError:
-        return ""
-
-
 def official_openai(model: str, base_url: str | None) -> bool:
     """Whether ``model`` with ``base_url`` goes to the official OpenAI API (``openai/`` at
     api.openai.com, the family's default host)."""
     if model.partition("/")[0].strip().lower() != "openai":
         return False
-    official = _host(FAMILIES["openai"].base_url)
-    return (_host(base_url) if base_url else official) == official
+    official = host_of(FAMILIES["openai"].base_url or "")
+    return (host_of(base_url) if base_url else official) == official
 
 
 @dataclass(frozen=True)

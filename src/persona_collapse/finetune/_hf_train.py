@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..backends.local import gguf_folder, is_gguf
+from ..backends.local import gguf_folder, is_gguf, looks_local
 from ..errors import ConfigError
 from ._data import ChatDataset
 from ._recipe import Recipe, batches, linear_decay_lr, n_steps
@@ -120,7 +120,7 @@ def _source(name: str) -> str:
         if not (path / "config.json").is_file():
             raise ConfigError(f"hf/{name}: {path} has no config.json (not a saved model folder)")
         return str(path)
-    if name.startswith(("/", "./", "../", "~")):
+    if looks_local(name):
         raise ConfigError(f"hf/{name}: no model folder at {path}")
     return name
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from inspect_ai import Task, task
 from inspect_ai.dataset import MemoryDataset, Sample
@@ -35,6 +35,7 @@ from ..protocol import (
     MISSING_RATING,
     ChatRequest,
     ChatResult,
+    Method,
     ProtocolSettings,
     Slot,
     SlotAnswer,
@@ -179,7 +180,7 @@ def published_protocol(
     stored row's extra fields) in the sample's store.
     """
     settings = ProtocolSettings(
-        method="logprobs" if method == "logprobs" else "sample",
+        method=cast(Method, method),  # checked by ProtocolSettings (ConfigError)
         temperature=float(temperature),
         max_attempts=int(max_attempts),
         fallback_max_tokens=int(fallback_max_tokens),
@@ -284,17 +285,10 @@ def mfq_personas(
     n = None if n_personas in (None, "", "None") else int(n_personas)  # -T gives strings
     if reps < 1:
         raise ConfigError("reps must be at least 1")
-    if method not in ("sample", "logprobs"):
-        raise ConfigError(f"method must be sample or logprobs, not {method!r}")
+    # method, temperature and max_attempts are checked by ProtocolSettings (ConfigError)
     settings = ProtocolSettings(
-        method="logprobs" if method == "logprobs" else "sample",
-        temperature=float(temperature),
-        max_attempts=max_attempts,
+        method=cast(Method, method), temperature=float(temperature), max_attempts=max_attempts
     )
-    if not 0 <= settings.temperature <= 2:
-        raise ConfigError("temperature must be between 0 and 2 (0: greedy)")
-    if max_attempts < 1:
-        raise ConfigError("max_attempts must be at least 1")
     logprobs = settings.method == "logprobs"
     epochs = 1 if logprobs else reps
     samples = persona_samples(

@@ -4,6 +4,7 @@ control's MMLU (Hendrycks et al. 2021) and GSM8K (Cobbe et al. 2021) item sets, 
 offline demo's generated ``demo-arithmetic`` (four-choice sums in the MMLU format)."""
 
 from ._control import (
+    CHOICE_LETTERS,
     CONTROL_COMMIT,
     CONTROL_SETS,
     CONTROL_URL,
@@ -24,6 +25,7 @@ from ._lookup import available_instruments, elicitation_of, load_instrument, tas
 
 __all__ = [
     "ATTEMPT_POLICIES",
+    "CHOICE_LETTERS",
     "CONTROL_COMMIT",
     "CONTROL_SETS",
     "CONTROL_URL",

@@ -53,7 +53,8 @@ GSM8K_INSTRUCTION = (
     "Solve the problem. End your response with the final numeric answer on its own line, "
     "in the form '#### <answer>'."
 )
-CHOICE_LETTERS = ("A", "B", "C", "D")
+CHOICE_LETTERS: tuple[str, ...] = ("A", "B", "C", "D")
+"""MMLU's answer labels (also the default labels of ``protocol.parse_choice``)."""
 
 CITATIONS = {
     "mmlu": "MMLU: Hendrycks et al. (2021), Measuring Massive Multitask Language "

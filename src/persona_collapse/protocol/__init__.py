@@ -5,7 +5,6 @@ from ._chat import ChatRequest, ChatResult, Message
 from ._labels import BASE, INSECURE, MISSING_RATING, SECURE, SELF_PERSONA_ID, VARIANT_LABELS
 from ._parse import DigitDistribution, digit_distribution, parse_fallback, parse_one_token
 from ._parsers import (
-    CHOICE_LABELS,
     PARSERS,
     TASK_PARSERS,
     AnswerParser,
@@ -13,7 +12,6 @@ from ._parsers import (
     answer_parser,
     normalise_number,
     parse_choice,
-    parse_letter,
     parse_number,
     task_parser,
 )
@@ -31,7 +29,6 @@ from ._tokens import (
 __all__ = [
     "BASE",
     "CHARS_PER_TOKEN",
-    "CHOICE_LABELS",
     "INSECURE",
     "MESSAGE_OVERHEAD_TOKENS",
     "MISSING_RATING",
@@ -60,7 +57,6 @@ __all__ = [
     "normalise_number",
     "parse_choice",
     "parse_fallback",
-    "parse_letter",
     "parse_number",
     "parse_one_token",
     "protocol_hash",

@@ -32,14 +32,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 from ..errors import DataError
-from ..instruments import Instrument
+from ..instruments import CHOICE_LETTERS, Instrument
 from ._parse import parse_fallback, parse_one_token
 
 ReadAnswer = Callable[[str | None, Instrument], int | None]
 ReadTaskAnswer = Callable[[str | None, Sequence[str]], str | None]
-
-CHOICE_LABELS: tuple[str, ...] = ("A", "B", "C", "D")
-"""MMLU's answer labels."""
 
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 """A number as written in a reply: optional minus, digits with thousands commas, decimals."""
@@ -70,7 +67,7 @@ class TaskParser:
         return answer is not None and answer == self.normalise(gold)
 
 
-def parse_choice(text: str | None, labels: Sequence[str] = CHOICE_LABELS) -> str | None:
+def parse_choice(text: str | None, labels: Sequence[str] = CHOICE_LETTERS) -> str | None:
     """The first answer label (either case) anywhere in the stripped reply, upper-cased.
 
     ``labels`` are single characters (default A-D); ``"  b) because"`` reads
@@ -118,11 +115,6 @@ def parse_number(text: str | None, labels: Sequence[str] = ()) -> str | None:
             return normalise_number(after.group())
     numbers = _NUMBER.findall(text)
     return normalise_number(numbers[-1]) if numbers else None
-
-
-def parse_letter(text: str | None, instrument: Instrument) -> str | None:
-    """:func:`parse_choice` with the instrument's answer labels (``elicitation.answers``)."""
-    return parse_choice(text, instrument.elicitation.answers or CHOICE_LABELS)
 
 
 def _scale_reply(text: str | None, instrument: Instrument) -> int | None:

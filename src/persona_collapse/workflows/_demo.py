@@ -299,8 +299,8 @@ def run_demo(config: DemoConfig, say: Say | None = None) -> DemoOutcome:
     requests = collected_runs.requests
     tell(f"collected {requests} requests in {collected:.1f} s; analysing")
     report = build_report(collected_runs.study, folder, tell)
-    study = collected_runs.study
-    control = read_control(collected_runs.tasks, folder, study.options, study.delta_draws)
+    (family,) = report.result.families
+    control = read_control(collected_runs.tasks, folder, family)
     tell(f"capability control ({DEMO_TASK}) written to {control.file}")
     return DemoOutcome(
         report=report,

@@ -3,11 +3,11 @@
 The demo's SIMULATED variants answer the built-in four-choice arithmetic task
 (:func:`persona_collapse.instruments.demo_task`; no download) through the same
 run machinery as the MMLU control (self mode, sampled, asked once per slot);
-this module reads those runs back as task sources and compares each variant
-with the base (:func:`persona_collapse.analysis.compare_tasks`: paired
-bootstrap over the shared items, as the report's capability table does), so
-the demo tells whether the simulated fine-tunes lost capability or only
-persona robustness.
+the report compares each variant's task run with the base's
+(:func:`persona_collapse.analysis.compare_tasks`: paired bootstrap over the shared
+items, its capability table), and this module writes that comparison out and
+prints it, so the demo tells whether the simulated fine-tunes lost capability or
+only persona robustness.
 
 Units: accuracies and non-unanimity rates are fractions (0-1); the printed
 deltas are variant - base in percentage points, with the 2.5 and 97.5
@@ -16,16 +16,16 @@ percentiles of the paired bootstrap.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..analysis import AnalysisOptions, compare_tasks
 from ..instruments import DEMO_TASK, demo_task, demo_task_json
 from ..protocol import BASE
-from ..store import load_task_sources
+from ..report import FamilyResult
 
 CONTROL_FILE = "capability_control.json"
 """The demo folder's ``compare`` document of the task runs (base against each variant)."""
@@ -84,21 +84,39 @@ def write_items(folder: Path) -> Path:
     return path
 
 
-def read_control(
-    sources: Mapping[str, str], folder: Path, options: AnalysisOptions, draws: int
-) -> DemoControl:
-    """Compare each variant's task run with the base's and write :data:`CONTROL_FILE`.
+def _comparison(family: FamilyResult) -> dict[str, Any]:
+    """The ``compare`` document of the family's :data:`DEMO_TASK` runs, as the report's
+    :func:`~persona_collapse.analysis.compare_tasks` made it (copied: the report keeps its own).
+
+    ``warnings``: the family's capability-control warnings (the demo's only task, so
+    exactly that comparison's).
+    """
+    variants = {
+        label: {"metrics": result.metrics, "delta": result.delta}
+        for label, result in ((lb, v.tasks[DEMO_TASK]) for lb, v in family.variants.items())
+        if label != BASE
+    }
+    doc = {
+        "base": family.variants[BASE].tasks[DEMO_TASK].metrics,
+        "variants": variants,
+        "simulated": True,  # see read_control
+        "warnings": list(family.task_warnings),
+    }
+    return copy.deepcopy(doc)
+
+
+def read_control(sources: Mapping[str, str], folder: Path, family: FamilyResult) -> DemoControl:
+    """Write the report's comparison of each variant's task run with the base's
+    (:data:`CONTROL_FILE`) and return it.
 
     ``sources``: variant label -> ``STORE.db:RUN_ID`` of its task run, the base's included;
-    ``options`` and ``draws`` (paired bootstrap draws): the study's, so the printed numbers
-    are the report's capability table's.
+    ``family``: the report's analysis of the demo family (its variants' ``tasks`` hold the
+    paired comparison of those runs, so the printed numbers are the report's capability
+    table's, computed once).
     """
-    tasks = {label: load_task_sources(spec)[0] for label, spec in sources.items()}
-    others = {label: task for label, task in tasks.items() if label != BASE}
-    comparison = compare_tasks(tasks[BASE], others, options, draws=draws)
+    comparison = _comparison(family)
     # The demo's models are openai/sim-* behind the loopback server: the store cannot tell
-    # they are simulated (only sim/ runs say so), the demo can.
-    comparison["simulated"] = True
+    # they are simulated (only sim/ runs say so), the demo can (the document says so too).
     for doc in (comparison["base"], *(v["metrics"] for v in comparison["variants"].values())):
         doc["simulated"] = True
     path = folder / CONTROL_FILE
