@@ -10,7 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis import NOT_ANSWERING, noise_floor_warning, saturation_warning
+from ..analysis import (
+    NOT_ANSWERING,
+    at_noise_floor,
+    is_saturated,
+    noise_floor_warning,
+    saturation_warning,
+)
 from ..stats import OVERALL, Band, Change, published_band
 from ._capability_verdict import capability_headline, capability_readings
 from ._clear import Z_CLEAR, r_dropped, z_score
@@ -92,9 +98,8 @@ def diagnostic_findings(label: str, var: VariantResult) -> list[Finding]:
 
 def _diagnostic_headline(family: FamilyResult) -> str:
     """The headline's note on saturated variants and on S at the noise floor ("" when none)."""
-    found = {lb: diagnostic_findings(lb, var) for lb, var in family.variants.items()}
-    saturated = [lb for lb, fs in found.items() if any(f.text.startswith("saturated") for f in fs)]
-    floor = [lb for lb, fs in found.items() if any("noise floor" in f.text for f in fs)]
+    saturated = [lb for lb, var in family.variants.items() if is_saturated(var.usage)]
+    floor = [lb for lb, var in family.variants.items() if at_noise_floor(var.measurement)]
     out = ""
     if saturated:
         out += (
