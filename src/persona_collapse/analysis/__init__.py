@@ -39,6 +39,7 @@ from ._curves import (
 from ._diagnostics import (
     NOISE_FLOOR_SES,
     SATURATION_SHARE,
+    at_noise_floor,
     is_saturated,
     noise_floor_warning,
     saturation_warning,
@@ -87,6 +88,7 @@ __all__ = [
     "Trajectory",
     "TrajectoryPoint",
     "answer_table",
+    "at_noise_floor",
     "ceiling_falls",
     "cell_view",
     "check_method",

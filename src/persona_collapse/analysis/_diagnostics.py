@@ -5,7 +5,7 @@
 * :func:`saturation_warning`: one rating holds at least :data:`SATURATION_SHARE`
   of the answers, so S is bounded by the scale;
 * :func:`noise_floor_warning`: S is within :data:`NOISE_FLOOR_SES` standard
-  errors of the spread repetition noise alone would give.
+  errors of the spread repetition noise alone would give (:func:`at_noise_floor`).
 
 docs/diagnostics.md explains the three with the published examples.
 """
@@ -101,14 +101,22 @@ def saturation_warning(label: str, usage: ScaleUsage) -> str | None:
     )
 
 
-def noise_floor_warning(label: str, meas: Measurement) -> str | None:
-    """The warning that S is at its noise floor (S - F within 2 SE of 0), or None."""
+def at_noise_floor(meas: Measurement) -> bool:
+    """Whether S (overall) is at its noise floor: finite, with S - F within
+    :data:`NOISE_FLOOR_SES` standard errors of S (F: the spread from repetition noise alone)."""
     S, S_se = float(meas.S[0]), float(meas.S_se[0])
     floor = float(meas.noise_floor[meas.groups.index(OVERALL)])
     if not (math.isfinite(S) and math.isfinite(S_se)):
+        return False
+    return not S - floor > NOISE_FLOOR_SES * S_se
+
+
+def noise_floor_warning(label: str, meas: Measurement) -> str | None:
+    """The warning that S is at its noise floor (:func:`at_noise_floor`), or None."""
+    if not at_noise_floor(meas):
         return None
-    if S - floor > NOISE_FLOOR_SES * S_se:
-        return None
+    S = float(meas.S[0])
+    floor = float(meas.noise_floor[meas.groups.index(OVERALL)])
     corrected = float(meas.S_corrected[0])
     return (
         f"{label}: S is at its noise floor: S = {S:.2f} against {floor:.2f} from repetition "

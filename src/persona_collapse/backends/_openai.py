@@ -13,7 +13,6 @@ from typing import Any
 import httpx2
 import openai
 
-from ._batch_api import BatchAPI
 from ._decisions import (
     SDKErrors,
     Where,
@@ -26,7 +25,6 @@ from ._decisions import (
     sdk_field as _field,
 )
 from ._openai_batch import OpenAIBatchAPI
-from ._registry import FAMILIES
 from ._sdk import SDKBackend
 from ._types import (
     BackendError,
@@ -222,11 +220,3 @@ class OpenAIBackend(SDKBackend):
             if isinstance(token, str) and isinstance(logprob, int | float):
                 out.append((token, float(logprob)))
         return out
-
-    @property
-    def batch(self) -> BatchAPI | None:
-        """The Batch API for ``openai/`` (OpenAI, or a compatible server with /v1/files and
-        /v1/batches); None for the other OpenAI-compatible families."""
-        if not FAMILIES[self.spec.family].batch:
-            return None
-        return super().batch

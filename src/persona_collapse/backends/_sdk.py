@@ -23,6 +23,7 @@ from typing import Any
 from ._backend import Backend
 from ._batch_api import BatchAPI, BatchItem
 from ._decisions import SDKErrors, Where, decision_for_status, malformed, one_line, redact
+from ._registry import FAMILIES
 from ._types import (
     BackendError,
     BadAnswer,
@@ -62,7 +63,8 @@ class SDKBackend(Backend):
     sdk_errors: SDKErrors
     #: The SDK's async client class (``openai.AsyncOpenAI``, ``anthropic.AsyncAnthropic``).
     client_class: Callable[..., Any]
-    #: The provider's batch capability, offered as :attr:`batch` (None: it has none).
+    #: The provider's batch capability, offered as :attr:`batch` where the family's registry
+    #: entry says the provider has one (None: it has none).
     batch_class: type[BatchAPI] | None = None
 
     def __init__(
@@ -222,8 +224,15 @@ class SDKBackend(Backend):
 
     @property
     def batch(self) -> BatchAPI | None:
-        """The provider's batch API (:attr:`batch_class`, made once), or None when it has none."""
-        if self.batch_class is None:
+        """The provider's batch API (:attr:`batch_class`, made once), or None when it has none.
+
+        The family's registry entry decides whether the provider has one
+        (``FAMILIES[family].batch``: ``openai/`` and ``anthropic/``, not the other
+        OpenAI-compatible families); a family outside the registry (a backend built
+        directly) is decided by :attr:`batch_class` alone.
+        """
+        family = FAMILIES.get(self.spec.family)
+        if self.batch_class is None or (family is not None and not family.batch):
             return None
         if self._batch_api is None:
             self._batch_api = self.batch_class(self)

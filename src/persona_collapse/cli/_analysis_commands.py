@@ -20,7 +20,14 @@ from ..analysis import (
     source_warnings,
 )
 from ..errors import ConfigError, DataError
-from ..store import Responses, load_sources, load_task_sources, task_run_ids, task_source_kind
+from ..store import (
+    Responses,
+    load_one_task_source,
+    load_sources,
+    load_task_sources,
+    task_run_ids,
+    task_source_kind,
+)
 from ._option_groups import bootstrap_from, bootstrap_options
 from ._output import FORMAT_OPTION, print_comparison, print_metrics, print_profiles
 from ._spec import Command, Option, registrar
@@ -234,20 +241,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _one_task(spec: str, what: str) -> Any:
-    sources = load_task_sources(spec)
-    if len(sources) != 1:
-        raise ConfigError(
-            f"{what} {spec} holds {len(sources)} task sources; name exactly one "
-            "(a file or STORE.db:RUN_ID)"
-        )
-    return sources[0]
-
-
 def _compare_tasks(args: argparse.Namespace, specs: dict[str, str], opts: AnalysisOptions) -> int:
     """``compare`` on task sources: paired deltas of accuracy and instability per variant."""
-    base = _one_task(args.base, "--base")
-    variants = {label: _one_task(spec, f"--variant {label}") for label, spec in specs.items()}
+    accepted = "a file or STORE.db:RUN_ID"
+    base = load_one_task_source(args.base, "--base", accepted=accepted)
+    variants = {
+        label: load_one_task_source(spec, f"--variant {label}", accepted=accepted)
+        for label, spec in specs.items()
+    }
     print_task_comparison(compare_tasks(base, variants, opts), args.format)
     return 0
 

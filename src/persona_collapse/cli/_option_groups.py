@@ -13,13 +13,11 @@ from typing import Any
 
 from ..stats import MAX_DRAWS, BootstrapConfig
 from ._defaults import field_default
-from ._spec import Option, add_options
+from ._spec import Option
 
 __all__ = [
     "CONNECTION",
     "QUIET",
-    "add_connection_options",
-    "add_store_options",
     "bootstrap_from",
     "bootstrap_options",
     "connection_options",
@@ -130,11 +128,6 @@ def connection_options(
     )
 
 
-def add_connection_options(p: argparse.ArgumentParser, options: type, **settings: Any) -> None:
-    """Add :func:`connection_options` (``settings``: its keywords) to ``p``."""
-    add_options(p, connection_options(options, **settings))
-
-
 def store_options(options: type, *, run_id_help: str, max_cost_help: str) -> tuple[Option, ...]:
     """``--store --run-id --max-cost`` (US dollars), defaults from the dataclass ``options``."""
     default = partial(field_default, options)
@@ -150,10 +143,3 @@ def store_options(options: type, *, run_id_help: str, max_cost_help: str) -> tup
             "--max-cost", type=float, default=default("max_cost"), metavar="USD", help=max_cost_help
         ),
     )
-
-
-def add_store_options(
-    p: argparse.ArgumentParser, options: type, *, run_id_help: str, max_cost_help: str
-) -> None:
-    """Add :func:`store_options` to ``p``."""
-    add_options(p, store_options(options, run_id_help=run_id_help, max_cost_help=max_cost_help))

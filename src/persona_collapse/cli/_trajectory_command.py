@@ -23,23 +23,31 @@ from ._output import (
     METRIC_KEYS,
     NOISE_KEYS,
     _console,
-    emit_csv,
-    emit_json,
+    _emitted_as_data,
+    _top1_cell,
     print_written,
     usage_cells,
     usage_header,
     usage_values,
-    warn,
 )
 from ._spec import Command, Option, registrar
 
 __all__ = ["checkpoints", "register"]
 
 
-def _csv(doc: dict[str, Any]) -> None:
+def _csv_header(doc: dict[str, Any]) -> list[str]:
+    """The columns of ``trajectory --format csv``: one row per checkpoint."""
     values = usage_values(doc["points"])
-    header = ["step", "source", "n_personas", *METRIC_KEYS, *NOISE_KEYS, *usage_header(values)]
-    rows = [
+    return [
+        *("step", "source", "n_personas", *METRIC_KEYS, *NOISE_KEYS, *usage_header(values)),
+        *("saturated", "ceiling_fall"),
+    ]
+
+
+def _csv_rows(doc: dict[str, Any]) -> list[list[Any]]:
+    """The rows of ``trajectory --format csv``, in step order (see :func:`_csv_header`)."""
+    values = usage_values(doc["points"])
+    return [
         [
             p["step"],
             p["source"],
@@ -51,17 +59,11 @@ def _csv(doc: dict[str, Any]) -> None:
         ]
         for p in doc["points"]
     ]
-    emit_csv([*header, "saturated", "ceiling_fall"], rows)
 
 
 def print_trajectory(doc: dict[str, Any], fmt: str) -> None:
     """The trajectory as JSON, CSV (one row per step) or a table (warnings on stderr)."""
-    if fmt == "json":
-        emit_json(doc)
-        return
-    warn(doc["warnings"])
-    if fmt == "csv":
-        _csv(doc)
+    if _emitted_as_data(doc, fmt, _csv_header(doc), lambda: _csv_rows(doc)):
         return
     from rich.table import Table
 
@@ -72,7 +74,6 @@ def print_trajectory(doc: dict[str, Any], fmt: str) -> None:
         table.add_column(col, justify="right")
     for p in doc["points"]:
         u = p.get("scale_usage") or {}
-        top1 = f"{u['top1_share']:.0%} on {u['top1_rating']}" if u else ""
         mark = " !" if p["ceiling_fall"] else (" *" if p["saturated"] else "")
         table.add_row(
             str(p["step"]),
@@ -82,7 +83,7 @@ def print_trajectory(doc: dict[str, Any], fmt: str) -> None:
             f"{p['S_noise_floor']:.3f}",
             f"{p['sigma_bar']:.3f} ± {p['sigma_bar_se']:.3f}",
             f"{p['R']:.2f} ± {p['R_se']:.2f}",
-            top1 + mark,
+            _top1_cell(p) + mark,
             f"{u['entropy_bits']:.2f}" if u else "",
         )
     console.print(table)

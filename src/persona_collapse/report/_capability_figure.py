@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from ..stats import Instability
-from ._canvas import Drawn, finished, legend_of, new_figure
+from ._canvas import Drawn, bar_offsets, finished, legend_of, new_figure
 from ._results import FamilyResult, StudyResult, VariantResult
 from ._style import variant_bars
 from ._task_results import Z95, questionnaire_label, task_label
@@ -57,15 +57,15 @@ def _measure(name: str, scale: float) -> Value:
 
 def _bars(ax: Axes, groups: Sequence[Group], labels: Sequence[str], value: Value) -> None:
     """Bars per group (x) and variant, with error bars where a value carries an interval."""
-    width = 0.8 / max(len(labels), 1)
-    for j, label in enumerate(labels):
+    offsets, bar_width = bar_offsets(len(labels))
+    for offset, label in zip(offsets, labels, strict=True):
         x, y, err = [], [], []
         for i, (fam, key) in enumerate(groups):
             var = fam.variants.get(label)
             got = None if var is None else value(var, key)
             if got is None:
                 continue
-            x.append(i + (j - (len(labels) - 1) / 2) * width)
+            x.append(i + offset)
             y.append(got[0])
             err.append((got[0] - got[1], got[2] - got[0]))
         if not x:
@@ -74,7 +74,7 @@ def _bars(ax: Axes, groups: Sequence[Group], labels: Sequence[str], value: Value
         ax.bar(
             x,
             y,
-            width * 0.92,
+            bar_width,
             yerr=None if np.isnan(yerr).all() else yerr,
             capsize=2,
             **variant_bars(label, labels),

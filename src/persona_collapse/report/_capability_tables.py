@@ -16,19 +16,14 @@ from typing import Any
 
 from ..stats import Instability
 from ._results import StudyResult
-from ._table_formats import Cell, Column, Table
+from ._table_formats import Cell, Column, Table, simulated_suffix
 from ._task_results import TaskResult, questionnaire_label, task_label
 
-_SIM = " [SIMULATED data]"
 _DELTAS = (
     ("accuracy", "Δaccuracy (pp)", 100.0, 1),
     ("non_unanimity", "Δnon-unanimity (pp)", 100.0, 1),
     ("gini", "ΔGini", 1.0, 3),
 )
-
-
-def _sim(result: StudyResult) -> str:
-    return _SIM if result.simulated else ""
 
 
 def _delta_cells(delta: dict[str, Any] | None) -> list[Cell]:
@@ -94,7 +89,7 @@ def capability_table(result: StudyResult) -> Table | None:
     return Table(
         "capability",
         f"Capability control: accuracy and repeat instability per task, and the paired "
-        f"change against base{_sim(result)}",
+        f"change against base{simulated_suffix(result)}",
         (
             Column("family"),
             Column("variant"),
@@ -163,7 +158,8 @@ def instability_table(result: StudyResult) -> Table | None:
         return None
     return Table(
         "instability",
-        f"Repeat instability across instruments: do identical repetitions agree?{_sim(result)}",
+        "Repeat instability across instruments: do identical repetitions agree?"
+        + simulated_suffix(result),
         (
             Column("family"),
             Column("variant"),

@@ -10,9 +10,10 @@ The rule, per non-base variant with at least one task compared with its base:
   ``mixed``). The finding gives the fall relative to the base's accuracy
   beside the change in R, so a reader can weigh a small capability loss
   against a large R drop; the rule itself does not weigh them;
-* otherwise, when R clearly dropped (more than :data:`Z_CLEAR` SE against
-  base, the verdict's own test), the drop came while every task's accuracy
-  stayed within its interval: **persona-specific, not broad degradation**;
+* otherwise, when R clearly dropped (more than :data:`._clear.Z_CLEAR` SE
+  against base, the verdict's own test :func:`._clear.r_dropped`), the drop
+  came while every task's accuracy stayed within its interval:
+  **persona-specific, not broad degradation**;
 * otherwise there is no clear R drop to explain, and the finding only reports
   the accuracies.
 
@@ -27,12 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..stats import OVERALL
+from ._clear import r_dropped
 from ._results import FamilyResult, VariantResult
 from ._task_results import TaskResult, task_label
-
-Z_CLEAR = 2.0
-"""Standard errors beyond which a difference is reported as clear rather than within noise
-(the verdict's test for every finding, R's drop included)."""
 
 
 @dataclass(frozen=True)
@@ -85,9 +83,8 @@ def r_change(var: VariantResult) -> tuple[float, bool]:
     """``(ΔR in percent, whether R clearly dropped)`` of a variant against its base."""
     assert var.change is not None
     delta, delta_se = var.change.at(OVERALL)
-    d, se = float(delta["R"]), float(delta_se["R"])
-    z = abs(d) / se if se > 0 else float("inf")
-    return d, d < 0 and z > Z_CLEAR
+    d = float(delta["R"])
+    return d, r_dropped(d, float(delta_se["R"]))[1]
 
 
 def _relative(task: TaskResult) -> str:

@@ -15,7 +15,7 @@ import numpy.typing as npt
 from matplotlib.axes import Axes
 
 from ..analysis import SATURATION_SHARE, is_saturated
-from ._canvas import Drawn, finished, legend_of, panel_grid
+from ._canvas import Drawn, bar_offsets, finished, legend_of, panel_grid
 from ._results import FamilyResult, StudyResult, VariantResult
 from ._style import OKABE_ITO, variant_bars
 from ._trajectory_figure import trajectory_figure
@@ -40,16 +40,16 @@ def share_bars(
     """Side by side per rating in ``values``, a bar per variant of ``fam`` (in ``labels``
     order): ``share`` of its answers on that rating, in percent. Titled with the family, rating
     ticks, y label; returns the variants drawn, as ``(label, variant)``."""
-    width = 0.8 / max(len(labels), 1)
+    offsets, bar_width = bar_offsets(len(labels))
     drawn: list[tuple[str, VariantResult]] = []
-    for j, label in enumerate(labels):
+    for offset, label in zip(offsets, labels, strict=True):
         var = fam.variants.get(label)
         if var is None:
             continue
         ax.bar(
-            values + (j - (len(labels) - 1) / 2) * width,
+            values + offset,
             share(var),
-            width * 0.92,
+            bar_width,
             **variant_bars(label, labels),
             label=label,
         )

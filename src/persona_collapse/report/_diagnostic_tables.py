@@ -10,13 +10,7 @@ import math
 
 from ..analysis import SATURATION_SHARE, is_saturated
 from ._results import StudyResult
-from ._table_formats import Cell, Column, Table, metric_columns
-
-_SIM = " [SIMULATED data]"
-
-
-def _sim(result: StudyResult) -> str:
-    return _SIM if result.simulated else ""
+from ._table_formats import Cell, Column, Table, metric_columns, simulated_suffix
 
 
 def _scale_values(result: StudyResult) -> tuple[int, ...]:
@@ -46,7 +40,7 @@ def scale_usage_table(result: StudyResult) -> Table:
             )
     return Table(
         "scale_usage",
-        f"Scale usage: share of persona-mode answers on each rating{_sim(result)}",
+        f"Scale usage: share of persona-mode answers on each rating{simulated_suffix(result)}",
         (
             Column("family"),
             Column("variant"),
@@ -107,7 +101,7 @@ def trajectory_table(result: StudyResult) -> Table | None:
         return None
     return Table(
         "trajectory",
-        f"Trajectory over training steps (± SE){_sim(result)}",
+        f"Trajectory over training steps (± SE){simulated_suffix(result)}",
         (
             Column("family"),
             Column("step"),

@@ -24,6 +24,7 @@ from matplotlib.projections.polar import PolarAxes
 from ..protocol import BASE
 from ..stats import OVERALL, Band, Profile, published_band
 from ._canvas import Drawn as _Drawn
+from ._canvas import bar_offsets as _bar_offsets
 from ._canvas import finished as _finished
 from ._canvas import new_figure as _new_figure
 from ._canvas import panel_grid as _panel_grid
@@ -79,17 +80,16 @@ def _grouped_bars(
     ax: Axes, families: Sequence[FamilyResult], labels: Sequence[str], value: ValueFn
 ) -> None:
     """Bars per family (x groups) and variant (bars), with SE error bars."""
-    n = max(len(labels), 1)
-    width = 0.8 / n
+    offsets, bar_width = _bar_offsets(len(labels))
     x = np.arange(len(families), dtype=np.float64)
-    for j, label in enumerate(labels):
+    for offset, label in zip(offsets, labels, strict=True):
         got = [value(f, label) for f in families]
         vals = np.array([g[0] if g else np.nan for g in got])
         ses = np.array([g[1] if g else np.nan for g in got])
         ax.bar(
-            x + (j - (n - 1) / 2) * width,
+            x + offset,
             vals,
-            width * 0.92,
+            bar_width,
             yerr=ses,
             **variant_bars(label, labels),
             label=label,
@@ -225,20 +225,19 @@ def fig_foundation_changes(result: StudyResult) -> _Drawn:
     fig = _new_figure(8.0, 0.6 + 2.3 * len(fams))
     axes = np.atleast_2d(fig.subplots(len(fams), 2, squeeze=False))
     x = np.arange(len(subscales), dtype=np.float64)
-    n = max(len(labels), 1)
-    width = 0.8 / n
+    offsets, bar_width = _bar_offsets(len(labels))
     for row, fam in enumerate(fams):
         for col, (metric, name) in enumerate((("S", "ΔS"), ("sigma_bar", "Δσ̄"))):
             ax: Axes = axes[row, col]
-            for j, label in enumerate(labels):
+            for offset, label in zip(offsets, labels, strict=True):
                 var = fam.variants.get(label)
                 if var is None or var.change is None:
                     continue
                 pairs = [var.change.at(g) for g in subscales]
                 ax.bar(
-                    x + (j - (n - 1) / 2) * width,
+                    x + offset,
                     [d[metric] for d, _ in pairs],
-                    width * 0.92,
+                    bar_width,
                     yerr=[se[metric] for _, se in pairs],
                     **variant_bars(label, labels),
                     error_kw={"elinewidth": 0.9, "ecolor": "#333333"},

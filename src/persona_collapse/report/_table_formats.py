@@ -14,8 +14,20 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._results import StudyResult
 
 Cell = str | int | float | bool | None
+
+SIMULATED_SUFFIX = " [SIMULATED data]"
+"""Appended to a table's caption when the study's data are simulated."""
+
+
+def simulated_suffix(result: StudyResult) -> str:
+    """:data:`SIMULATED_SUFFIX` when ``result``'s data are simulated, else ``""``."""
+    return SIMULATED_SUFFIX if result.simulated else ""
 
 
 @dataclass(frozen=True)

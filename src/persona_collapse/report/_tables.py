@@ -11,14 +11,9 @@ from ..stats import METRICS, OVERALL, Band, Change, Measurement, published_band
 from ._capability_tables import capability_table, instability_table
 from ._diagnostic_tables import scale_usage_table, trajectory_table
 from ._results import StudyResult, VariantResult
-from ._table_formats import Cell, Column, Table, metric_columns
+from ._table_formats import Cell, Column, Table, metric_columns, simulated_suffix
 
-_SIM = " [SIMULATED data]"
 _METRIC_HEADINGS = {"S": "S", "sigma_bar": "σ̄", "R": "R"}
-
-
-def _sim(result: StudyResult) -> str:
-    return _SIM if result.simulated else ""
 
 
 def _delta_columns(prefix: str = "d", unit: str = "%") -> tuple[Column, ...]:
@@ -75,7 +70,8 @@ def metrics_table(result: StudyResult, band: Band) -> Table:
             )
     return Table(
         "metrics",
-        f"Moral susceptibility S, mean within-persona SD σ̄ and robustness R (± SE){_sim(result)}",
+        "Moral susceptibility S, mean within-persona SD σ̄ and robustness R (± SE)"
+        + simulated_suffix(result),
         (
             Column("family"),
             Column("variant"),
@@ -111,7 +107,7 @@ def foundation_metrics_table(result: StudyResult) -> Table:
                 rows.append([fam.name, label, group, *_metric_cells(var.measurement, group)])
     return Table(
         "metrics_by_foundation",
-        f"S, S*, σ̄ and R per moral foundation (± SE){_sim(result)}",
+        f"S, S*, σ̄ and R per moral foundation (± SE){simulated_suffix(result)}",
         (Column("family"), Column("variant"), Column("foundation"), *metric_columns()),
         rows,
         note=_NOISE_NOTE,
@@ -144,7 +140,8 @@ def changes_table(result: StudyResult) -> Table:
         rows.append([family, label, *_with_se(*change.at(OVERALL)), *_corrected(change), kl])
     return Table(
         "changes",
-        f"Relative change against base, ΔX = (X − X_base) / X_base, in percent (± SE){_sim(result)}",
+        "Relative change against base, ΔX = (X − X_base) / X_base, in percent (± SE)"
+        + simulated_suffix(result),
         (
             Column("family"),
             Column("variant"),
@@ -169,7 +166,8 @@ def foundation_changes_table(result: StudyResult) -> Table:
             rows.append([family, label, group, *_with_se(*change.at(group))])
     return Table(
         "changes_by_foundation",
-        f"Relative change against base per moral foundation, percent (± SE){_sim(result)}",
+        "Relative change against base per moral foundation, percent (± SE)"
+        + simulated_suffix(result),
         (Column("family"), Column("variant"), Column("foundation"), *_delta_columns()),
         rows,
     )
@@ -188,7 +186,7 @@ def excess_table(result: StudyResult) -> Table | None:
     return Table(
         "excess",
         "Misalignment-specific excess ΔX(insecure) − ΔX(secure), percentage points (± SE)"
-        + _sim(result),
+        + simulated_suffix(result),
         (Column("family"), Column("foundation"), *_delta_columns("excess_", "pp")),
         rows,
     )
@@ -223,7 +221,7 @@ def summary_table(result: StudyResult) -> Table | None:
         )
     return Table(
         "summary",
-        f"Mean relative change over families, percent{_sim(result)}",
+        f"Mean relative change over families, percent{simulated_suffix(result)}",
         (
             Column("variant"),
             Column("mean_dS", "mean ΔS (%)", 1, True),
@@ -267,7 +265,9 @@ def _profile_table(result: StudyResult, which: str) -> Table | None:
         note = (
             "Per persona the mean rating per foundation; then mean ± SD (ddof 1) across personas."
         )
-    return Table(f"{which}_profiles", caption + _sim(result), tuple(cols), rows, note=note)
+    return Table(
+        f"{which}_profiles", caption + simulated_suffix(result), tuple(cols), rows, note=note
+    )
 
 
 def failures_table(result: StudyResult) -> Table:
@@ -277,7 +277,7 @@ def failures_table(result: StudyResult) -> Table:
     ]
     return Table(
         "failures",
-        f"Failure statistics per response set{_sim(result)}",
+        f"Failure statistics per response set{simulated_suffix(result)}",
         (
             Column("family"),
             Column("variant"),

@@ -25,7 +25,7 @@ from .._downloads import sha256_file
 from ..analysis import compare_tasks, measure_task
 from ..errors import ConfigError, DataError
 from ..instruments import Instrument
-from ..store import TaskResponses, load_task_sources
+from ..store import TaskResponses, load_one_task_source
 from ._provenance import SourceRecord, run_is_simulated
 from ._study import BASE, TASK_KEYS, FamilySpec, Study
 
@@ -79,15 +79,9 @@ def questionnaire_label(instrument: Instrument) -> str:
 def _load(spec: str, name: str, where: str) -> TaskResponses:
     """The one task source ``spec`` names; a source of the other known task is refused."""
     try:
-        found = load_task_sources(spec)
+        task = load_one_task_source(spec, f"{where}:")
     except DataError as exc:
         raise ConfigError(f"{where}: {exc.message}") from None
-    if len(found) != 1:
-        raise ConfigError(
-            f"{where}: {spec} holds {len(found)} task sources; name exactly one "
-            "(a task CSV or STORE.db:RUN_ID)"
-        )
-    task = found[0]
     if name != task.instrument and {name, task.instrument} <= set(TASK_KEYS):
         raise ConfigError(
             f"{where}: {task.label} holds {task.instrument} answers, not {name}; "

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from ..analysis import SATURATION_SHARE
+from ._canvas import new_figure
 from ._style import OKABE_ITO, write_png_pdf
 
 
@@ -36,8 +36,7 @@ def trajectory_figure(doc: dict[str, Any]) -> Figure:
     (``ceiling_fall``) are circled in every panel."""
     points = doc["points"]
     steps = [p["step"] for p in points]
-    fig = Figure(figsize=(6.4, 6.6), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = new_figure(6.4, 6.6)
     ax_s, ax_r, ax_u = fig.subplots(3, 1, sharex=True)
     blue, vermillion, green = OKABE_ITO["blue"], OKABE_ITO["vermillion"], OKABE_ITO["bluish_green"]
 

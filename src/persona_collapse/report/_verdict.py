@@ -10,9 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..analysis import NOT_ANSWERING, noise_floor_warning, saturation_warning
+from ..analysis import (
+    NOT_ANSWERING,
+    at_noise_floor,
+    is_saturated,
+    noise_floor_warning,
+    saturation_warning,
+)
 from ..stats import OVERALL, Band, Change, published_band
-from ._capability_verdict import Z_CLEAR, capability_headline, capability_readings
+from ._capability_verdict import capability_headline, capability_readings
+from ._clear import Z_CLEAR, r_dropped, z_score
 from ._results import FamilyResult, VariantResult
 
 
@@ -35,17 +42,13 @@ class FamilyVerdict:
     findings: tuple[Finding, ...]
 
 
-def _z(diff: float, se: float) -> float:
-    return abs(diff) / se if se > 0 else float("inf")
-
-
 def _band_finding(label: str, S: float, se: float, band: Band) -> tuple[Finding, bool]:
     if band.S_min <= S <= band.S_max:
         text = f"S = {S:.2f} ± {se:.2f}, inside the band [{band.S_min:.2f}, {band.S_max:.2f}]"
         return Finding(label, text, False), False
     above = band.S_max < S
     edge = band.S_max if above else band.S_min
-    z = _z(S - edge, se)
+    z = z_score(S - edge, se)
     clear = z > Z_CLEAR
     where = "above" if above else "below"
     certainty = f"{z:.1f} SE" if clear else f"only {z:.1f} SE: within noise of the edge"
@@ -57,21 +60,19 @@ def _band_finding(label: str, S: float, se: float, band: Band) -> tuple[Finding,
 
 
 def _r_finding(label: str, R: float, R_se: float, d: float, d_se: float) -> tuple[Finding, bool]:
-    z = _z(d, d_se)
-    clear = z > Z_CLEAR
+    z, dropped = r_dropped(d, d_se)
     if d < 0:
-        kind = "drop" if clear else "change within noise"
+        kind = "drop" if dropped else "change within noise"
     else:
-        kind = "rise" if clear else "change within noise"
+        kind = "rise" if z > Z_CLEAR else "change within noise"
     text = f"R = {R:.2f} ± {R_se:.2f}: {d:+.1f}% ± {d_se:.1f}% against base ({kind}, {z:.1f} SE)"
-    dropped = clear and d < 0
     return Finding(label, text, dropped), dropped
 
 
 def _excess_finding(excess: Change) -> Finding:
     """Insecure beyond secure: the excess in percentage points, flagged when σ̄ clearly rose."""
     e, e_se = excess.at(OVERALL)
-    z = _z(e["sigma_bar"], e_se["sigma_bar"])
+    z = z_score(e["sigma_bar"], e_se["sigma_bar"])
     clear = z > Z_CLEAR
     return Finding(
         "insecure beyond secure",
@@ -97,9 +98,8 @@ def diagnostic_findings(label: str, var: VariantResult) -> list[Finding]:
 
 def _diagnostic_headline(family: FamilyResult) -> str:
     """The headline's note on saturated variants and on S at the noise floor ("" when none)."""
-    found = {lb: diagnostic_findings(lb, var) for lb, var in family.variants.items()}
-    saturated = [lb for lb, fs in found.items() if any(f.text.startswith("saturated") for f in fs)]
-    floor = [lb for lb, fs in found.items() if any("noise floor" in f.text for f in fs)]
+    saturated = [lb for lb, var in family.variants.items() if is_saturated(var.usage)]
+    floor = [lb for lb, var in family.variants.items() if at_noise_floor(var.measurement)]
     out = ""
     if saturated:
         out += (

@@ -37,6 +37,7 @@ from ._summaries import RunSummary, run_summaries
 from ._task_table import (
     TASK_COLUMNS,
     TaskResponses,
+    load_one_task_source,
     load_task_sources,
     read_task_csv,
     task_source_kind,
@@ -82,6 +83,7 @@ __all__ = [
     "export_frame",
     "export_run",
     "import_csv",
+    "load_one_task_source",
     "load_sources",
     "load_task_sources",
     "now_utc",

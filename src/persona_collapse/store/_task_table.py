@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..instruments import CONTROL_SETS, load_instrument
 from ..protocol import TASK_PARSERS
 from ._csv import _decode, _header, _parse
@@ -316,3 +316,20 @@ def load_task_sources(spec: str) -> list[TaskResponses]:
         return _store_tasks(Path(spec), None)
     store_path, _, run_id = spec.rpartition(":")
     return _store_tasks(Path(store_path), run_id)
+
+
+def load_one_task_source(
+    spec: str, what: str, *, accepted: str = "a task CSV or STORE.db:RUN_ID"
+) -> TaskResponses:
+    """The one task source ``spec`` names (:func:`load_task_sources`); ConfigError when it holds
+    none or several (a folder, a store of many task runs).
+
+    ``what`` starts the message (``--base``, ``study.toml [x] mmlu:``); ``accepted`` says what
+    names exactly one. A spec that is no task source is :func:`load_task_sources`'s DataError.
+    """
+    found = load_task_sources(spec)
+    if len(found) != 1:
+        raise ConfigError(
+            f"{what} {spec} holds {len(found)} task sources; name exactly one ({accepted})"
+        )
+    return found[0]
