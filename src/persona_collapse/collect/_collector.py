@@ -38,10 +38,12 @@ with ``stop_reason="max-cost"``. Slots cut short this way are not stored, so
 resuming asks them again.
 
 :meth:`Collector.stop_sending` (Ctrl-C or SIGTERM, see ``GracefulStop``) does
-the same for a stop: no new request starts (no new slot, protocol attempt or
-transport retry), the answers in flight are stored as they arrive and
-:meth:`Collector.run` returns with ``stop_reason="interrupted"`` once they
-have; a slot whose answer in flight needed another attempt is left unstored.
+the same for a stop (:meth:`Transport.stop_sending`): no new request starts (no
+new slot, protocol attempt or transport retry), a request waiting out a
+backoff or Retry-After pause ends at once, the answers in flight are stored as
+they arrive and :meth:`Collector.run` returns with ``stop_reason="interrupted"``
+once they have; a slot whose answer in flight needed another attempt, or whose
+request was waiting to be retried, is left unstored (a resume asks it).
 """
 
 from __future__ import annotations
@@ -54,7 +56,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from ..backends import ChatRequest, ChatResult
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import (
@@ -91,23 +92,6 @@ __all__ = [
     "slot_protocol",
     "slot_row",
 ]
-
-
-class _Stopped(Exception):
-    """A request was not sent: the collector stops sending (:meth:`Collector.stop_sending`)."""
-
-
-class _Gate:
-    """``backend`` behind a gate: once closed, no new request starts (those started finish)."""
-
-    def __init__(self, backend: ChatBackend) -> None:
-        self.backend = backend
-        self.closed = False
-
-    async def complete(self, request: ChatRequest) -> ChatResult:
-        if self.closed:
-            raise _Stopped
-        return await self.backend.complete(request)
 
 
 class ResponseSink(Protocol):
@@ -270,9 +254,8 @@ class Collector:
         self.on_update = on_update
         self.stats = stats or CollectStats()
         self.stats.planned = len(slots)
-        self._gate = _Gate(backend)
         self.transport = Transport(
-            self._gate,
+            backend,
             limit=config.concurrency,
             policy=config.policy,
             price=price,
@@ -299,11 +282,13 @@ class Collector:
     # -- public ----------------------------------------------------------------
 
     def stop_sending(self) -> int:
-        """Start no new request from now on; :meth:`run` returns once those in flight are
-        answered and stored (``stop_reason="interrupted"``). Returns how many are in flight."""
-        self._gate.closed = True
+        """Start no new request from now on (:meth:`Transport.stop_sending`): requests
+        waiting out a retry pause end at once, unstored; :meth:`run` returns once those
+        in flight are answered and stored (``stop_reason="interrupted"``). Returns how
+        many are in flight."""
+        in_flight = self.transport.stop_sending()
         self.stats.stop_reason = self.stats.stop_reason or "interrupted"
-        return self.stats.in_flight
+        return in_flight
 
     async def run(self) -> CollectStats:
         """Ask every slot; returns the stats. Raises ConfigError on a fatal backend error."""
@@ -338,11 +323,11 @@ class Collector:
     # -- workers ---------------------------------------------------------------
 
     async def _worker(self) -> None:
-        while self._queue and self.transport.stopped is None and not self._gate.closed:
+        while self._queue and self.transport.stopped is None:
             slot = self._queue.popleft()
             try:
                 row = await self._ask(slot)
-            except (TransportStop, _Stopped):
+            except TransportStop:
                 return
             self._commit(row)
 

@@ -19,7 +19,11 @@ back*, never what the answer means:
   raised. One budget may be shared by several transports, so one
   ``--max-cost`` caps subject and judge traffic together;
 * the counters (requests, retries, 429s, tokens, estimated cost, in flight,
-  window) written into a :class:`TrafficCounters` object after every event.
+  window) written into a :class:`TrafficCounters` object after every event;
+* a graceful stop (:meth:`Transport.stop_sending`, reason ``interrupted``, for
+  Ctrl-C): no new request starts, the requests the server is answering finish,
+  and every request waiting out a backoff or Retry-After pause, or waiting for
+  a window slot, ends at once with the stop.
 
 Out-of-band traffic (batch lines, which a batch API carries instead of
 :meth:`Transport.send`) goes through the same budget and counters:
@@ -60,7 +64,9 @@ from ..errors import ConfigError
 from ..protocol import estimate_request_tokens
 from ._policy import AdaptiveWindow, BackoffPolicy, GiveUp, ResumeLater
 
-StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost"]
+StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost", "interrupted"]
+#: The stops after which the requests in flight finish (they are not cancelled).
+_GENTLE_STOPS: frozenset[str] = frozenset({"max-cost", "interrupted"})
 
 #: How a paused request's reason reads in the progress display, by ``Retry.kind``.
 PAUSE_REASONS = {
@@ -150,7 +156,8 @@ class TransportStop(Exception):
     """The transport stopped: no new request starts.
 
     ``reason``: ``fatal``, ``retries-exhausted``, ``retry-after`` (the server
-    asked for a longer pause than the cap) or ``max-cost``; ``message``:
+    asked for a longer pause than the cap), ``max-cost`` or ``interrupted``
+    (:meth:`Transport.stop_sending`); ``message``:
     one line for the user (the backend's message for ``fatal``); ``what``: the
     last failure's detail and ``retries`` the retries used (for
     ``retries-exhausted``).
@@ -241,13 +248,29 @@ class Transport:
         self.stopped: TransportStop | None = None
         self._rng = random.Random(seed)
         self._waiters: list[asyncio.Future[None]] = []
+        self._sleepers: list[asyncio.Future[None]] = []
         self._cost_per_request: float | None = None
         self._reserved: dict[str, float] = {}
 
     @property
     def halted(self) -> bool:
-        """True after a ``fatal`` or ``retries-exhausted`` stop (callers cancel what is in flight)."""
-        return self.stopped is not None and self.stopped.reason != "max-cost"
+        """True after a ``fatal``, ``retries-exhausted`` or ``retry-after`` stop (callers
+        cancel what is in flight); False while running and after ``max-cost`` or
+        ``interrupted``, whose requests in flight finish."""
+        return self.stopped is not None and self.stopped.reason not in _GENTLE_STOPS
+
+    def stop_sending(self) -> int:
+        """Stop gracefully (reason ``interrupted``, unless a stop came first); returns the
+        requests in flight.
+
+        From now on no request starts (:meth:`send` raises :class:`TransportStop`).
+        The requests the server is answering finish and :meth:`send` returns their
+        answers; a request waiting out a backoff or Retry-After pause, or waiting
+        for a window slot, ends at once with the stop: it got no answer, so its
+        caller stores nothing and a resume asks it again.
+        """
+        self._stop(TransportStop("interrupted", "stopped sending (interrupted)"))
+        return self.stats.in_flight
 
     # -- one request with transport retries --------------------------------------
 
@@ -319,6 +342,8 @@ class Transport:
         else:
             self.window.on_transient()
         st.window = self.window.allowed
+        if self.stopped is not None:  # stopped while this request was answered: no retry
+            raise self.stopped.again()
         plan = self.policy.plan(retries, self._rng, decision.after_s)
         what = decision.detail or decision.kind.replace("_", " ")
         if isinstance(plan, ResumeLater):
@@ -340,7 +365,23 @@ class Transport:
             st.paused_until = until
             st.pause_reason = PAUSE_REASONS.get(decision.kind, decision.kind)
         self._notify()
-        await asyncio.sleep(plan.seconds)
+        await self._pause(plan.seconds)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds`` before a retry; a stop (any reason) ends the sleep at once
+        and is raised (a retry is a new request, and a stopped transport starts none)."""
+        if self.stopped is None:
+            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._sleepers.append(woken)
+            sleep = asyncio.ensure_future(asyncio.sleep(seconds))
+            try:
+                await asyncio.wait((sleep, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleep.cancel()
+                woken.cancel()
+                self._sleepers.remove(woken)
+        if self.stopped is not None:
+            raise self.stopped.again()
 
     # -- the gate: window, pause and budget ---------------------------------------
 
@@ -393,6 +434,10 @@ class Transport:
             else:
                 self.stats.stop_reason = self.stats.stop_reason or stop.reason
         self._wake()
+        for sleeper in self._sleepers:  # a stopped transport retries nothing: no more pause
+            if not sleeper.done():
+                sleeper.set_result(None)
+        self.stats.paused_until = 0.0
         return stop
 
     def _notify(self) -> None:
