@@ -1,0 +1,199 @@
+"""The ``hf/`` engine under adversarial batches: every answer must be the one the same request
+gets alone (no prefix cache, one request per pass) and must go back to the request that asked.
+
+Models are the tiny random ones of :func:`persona_collapse.testing.build_tiny_model`, loaded
+offline; tests skip without the ``hf`` extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+SKIP_REASON = "the hf extra (transformers) is not installed: pip install 'persona-collapse[hf]'"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    pytest.importorskip("torch", reason=SKIP_REASON)
+    pytest.importorskip("transformers", reason=SKIP_REASON)
+    pytest.importorskip("tokenizers", reason=SKIP_REASON)
+    from persona_collapse.backends.local import load_hf
+    from persona_collapse.testing import build_tiny_model
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        mp.setenv("PERSONA_COLLAPSE_HF_DEVICE", "cpu")
+        path = build_tiny_model(tmp_path_factory.mktemp("tiny") / "llama", arch="llama")
+        yield load_hf(str(path))
+
+
+def _request(ids: Any, k: int) -> Any:
+    """Request ``k``: its own seed; sampled at T = 1 or greedy, 1 to 4 tokens, digits on half."""
+    from persona_collapse.backends._hf_engine import EngineRequest
+
+    return EngineRequest(
+        np.asarray(ids, dtype=np.int64),
+        temperature=0.0 if k % 5 == 0 else 1.0,
+        max_tokens=1 + k % 4,
+        seed=1000 + k,
+        digits=k % 2 == 0,
+    )
+
+
+def _alone(loaded: Any, requests: list[Any]) -> list[Any]:
+    from persona_collapse.backends.local import HFEngine
+
+    plain = HFEngine(loaded, prefix_cache=False)
+    return [plain.run([r])[0] for r in requests]
+
+
+def _assert_same(got: list[Any], expected: list[Any]) -> None:
+    for k, (a, b) in enumerate(zip(got, expected, strict=True)):
+        assert a.token_ids == b.token_ids, k
+        assert a.prompt_tokens == b.prompt_tokens, k
+        assert (a.digit_logprobs is None) == (b.digit_logprobs is None), k
+        if a.digit_logprobs is not None:
+            assert np.abs(a.digit_logprobs - b.digit_logprobs).max() < 1e-5, k
+
+
+def _tree_prompts() -> list[np.ndarray]:
+    """Prompts reusing different prefixes of different lengths: a long header cut at random
+    points, four persona texts of 1-30 tokens, 1-5 item tokens; plus a prompt that is
+    another's prefix, a prompt equal to another, prompts of one and two tokens."""
+    rng = np.random.default_rng(1)
+    header = rng.integers(10, 500, size=40)
+    out = []
+    for _ in range(4):
+        persona = rng.integers(10, 500, size=int(rng.integers(1, 30)))
+        for i in range(5):
+            head = header[: int(rng.integers(1, 40))] if i % 2 else header
+            item = rng.integers(10, 500, size=int(rng.integers(1, 6)))
+            out.append(np.concatenate([head, persona, item]))
+    out += [out[0][:-2], out[3].copy(), header[:1], header[:2], np.array([7])]
+    return out
+
+
+def test_mixed_batches_answer_like_each_request_alone(loaded: Any) -> None:
+    """Prefix-reused, padded, split and reordered batches give each request its lone answer:
+    the tuner split at every boundary (1 position per pass), caches too small to hold a
+    prompt, a prefix or the batch, and the requests asked in reverse order the second time."""
+    from persona_collapse.backends.local import HFEngine
+
+    requests = [_request(ids, k) for k, ids in enumerate(_tree_prompts())]
+    expected = _alone(loaded, requests)
+    assert len({tuple(r.token_ids) for r in expected}) > len(requests) // 2  # distinguishable
+    for positions, cache_tokens in ((1, 1), (17, 45), (60, 100), (None, 16384)):
+        engine = HFEngine(
+            loaded,
+            prefix_cache=True,
+            min_saving=0,
+            min_shared=1,
+            cache_tokens=cache_tokens,
+            forward_positions=positions,
+        )
+        _assert_same(engine.run(requests), expected)
+        _assert_same(engine.run(requests[::-1])[::-1], expected)
+        if cache_tokens > 60:
+            assert engine.cache.reused_tokens > 0
+
+
+class _FailOnce:
+    """A forward pre-hook that raises a (simulated) out-of-memory error on call ``at``."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+        self.calls = 0
+
+    def __call__(self, module: Any, args: Any, kwargs: Any) -> None:
+        import torch
+
+        self.calls += 1
+        if self.calls == self.at:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+
+def test_a_failed_pass_leaves_the_engine_answering_right(loaded: Any) -> None:
+    """Out of memory in any forward (prefix pass, prompt pass, decoding step) raises; the next
+    run still gives every request its lone answer (no half-written cache entry is reused)."""
+    import torch
+
+    from persona_collapse.backends.local import HFEngine
+
+    requests = [_request(ids, k) for k, ids in enumerate(_tree_prompts()[:12])]
+    expected = _alone(loaded, requests)
+    counter = _FailOnce(0)
+    handle = loaded.model.register_forward_pre_hook(counter, with_kwargs=True)
+    try:
+        HFEngine(loaded, prefix_cache=True, min_saving=0, forward_positions=60).run(requests)
+    finally:
+        handle.remove()
+    assert counter.calls > 4  # a prefix pass, several prompt passes, decoding steps
+    for at in range(1, counter.calls + 1):
+        engine = HFEngine(
+            loaded, prefix_cache=True, min_saving=0, forward_positions=60, cache_tokens=200
+        )
+        handle = loaded.model.register_forward_pre_hook(_FailOnce(at), with_kwargs=True)
+        try:
+            with pytest.raises(torch.OutOfMemoryError):
+                engine.run(requests)
+        finally:
+            handle.remove()
+        _assert_same(engine.run(requests), expected)
+
+
+def test_out_of_memory_in_the_backend_retries_every_request_then_answers(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``hf/``: an out-of-memory batch is a Retry for each of its requests (no answer is
+    handed out), the next batches are half as large, and the retried requests get the
+    answers they get alone."""
+    import asyncio
+
+    from persona_collapse.backends import BackendError, ChatRequest, ModelSpec, Retry
+    from persona_collapse.backends.local import HFBackend
+    from persona_collapse.instruments import load_instrument
+    from persona_collapse.protocol import slot_messages
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PERSONA_COLLAPSE_HF_DEVICE", "cpu")
+    inst = load_instrument("mfq30")
+    personas = ["A pirate captain.", "A devout nun who lives in a quiet convent."]
+    requests = [
+        ChatRequest(
+            slot_messages(inst, item, p, logprobs=k % 2 == 0),
+            temperature=1.0,
+            max_tokens=1 + k % 3,
+            top_logprobs=20 if k % 2 == 0 else None,
+            seed=k,
+        )
+        for k, (p, item) in enumerate((p, i) for p in personas for i in (1, 2, 3, 4))
+    ]
+
+    async def ask(backend: Any, batch: list[Any]) -> list[Any]:
+        return list(
+            await asyncio.gather(*(backend.complete(r) for r in batch), return_exceptions=True)
+        )
+
+    spec = ModelSpec("hf", loaded.name)
+    backend = HFBackend(spec, max_batch_size=8)
+    alone = HFBackend(spec, prefix_cache=False, max_batch_size=1)
+    expected = [asyncio.run(ask(alone, [r]))[0] for r in requests]
+    handle = backend.loaded.model.register_forward_pre_hook(_FailOnce(2), with_kwargs=True)
+    try:
+        failed = asyncio.run(ask(backend, requests))
+    finally:
+        handle.remove()
+    assert all(isinstance(e, BackendError) and isinstance(e.decision, Retry) for e in failed)
+    assert backend.max_batch_size == 4
+    got = asyncio.run(ask(backend, requests[::-1]))[::-1]
+    assert [r.text for r in got] == [r.text for r in expected]
+    for a, b in zip(got, expected, strict=True):
+        assert (a.top_logprobs is None) == (b.top_logprobs is None)
+        if a.top_logprobs is not None:
+            da, db = dict(a.top_logprobs), dict(b.top_logprobs)
+            assert da.keys() == db.keys()
+            assert max(abs(np.exp(da[t]) - np.exp(db[t])) for t in da) < 1e-6
