@@ -7,7 +7,9 @@ offline; tests skip without the ``hf`` extra.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -197,3 +199,38 @@ def test_out_of_memory_in_the_backend_retries_every_request_then_answers(
             da, db = dict(a.top_logprobs), dict(b.top_logprobs)
             assert da.keys() == db.keys()
             assert max(abs(np.exp(da[t]) - np.exp(db[t])) for t in da) < 1e-6
+
+
+@pytest.mark.xfail(strict=True, reason="decoding rebuilt the cache and lost the window's length")
+def test_a_sliding_window_model_decodes_a_padded_batch_like_each_prompt_alone(
+    loaded: Any, tmp_path: Path
+) -> None:
+    """A sliding-window model (prefix reuse off): left-padded rows keep decoding their own
+    continuation; greedy tokens equal those of full forwards over the growing sequence."""
+    import torch
+
+    from persona_collapse.backends._hf_engine import EngineRequest
+    from persona_collapse.backends.local import HFEngine, load_hf
+    from persona_collapse.testing import build_tiny_model
+
+    folder = build_tiny_model(tmp_path / "qwen2", arch="qwen2")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config.update(use_sliding_window=True, sliding_window=12, max_window_layers=0)
+    config.pop("layer_types", None)
+    (folder / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    windowed = load_hf(str(folder))
+    engine = HFEngine(windowed)
+    assert not engine.prefix_cache
+    rng = np.random.default_rng(3)
+    prompts = [rng.integers(10, 500, size=n) for n in (5, 20, 33)]
+
+    def greedy(ids: np.ndarray, steps: int) -> list[int]:
+        tokens = ids.tolist()
+        with torch.inference_mode():
+            for _ in range(steps):
+                logits = windowed.model(torch.tensor([tokens])).logits[0, -1]
+                tokens.append(int(logits.argmax()))
+        return tokens[ids.size :]
+
+    got = engine.run([EngineRequest(p, temperature=0.0, max_tokens=8, seed=0) for p in prompts])
+    assert [r.token_ids for r in got] == [greedy(p, 8) for p in prompts]
