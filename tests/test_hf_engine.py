@@ -201,7 +201,6 @@ def test_out_of_memory_in_the_backend_retries_every_request_then_answers(
             assert max(abs(np.exp(da[t]) - np.exp(db[t])) for t in da) < 1e-6
 
 
-@pytest.mark.xfail(strict=True, reason="decoding rebuilt the cache and lost the window's length")
 def test_a_sliding_window_model_decodes_a_padded_batch_like_each_prompt_alone(
     loaded: Any, tmp_path: Path
 ) -> None:

@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from ._hf_cache import PrefixCache
 from ._hf_forward import Prefill, Row, forward_rows, last_logprobs, plain_layout, row_states
-from ._hf_load import LoadedModel, cache_layers, chat_prompt_ids, make_cache
+from ._hf_load import LoadedModel, chat_prompt_ids
 from ._hf_plan import choose_prefixes
 from ._hf_tune import ForwardBudget, split_by_budget
 
@@ -399,10 +399,16 @@ class HFEngine:
         tokens: list[list[int]],
         gens: list[Any],
     ) -> None:
-        """Continue the requests ``which`` (rows ``source_rows`` of the pass) token by token."""
+        """Continue the requests ``which`` (rows ``source_rows`` of the pass) token by token.
+
+        The pass's cache is reordered in place to those rows (by the cache itself, so that
+        a sliding-window layer keeps the count of positions it has seen: rebuilt from its
+        kept keys alone, it would place the attention mask's window wrongly on padded rows).
+        """
         torch = self.torch
         sel = torch.as_tensor(source_rows, device=self.device)
-        cache = make_cache(self.loaded, [(k[sel], v[sel]) for k, v in cache_layers(prefill.cache)])
+        cache = prefill.cache
+        cache.reorder_cache(sel)
         mask = prefill.mask[sel]
         pos = prefill.next_pos[sel].clone()
         active = list(range(len(which)))
