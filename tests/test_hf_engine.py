@@ -233,3 +233,46 @@ def test_a_sliding_window_model_decodes_a_padded_batch_like_each_prompt_alone(
 
     got = engine.run([EngineRequest(p, temperature=0.0, max_tokens=8, seed=0) for p in prompts])
     assert [r.token_ids for r in got] == [greedy(p, 8) for p in prompts]
+
+
+@pytest.mark.xfail(strict=True, reason="an empty prompt took the logits of a row of pads")
+def test_an_empty_prompt_is_refused_not_answered_from_padding(
+    loaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty prompt has no next-token distribution: the engine refuses it (alone it used
+    to crash inside the model, in a batch it got the logits of a row of pads), and ``hf/``
+    fails that request alone while the others of its batch get their lone answers."""
+    import asyncio
+
+    from persona_collapse.backends import BackendError, ChatRequest, Fatal, ModelSpec
+    from persona_collapse.backends._hf_engine import EngineRequest
+    from persona_collapse.backends.local import HFBackend, HFEngine
+
+    empty = EngineRequest(np.zeros(0, dtype=np.int64), temperature=0.0, max_tokens=1, seed=0)
+    other = _request(np.arange(10, 20), 0)
+    engine = HFEngine(loaded)
+    for batch in ([empty], [empty, other], [other, empty]):
+        with pytest.raises(ValueError, match="empty"):
+            engine.run(batch)
+    with pytest.raises(ValueError, match="empty"):
+        engine.next_token_logprobs([np.arange(10, 20), np.zeros(0, dtype=np.int64)])
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("PERSONA_COLLAPSE_HF_DEVICE", "cpu")
+    backend = HFBackend(ModelSpec("hf", loaded.name))
+    backend.engine.tokenizer.chat_template = None  # raw text: "" has no token at all
+    requests = [
+        ChatRequest([{"role": "user", "content": "hi there"}], 0.0, 2, seed=1),
+        ChatRequest([{"role": "user", "content": ""}], 0.0, 2, seed=2),
+    ]
+    assert backend.engine.encode(requests[1].messages).size == 0
+
+    async def ask(batch: list[Any]) -> list[Any]:
+        return list(
+            await asyncio.gather(*(backend.complete(r) for r in batch), return_exceptions=True)
+        )
+
+    answered, refused = asyncio.run(ask(requests))
+    assert isinstance(refused, BackendError) and isinstance(refused.decision, Fatal)
+    assert "empty" in str(refused)
+    assert answered.text == asyncio.run(ask(requests[:1]))[0].text
