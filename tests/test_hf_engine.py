@@ -235,7 +235,6 @@ def test_a_sliding_window_model_decodes_a_padded_batch_like_each_prompt_alone(
     assert [r.token_ids for r in got] == [greedy(p, 8) for p in prompts]
 
 
-@pytest.mark.xfail(strict=True, reason="an empty prompt took the logits of a row of pads")
 def test_an_empty_prompt_is_refused_not_answered_from_padding(
     loaded: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -255,8 +255,11 @@ class HFEngine:
 
         Shared prefixes are computed first, into the prefix cache; then the
         prompts, sorted by the positions each still has to compute (so that a
-        pass pads little), go in passes of the size :attr:`budget` picks.
+        pass pads little), go in passes of the size :attr:`budget` picks. An empty prompt
+        is a ValueError: it has no last position to predict from.
         """
+        if any(p.size == 0 for p in prompts):
+            raise ValueError("an empty prompt has no next token to predict (give at least one)")
         covered = self._share_prefixes(prompts)
         fresh = [int(p.size) - self._lookup(p)[2] for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (fresh[i], prompts[i].tolist()))
