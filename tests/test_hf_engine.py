@@ -277,18 +277,15 @@ def test_an_empty_prompt_is_refused_not_answered_from_padding(
     assert answered.text == asyncio.run(ask(requests[:1]))[0].text
 
 
-@pytest.mark.xfail(strict=True, reason="requests were merged by the raw bytes of their ids")
 def test_prompts_with_the_same_bytes_in_other_dtypes_are_not_merged(loaded: Any) -> None:
     """``run`` answers a repeated prompt once: int32 ids ``[5, 0, 9, 0]`` have the bytes of
     int64 ``[5, 9]``, yet they are different prompts and each gets its own answer."""
     from persona_collapse.backends._hf_engine import EngineRequest
     from persona_collapse.backends.local import HFEngine
 
-    requests = [
-        EngineRequest(np.array(ids, dtype=dtype), 0.0, 1, seed=0, digits=True)
-        for ids, dtype in (([5, 0, 9, 0], np.int32), ([5, 9], np.int64))
-    ]
-    assert requests[0].ids.tobytes() == np.array([5, 9], dtype=np.int64).tobytes()
+    prompts = [np.array([5, 0, 9, 0], dtype=np.int32), np.array([5, 9], dtype=np.int64)]
+    assert prompts[0].tobytes() == prompts[1].tobytes()
+    requests = [EngineRequest(ids, 0.0, 1, seed=0, digits=True) for ids in prompts]
     expected = _alone(loaded, requests)
     assert expected[0].token_ids != expected[1].token_ids
     _assert_same(HFEngine(loaded).run(requests), expected)

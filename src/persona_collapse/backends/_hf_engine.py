@@ -59,13 +59,23 @@ _ENCODE_CACHE = 8192
 
 @dataclass(frozen=True)
 class EngineRequest:
-    """One prompt to continue. ``digits``: also report the exact digit log-probabilities."""
+    """One prompt to continue. ``digits``: also report the exact digit log-probabilities.
+
+    ``ids`` is kept as a one-dimensional int64 array (converted if given otherwise), so
+    that equal prompts, and only those, have equal bytes.
+    """
 
     ids: IntArray
     temperature: float
     max_tokens: int
     seed: int
     digits: bool = False
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, dtype=np.int64)
+        if ids.ndim != 1:
+            raise ValueError(f"a prompt is one sequence of token ids, got shape {ids.shape}")
+        object.__setattr__(self, "ids", ids)
 
 
 @dataclass
