@@ -289,3 +289,24 @@ def test_prompts_with_the_same_bytes_in_other_dtypes_are_not_merged(loaded: Any)
     expected = _alone(loaded, requests)
     assert expected[0].token_ids != expected[1].token_ids
     _assert_same(HFEngine(loaded).run(requests), expected)
+
+
+@pytest.mark.xfail(strict=True, reason="the prefix cache kept the caller's array as its key")
+def test_the_prefix_cache_owns_its_token_ids(loaded: Any) -> None:
+    """A caller may reuse its prompt buffer: what the cache stored stays the tokens it computed
+    (it used to keep the caller's array, so the entry's ids changed under its states and
+    every later lookup that found the entry failed with a KeyError)."""
+    from persona_collapse.backends.local import HFEngine
+
+    engine = HFEngine(loaded, prefix_cache=True)
+    plain = HFEngine(loaded, prefix_cache=False)
+    rng = np.random.default_rng(5)
+    buffer = rng.integers(10, 500, size=40)
+    first = buffer.copy()
+    engine.next_token_logprobs([buffer])  # stored whole: 40 fresh positions
+    assert len(engine.cache) == 1
+    buffer[:] = rng.integers(10, 500, size=40)  # the next prompt, in the same buffer
+    prompts = [np.concatenate([buffer, [7, 8]]), np.concatenate([first, [9]])]
+    got = engine.next_token_logprobs(prompts)
+    assert np.abs(got - plain.next_token_logprobs(prompts)).max() < 1e-5
+    assert engine.cache.reused_tokens >= 40  # the second prompt reused the stored one
