@@ -291,7 +291,6 @@ def test_prompts_with_the_same_bytes_in_other_dtypes_are_not_merged(loaded: Any)
     _assert_same(HFEngine(loaded).run(requests), expected)
 
 
-@pytest.mark.xfail(strict=True, reason="the prefix cache kept the caller's array as its key")
 def test_the_prefix_cache_owns_its_token_ids(loaded: Any) -> None:
     """A caller may reuse its prompt buffer: what the cache stored stays the tokens it computed
     (it used to keep the caller's array, so the entry's ids changed under its states and
