@@ -1,5 +1,6 @@
 """The ``hf/`` engine under adversarial batches: every answer must be the one the same request
-gets alone (no prefix cache, one request per pass) and must go back to the request that asked.
+gets alone (no prefix cache, one request per pass) and must go back to the request that asked;
+and its micro-batcher closed mid-batch.
 
 Models are the tiny random ones of :func:`persona_collapse.testing.build_tiny_model`, loaded
 offline; tests skip without the ``hf`` extra.
@@ -311,7 +312,6 @@ def test_the_prefix_cache_owns_its_token_ids(loaded: Any) -> None:
     assert engine.cache.reused_tokens >= 40  # the second prompt reused the stored one
 
 
-@pytest.mark.xfail(strict=True, reason="aclose left the in-flight batch's callers waiting")
 def test_closing_the_batcher_mid_batch_releases_its_callers() -> None:
     """``aclose`` while a batch runs: its callers are cancelled, not left waiting forever
     (the drain task was cancelled at its await and nobody settled the batch's futures)."""
