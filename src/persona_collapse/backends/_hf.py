@@ -209,6 +209,9 @@ class HFBackend(Backend):
                     BackendError(Fatal(f"{self.spec.full}: cannot build the prompt ({exc})"))
                 )
                 continue
+            if ids.size == 0:  # raw text of empty messages, without a start token
+                out.append(BackendError(Fatal(f"{self.spec.full}: the prompt is empty")))
+                continue
             ready.append(
                 (
                     len(out),

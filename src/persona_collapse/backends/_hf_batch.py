@@ -87,6 +87,10 @@ class MicroBatcher(Generic[T, R]):
             results = await loop.run_in_executor(
                 self._executor, self.process, [item for item, _ in batch]
             )
+        except asyncio.CancelledError:  # aclose: nobody will hand these results out
+            for _, future in batch:
+                future.cancel()
+            raise
         except Exception as exc:
             error = self.on_error(exc)
             for _, future in batch:
@@ -104,7 +108,8 @@ class MicroBatcher(Generic[T, R]):
                 future.set_result(result)
 
     async def aclose(self) -> None:
-        """Cancel what is queued and stop the worker thread (after the batch in progress)."""
+        """Cancel what is queued and the batch in progress (its callers get CancelledError),
+        then stop the worker thread once that batch's ``process`` call returns."""
         for _, future in self._pending:
             if not future.done():
                 future.cancel()

@@ -104,8 +104,12 @@ class PrefixCache:
     def add(
         self, ids: Sequence[int] | IntArray, layers: list[tuple[Any, Any]]
     ) -> CacheEntry | None:
-        """Store ``ids`` with its states (a longer sequence already covering it is kept instead)."""
-        arr = np.asarray(ids, dtype=np.int64)
+        """Store ``ids`` with its states (a longer sequence already covering it is kept instead).
+
+        The entry keeps its own read-only copy of ``ids``: the caller's array may change.
+        """
+        arr = np.array(ids, dtype=np.int64)
+        arr.setflags(write=False)
         if arr.size == 0 or arr.size > self.max_tokens:
             return None
         for entry in self._entries.values():

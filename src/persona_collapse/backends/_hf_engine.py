@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from ._hf_cache import PrefixCache
 from ._hf_forward import Prefill, Row, forward_rows, last_logprobs, plain_layout, row_states
-from ._hf_load import LoadedModel, cache_layers, chat_prompt_ids, make_cache
+from ._hf_load import LoadedModel, chat_prompt_ids
 from ._hf_plan import choose_prefixes
 from ._hf_tune import ForwardBudget, split_by_budget
 
@@ -59,13 +59,23 @@ _ENCODE_CACHE = 8192
 
 @dataclass(frozen=True)
 class EngineRequest:
-    """One prompt to continue. ``digits``: also report the exact digit log-probabilities."""
+    """One prompt to continue. ``digits``: also report the exact digit log-probabilities.
+
+    ``ids`` is kept as a one-dimensional int64 array (converted if given otherwise), so
+    that equal prompts, and only those, have equal bytes.
+    """
 
     ids: IntArray
     temperature: float
     max_tokens: int
     seed: int
     digits: bool = False
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, dtype=np.int64)
+        if ids.ndim != 1:
+            raise ValueError(f"a prompt is one sequence of token ids, got shape {ids.shape}")
+        object.__setattr__(self, "ids", ids)
 
 
 @dataclass
@@ -255,8 +265,11 @@ class HFEngine:
 
         Shared prefixes are computed first, into the prefix cache; then the
         prompts, sorted by the positions each still has to compute (so that a
-        pass pads little), go in passes of the size :attr:`budget` picks.
+        pass pads little), go in passes of the size :attr:`budget` picks. An empty prompt
+        is a ValueError: it has no last position to predict from.
         """
+        if any(p.size == 0 for p in prompts):
+            raise ValueError("an empty prompt has no next token to predict (give at least one)")
         covered = self._share_prefixes(prompts)
         fresh = [int(p.size) - self._lookup(p)[2] for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: (fresh[i], prompts[i].tolist()))
@@ -399,10 +412,16 @@ class HFEngine:
         tokens: list[list[int]],
         gens: list[Any],
     ) -> None:
-        """Continue the requests ``which`` (rows ``source_rows`` of the pass) token by token."""
+        """Continue the requests ``which`` (rows ``source_rows`` of the pass) token by token.
+
+        The pass's cache is reordered in place to those rows (by the cache itself, so that
+        a sliding-window layer keeps the count of positions it has seen: rebuilt from its
+        kept keys alone, it would place the attention mask's window wrongly on padded rows).
+        """
         torch = self.torch
         sel = torch.as_tensor(source_rows, device=self.device)
-        cache = make_cache(self.loaded, [(k[sel], v[sel]) for k, v in cache_layers(prefill.cache)])
+        cache = prefill.cache
+        cache.reorder_cache(sel)
         mask = prefill.mask[sel]
         pos = prefill.next_pos[sel].clone()
         active = list(range(len(which)))
