@@ -329,3 +329,48 @@ def test_a_correct_column_that_contradicts_answer_and_gold_is_refused(
         encoding="utf-8",
     )
     assert run_cli(capsys, "metrics", str(good), "--persona-draws", "20").status == 0
+
+
+def test_load_task_sources_opens_each_source_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from persona_collapse.store import ResponseStore
+
+    db = _task_store(tmp_path)
+    folder = tmp_path / "files"
+    folder.mkdir()
+    for model in MODELS[:2]:
+        src = Path(_task_file("gsm8k", model))
+        (folder / src.name).write_bytes(src.read_bytes())
+    names = sorted(p.name for p in folder.iterdir())
+    opened: list[str] = []
+    for_reading = ResponseStore.for_reading.__func__  # type: ignore[attr-defined]
+    open_file = Path.open
+
+    def store(cls: type[ResponseStore], path: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(Path(path).name)
+        return for_reading(cls, path, *args, **kwargs)
+
+    def whole(path: Path) -> bytes:
+        opened.append(path.name)
+        with open_file(path, "rb") as handle:
+            return handle.read()
+
+    def part(path: Path, *args: Any, **kwargs: Any) -> Any:
+        if path.suffix == ".csv":
+            opened.append(f"{path.name} (part)")
+        return open_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(ResponseStore, "for_reading", classmethod(store))
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    monkeypatch.setattr(Path, "open", part)
+    for spec in (str(db), f"{db}:tiny"):
+        opened.clear()
+        assert len(load_task_sources(spec)) == 1 and opened == ["tasks.db"]
+    opened.clear()
+    assert [t.label for t in load_task_sources(str(folder))] == [Path(n).stem for n in names]
+    assert opened == names
+    # A lone file: a peek at its first bytes (a CSV or a store?), then one whole read.
+    opened.clear()
+    assert len(load_task_sources(str(folder / names[0]))) == 1
+    assert opened == [f"{names[0]} (part)", names[0]]

@@ -9,6 +9,7 @@ the issue's examples (GPT-4o base S 0.793 -> 0.790, DeepSeek-V3.1 insecure
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from persona_collapse.analysis import (
     SATURATION_SHARE,
     AnalysisOptions,
     cell_view,
+    distribution_cube,
     measure_responses,
     scale_usage,
 )
@@ -310,3 +312,21 @@ def test_logprob_runs_have_no_floor_unless_expected_reps(
         cell_view(resp, cooler).answer_share, abs=1e-12
     )
     assert scale_usage(resp, cooler).top1_share > usage.top1_share
+
+
+def test_logprob_usage_counts_personas_the_cube_drops(tmp_path: Path) -> None:
+    # Usage pools every stored distribution (each renormalised), also of a persona
+    # without a distribution for every item, which the distribution cube leaves out.
+    (resp,) = load_sources(_logprob_store(tmp_path / "lp.db", n_personas=4))
+    frame = resp.frame.copy()
+    last = frame.index[frame["persona_id"] == 3][0]
+    frame.at[last, "distribution"] = None
+    scaled = frame["distribution"].map(lambda d: None if d is None else [2 * p for p in d])
+    frame["distribution"] = scaled
+    holed = replace(resp, frame=frame)
+    usage = scale_usage(holed)
+    assert usage.n_responses == 4 * 30 and usage.n_invalid == 1
+    assert usage.counts.sum() == pytest.approx(4 * 30 - 1)
+    stored = np.array([d for d in frame["distribution"] if d is not None]) / 2
+    assert usage.counts == pytest.approx(stored.sum(axis=0), abs=1e-12)
+    assert distribution_cube(holed, load_instrument("mfq30")).persona_ids.tolist() == [0, 1, 2]

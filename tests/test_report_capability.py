@@ -230,3 +230,14 @@ def test_delta_draws_must_be_a_count(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="delta_draws must be an integer of at least 2"):
         load_study(study)
+
+
+def test_delta_tables_are_keyed_by_the_delta_statistics() -> None:
+    from persona_collapse.cli import _task_output
+    from persona_collapse.report import _capability_tables
+    from persona_collapse.stats import DELTA_STATISTICS
+
+    assert set(_capability_tables.DELTA_FORMATS) == set(DELTA_STATISTICS)
+    assert [key for key, *_ in _capability_tables._DELTAS] == list(DELTA_STATISTICS)
+    assert set(_task_output.DELTA_HEADINGS) == set(DELTA_STATISTICS)
+    assert list(_task_output.DELTA_NAMES) == list(DELTA_STATISTICS)

@@ -1000,3 +1000,35 @@ def test_batch_timeout_without_batch_is_refused(
     argv = ["run", "openai/gpt-4o-2024-08-06", "--batch-timeout", timeout, "--store", str(store)]
     assert "--batch-timeout needs --batch" in _one_error_line(run_cli(capsys, *argv))
     assert not store.exists()
+
+
+def test_run_sets_every_run_options_field_from_its_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A field added to RunOptions is taken from the option of the same dest, never left
+    # at its default because cmd_run did not name it.
+    import dataclasses
+
+    from persona_collapse.cli import _run_command
+    from persona_collapse.cli._main import build_parser
+    from persona_collapse.collect import RunOptions
+
+    @dataclasses.dataclass(frozen=True)
+    class Extended(RunOptions):
+        extra: int = 0
+
+    built: list[RunOptions] = []
+
+    def collect(options: RunOptions, **_: Any) -> Any:
+        built.append(options)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_run_command, "RunOptions", Extended)
+    monkeypatch.setattr(_run_command, "run_collection", collect)
+    args = build_parser().parse_args(["run", "sim/base", "--timeout", "9", "--quiet"])
+    args.extra = 5
+    with pytest.raises(KeyboardInterrupt):
+        _run_command.cmd_run(args)
+    (options,) = built
+    assert isinstance(options, Extended) and options.extra == 5
+    assert options.timeout_s == 9.0 and options.quiet is True

@@ -309,3 +309,20 @@ def test_a_task_instrument_runs_once_per_slot_through_the_direct_driver() -> Non
     assert {r.item_id: r.extra for r in rows}[3] == {"answer": "D", "gold": "A"}
     assert len(backend.requests) == 3 and stats.failures == 1 and stats.missing == 1
     assert all(r.max_tokens == 8 for r in backend.requests)
+
+
+def test_request_and_simulator_seeds_share_one_derivation() -> None:
+    # Values computed before request_seed and simulate.stable_seed shared _hashing.stable_seed.
+    from persona_collapse import _hashing
+    from persona_collapse.simulate import stable_seed
+
+    assert request_seed(0, Slot(0, 1, 1), 0) == 1113226760
+    assert request_seed(12345, Slot(99, 30, 10), 2) == 844518750
+    assert request_seed(2**31 + 7, Slot(-1, 4, 3), 1) == 968744518
+    assert stable_seed("a") == 3405396810240292928
+    assert stable_seed("ab", "c") == 16542635060684481341
+    assert stable_seed("a", "bc") == 9612865906094529878
+    assert stable_seed("sim", "base", 3, 0.5) == 13650793655758178839
+    assert stable_seed() == 13020603013274838756
+    assert stable_seed is _hashing.stable_seed
+    assert request_seed(5, Slot(2, 3, 4), 1) == _hashing.stable_seed(5, 2, 3, 4, 1) & 0x7FFFFFFF

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -226,3 +227,26 @@ def test_band_left_needs_the_base_inside() -> None:
     assert band.left(inside, above) and not band.left(above, above + 0.1)
     assert not band.left(inside, inside) and band.outside(above)
     assert np.isfinite(inside)
+
+
+# -- each source's scale usage is computed once per command ----------------------------
+
+
+def test_scale_usage_is_computed_once_per_source(monkeypatch: pytest.MonkeyPatch) -> None:
+    from persona_collapse.analysis import _compare, _diagnostics, _measure, _trajectory
+
+    calls: list[str] = []
+
+    def counted(responses: Any, options: Any = None) -> Any:
+        calls.append(responses.label)
+        return _diagnostics.scale_usage(responses, options)
+
+    for module in (_measure, _compare, _trajectory):
+        monkeypatch.setattr(module, "scale_usage", counted)
+    base, insecure = (load_sources(str(reference_path(GPT4O[k])))[0] for k in ("base", "insecure"))
+    opts = AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20, repetition_draws=0))
+    compare_responses(base, {"insecure": insecure}, opts)
+    assert sorted(calls) == sorted([base.label, insecure.label])
+    calls.clear()
+    analysis.measure_trajectory([(0, base), (1, insecure)], opts)
+    assert sorted(calls) == sorted([base.label, insecure.label])

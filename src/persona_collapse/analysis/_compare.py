@@ -197,11 +197,12 @@ def compare_responses(
         if paired_base is not None:
             paired = (paired_base, measure_responses(_restricted(resp, shared), persona_only))
         out[label] = (resp.label, meas, relative_change(base_meas, meas, paired=paired))
-    per_source = {"base": source_warnings(base, base_meas, opts)} | {
-        label: source_warnings(resp, meas, opts) for label, (resp, meas) in measured.items()
-    }
     usage = {"base": scale_usage(base, opts)} | {
         label: scale_usage(resp, opts) for label, (resp, _) in measured.items()
+    }
+    per_source = {"base": source_warnings(base, base_meas, opts, usage=usage["base"])} | {
+        label: source_warnings(resp, meas, opts, usage=usage[label])
+        for label, (resp, meas) in measured.items()
     }
     sides = {"base": base} | {label: resp for label, (resp, _) in measured.items()}
     unstable = {key: repeat_instability(resp, opts) for key, resp in sides.items()}

@@ -2,7 +2,9 @@
 
 * :func:`rating_cube`: the sampled ratings of a source, ``(personas, items, reps)``;
 * :func:`distribution_cube`: the stored rating distributions of a logprob source,
-  ``(personas, items, scale values)``, optionally re-weighted to a temperature.
+  ``(personas, items, scale values)``, optionally re-weighted to a temperature;
+* :func:`stored_distributions`: the rows behind it, every stored distribution
+  (also those of personas the cube leaves out), for pooled views such as scale usage.
 
 Both are in instrument item order. Measurements, profiles, temperature curves
 and the report's cell views all read these, so they rest on the same numbers.
@@ -78,9 +80,7 @@ def distribution_cube(
     cells stored without them (older runs, imported data) are re-weighted from
     the summed value mass, which is exact only when each value has one spelling.
     """
-    frame = responses.frame
-    has = frame["distribution"].map(lambda d: d is not None and len(d) > 0)
-    frame = frame[has]
+    frame, stored = stored_distributions(responses.frame, instrument, temperature)
     if frame.empty:
         raise DataError(f"{responses.label}: a logprob run without stored distributions")
     personas = np.unique(frame["persona_id"].to_numpy())
@@ -88,15 +88,30 @@ def distribution_cube(
     k = instrument.scale.size
     p_idx = np.searchsorted(personas, frame["persona_id"].to_numpy())
     q_idx = item_positions(items, frame["question_id"].to_numpy())
-    stored = np.array(frame["distribution"].tolist(), dtype=np.float64)
-    if temperature is not None:
-        stored = _reweighted(frame, stored, instrument, temperature)
     probs = np.full((personas.size, items.size, k), np.nan)
     probs[p_idx, q_idx] = stored
     complete = ~np.isnan(probs).any(axis=(1, 2))
     if not complete.any():
         raise DataError(f"{responses.label}: no persona has a distribution for every item")
     return DistributionCube(probs[complete], personas[complete], items, temperature)
+
+
+def stored_distributions(
+    frame: pd.DataFrame, instrument: Instrument, temperature: float | None = None
+) -> tuple[pd.DataFrame, FloatArray]:
+    """The rows of ``frame`` that store a distribution, and those distributions.
+
+    The array is ``(rows, scale values)`` as stored (not renormalised), re-weighted
+    to ``temperature`` when given; it is ``(0, scale values)`` when no row has one.
+    """
+    has = frame["distribution"].map(lambda d: d is not None and len(d) > 0).to_numpy(dtype=bool)
+    kept = frame[has]
+    if kept.empty:
+        return kept, np.zeros((0, instrument.scale.size))
+    stored = np.array(kept["distribution"].tolist(), dtype=np.float64)
+    if temperature is not None:
+        stored = _reweighted(kept, stored, instrument, temperature)
+    return kept, stored
 
 
 def _reweighted(

@@ -19,7 +19,7 @@ import numpy as np
 from ..instruments import Instrument
 from ..stats import OVERALL, Measurement, ScaleUsage
 from ..store import Responses
-from ._cube import _reweighted
+from ._cube import stored_distributions
 from ._options import AnalysisOptions, instrument_for
 
 SATURATION_SHARE = 0.70
@@ -51,21 +51,14 @@ def _sampled_usage(responses: Responses, values: tuple[int, ...]) -> ScaleUsage:
 def _distribution_usage(
     responses: Responses, instrument: Instrument, temperature: float | None
 ) -> ScaleUsage:
-    values = tuple(int(v) for v in instrument.scale.values)
-    frame = responses.frame
-    has = frame["distribution"].map(lambda d: d is not None and len(d) > 0).to_numpy(dtype=bool)
-    counts = np.zeros(len(values))
-    if has.any():
-        stored = np.array(frame["distribution"][has].tolist(), dtype=np.float64)
-        if temperature is not None:
-            stored = _reweighted(frame[has], stored, instrument, temperature)
-        total = stored.sum(axis=1, keepdims=True)
-        counts = np.divide(stored, total, out=np.zeros_like(stored), where=total > 0).sum(axis=0)
+    kept, stored = stored_distributions(responses.frame, instrument, temperature)
+    total = stored.sum(axis=1, keepdims=True)
+    counts = np.divide(stored, total, out=np.zeros_like(stored), where=total > 0).sum(axis=0)
     return ScaleUsage(
-        values=values,
+        values=tuple(int(v) for v in instrument.scale.values),
         counts=np.asarray(counts, dtype=np.float64),
-        n_responses=len(frame),
-        n_invalid=int((~has).sum()),
+        n_responses=len(responses.frame),
+        n_invalid=len(responses.frame) - len(kept),
     )
 
 

@@ -15,6 +15,7 @@ from ..stats import (
     Measurement,
     Profile,
     RatingCube,
+    ScaleUsage,
     measure,
     measure_distributions,
     persona_profile,
@@ -119,14 +120,19 @@ def slot_counts(responses: Responses) -> tuple[int, int]:
 
 
 def source_warnings(
-    responses: Responses, meas: Measurement | None = None, options: AnalysisOptions | None = None
+    responses: Responses,
+    meas: Measurement | None = None,
+    options: AnalysisOptions | None = None,
+    *,
+    usage: ScaleUsage | None = None,
 ) -> list[str]:
     """What a reader of one source's numbers must know: too few personas, an incomplete run,
     personas left out, poor compliance (:class:`Compliance`: little probability on the
     digits, many missing slots, digits cut off by the top-k), saturation (one rating holds
     most persona-conditioned answers) and, with ``meas``, S at its noise floor. Without
     ``meas``, personas are counted in the source itself. ``options`` says how the source
-    was analysed (instrument, re-weighting temperature) for its scale usage."""
+    was analysed (instrument, re-weighting temperature) for its scale usage; ``usage``
+    is that :func:`scale_usage` when the caller already has it (computed here otherwise)."""
     out: list[str] = []
     n_personas = (
         meas.n_personas if meas is not None else int(responses.frame["persona_id"].nunique())
@@ -151,7 +157,9 @@ def source_warnings(
     if compliance_warning is not None:
         out.append(compliance_warning)
     if responses.mode == "persona":
-        saturated = saturation_warning(responses.label, scale_usage(responses, options))
+        if usage is None:
+            usage = scale_usage(responses, options)
+        saturated = saturation_warning(responses.label, usage)
         at_floor = None if meas is None else noise_floor_warning(responses.label, meas)
         out += [w for w in (saturated, at_floor) if w is not None]
     return out
@@ -162,6 +170,8 @@ def metrics_document(
     meas: Measurement,
     responses: Responses | None = None,
     options: AnalysisOptions | None = None,
+    *,
+    usage: ScaleUsage | None = None,
 ) -> dict[str, Any]:
     """The JSON object of ``metrics`` for one source (DESIGN.md), with its ``warnings``.
 
@@ -172,7 +182,8 @@ def metrics_document(
     saturation, ``compliance``: the shares of :func:`source_compliance`, keys
     :data:`COMPLIANCE_KEYS` plus the counts behind them, and ``scale_usage``:
     :meth:`ScaleUsage.to_dict <persona_collapse.stats.ScaleUsage.to_dict>`, and, for
-    sampled sources, ``instability``: :func:`repeat_instability` as a dict).
+    sampled sources, ``instability``: :func:`repeat_instability` as a dict). ``usage``
+    is that scale usage when the caller already has it (computed here otherwise).
     """
     doc: dict[str, Any] = {"source": label}
     doc.update(meas.to_dict())
@@ -180,9 +191,13 @@ def metrics_document(
         doc["dropped_personas"] = [int(p) for p in meas.dropped_persona_ids]
     if responses is not None:
         doc["compliance"] = source_compliance(responses).to_dict()
-        doc["scale_usage"] = scale_usage(responses, options).to_dict()
+        if usage is None:
+            usage = scale_usage(responses, options)
+        doc["scale_usage"] = usage.to_dict()
         unstable = repeat_instability(responses, options)
         if unstable is not None:
             doc["instability"] = unstable.to_dict()
-    doc["warnings"] = [] if responses is None else source_warnings(responses, meas, options)
+    doc["warnings"] = (
+        [] if responses is None else source_warnings(responses, meas, options, usage=usage)
+    )
     return doc

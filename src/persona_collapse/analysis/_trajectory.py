@@ -161,8 +161,9 @@ def measure_trajectory(
     points = []
     for step, resp in sorted(sources, key=lambda pair: pair[0]):
         meas = measure_responses(resp, opts)
-        doc = metrics_document(resp.label, meas, resp, opts)
-        points.append(TrajectoryPoint(step, resp.label, meas, scale_usage(resp, opts), doc))
+        usage = scale_usage(resp, opts)
+        doc = metrics_document(resp.label, meas, resp, opts, usage=usage)
+        points.append(TrajectoryPoint(step, resp.label, meas, usage, doc))
     falls = ceiling_falls(points)
     for i, _ in falls:
         points[i] = replace(points[i], ceiling_fall=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+from typing import Any
 
 from ..collect import (
     DEFAULT_BATCH_POLL_S,
@@ -25,28 +27,29 @@ def _print_outcome(outcome: RunOutcome) -> None:
     print(outcome.source, flush=True)
 
 
+_DESTS = {
+    "timeout_s": "timeout",
+    "max_retry_after_s": "max_retry_after",
+    "batch_poll_s": "batch_poll",
+    "batch_timeout_s": "batch_timeout",
+}
+"""The :class:`RunOptions` fields whose option's dest is not the field's name (flags in
+seconds drop the ``_s``); every other field is the dest of its option."""
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The :class:`RunOptions` of ``run``'s parsed options: every field from its option (an
+    option missing for a field is an AttributeError, not a silent default)."""
+    given = protocol_fields(args)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(RunOptions):
+        value = given[f.name] if f.name in given else getattr(args, _DESTS.get(f.name, f.name))
+        values[f.name] = bool(value) if isinstance(f.default, bool) else value
+    return RunOptions(**values)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    options = RunOptions(
-        model=args.model,
-        **protocol_fields(args),
-        variant=args.variant,
-        family=args.family,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-        store=args.store,
-        run_id=args.run_id,
-        max_cost=args.max_cost,
-        timeout_s=args.timeout,
-        max_retry_after_s=args.max_retry_after,
-        seed=args.seed,
-        quiet=bool(args.quiet),
-        batch=bool(args.batch),
-        batch_poll_s=args.batch_poll,
-        batch_timeout_s=args.batch_timeout,
-        ray=args.ray,
-        workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker,
-    )
+    options = run_options(args)
     with terminate_as_interrupt():  # SIGTERM: the same summary and exit status as Ctrl-C
         outcome = run_collection(options, on_outcome=_print_outcome)
     if outcome.stats.stop_reason == "max-cost" and not outcome.complete:

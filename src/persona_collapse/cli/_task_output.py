@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from ..stats import DELTA_STATISTICS
 from ._output import _console, _emitted_as_data
 
 TASK_METRIC_KEYS = (
@@ -35,9 +36,17 @@ TASK_METRIC_KEYS = (
 )
 """CSV columns of a task source's metrics (after ``source`` and ``instrument``)."""
 
-DELTA_NAMES = ("accuracy", "non_unanimity", "gini")
+DELTA_NAMES = tuple(DELTA_STATISTICS)
 DELTA_KEYS = ("n_items", *(f"{n}{s}" for n in DELTA_NAMES for s in ("", "_lo", "_hi", "_sig")))
 """CSV columns of a variant's paired deltas."""
+
+DELTA_HEADINGS = {
+    "accuracy": "d accuracy pp",
+    "non_unanimity": "d non-unanimity pp",
+    "gini": "d Gini x100",
+}
+"""Table heading of each delta of :data:`~persona_collapse.stats.DELTA_STATISTICS` (each
+printed x100, with its interval)."""
 
 
 def _pct(value: float | None, se: float | None = None) -> str:
@@ -104,18 +113,17 @@ def print_task_comparison(doc: dict[str, Any], fmt: str) -> None:
     if _emitted_as_data(doc, fmt, header, lambda: _comparison_rows(doc)):
         return
     table = Table(title="task variants against base (paired deltas)", title_justify="left")
-    for col in ("variant", "accuracy", "d accuracy pp", "d non-unanimity pp", "d Gini x100"):
+    headings = [DELTA_HEADINGS[name] for name in DELTA_NAMES]
+    for col in ("variant", "accuracy", *headings):
         table.add_column(col, justify="left" if col == "variant" else "right")
     base = doc["base"]
-    table.add_row("base", _pct(base["accuracy_all"]), "", "", "")
+    table.add_row("base", _pct(base["accuracy_all"]), *([""] * len(DELTA_NAMES)))
     for label, v in doc["variants"].items():
         d = v["delta"]
         table.add_row(
             label,
             _pct(v["metrics"]["accuracy_all"]),
-            _delta_cell(d, "accuracy"),
-            _delta_cell(d, "non_unanimity"),
-            _delta_cell(d, "gini"),
+            *(_delta_cell(d, name) for name in DELTA_NAMES),
         )
     console = _console()
     console.print(table)

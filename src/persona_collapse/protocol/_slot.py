@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
+
+from .._hashing import stable_seed
 
 
 @dataclass(frozen=True, order=True)
@@ -23,8 +24,6 @@ def request_seed(base: int, slot: Slot, attempt: int) -> int:
     """A 31-bit seed unique to (run seed, persona, item, repetition, attempt), stable across processes.
 
     The published derivation: blake2b (8 bytes) of the five values joined by NUL,
-    read little-endian, masked to 31 bits.
+    read little-endian (:func:`~persona_collapse._hashing.stable_seed`), masked to 31 bits.
     """
-    text = f"{base}\0{slot.persona_id}\0{slot.item_id}\0{slot.repetition}\0{attempt}"
-    digest = hashlib.blake2b(text.encode("ascii"), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & 0x7FFFFFFF
+    return stable_seed(base, slot.persona_id, slot.item_id, slot.repetition, attempt) & 0x7FFFFFFF

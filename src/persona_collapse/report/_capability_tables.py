@@ -14,16 +14,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..stats import Instability
+from ..stats import DELTA_STATISTICS, Instability
 from ._results import StudyResult
 from ._table_formats import Cell, Column, Table, simulated_suffix
 from ._task_results import TaskResult, questionnaire_label, task_label
 
-_DELTAS = (
-    ("accuracy", "Δaccuracy (pp)", 100.0, 1),
-    ("non_unanimity", "Δnon-unanimity (pp)", 100.0, 1),
-    ("gini", "ΔGini", 1.0, 3),
-)
+DELTA_FORMATS: dict[str, tuple[str, float, int]] = {
+    "accuracy": ("Δaccuracy (pp)", 100.0, 1),
+    "non_unanimity": ("Δnon-unanimity (pp)", 100.0, 1),
+    "gini": ("ΔGini", 1.0, 3),
+}
+"""Heading, scale and decimals of each delta of :data:`~persona_collapse.stats.DELTA_STATISTICS`
+(a statistic without its entry here fails on import, not by a missing column)."""
+
+_DELTAS = tuple((key, *DELTA_FORMATS[key]) for key in DELTA_STATISTICS)
 
 
 def _delta_cells(delta: dict[str, Any] | None) -> list[Cell]:

@@ -1,24 +1,15 @@
-"""Stable seeds from text: the same input gives the same seed in every process.
+"""Stable random streams from text: the same input gives the same stream in every process.
 
-Python's built-in :func:`hash` is salted per process, so it is never used for
-anything that must be reproducible.
+:func:`stable_seed` is the package's one seed derivation (:mod:`persona_collapse._hashing`).
 """
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
+from .._hashing import stable_seed
 
-def stable_seed(*parts: object) -> int:
-    """A 64-bit unsigned seed from ``parts`` (each rendered with :func:`str`).
-
-    Parts are joined with a NUL separator, so ``("ab", "c")`` and ``("a", "bc")``
-    differ.
-    """
-    joined = "\0".join(str(p) for p in parts).encode("utf-8")
-    return int.from_bytes(hashlib.blake2b(joined, digest_size=8).digest(), "little")
+__all__ = ["stable_rng", "stable_seed"]
 
 
 def stable_rng(*parts: object) -> np.random.Generator:

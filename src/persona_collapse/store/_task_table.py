@@ -92,10 +92,27 @@ def csv_header(path: Path) -> list[str]:
             first = handle.readline(65536)
     except OSError:
         return []
+    return _header_of(first, path)
+
+
+def _header_of(first: bytes, path: Path) -> list[str]:
     try:
         return _header(first.decode("utf-8-sig"), path)
     except (UnicodeDecodeError, DataError):
         return []
+
+
+def _task_bytes(path: Path) -> bytes | None:
+    """The bytes of ``path`` when its header is a task file's (:func:`csv_header` on the
+    same first line), else None (also when unreadable)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    head = data[:65536]
+    end = head.find(b"\n")
+    first = head if end < 0 else head[: end + 1]
+    return data if is_task_header(_header_of(first, path)) else None
 
 
 def _flags(text: pd.Series, column: str, file: str, locate: LineLocator) -> BoolArray:
@@ -151,7 +168,11 @@ def _check_rows(
 def read_task_csv(path: str | Path) -> TaskResponses:
     """Read and check one published-format task CSV (one-line DataError on any problem)."""
     file = Path(path)
-    data = read_input_bytes(file, what="CSV file")
+    return _task_from_bytes(file, read_input_bytes(file, what="CSV file"))
+
+
+def _task_from_bytes(file: Path, data: bytes) -> TaskResponses:
+    """:func:`read_task_csv` of the bytes ``data`` read from ``file``."""
     if not data.strip():
         raise DataError(f"{file} is empty; expected the header {','.join(TASK_COLUMNS)}")
     text = _parse(_decode(data, file), file)
@@ -251,28 +272,6 @@ def task_run_responses(store: ResponseStore, run: RunInfo, label: str) -> TaskRe
     )
 
 
-def _store_tasks(path: Path, run_id: str | None) -> list[TaskResponses]:
-    with ResponseStore.for_reading(path) as store:
-        runs = store.list_runs() if run_id is None else [store.require_run(run_id)]
-        return [
-            task_run_responses(store, run, f"{path.name}:{run.run_id}")
-            for run in runs
-            if is_task_run(run)
-        ]
-
-
-def task_files(folder: Path) -> list[Path]:
-    """The task CSV files directly in ``folder``, by name."""
-    return sorted(
-        (
-            p
-            for p in folder.iterdir()
-            if p.suffix.lower() == ".csv" and p.is_file() and is_task_header(csv_header(p))
-        ),
-        key=lambda p: p.name,
-    )
-
-
 def task_source_kind(spec: str) -> str | None:
     """How ``spec`` names task sources, or None when it names questionnaire data (or nothing).
 
@@ -280,42 +279,74 @@ def task_source_kind(spec: str) -> str | None:
     files; ``store``: a store whose runs are all task runs; ``run``:
     ``STORE.db:RUN_ID`` of a task run.
     """
-    path = Path(spec)
-    if path.is_dir():
-        csvs = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
-        return "folder" if csvs and len(task_files(path)) == len(csvs) else None
-    if path.is_file():
-        if _kind(path) == "csv":
-            return "csv" if is_task_header(csv_header(path)) else None
-        if _kind(path) != "store" or path.stat().st_size == 0:
-            return None
-        with ResponseStore.for_reading(path) as opened:
-            runs = opened.list_runs()
-        return "store" if runs and all(is_task_run(r) for r in runs) else None
-    name, sep, run_id = spec.rpartition(":")
-    if sep and run_id and Path(name).is_file() and _kind(Path(name)) == "store":
-        with ResponseStore.for_reading(Path(name)) as opened:
-            run = opened.get_run(run_id)
-        return "run" if run is not None and is_task_run(run) else None
-    return None
+    found = _task_source(spec, load=False)
+    return None if found is None else found[0]
 
 
 def load_task_sources(spec: str) -> list[TaskResponses]:
-    """The task sources ``spec`` names (see :func:`task_source_kind`); DataError for others."""
-    kind = task_source_kind(spec)
-    if kind is None:
+    """The task sources ``spec`` names (see :func:`task_source_kind`); DataError for others.
+
+    Each file or store is opened once, to tell its kind and to read it.
+    """
+    found = _task_source(spec, load=True)
+    if found is None:
         raise DataError(
             f"{spec} is not a task source; give a task CSV "
             f"({','.join(TASK_COLUMNS)}[,subject]), a folder of them or STORE.db:RUN_ID of a task run"
         )
-    if kind == "csv":
-        return [read_task_csv(spec)]
-    if kind == "folder":
-        return [read_task_csv(p) for p in task_files(Path(spec))]
-    if kind == "store":
-        return _store_tasks(Path(spec), None)
-    store_path, _, run_id = spec.rpartition(":")
-    return _store_tasks(Path(store_path), run_id)
+    return found[1]
+
+
+def _task_source(spec: str, *, load: bool) -> tuple[str, list[TaskResponses]] | None:
+    """The kind of task source ``spec`` names (:func:`task_source_kind`) and, with ``load``,
+    its sources ([] without); None when it names no task source."""
+    path = Path(spec)
+    if path.is_dir():
+        csvs = [p for p in path.iterdir() if p.suffix.lower() == ".csv" and p.is_file()]
+        return _csv_tasks("folder", sorted(csvs, key=lambda p: p.name), load) if csvs else None
+    if path.is_file():
+        kind = _kind(path)
+        if kind == "csv":
+            return _csv_tasks("csv", [path], load)
+        if kind != "store" or path.stat().st_size == 0:
+            return None
+        return _store_tasks("store", path, None, load)
+    name, sep, run_id = spec.rpartition(":")
+    if sep and run_id and Path(name).is_file() and _kind(Path(name)) == "store":
+        return _store_tasks("run", Path(name), run_id, load)
+    return None
+
+
+def _csv_tasks(kind: str, files: list[Path], load: bool) -> tuple[str, list[TaskResponses]] | None:
+    """``files`` as task CSVs when every one has a task header (checked from its first line
+    alone without ``load``; with it, from the bytes then read), else None."""
+    if not load:
+        return (kind, []) if all(is_task_header(csv_header(p)) for p in files) else None
+    read: list[tuple[Path, bytes]] = []
+    for file in files:
+        data = _task_bytes(file)
+        if data is None:
+            return None
+        read.append((file, data))
+    return kind, [_task_from_bytes(file, data) for file, data in read]
+
+
+def _store_tasks(
+    kind: str, path: Path, run_id: str | None, load: bool
+) -> tuple[str, list[TaskResponses]] | None:
+    """The runs of the store at ``path`` (or its run ``run_id``) when all are task runs, read
+    with ``load``; None otherwise."""
+    with ResponseStore.for_reading(path) as store:
+        if run_id is None:
+            runs = store.list_runs()
+        else:
+            run = store.get_run(run_id)
+            runs = [] if run is None else [run]
+        if not runs or not all(is_task_run(r) for r in runs):
+            return None
+        if not load:
+            return kind, []
+        return kind, [task_run_responses(store, r, f"{path.name}:{r.run_id}") for r in runs]
 
 
 def load_one_task_source(
