@@ -100,7 +100,6 @@ def _open_store(tmp_path: Path) -> ResponseStore:
     return store
 
 
-@pytest.mark.xfail(strict=True, reason="a stop does not wake the poll sleep")
 def test_a_stop_while_polling_returns_at_once_and_the_resume_adopts_the_batch(
     tmp_path: Path,
 ) -> None:
@@ -125,7 +124,6 @@ def test_a_stop_while_polling_returns_at_once_and_the_resume_adopts_the_batch(
     _complete(tmp_path / "stop.db")
 
 
-@pytest.mark.xfail(strict=True, reason="a stop does not end a round's submits")
 def test_a_stop_between_the_batches_of_a_round_submits_no_more(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -40,7 +40,9 @@ batches in the store and adopts them (polls and reads them) before creating
 any (and resolves the intents a crash left, see ``_batch_adopt``); each
 slot's next attempt, failures and tokens are kept in ``batch_slots`` between
 rounds. A result whose attempt is not the slot's pending one is ignored (read
-twice after a kill: stored once).
+twice after a kill: stored once). A stop (:meth:`BatchCollector.stop_sending`)
+creates no further batch and ends the polls at once; the batches in flight stay
+open in the store, for the resume to adopt.
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
 refuses to submit lines whose estimated cost (the plan's token estimate in,
@@ -53,6 +55,7 @@ recorded or faulted through a :class:`~persona_collapse.collect.Transport`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -204,6 +207,7 @@ class BatchCollector:
         self.protocol = slot_protocol(config, instrument, self.personas)
         self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
+        self._stopping = asyncio.Event()
         self.transport = Transport(
             backend,
             limit=config.concurrency,
@@ -218,9 +222,11 @@ class BatchCollector:
     # -- public ----------------------------------------------------------------
 
     def stop_sending(self) -> int:
-        """Nothing to wait for here: the batches in flight run at the provider, stay in the
-        store and are adopted on resume. Returns 0 (the session stops at once)."""
+        """Create no further batch and stop polling at once (a poll sleep wakes): the batches
+        in flight run on at the provider, stay in the store and a resume adopts them.
+        :meth:`run` returns (``stop_reason="interrupted"``). Returns 0: nothing to wait for."""
         self.stats.stop_reason = self.stats.stop_reason or "interrupted"
+        self._stopping.set()
         return 0
 
     async def run(self) -> BatchStats:
@@ -299,7 +305,11 @@ class BatchCollector:
         for chunk in self._round_lines():
             lines = [line for _, line in chunk]
             cids = tuple(c for c, _ in chunk)
+            if self._stopping.is_set():
+                break  # stopped: the rest of the round is asked on resume
             prepared = await self.api.prepare(lines)
+            if self._stopping.is_set():
+                break
             pkey = f"file:{prepared}" if prepared is not None else f"new:{uuid.uuid4().hex}"
             # Stored BEFORE the create call: a run killed between the provider's
             # accepting the batch and the next line finds it again (_batch_adopt).
@@ -315,19 +325,23 @@ class BatchCollector:
         return jobs
 
     async def _wait(self, job: BatchJob, deadline: float) -> bool:
-        """Poll ``job`` until it ends (True) or ``deadline`` (monotonic seconds) passes (False)."""
-        while True:
+        """Poll ``job`` until it ends (True), or ``deadline`` (monotonic seconds) passes or the
+        run is stopped (False: the job stays open, for a resume to adopt)."""
+        while not self._stopping.is_set():
             status = await self.api.poll(job.batch_id)
             self.stats.batches[job.batch_id] = status.state
             if status.state != job.state:
                 self.ledger.set_state(self.run_id, job.batch_id, status.state)
             self._notify()
             if status.ended:
-                return True
+                return not self._stopping.is_set()
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            await asyncio.sleep(min(self.poll_s, left))
+            with contextlib.suppress(TimeoutError):  # the poll interval passed, no stop
+                await asyncio.wait_for(self._stopping.wait(), min(self.poll_s, left))
+        else:
+            return False
         self.stats.stop_reason = self.stats.stop_reason or "batch-timeout"
         if self._fatal is None:
             self._fatal = (
