@@ -155,3 +155,36 @@ def test_a_stop_between_the_batches_of_a_round_submits_no_more(
         assert resumed.adopted == 1 and resumed.created == 5
         assert srv.batches.lines == len(SLOTS)  # every request sent once
     _complete(tmp_path / "stop.db")
+
+
+@pytest.mark.xfail(strict=True, reason="a stop while results download says 0 in flight")
+def test_a_stop_while_results_download_stores_them_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch ended and its results are on the way: the stop says how many answers are in
+    flight (so ``GracefulStop`` waits for them instead of cancelling), and they are stored."""
+
+    async def while_downloading(collector: BatchCollector) -> int:
+        results = collector.api.results
+        reading, release = asyncio.Event(), asyncio.Event()
+
+        async def held_results(batch_id: str) -> Any:
+            reading.set()
+            await release.wait()
+            return await results(batch_id)
+
+        monkeypatch.setattr(collector.api, "results", held_results)
+        task = asyncio.ensure_future(collector.run())
+        await _until(reading.is_set, task)
+        in_flight = collector.stop_sending()
+        release.set()
+        await asyncio.wait_for(task, FINISH_S)
+        return in_flight
+
+    with _server() as srv, _open_store(tmp_path) as store:
+        srv.batches.set_script(BatchScript(polls=0))
+        stats, in_flight = asyncio.run(_stopped_run(srv, store, while_downloading))
+        assert in_flight == len(SLOTS) and stats.stop_reason == "interrupted"
+        assert store.count_responses(RUN) == len(SLOTS) == stats.done
+        assert srv.batches.created == 1 and BatchLedger(store).open_jobs(RUN) == []
+    _complete(tmp_path / "stop.db")
