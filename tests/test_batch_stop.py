@@ -21,7 +21,8 @@ import pytest
 
 from persona_collapse.backends import Backend, BatchLimits, create_backend
 from persona_collapse.collect import CollectConfig, plan_slots
-from persona_collapse.collect._batch import BatchCollector, BatchStats
+from persona_collapse.collect._batch import BatchCollector
+from persona_collapse.collect._batch_stats import BatchStats
 from persona_collapse.instruments import load_instrument
 from persona_collapse.loopback import BatchScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent, VariantParams
