@@ -158,7 +158,6 @@ def test_a_stop_between_the_batches_of_a_round_submits_no_more(
     _complete(tmp_path / "stop.db")
 
 
-@pytest.mark.xfail(strict=True, reason="a stop while results download says 0 in flight")
 def test_a_stop_while_results_download_stores_them_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

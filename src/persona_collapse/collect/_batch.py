@@ -41,8 +41,8 @@ any (and resolves the intents a crash left, see ``_batch_adopt``); each
 slot's next attempt, failures and tokens are kept in ``batch_slots`` between
 rounds. A result whose attempt is not the slot's pending one is ignored (read
 twice after a kill: stored once). A stop (:meth:`BatchCollector.stop_sending`)
-creates no further batch and ends the polls at once; the batches in flight stay
-open in the store, for the resume to adopt.
+creates no further batch and ends the polls at once (results already on the way
+are stored); the batches in flight stay open in the store, for the resume to adopt.
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
 refuses to submit lines whose estimated cost (the plan's token estimate in,
@@ -152,6 +152,7 @@ class BatchCollector:
         self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
         self._stopping = asyncio.Event()
+        self._reading: dict[str, int] = {}  # batch id -> open requests, results downloading
         self.transport = Transport(
             backend,
             limit=config.concurrency,
@@ -167,11 +168,13 @@ class BatchCollector:
 
     def stop_sending(self) -> int:
         """Create no further batch and stop polling at once (a poll sleep wakes): the batches
-        in flight run on at the provider, stay in the store and a resume adopts them.
-        :meth:`run` returns (``stop_reason="interrupted"``). Returns 0: nothing to wait for."""
+        in flight run on at the provider, stay in the store and a resume adopts them. Results
+        being downloaded are still read and stored; then :meth:`run` returns
+        (``stop_reason="interrupted"``). Returns the open requests of those results (0:
+        nothing to wait for)."""
         self.stats.stop_reason = self.stats.stop_reason or "interrupted"
         self._stopping.set()
-        return 0
+        return sum(self._reading.values())
 
     async def run(self) -> BatchStats:
         """Rounds until every slot is stored; raises ConfigError on a fatal line or error,
@@ -298,13 +301,16 @@ class BatchCollector:
         """Poll ``job`` until it ends, then read, check and store its results."""
         if not await self._wait(job, deadline):
             return
+        open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
+        self._reading[job.batch_id] = open_ids  # answers on the way, for stop_sending
         try:
             items = await self.api.results(job.batch_id)
         except ResultsGone as gone:
             self.stats.gone += 1
-            open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
             _warn(f"{gone}; its {open_ids} open requests are submitted again")
             items = []
+        finally:
+            del self._reading[job.batch_id]
         self.ledger.save_progress(self.run_id, self._read_lines(job, items))
         self.ledger.set_state(self.run_id, job.batch_id, READ_STATE)
         self.stats.batches[job.batch_id] = f"{self.stats.batches[job.batch_id]}, read"
