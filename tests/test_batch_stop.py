@@ -11,7 +11,11 @@ and ends with the full grid, each slot once. Answers are SIMULATED.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -27,6 +31,8 @@ from persona_collapse.instruments import load_instrument
 from persona_collapse.loopback import BatchScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent, VariantParams
 from persona_collapse.store import BatchLedger, ResponseStore, RunInfo
+
+from .helpers import batch_persona_file
 
 KEY = "sk-test-batch-stop-0123456789"
 RUN = "batch-stop"
@@ -188,3 +194,55 @@ def test_a_stop_while_results_download_stores_them_and_says_so(
         assert store.count_responses(RUN) == len(SLOTS) == stats.done
         assert srv.batches.created == 1 and BatchLedger(store).open_jobs(RUN) == []
     _complete(tmp_path / "stop.db")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl-c"])
+def test_a_signal_while_the_cli_polls_stops_at_once_and_the_resume_adopts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: signal.Signals
+) -> None:
+    """``run --batch`` through the real CLI, stopped by one signal during a 30 s poll sleep:
+    exit 130 within seconds, no traceback, the batch stays open in the store; the same
+    command again adopts it (no batch created) and fills the grid, each slot once."""
+    persona_file = batch_persona_file(tmp_path, monkeypatch, KEY)
+    store = tmp_path / "cli.db"
+    env = dict(os.environ, OPENAI_API_KEY=KEY, PYTHONPATH=os.pathsep.join(sys.path))
+    with _server() as srv:
+        srv.batches.set_script(BatchScript(polls=-1))
+        cmd = [
+            sys.executable, "-m", "persona_collapse", "run", "openai/sim-steady",
+            "--base-url", srv.base_url, "--store", str(store), "--personas", str(persona_file),
+            "--n-personas", "2", "--reps", "1", "--quiet", "--batch", "--batch-poll", "30",
+        ]  # fmt: skip
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while srv.batches.created == 0:
+                assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+                time.sleep(0.02)
+            time.sleep(1.0)  # created, stored and polled: asleep for 30 s now
+            proc.send_signal(signum)
+            started = time.monotonic()
+            _, err = proc.communicate(timeout=60)
+            waited = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert "Interrupted; run the same command again to resume" in err, err
+        assert waited < FINISH_S, waited
+        with ResponseStore(store) as opened:
+            (run_id,) = [r.run_id for r in opened.list_runs()]
+            assert len(BatchLedger(opened).open_jobs(run_id)) == 1
+            assert opened.count_responses(run_id) == 0
+        for batch in srv.batches.batches.values():
+            batch.polls_left = 0
+        srv.batches.set_script(BatchScript(polls=0))
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert srv.batches.created == 1 and srv.batches.lines == 2 * 30
+    with sqlite3.connect(store) as conn:
+        rows = conn.execute("SELECT persona_id, item_id, repetition FROM responses").fetchall()
+    assert len(rows) == 2 * 30 == len(set(rows))
