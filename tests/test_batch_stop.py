@@ -249,7 +249,6 @@ def test_a_signal_while_the_cli_polls_stops_at_once_and_the_resume_adopts(
     assert len(rows) == 2 * 30 == len(set(rows))
 
 
-@pytest.mark.xfail(strict=True, reason="progress and the read mark are two transactions")
 def test_a_kill_after_the_progress_is_saved_counts_no_fault_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

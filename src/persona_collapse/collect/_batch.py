@@ -80,7 +80,7 @@ from ..backends import (
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import Ask, SlotState
-from ..store import MISSING_RATING, READ_STATE, BatchJob, BatchLedger, ResponseRow, ResponseStore
+from ..store import MISSING_RATING, BatchJob, BatchLedger, ResponseRow, ResponseStore
 from ._batch_adopt import batch_metadata, resolve_pending
 from ._batch_lines import SlotKey, agreeing, custom_id, new_nonce, parse_custom_id, sort_lines
 from ._batch_stats import BatchStats
@@ -311,8 +311,7 @@ class BatchCollector:
             items = []
         finally:
             del self._reading[job.batch_id]
-        self.ledger.save_progress(self.run_id, self._read_lines(job, items))
-        self.ledger.set_state(self.run_id, job.batch_id, READ_STATE)
+        self.ledger.save_progress(self.run_id, self._read_lines(job, items), read=job.batch_id)
         self.stats.batches[job.batch_id] = f"{self.stats.batches[job.batch_id]}, read"
         self._notify()
 
