@@ -40,7 +40,9 @@ batches in the store and adopts them (polls and reads them) before creating
 any (and resolves the intents a crash left, see ``_batch_adopt``); each
 slot's next attempt, failures and tokens are kept in ``batch_slots`` between
 rounds. A result whose attempt is not the slot's pending one is ignored (read
-twice after a kill: stored once).
+twice after a kill: stored once). A stop (:meth:`BatchCollector.stop_sending`)
+creates no further batch and ends the polls at once (results already on the way
+are stored); the batches in flight stay open in the store, for the resume to adopt.
 
 Cost: every token at the batch price (``price x discount``); ``--max-cost``
 refuses to submit lines whose estimated cost (the plan's token estimate in,
@@ -53,12 +55,12 @@ recorded or faulted through a :class:`~persona_collapse.collect.Transport`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -78,9 +80,10 @@ from ..backends import (
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..protocol import Ask, SlotState
-from ..store import MISSING_RATING, READ_STATE, BatchJob, BatchLedger, ResponseRow, ResponseStore
+from ..store import MISSING_RATING, BatchJob, BatchLedger, ResponseRow, ResponseStore
 from ._batch_adopt import batch_metadata, resolve_pending
 from ._batch_lines import SlotKey, agreeing, custom_id, new_nonce, parse_custom_id, sort_lines
+from ._batch_stats import BatchStats
 from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
 from ._plan import Slot
 from ._transport import CostBudget, Transport
@@ -93,62 +96,6 @@ DEFAULT_BATCH_TIMEOUT_S = 24 * 3600.0
 24 h completion window."""
 
 _Update = tuple[SlotKey, SlotState | None]
-
-
-@dataclass
-class BatchStats(CollectStats):
-    """:class:`CollectStats` plus the batch counters shown in the progress line and summary.
-
-    ``round``: the batch round in progress; ``batches``: batch id -> its latest
-    state (this session's and adopted ones); ``adopted``: batches found in the
-    store and adopted; ``created``: batches this session created;
-    ``saved_usd``: what the same tokens would have cost more at the direct price;
-    ``ignored_lines``: result lines naming no request of their batch;
-    ``conflicting``: requests answered twice, differently (asked again);
-    ``gone``: batches whose results answered 404 (their requests asked again).
-    """
-
-    round: int = 0
-    batches: dict[str, str] = field(default_factory=dict)
-    adopted: int = 0
-    created: int = 0
-    saved_usd: float = 0.0
-    ignored_lines: int = 0
-    conflicting: int = 0
-    gone: int = 0
-
-    def progress_counts(self) -> str:
-        states: dict[str, int] = {}
-        for state in self.batches.values():
-            states[state] = states.get(state, 0) + 1
-        what = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "none"
-        return (
-            f"round {self.round} batches {len(self.batches)} ({what}) "
-            f"failures {self.failures} missing {self.missing}"
-        )
-
-
-def batch_note(stats: BatchStats, *, priced: bool) -> str:
-    """The summary's batch sentences: rounds, batches created and adopted, the discount saved,
-    and the result lines not taken as answers."""
-    saved = f"${stats.saved_usd:.2f}" if priced else "unknown (no known price)"
-    note = (
-        f"Batch API: {stats.round} rounds, {stats.created} batches created, "
-        f"{stats.adopted} adopted from an earlier session; the batch discount saved {saved}."
-    )
-    if stats.ignored_lines:
-        note += (
-            f" {stats.ignored_lines} result lines named requests their batch never sent "
-            "and were ignored."
-        )
-    if stats.conflicting:
-        note += (
-            f" {stats.conflicting} requests were answered twice with different answers "
-            "and asked again."
-        )
-    if stats.gone:
-        note += f" The results of {stats.gone} batches were gone (HTTP 404) and asked again."
-    return note
 
 
 def _warn(text: str) -> None:
@@ -204,6 +151,8 @@ class BatchCollector:
         self.protocol = slot_protocol(config, instrument, self.personas)
         self._progress: dict[SlotKey, SlotState] = {}
         self._fatal: str | None = None
+        self._stopping = asyncio.Event()
+        self._reading: dict[str, int] = {}  # batch id -> open requests, results downloading
         self.transport = Transport(
             backend,
             limit=config.concurrency,
@@ -218,10 +167,14 @@ class BatchCollector:
     # -- public ----------------------------------------------------------------
 
     def stop_sending(self) -> int:
-        """Nothing to wait for here: the batches in flight run at the provider, stay in the
-        store and are adopted on resume. Returns 0 (the session stops at once)."""
+        """Create no further batch and stop polling at once (a poll sleep wakes): the batches
+        in flight run on at the provider, stay in the store and a resume adopts them. Results
+        being downloaded are still read and stored; then :meth:`run` returns
+        (``stop_reason="interrupted"``). Returns the open requests of those results (0:
+        nothing to wait for)."""
         self.stats.stop_reason = self.stats.stop_reason or "interrupted"
-        return 0
+        self._stopping.set()
+        return sum(self._reading.values())
 
     async def run(self) -> BatchStats:
         """Rounds until every slot is stored; raises ConfigError on a fatal line or error,
@@ -299,7 +252,11 @@ class BatchCollector:
         for chunk in self._round_lines():
             lines = [line for _, line in chunk]
             cids = tuple(c for c, _ in chunk)
+            if self._stopping.is_set():
+                break  # stopped: the rest of the round is asked on resume
             prepared = await self.api.prepare(lines)
+            if self._stopping.is_set():
+                break
             pkey = f"file:{prepared}" if prepared is not None else f"new:{uuid.uuid4().hex}"
             # Stored BEFORE the create call: a run killed between the provider's
             # accepting the batch and the next line finds it again (_batch_adopt).
@@ -315,19 +272,23 @@ class BatchCollector:
         return jobs
 
     async def _wait(self, job: BatchJob, deadline: float) -> bool:
-        """Poll ``job`` until it ends (True) or ``deadline`` (monotonic seconds) passes (False)."""
-        while True:
+        """Poll ``job`` until it ends (True), or ``deadline`` (monotonic seconds) passes or the
+        run is stopped (False: the job stays open, for a resume to adopt)."""
+        while not self._stopping.is_set():
             status = await self.api.poll(job.batch_id)
             self.stats.batches[job.batch_id] = status.state
             if status.state != job.state:
                 self.ledger.set_state(self.run_id, job.batch_id, status.state)
             self._notify()
             if status.ended:
-                return True
+                return not self._stopping.is_set()
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            await asyncio.sleep(min(self.poll_s, left))
+            with contextlib.suppress(TimeoutError):  # the poll interval passed, no stop
+                await asyncio.wait_for(self._stopping.wait(), min(self.poll_s, left))
+        else:
+            return False
         self.stats.stop_reason = self.stats.stop_reason or "batch-timeout"
         if self._fatal is None:
             self._fatal = (
@@ -340,15 +301,17 @@ class BatchCollector:
         """Poll ``job`` until it ends, then read, check and store its results."""
         if not await self._wait(job, deadline):
             return
+        open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
+        self._reading[job.batch_id] = open_ids  # answers on the way, for stop_sending
         try:
             items = await self.api.results(job.batch_id)
         except ResultsGone as gone:
             self.stats.gone += 1
-            open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
             _warn(f"{gone}; its {open_ids} open requests are submitted again")
             items = []
-        self.ledger.save_progress(self.run_id, self._read_lines(job, items))
-        self.ledger.set_state(self.run_id, job.batch_id, READ_STATE)
+        finally:
+            del self._reading[job.batch_id]
+        self.ledger.save_progress(self.run_id, self._read_lines(job, items), read=job.batch_id)
         self.stats.batches[job.batch_id] = f"{self.stats.batches[job.batch_id]}, read"
         self._notify()
 

@@ -31,13 +31,8 @@ from ..backends import (
 from ..errors import ConfigError
 from ..instruments import Instrument
 from ..store import ResponseStore
-from ._batch import (
-    DEFAULT_BATCH_POLL_S,
-    DEFAULT_BATCH_TIMEOUT_S,
-    BatchCollector,
-    BatchStats,
-    batch_note,
-)
+from ._batch import DEFAULT_BATCH_POLL_S, DEFAULT_BATCH_TIMEOUT_S, BatchCollector
+from ._batch_stats import BatchStats, batch_note
 from ._collector import CollectConfig, Collector, CollectStats, Pricing
 from ._plan import Slot
 

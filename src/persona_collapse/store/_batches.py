@@ -156,10 +156,21 @@ class BatchLedger:
         }
 
     def save_progress(
-        self, run_id: str, updates: Iterable[tuple[SlotKey, SlotState | None]]
+        self,
+        run_id: str,
+        updates: Iterable[tuple[SlotKey, SlotState | None]],
+        *,
+        read: str | None = None,
     ) -> None:
-        """Write (or, for None: delete) the progress of slots, in one transaction."""
+        """Write (or, for None: delete) the progress of slots, in one transaction; ``read``:
+        the batch whose results these are, marked ``read`` in the same transaction (a run
+        killed in between would read it again and count its faults twice)."""
         with self.store.connection() as conn, transaction(conn):
+            if read is not None:
+                conn.execute(
+                    "UPDATE batch_jobs SET state = ?, updated = ? WHERE run_id = ? AND batch_id = ?",
+                    (READ_STATE, now_utc(), run_id, read),
+                )
             for (p, i, r), prog in updates:
                 if prog is None:
                     conn.execute(
