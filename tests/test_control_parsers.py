@@ -67,7 +67,6 @@ def test_numbers_are_normalised_before_comparing() -> None:
     assert not task_parser("number").correct(None, "3")
 
 
-@pytest.mark.xfail(strict=True, reason="U+2212 minus sign dropped")
 @pytest.mark.parametrize("text", ["#### \u22125", "the answer is \u22125", "#### -5"])
 def test_a_unicode_minus_sign_keeps_the_number_negative(text: str) -> None:
     assert parse_number(text) == "-5"
