@@ -154,7 +154,6 @@ def test_elicitation_of_a_task_is_the_loaded_one_without_reading_items(
     assert elicitation_of("mini-mmlu") is None
 
 
-@pytest.mark.xfail(strict=True, reason="bad gold answers and item ids are taken silently")
 @pytest.mark.parametrize(
     ("task", "item", "message"),
     [
