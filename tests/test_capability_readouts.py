@@ -388,7 +388,6 @@ def _task_csv(path: Path, rows: list[tuple[int, int, str, str]]) -> str:
     return str(path)
 
 
-@pytest.mark.xfail(strict=True, reason="an item's gold may differ between its rows")
 def test_an_item_whose_rows_disagree_on_its_gold_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
