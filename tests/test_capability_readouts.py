@@ -399,7 +399,6 @@ def test_an_item_whose_rows_disagree_on_its_gold_is_refused(
     assert "gold" in lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="compare pairs items whose gold differs")
 def test_compare_refuses_shared_items_whose_gold_differs(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -425,7 +424,6 @@ def test_compare_refuses_shared_items_whose_gold_differs(
     assert len(lines) == 1 and "item 2" in lines[0] and "gold" in lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="the count of unshared items is max(sides) - shared")
 def test_compare_counts_the_items_left_out_on_each_side(tmp_path: Path) -> None:
     base = [(i, r, "A", "A") for i in range(4) for r in (1, 2)]  # items 0-3
     variant = [(i, r, "A", "A") for i in range(2, 6) for r in (1, 2)]  # items 2-5

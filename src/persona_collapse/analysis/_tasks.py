@@ -28,7 +28,7 @@ from ..stats import (
     paired_task_deltas,
     task_bootstrap,
 )
-from ..store import TaskResponses
+from ..store import TaskResponses, gold_key
 from ._options import AnalysisOptions
 
 
@@ -136,6 +136,33 @@ def _measure(task: TaskResponses, table: AnswerTable, opts: AnalysisOptions) -> 
     return doc
 
 
+def _check_golds(base: TaskResponses, variant: TaskResponses) -> None:
+    """DataError when an item both sources hold has a different gold answer on each side."""
+    theirs, ours = variant.item_golds(), base.item_golds()
+    differ = [
+        i for i in sorted(theirs.keys() & ours.keys()) if gold_key(theirs[i]) != gold_key(ours[i])
+    ]
+    if differ:
+        i = differ[0]
+        raise DataError(
+            f"{variant.label} and {base.label} disagree on the gold answer of {len(differ)} "
+            f"shared items (item {i}: {theirs[i]!r} vs {ours[i]!r}); the same item id must be "
+            "the same question, so fix the gold or renumber the items"
+        )
+
+
+def _unshared(base: AnswerTable, variant: AnswerTable, label: str, n_shared: int) -> str | None:
+    """The warning that items are on one side only (None when every item is on both)."""
+    only_base = base.item_ids.size - n_shared
+    only_variant = variant.item_ids.size - n_shared
+    if not (only_base or only_variant):
+        return None
+    return (
+        f"{label}: {only_base} base items and {only_variant} variant items are not on both "
+        f"sides; the deltas use the {n_shared} shared items"
+    )
+
+
 def compare_tasks(
     base: TaskResponses,
     variants: Mapping[str, TaskResponses],
@@ -159,6 +186,7 @@ def compare_tasks(
                 f"{variant.label} ({variant.instrument}) and {base.label} ({base.instrument}) "
                 "name different item sets; the deltas use the item ids both hold"
             )
+        _check_golds(base, variant)
         table = answer_table(variant)
         doc = _measure(variant, table, opts)
         delta = paired_task_deltas(
@@ -166,12 +194,9 @@ def compare_tasks(
         )
         if delta["n_items"] == 0:
             raise DataError(f"{variant.label} and {base.label} share no item ids")
-        left = max(base_table.item_ids.size, table.item_ids.size) - int(delta["n_items"])
+        left = _unshared(base_table, table, label, int(delta["n_items"]))
         if left:
-            warnings.append(
-                f"{label}: {left} items are not on both sides; the deltas use the "
-                f"{delta['n_items']} shared items"
-            )
+            warnings.append(left)
         warnings += doc["warnings"]
         out["variants"][label] = {"metrics": doc, "delta": delta}
     out["simulated"] = bool(base.simulated or any(v.simulated for v in variants.values()))
