@@ -435,3 +435,24 @@ def test_compare_counts_the_items_left_out_on_each_side(tmp_path: Path) -> None:
     [left] = [w for w in doc["warnings"] if "not on both sides" in w]
     assert "2 base items and 2 variant items are not on both sides" in left
     assert "the 2 shared items" in left
+
+
+@pytest.mark.xfail(strict=True, reason="transport losses are counted wrong by accuracy_all")
+def test_slots_with_no_reply_are_left_out_of_accuracy_not_counted_wrong(tmp_path: Path) -> None:
+    """A slot no reply reached (no response, no answer: a transport loss) says nothing about
+    the model: accuracy_all is over the replies (a reply that did not parse counts wrong)."""
+    lines = [_TASK_HEADER]
+    for item in range(4):
+        lines.append(f"{item},1,A,A,1,1,0,A,t")  # replied, right
+        lines.append(f"{item},2,,A,0,0,0,To,t")  # replied, did not parse: wrong
+        lines += [f"{item},{rep},,A,0,0,0,,t" for rep in range(3, 11)]  # no reply
+    path = tmp_path / "lossy_mmlu.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [task] = load_task_sources(str(path))
+    opts = AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20, repetition_draws=5))
+    doc = measure_task(task, opts)
+    assert (doc["n_total"], doc["n_replied"], doc["n_valid"]) == (40, 8, 4)
+    assert doc["accuracy_all"] == pytest.approx(0.5)  # 4 right of 8 replies, not of 40 slots
+    assert any("32 of 40 slots have no reply" in w and "left out" in w for w in doc["warnings"])
+    delta = compare_tasks(task, {"same": task}, opts, draws=50)["variants"]["same"]["delta"]
+    assert delta["accuracy"] == pytest.approx(0.0)
