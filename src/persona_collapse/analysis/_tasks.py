@@ -5,7 +5,8 @@
 (paired deltas over the items both share). Conventions and bootstraps are
 those of :mod:`persona_collapse.stats` (``answer_statistics``,
 ``task_bootstrap``, ``paired_task_deltas``): accuracy against the gold answer
-(over all rows, an unparsed row counting wrong, and over parsed rows), the
+(over all replies, an unparsed reply counting wrong, and over parsed replies; a slot
+no reply reached is left out), the
 majority-vote accuracy, and repeat instability (non-unanimity, Gini impurity,
 distinct answers) over items with at least two parsed repetitions.
 """
@@ -36,7 +37,9 @@ def answer_table(task: TaskResponses) -> AnswerTable:
     """Answer counts per item (ascending ids) and answer level (lexicographic within item).
 
     An answer level is correct when any row with that answer is correct;
-    items are stratified by their subject (one stratum when none is known).
+    ``unparsed`` counts the replies that did not parse (a slot no reply reached,
+    a transport loss, is in no count: it says nothing about the model); items
+    are stratified by their subject (one stratum when none is known).
     """
     items, item_pos = np.unique(task.item_id, return_inverse=True)
     parsed = task.format_valid
@@ -55,7 +58,8 @@ def answer_table(task: TaskResponses) -> AnswerTable:
     correct = np.zeros((items.size, width), dtype=bool)
     counts[item_of, level] = grouped["n"].to_numpy(dtype=np.float64)
     correct[item_of, level] = grouped["ok"].to_numpy(dtype=bool)
-    unparsed = np.bincount(item_pos[~parsed], minlength=items.size).astype(np.float64)
+    failed = task.replied & ~parsed
+    unparsed = np.bincount(item_pos[failed], minlength=items.size).astype(np.float64)
     first = np.zeros(items.size, dtype=np.int64)
     first[item_pos[::-1]] = np.arange(item_pos.size)[::-1]
     _, strata = np.unique(task.subject[first].astype(str), return_inverse=True)
@@ -77,7 +81,7 @@ def task_warnings(task: TaskResponses) -> list[str]:
     if lost:
         out.append(
             f"{task.label}: {lost} of {task.replied.size} slots have no reply (transport "
-            "losses); resume the run to fill them"
+            "losses, left out of every readout); resume the run to fill them"
         )
     failed = int(np.sum(task.replied & ~task.format_valid))
     if failed:
