@@ -179,3 +179,13 @@ def test_a_users_item_set_with_a_bad_gold_or_id_is_refused(
     path.write_text(json.dumps({"items": [item]}), encoding="utf-8")
     with pytest.raises(DataError, match=message):
         load_instrument(task, items=path)
+
+
+@pytest.mark.xfail(strict=True, reason="a UTF-8 byte order mark is refused as invalid JSON")
+def test_a_users_item_set_with_a_byte_order_mark_and_crlf_loads(tmp_path: Path) -> None:
+    doc = {"items": [{"item_id": 1, "question": "2 + 2?", "answer": "4"}]}
+    path = tmp_path / "notepad.json"
+    text = json.dumps(doc, indent=1).replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    inst = load_instrument("gsm8k", items=path)
+    assert inst.name == "notepad" and inst.items[0].gold == "4"
