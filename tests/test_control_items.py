@@ -181,7 +181,6 @@ def test_a_users_item_set_with_a_bad_gold_or_id_is_refused(
         load_instrument(task, items=path)
 
 
-@pytest.mark.xfail(strict=True, reason="a UTF-8 byte order mark is refused as invalid JSON")
 def test_a_users_item_set_with_a_byte_order_mark_and_crlf_loads(tmp_path: Path) -> None:
     doc = {"items": [{"item_id": 1, "question": "2 + 2?", "answer": "4"}]}
     path = tmp_path / "notepad.json"

@@ -271,7 +271,7 @@ def task_instrument(
 
 def _read_items(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is allowed
     except OSError as exc:
         raise DataError(f"cannot read the item set {path} ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
