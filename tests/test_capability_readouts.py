@@ -455,3 +455,15 @@ def test_slots_with_no_reply_are_left_out_of_accuracy_not_counted_wrong(tmp_path
     assert any("32 of 40 slots have no reply" in w and "left out" in w for w in doc["warnings"])
     delta = compare_tasks(task, {"same": task}, opts, draws=50)["variants"]["same"]["delta"]
     assert delta["accuracy"] == pytest.approx(0.0)
+
+
+@pytest.mark.xfail(strict=True, reason="the table prints 'nan ± nan' for an undefined Gini")
+def test_the_metrics_table_says_n_a_for_readouts_with_no_eligible_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One repetition per item: no item can disagree with itself, so the instability
+    readouts and their SEs are undefined and the table says n/a, never nan."""
+    path = _task_csv(tmp_path / "once_mmlu.csv", [(i, 1, "A", "A") for i in range(5)])
+    result = run_cli(capsys, "metrics", path, "--persona-draws", "20")
+    assert result.status == 0, result.err
+    assert "nan" not in result.out and "n/a" in result.out
