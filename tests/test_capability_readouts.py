@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -274,7 +275,7 @@ def test_a_stored_task_run_is_read_per_the_contract(tmp_path: Path) -> None:
     doc = measure_task(task, AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20)))
     assert (doc["n_total"], doc["n_replied"], doc["n_valid"], doc["n_items"]) == (8, 7, 6, 2)
     assert doc["format_valid_rate"] == pytest.approx(6 / 7)
-    assert doc["accuracy_all"] == pytest.approx(5 / 8)
+    assert doc["accuracy_all"] == pytest.approx(5 / 7)  # the lost slot is no reply: left out
     assert doc["majority_accuracy"] == 1.0 and doc["non_unanimity_rate"] == 0.5
     assert doc["instability"]["mean_gini_norm"] == pytest.approx(doc["mean_gini"] / 0.75)
     assert any("no reply" in w for w in doc["warnings"])
@@ -374,3 +375,95 @@ def test_load_task_sources_opens_each_source_once(
     opened.clear()
     assert len(load_task_sources(str(folder / names[0]))) == 1
     assert opened == [f"{names[0]} (part)", names[0]]
+
+
+_TASK_HEADER = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
+
+
+def _task_csv(path: Path, rows: list[tuple[int, int, str, str]]) -> str:
+    """A task CSV of ``(item_id, run_index, answer, gold)`` rows, ``correct`` consistent."""
+    lines = [_TASK_HEADER]
+    for item, rep, answer, gold in rows:
+        lines.append(f"{item},{rep},{answer},{gold},{int(answer == gold)},1,0,{answer},t")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_an_item_whose_rows_disagree_on_its_gold_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [(0, 1, "A", "A"), (0, 2, "A", "B"), (1, 1, "C", "C"), (1, 2, "C", "C")]
+    result = run_cli(capsys, "metrics", _task_csv(tmp_path / "m_mmlu.csv", rows))
+    assert result.status == 2 and "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "line 3" in lines[0] and "item 0" in lines[0]
+    assert "gold" in lines[0]
+
+
+def test_compare_refuses_shared_items_whose_gold_differs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = [(i, r, "A", "A") for i in range(4) for r in (1, 2)]
+    variant = [(i, r, "A", "B" if i == 2 else "A") for i in range(4) for r in (1, 2)]
+    same = [(i, r, "A", "A") for i in range(4) for r in (1, 2)]
+    args = ["--persona-draws", "20", "--repetition-draws", "5"]
+    b = _task_csv(tmp_path / "b_mmlu.csv", base)
+    ok = run_cli(
+        capsys,
+        "compare",
+        "--base",
+        b,
+        "--variant",
+        f"v={_task_csv(tmp_path / 's_mmlu.csv', same)}",
+        *args,
+    )
+    assert ok.status == 0, ok.err
+    v = _task_csv(tmp_path / "v_mmlu.csv", variant)
+    result = run_cli(capsys, "compare", "--base", b, "--variant", f"v={v}", *args)
+    assert result.status == 2 and "Traceback" not in result.err
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and "item 2" in lines[0] and "gold" in lines[0]
+
+
+def test_compare_counts_the_items_left_out_on_each_side(tmp_path: Path) -> None:
+    base = [(i, r, "A", "A") for i in range(4) for r in (1, 2)]  # items 0-3
+    variant = [(i, r, "A", "A") for i in range(2, 6) for r in (1, 2)]  # items 2-5
+    b = load_task_sources(_task_csv(tmp_path / "b_mmlu.csv", base))[0]
+    v = load_task_sources(_task_csv(tmp_path / "v_mmlu.csv", variant))[0]
+    opts = AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20, repetition_draws=5))
+    doc = compare_tasks(b, {"v": v}, opts, draws=50)
+    assert doc["variants"]["v"]["delta"]["n_items"] == 2
+    [left] = [w for w in doc["warnings"] if "not on both sides" in w]
+    assert "2 base items and 2 variant items are not on both sides" in left
+    assert "the 2 shared items" in left
+
+
+def test_slots_with_no_reply_are_left_out_of_accuracy_not_counted_wrong(tmp_path: Path) -> None:
+    """A slot no reply reached (no response, no answer: a transport loss) says nothing about
+    the model: accuracy_all is over the replies (a reply that did not parse counts wrong)."""
+    lines = [_TASK_HEADER]
+    for item in range(4):
+        lines.append(f"{item},1,A,A,1,1,0,A,t")  # replied, right
+        lines.append(f"{item},2,,A,0,0,0,To,t")  # replied, did not parse: wrong
+        lines += [f"{item},{rep},,A,0,0,0,,t" for rep in range(3, 11)]  # no reply
+    path = tmp_path / "lossy_mmlu.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [task] = load_task_sources(str(path))
+    opts = AnalysisOptions(bootstrap=BootstrapConfig(persona_draws=20, repetition_draws=5))
+    doc = measure_task(task, opts)
+    assert (doc["n_total"], doc["n_replied"], doc["n_valid"]) == (40, 8, 4)
+    assert doc["accuracy_all"] == pytest.approx(0.5)  # 4 right of 8 replies, not of 40 slots
+    assert any("32 of 40 slots have no reply" in w and "left out" in w for w in doc["warnings"])
+    delta = compare_tasks(task, {"same": task}, opts, draws=50)["variants"]["same"]["delta"]
+    assert delta["accuracy"] == pytest.approx(0.0)
+
+
+def test_the_metrics_table_says_n_a_for_readouts_with_no_eligible_item(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One repetition per item: no item can disagree with itself, so the instability
+    readouts and their SEs are undefined and the table says n/a, never nan."""
+    path = _task_csv(tmp_path / "once_mmlu.csv", [(i, 1, "A", "A") for i in range(5)])
+    result = run_cli(capsys, "metrics", path, "--persona-draws", "20")
+    assert result.status == 0, result.err
+    assert not re.search(r"\bnan\b", result.out) and "n/a" in result.out

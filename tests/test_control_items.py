@@ -152,3 +152,39 @@ def test_elicitation_of_a_task_is_the_loaded_one_without_reading_items(
     mmlu = elicitation_of("mmlu")
     assert mmlu is not None and mmlu.answers == ("A", "B", "C", "D")
     assert elicitation_of("mini-mmlu") is None
+
+
+@pytest.mark.parametrize(
+    ("task", "item", "message"),
+    [
+        ("gsm8k", {"item_id": 1, "question": "q", "answer": None}, "not a number"),
+        ("gsm8k", {"item_id": 1, "question": "q", "answer": ""}, "not a number"),
+        ("gsm8k", {"item_id": 1, "question": "q", "answer": "five"}, "not a number"),
+        ("gsm8k", {"item_id": 1.7, "question": "q", "answer": "2"}, "whole number >= 0"),
+        ("gsm8k", {"item_id": True, "question": "q", "answer": "2"}, "whole number >= 0"),
+        ("gsm8k", {"item_id": -3, "question": "q", "answer": "2"}, "whole number >= 0"),
+        (
+            "mmlu",
+            {"item_id": 0, "subject": "s", "question": "q", "choices": "abcd", "answer": "A"},
+            "a list of 4",
+        ),
+    ],
+)
+def test_a_users_item_set_with_a_bad_gold_or_id_is_refused(
+    tmp_path: Path, task: str, item: dict[str, object], message: str
+) -> None:
+    """A gold answer no reply can equal (every answer would be scored wrong), or an id that
+    is not what the task CSV can hold (item_id >= 0), is refused when the set is loaded."""
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps({"items": [item]}), encoding="utf-8")
+    with pytest.raises(DataError, match=message):
+        load_instrument(task, items=path)
+
+
+def test_a_users_item_set_with_a_byte_order_mark_and_crlf_loads(tmp_path: Path) -> None:
+    doc = {"items": [{"item_id": 1, "question": "2 + 2?", "answer": "4"}]}
+    path = tmp_path / "notepad.json"
+    text = json.dumps(doc, indent=1).replace("\n", "\r\n")
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    inst = load_instrument("gsm8k", items=path)
+    assert inst.name == "notepad" and inst.items[0].gold == "4"

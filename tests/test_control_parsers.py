@@ -65,3 +65,10 @@ def test_numbers_are_normalised_before_comparing() -> None:
     assert normalise_number("0.50") == "0.5" and normalise_number(".5") == "0.5"
     assert task_parser("number").correct("10800", "10,800")
     assert not task_parser("number").correct(None, "3")
+
+
+@pytest.mark.parametrize("text", ["#### \u22125", "the answer is \u22125", "#### -5"])
+def test_a_unicode_minus_sign_keeps_the_number_negative(text: str) -> None:
+    assert parse_number(text) == "-5"
+    assert normalise_number("\u22125") == "-5"
+    assert task_parser("number").correct(parse_number(text), "\u22125")

@@ -5,7 +5,8 @@
 (paired deltas over the items both share). Conventions and bootstraps are
 those of :mod:`persona_collapse.stats` (``answer_statistics``,
 ``task_bootstrap``, ``paired_task_deltas``): accuracy against the gold answer
-(over all rows, an unparsed row counting wrong, and over parsed rows), the
+(over all replies, an unparsed reply counting wrong, and over parsed replies; a slot
+no reply reached is left out), the
 majority-vote accuracy, and repeat instability (non-unanimity, Gini impurity,
 distinct answers) over items with at least two parsed repetitions.
 """
@@ -28,7 +29,7 @@ from ..stats import (
     paired_task_deltas,
     task_bootstrap,
 )
-from ..store import TaskResponses
+from ..store import TaskResponses, gold_key
 from ._options import AnalysisOptions
 
 
@@ -36,7 +37,9 @@ def answer_table(task: TaskResponses) -> AnswerTable:
     """Answer counts per item (ascending ids) and answer level (lexicographic within item).
 
     An answer level is correct when any row with that answer is correct;
-    items are stratified by their subject (one stratum when none is known).
+    ``unparsed`` counts the replies that did not parse (a slot no reply reached,
+    a transport loss, is in no count: it says nothing about the model); items
+    are stratified by their subject (one stratum when none is known).
     """
     items, item_pos = np.unique(task.item_id, return_inverse=True)
     parsed = task.format_valid
@@ -55,7 +58,8 @@ def answer_table(task: TaskResponses) -> AnswerTable:
     correct = np.zeros((items.size, width), dtype=bool)
     counts[item_of, level] = grouped["n"].to_numpy(dtype=np.float64)
     correct[item_of, level] = grouped["ok"].to_numpy(dtype=bool)
-    unparsed = np.bincount(item_pos[~parsed], minlength=items.size).astype(np.float64)
+    failed = task.replied & ~parsed
+    unparsed = np.bincount(item_pos[failed], minlength=items.size).astype(np.float64)
     first = np.zeros(items.size, dtype=np.int64)
     first[item_pos[::-1]] = np.arange(item_pos.size)[::-1]
     _, strata = np.unique(task.subject[first].astype(str), return_inverse=True)
@@ -77,7 +81,7 @@ def task_warnings(task: TaskResponses) -> list[str]:
     if lost:
         out.append(
             f"{task.label}: {lost} of {task.replied.size} slots have no reply (transport "
-            "losses); resume the run to fill them"
+            "losses, left out of every readout); resume the run to fill them"
         )
     failed = int(np.sum(task.replied & ~task.format_valid))
     if failed:
@@ -136,6 +140,33 @@ def _measure(task: TaskResponses, table: AnswerTable, opts: AnalysisOptions) -> 
     return doc
 
 
+def _check_golds(base: TaskResponses, variant: TaskResponses) -> None:
+    """DataError when an item both sources hold has a different gold answer on each side."""
+    theirs, ours = variant.item_golds(), base.item_golds()
+    differ = [
+        i for i in sorted(theirs.keys() & ours.keys()) if gold_key(theirs[i]) != gold_key(ours[i])
+    ]
+    if differ:
+        i = differ[0]
+        raise DataError(
+            f"{variant.label} and {base.label} disagree on the gold answer of {len(differ)} "
+            f"shared items (item {i}: {theirs[i]!r} vs {ours[i]!r}); the same item id must be "
+            "the same question, so fix the gold or renumber the items"
+        )
+
+
+def _unshared(base: AnswerTable, variant: AnswerTable, label: str, n_shared: int) -> str | None:
+    """The warning that items are on one side only (None when every item is on both)."""
+    only_base = base.item_ids.size - n_shared
+    only_variant = variant.item_ids.size - n_shared
+    if not (only_base or only_variant):
+        return None
+    return (
+        f"{label}: {only_base} base items and {only_variant} variant items are not on both "
+        f"sides; the deltas use the {n_shared} shared items"
+    )
+
+
 def compare_tasks(
     base: TaskResponses,
     variants: Mapping[str, TaskResponses],
@@ -159,6 +190,7 @@ def compare_tasks(
                 f"{variant.label} ({variant.instrument}) and {base.label} ({base.instrument}) "
                 "name different item sets; the deltas use the item ids both hold"
             )
+        _check_golds(base, variant)
         table = answer_table(variant)
         doc = _measure(variant, table, opts)
         delta = paired_task_deltas(
@@ -166,12 +198,9 @@ def compare_tasks(
         )
         if delta["n_items"] == 0:
             raise DataError(f"{variant.label} and {base.label} share no item ids")
-        left = max(base_table.item_ids.size, table.item_ids.size) - int(delta["n_items"])
+        left = _unshared(base_table, table, label, int(delta["n_items"]))
         if left:
-            warnings.append(
-                f"{label}: {left} items are not on both sides; the deltas use the "
-                f"{delta['n_items']} shared items"
-            )
+            warnings.append(left)
         warnings += doc["warnings"]
         out["variants"][label] = {"metrics": doc, "delta": delta}
     out["simulated"] = bool(base.simulated or any(v.simulated for v in variants.values()))

@@ -49,10 +49,22 @@ DELTA_HEADINGS = {
 printed x100, with its interval)."""
 
 
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
 def _pct(value: float | None, se: float | None = None) -> str:
-    if value is None or not math.isfinite(value):
+    """A share as a percentage, ``± se`` when the SE is defined; n/a when the share is not."""
+    if not _finite(value):
         return "n/a"
-    return f"{value:.1%}" if se is None else f"{value:.1%} ± {se:.1%}"
+    return f"{value:.1%} ± {se:.1%}" if _finite(se) else f"{value:.1%}"
+
+
+def _gini(value: float | None, se: float | None) -> str:
+    """A mean Gini impurity to 3 decimals, ``± se`` when defined; n/a when it is not."""
+    if not _finite(value):
+        return "n/a"
+    return f"{value:.3f} ± {se:.3f}" if _finite(se) else f"{value:.3f}"
 
 
 def _row(doc: dict[str, Any]) -> list[Any]:
@@ -77,7 +89,7 @@ def print_task_metrics(docs: Sequence[dict[str, Any]], fmt: str) -> None:
             _pct(d["accuracy_valid"], d["accuracy_se"]),
             _pct(d["majority_accuracy"]),
             _pct(d["non_unanimity_rate"], d["non_unanimity_se"]),
-            f"{d['mean_gini']:.3f} ± {d['gini_se']:.3f}",
+            _gini(d["mean_gini"], d["gini_se"]),
         )
     console = _console()
     console.print(table)

@@ -12,8 +12,9 @@ persona file; ``PERSONA_COLLAPSE_CONTROL_ITEMS`` names a local folder holding
 
 Item-set JSON shape (also for ``--items FILE``): ``{"items": [...]}`` (an
 optional ``"name"`` names the set; otherwise the file stem), each item
-``{"item_id", "question", "answer"}`` and for MMLU ``"choices"`` (four
-strings) and ``"subject"``.
+``{"item_id", "question", "answer"}`` and for MMLU ``"choices"`` (a list of
+four strings) and ``"subject"``. ``item_id`` is a whole number >= 0; a GSM8K
+answer is a number (thousands commas allowed), an MMLU answer a letter A-D.
 
 The prompt is one user message. MMLU: the question, a blank line, the options
 ``A. ...`` to ``D. ...`` one per line, a blank line, :data:`MMLU_INSTRUCTION`;
@@ -27,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -167,12 +169,41 @@ def fetch_control_items(task: str, *, url: str = CONTROL_URL, timeout_s: float =
     ).path
 
 
+def _item_id(raw: dict[str, Any]) -> int:
+    """The item's id: a whole number >= 0 (as a JSON integer or digit string), as task CSVs
+    hold it."""
+    value = raw["item_id"]
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise DataError(f"item_id {value!r} is not a whole number >= 0; renumber that item")
+    return value
+
+
+def _numeric_gold(raw: dict[str, Any], item_id: int) -> str:
+    """A GSM8K gold answer as written, refused unless it is a number (no reply could equal it)."""
+    gold = raw["answer"]
+    plain = str(gold).strip().replace(",", "").replace("\u2212", "-")
+    try:
+        number = None if gold is None or isinstance(gold, bool) else Decimal(plain)
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise DataError(
+            f"GSM8K item {item_id} has answer {gold!r}, not a number; give the numeric answer"
+        )
+    return str(gold)
+
+
 def _mmlu_item(raw: dict[str, Any]) -> dict[str, Any]:
+    item_id = _item_id(raw)
+    if not isinstance(raw["choices"], list):
+        raise DataError(f"MMLU item {item_id} has choices {raw['choices']!r}, not a list of 4")
     choices = [str(c) for c in raw["choices"]]
     if len(choices) != len(CHOICE_LETTERS):
-        raise DataError(f"MMLU item {raw['item_id']} has {len(choices)} choices, not 4")
+        raise DataError(f"MMLU item {item_id} has {len(choices)} choices, not a list of 4")
     return {
-        "id": int(raw["item_id"]),
+        "id": item_id,
         "text": mmlu_prompt(str(raw["question"]), choices),
         "subscale": str(raw["subject"]),
         "answer": str(raw["answer"]).strip().upper(),
@@ -180,10 +211,11 @@ def _mmlu_item(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _gsm8k_item(raw: dict[str, Any]) -> dict[str, Any]:
+    item_id = _item_id(raw)
     return {
-        "id": int(raw["item_id"]),
+        "id": item_id,
         "text": gsm8k_prompt(str(raw["question"])),
-        "answer": str(raw["answer"]),
+        "answer": _numeric_gold(raw, item_id),
     }
 
 
@@ -217,6 +249,8 @@ def task_instrument(
         else:
             items = [_gsm8k_item(raw) for raw in raw_items]
             subjects = ["all"]
+    except DataError as exc:
+        raise DataError(f"the {task} item set {name!r}: {exc}") from None
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(
             f"the {task} item set {name!r} is malformed ({exc!r}); each item needs item_id, "
@@ -237,7 +271,7 @@ def task_instrument(
 
 def _read_items(path: Path) -> dict[str, Any]:
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))  # a BOM is allowed
     except OSError as exc:
         raise DataError(f"cannot read the item set {path} ({exc.strerror})") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -21,7 +21,7 @@ Task parsers (as published by the capability control of Costa & Vicente 2026):
   failure; ``"I think b"`` reads ``"B"``, its first label letter).
 * ``number`` (GSM8K): the first number after the LAST ``####``, else the last
   number in the reply; normalised by :func:`normalise_number` (commas
-  dropped, ``1000.0`` = ``1000``).
+  dropped, ``1000.0`` = ``1000``, a U+2212 minus sign read as ``-``).
 """
 
 from __future__ import annotations
@@ -38,8 +38,11 @@ from ._parse import parse_fallback, parse_one_token
 ReadAnswer = Callable[[str | None, Instrument], int | None]
 ReadTaskAnswer = Callable[[str | None, Sequence[str]], str | None]
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
-"""A number as written in a reply: optional minus, digits with thousands commas, decimals."""
+_NUMBER = re.compile(r"[-\u2212]?\d[\d,]*(?:\.\d+)?|[-\u2212]?\.\d+")
+"""A number as written in a reply: optional minus (ASCII or U+2212), digits with thousands
+commas, decimals."""
+
+_UNICODE_MINUS = "\u2212"
 
 _GSM8K_MARK = "####"
 
@@ -85,10 +88,11 @@ def parse_choice(text: str | None, labels: Sequence[str] = CHOICE_LETTERS) -> st
 def normalise_number(text: str) -> str:
     """A number's canonical decimal string: commas dropped, no trailing zeros, no ``-0``.
 
-    ``"1,000.0"`` -> ``"1000"``, ``"2.50"`` -> ``"2.5"``, ``".5"`` -> ``"0.5"``.
+    ``"1,000.0"`` -> ``"1000"``, ``"2.50"`` -> ``"2.5"``, ``".5"`` -> ``"0.5"``,
+    ``"\u22125"`` (U+2212 minus sign) -> ``"-5"``.
     Text that is not a number is returned stripped (it then equals only itself).
     """
-    plain = text.strip().replace(",", "")
+    plain = text.strip().replace(",", "").replace(_UNICODE_MINUS, "-")
     try:
         value = Decimal(plain)
     except InvalidOperation:

@@ -5,7 +5,7 @@ are measured with :func:`~persona_collapse.analysis.measure_task`; a variant
 whose base has a source of the same task name is compared with it by
 :func:`~persona_collapse.analysis.compare_tasks` (paired deltas over the items
 both share, ``Study.delta_draws`` paired bootstrap draws). Accuracy is
-``accuracy_all`` (over every row, an unparsed reply counting wrong), a share
+``accuracy_all`` (over every reply, an unparsed reply counting wrong), a share
 in [0, 1]; its 95% interval is ``accuracy ± 1.96 SE`` (the two-level
 bootstrap SE); the deltas' intervals are the paired percentile intervals.
 """

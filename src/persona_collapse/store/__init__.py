@@ -37,6 +37,7 @@ from ._summaries import RunSummary, run_summaries
 from ._task_table import (
     TASK_COLUMNS,
     TaskResponses,
+    gold_key,
     load_one_task_source,
     load_task_sources,
     read_task_csv,
@@ -82,6 +83,7 @@ __all__ = [
     "default_run_id",
     "export_frame",
     "export_run",
+    "gold_key",
     "import_csv",
     "load_one_task_source",
     "load_sources",

@@ -29,7 +29,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..instruments import CONTROL_SETS, load_instrument
-from ..protocol import TASK_PARSERS
+from ..protocol import TASK_PARSERS, normalise_number
 from ._csv import _decode, _header, _parse
 from ._files import read_input_bytes
 from ._frame import text_series
@@ -71,6 +71,11 @@ class TaskResponses:
     run: RunInfo | None = None
     sha256: str = ""
     notes: tuple[str, ...] = field(default=())
+
+    def item_golds(self) -> dict[int, str]:
+        """Item id -> its gold answer as first written (one gold per item: a CSV is checked)."""
+        first = np.unique(self.item_id, return_index=True)[1]
+        return {int(self.item_id[i]): str(self.gold[i]) for i in first}
 
     @property
     def simulated(self) -> bool:
@@ -136,6 +141,19 @@ def matches_gold(answer: ObjectArray, gold: ObjectArray) -> BoolArray:
     )
 
 
+def gold_key(gold: str) -> str:
+    """A gold answer in a form that equals any other writing of it (``"1,000"`` is
+    ``"1000"``, ``"b"`` is ``"B"``)."""
+    return normalise_number(gold).upper()
+
+
+def _gold_mismatch(item_id: IntArray, gold: ObjectArray) -> BoolArray:
+    """Rows whose gold is not (in :func:`gold_key` form) their item's first row's gold."""
+    keys = np.array([gold_key(str(g)) for g in gold], dtype=object)
+    first = np.unique(item_id, return_index=True, return_inverse=True)
+    return np.asarray(keys != keys[first[1]][first[2]], dtype=bool)
+
+
 def _check_rows(
     item_id: IntArray,
     run_index: IntArray,
@@ -144,8 +162,8 @@ def _check_rows(
     file: str,
     locate: LineLocator,
 ) -> None:
-    """Ids in range, each slot once, an answer exactly where one parsed, and ``correct``
-    exactly where the parsed answer is the gold."""
+    """Ids in range, each slot once, one gold per item, an answer exactly where one parsed,
+    and ``correct`` exactly where the parsed answer is the gold."""
     answer, gold = answers
     correct, valid = flags
     right = valid & matches_gold(answer, gold)
@@ -163,6 +181,14 @@ def _check_rows(
         bad = np.flatnonzero(mask)
         if bad.size:
             raise DataError(f"{file} {locate(int(bad[0]))}: {rule}; fix or remove that row")
+    bad = np.flatnonzero(_gold_mismatch(item_id, gold))
+    if bad.size:
+        row = int(bad[0])
+        first = int(np.flatnonzero(item_id == item_id[row])[0])
+        raise DataError(
+            f"{file} {locate(row)}: item {item_id[row]} has gold {gold[row]!r} here but "
+            f"{gold[first]!r} on {locate(first)}; an item has one gold answer, fix that row"
+        )
 
 
 def read_task_csv(path: str | Path) -> TaskResponses:
