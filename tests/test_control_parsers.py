@@ -72,3 +72,17 @@ def test_a_unicode_minus_sign_keeps_the_number_negative(text: str) -> None:
     assert parse_number(text) == "-5"
     assert normalise_number("\u22125") == "-5"
     assert task_parser("number").correct(parse_number(text), "\u22125")
+
+
+def test_number_normalisation_is_exact_at_any_length() -> None:
+    """No rounding to Decimal's 28-digit context and no int conversion: a degenerate reply of
+    5000 digits, or an exponent in a gold, is normalised without error, and two numbers that
+    differ in their 32nd digit stay different."""
+    long_reply = "1" * 5000
+    assert parse_number(long_reply) == normalise_number(long_reply)
+    assert not task_parser("number").correct(parse_number(long_reply), "1" * 4999)
+    a, b = "1234567890123456789012345678901.5", "1234567890123456789012345678901.6"
+    assert normalise_number(a) == a and normalise_number(a) != normalise_number(b)
+    assert normalise_number("1e5000") == normalise_number("10e4999") == "1E5000"
+    assert normalise_number("1e3") == "1000" and normalise_number("1.5e-3") == "0.0015"
+    assert normalise_number("-0.0") == "0" and normalise_number("007") == "7"

@@ -43,6 +43,8 @@ _NUMBER = re.compile(r"[-\u2212]?\d[\d,]*(?:\.\d+)?|[-\u2212]?\.\d+")
 commas, decimals."""
 
 _UNICODE_MINUS = "\u2212"
+#: Longest plain (non-exponent) form :func:`normalise_number` writes, in digits.
+_PLAIN_DIGITS = 4000
 
 _GSM8K_MARK = "####"
 
@@ -89,7 +91,10 @@ def normalise_number(text: str) -> str:
     """A number's canonical decimal string: commas dropped, no trailing zeros, no ``-0``.
 
     ``"1,000.0"`` -> ``"1000"``, ``"2.50"`` -> ``"2.5"``, ``".5"`` -> ``"0.5"``,
-    ``"\u22125"`` (U+2212 minus sign) -> ``"-5"``.
+    ``"\u22125"`` (U+2212 minus sign) -> ``"-5"``. Exact at any length (no rounding to a
+    context precision, no int conversion): two texts normalise equal only when they are the
+    same number. A number whose plain form would pass :data:`_PLAIN_DIGITS` digits (only an
+    exponent can make one, e.g. ``"1e5000"``) is written ``"<digits>E<exponent>"`` instead.
     Text that is not a number is returned stripped (it then equals only itself).
     """
     plain = text.strip().replace(",", "").replace(_UNICODE_MINUS, "-")
@@ -99,9 +104,22 @@ def normalise_number(text: str) -> str:
         return text.strip()
     if not value.is_finite():
         return text.strip()
-    if value == value.to_integral_value():
-        return str(int(value))
-    return format(value.normalize(), "f")
+    sign, digit_tuple, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
+        return "0"
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    minus = "-" if sign else ""
+    if exponent >= 0:
+        if len(stripped) + exponent > _PLAIN_DIGITS:
+            return f"{minus}{stripped}E{exponent}"
+        return minus + stripped + "0" * exponent
+    if -exponent > _PLAIN_DIGITS:
+        return f"{minus}{stripped}E{exponent}"
+    whole, fraction = stripped[:exponent], stripped[exponent:]
+    return f"{minus}{whole or '0'}.{fraction.rjust(-exponent, '0')}"
 
 
 def parse_number(text: str | None, labels: Sequence[str] = ()) -> str | None:
