@@ -301,3 +301,21 @@ def test_batch_timeout_without_batch_is_refused(
     result = run_cli(capsys, "run", "openai/gpt-4o-mini", "--batch-timeout", "60")
     assert result.status == 2 and "--batch-timeout needs --batch" in result.err
     assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+@pytest.mark.parametrize("status", [503, 429])
+def test_a_poll_that_fails_transiently_is_sent_again(
+    tmp_path: Path, persona_file: Path, provider: str, status: int
+) -> None:
+    """A 5xx or 429 while polling is waited out and the poll sent again (it only reads):
+    the run completes from the one batch it created, nothing lost or doubled."""
+    store = tmp_path / "t.db"
+    with _server() as srv:
+        srv.batches.set_script(BatchScript(poll_errors=2, poll_error_status=status))
+        method = "logprobs" if provider == "openai" else "sample"  # anthropic has no logprobs
+        run_collection(_options(srv, store, persona_file, provider, method=method))
+        assert srv.batches.script.poll_errors == 0  # both errors were met
+        if method == "logprobs":  # one round: every answer is a distribution
+            assert srv.batches.created == 1 and srv.batches.lines == SLOTS
+    _complete(store)

@@ -14,7 +14,9 @@ per-attempt seeds) in rounds:
 * the batches are polled every ``poll_s`` seconds, for at most ``timeout_s``
   seconds in one session (``--batch-timeout``, default the providers' 24 h
   window): then the run stops (ConfigError, one line) and a resume polls the
-  same batches again;
+  same batches again; a poll or a results download that fails transiently
+  (5xx, 429, timeout, broken body) is sent again under the run's backoff
+  policy (``_batch_reads``) instead of ending the run;
 * an ended batch's result lines are checked against what it sent (see
   ``_batch_lines``): a line counts only when its custom id is one the batch
   was sent with and that attempt is still open; lines naming any other id
@@ -57,6 +59,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import sys
 import time
 import uuid
@@ -83,6 +86,7 @@ from ..protocol import Ask, SlotState
 from ..store import MISSING_RATING, BatchJob, BatchLedger, ResponseRow, ResponseStore
 from ._batch_adopt import batch_metadata, resolve_pending
 from ._batch_lines import SlotKey, agreeing, custom_id, new_nonce, parse_custom_id, sort_lines
+from ._batch_reads import ReadStopped, retried_read
 from ._batch_stats import BatchStats
 from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
 from ._plan import Slot
@@ -153,6 +157,7 @@ class BatchCollector:
         self._fatal: str | None = None
         self._stopping = asyncio.Event()
         self._reading: dict[str, int] = {}  # batch id -> open requests, results downloading
+        self._read_rng = random.Random(config.seed)  # jitter of retried polls and downloads
         self.transport = Transport(
             backend,
             limit=config.concurrency,
@@ -275,7 +280,15 @@ class BatchCollector:
         """Poll ``job`` until it ends (True), or ``deadline`` (monotonic seconds) passes or the
         run is stopped (False: the job stays open, for a resume to adopt)."""
         while not self._stopping.is_set():
-            status = await self.api.poll(job.batch_id)
+            try:
+                status = await retried_read(
+                    partial(self.api.poll, job.batch_id),
+                    self.config.policy,
+                    self._read_rng,
+                    self._stopping,
+                )
+            except ReadStopped:
+                return False
             self.stats.batches[job.batch_id] = status.state
             if status.state != job.state:
                 self.ledger.set_state(self.run_id, job.batch_id, status.state)
@@ -304,7 +317,9 @@ class BatchCollector:
         open_ids = sum(1 for cid in job.custom_ids if self._open(cid) is not None)
         self._reading[job.batch_id] = open_ids  # answers on the way, for stop_sending
         try:
-            items = await self.api.results(job.batch_id)
+            items = await retried_read(
+                partial(self.api.results, job.batch_id), self.config.policy, self._read_rng
+            )
         except ResultsGone as gone:
             self.stats.gone += 1
             _warn(f"{gone}; its {open_ids} open requests are submitted again")

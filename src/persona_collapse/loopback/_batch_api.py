@@ -73,7 +73,9 @@ class BatchScript:
 
     ``polls``: retrievals before a batch ends (negative: it never ends);
     ``refuse``: that many next create calls are answered ``refuse_status`` (and
-    create nothing); ``lines``: the result-line faults of the next batches, one
+    create nothing); ``poll_errors``: that many next retrievals of a batch are
+    answered ``poll_error_status`` (with ``Retry-After: 0`` on a 429) and do not
+    count as polls; ``lines``: the result-line faults of the next batches, one
     :class:`LineFaults` per batch created (taken in order).
     """
 
@@ -82,6 +84,8 @@ class BatchScript:
     expire: int = 0
     refuse: int = 0
     refuse_status: int = 400
+    poll_errors: int = 0
+    poll_error_status: int = 503
     lines: list[LineFaults] = field(default_factory=list)
 
 
@@ -151,6 +155,17 @@ class BatchService:
         if self.script.refuse > 0:
             self.script.refuse -= 1
             raise ApiError(self.script.refuse_status, "simulated: the batch was not created")
+
+    def _fail_poll(self) -> None:
+        """Answer this retrieval with the scripted error, if one is left."""
+        if self.script.poll_errors > 0:
+            self.script.poll_errors -= 1
+            status = self.script.poll_error_status
+            if status == 429:
+                raise ApiError(
+                    429, "simulated: slow down", "rate_limit", headers=[("Retry-After", "0")]
+                )
+            raise ApiError(status, "simulated: the batch service failed", "server")
 
     def _new(self, provider: str, lines: list[dict[str, Any]]) -> _Batch:
         outcome = "complete"
@@ -304,6 +319,7 @@ class BatchService:
             listing = _listing(mine, after, limit, self._openai_dict)
             return _json(200, {"object": "list", **listing})
         if len(parts) == 2 and method == "GET":
+            self._fail_poll()
             batch = self._batch(parts[1])
             self._advance(batch)
             return _json(200, self._openai_dict(batch))
@@ -362,6 +378,7 @@ class BatchService:
             after, limit = _query(request, "after_id"), _query(request, "limit")
             return _json(200, _listing(mine, after, limit, lambda b: self._anthropic_dict(b, base)))
         if len(parts) == 1 and method == "GET":
+            self._fail_poll()
             batch = self._batch(parts[0])
             self._advance(batch)
             return _json(200, self._anthropic_dict(batch, base))
