@@ -21,7 +21,7 @@ from persona_collapse.loopback import BatchScript, FaultConfig, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 from persona_collapse.store import BatchLedger
 
-from .helpers import batch_persona_file
+from .helpers import batch_persona_file, simulated_kill
 
 KEY = "sk-test-batch-0123456789"
 
@@ -142,7 +142,7 @@ def test_a_killed_run_adopts_its_in_flight_batch(tmp_path: Path, persona_file: P
             _thread.interrupt_main()
 
         threading.Thread(target=kill_when_created, daemon=True).start()
-        with pytest.raises(KeyboardInterrupt):
+        with simulated_kill():
             run_collection(options)
         assert srv.batches.created == 1 and len(_rows(store)) == 0
         srv.batches.set_script(BatchScript(polls=0))
@@ -193,7 +193,7 @@ def test_openai_kill_between_create_and_store_adopts_by_input_file(
         srv.batches.set_script(BatchScript(polls=3))
         options = _options(srv, store, persona_file, reps=1, method="logprobs")
         _kill_after_create(monkeypatch)
-        with pytest.raises(KeyboardInterrupt):
+        with simulated_kill():
             run_collection(options)
         assert srv.batches.created == 1
         with sqlite3.connect(store) as conn:
@@ -221,7 +221,7 @@ def test_openai_pending_upload_without_a_batch_creates_it_once(
 
         with monkeypatch.context() as m:
             m.setattr(OpenAIBatchAPI, "submit", killed_create)
-            with pytest.raises(KeyboardInterrupt):
+            with simulated_kill():
                 run_collection(options)
         assert srv.batches.created == 0
         run_collection(options)
@@ -244,7 +244,7 @@ def test_anthropic_kill_between_create_and_store_adopts_by_count_and_time(
             reps=1,
         )
         _kill_after_create(monkeypatch)
-        with pytest.raises(KeyboardInterrupt):
+        with simulated_kill():
             run_collection(options)
         assert srv.batches.created == 1
         _finish_all(srv)
@@ -274,7 +274,7 @@ def test_anthropic_ambiguous_orphan_is_named_on_stderr(
             reps=1,
         )
         _kill_after_create(monkeypatch)
-        with pytest.raises(KeyboardInterrupt):
+        with simulated_kill():
             run_collection(options)
         # Another batch of the same size created at the same time: no single match.
         twin = next(iter(srv.batches.batches.values()))

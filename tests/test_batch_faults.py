@@ -20,7 +20,7 @@ from persona_collapse.errors import ConfigError
 from persona_collapse.loopback import BatchScript, FaultConfig, LineFaults, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent
 
-from .helpers import batch_persona_file, run_cli
+from .helpers import batch_persona_file, run_cli, simulated_kill
 
 KEY = "sk-test-batch-faults-0123456789"
 SLOTS = 2 * 30
@@ -143,7 +143,7 @@ def test_a_refused_create_from_a_stored_upload_clears_its_intent(
 
         with monkeypatch.context() as m:  # killed after the upload, before the create
             m.setattr(OpenAIBatchAPI, "submit", killed_create)
-            with pytest.raises(KeyboardInterrupt):
+            with simulated_kill():
                 run_collection(options)
         srv.batches.set_script(BatchScript(polls=1, refuse=1, refuse_status=400))
         with pytest.raises(ConfigError):

@@ -33,7 +33,7 @@ from persona_collapse.loopback import BatchScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent, VariantParams
 from persona_collapse.store import BatchLedger, ResponseStore, RunInfo
 
-from .helpers import batch_persona_file
+from .helpers import batch_persona_file, simulated_kill
 
 KEY = "sk-test-batch-stop-0123456789"
 RUN = "batch-stop"
@@ -278,7 +278,7 @@ def test_a_kill_after_the_progress_is_saved_counts_no_fault_twice(
         )  # fmt: skip
         with monkeypatch.context() as m:
             m.setattr(BatchLedger, "save_progress", save_then_die)
-            with pytest.raises(KeyboardInterrupt):
+            with simulated_kill():
                 run_collection(options)
         run_collection(options)
         assert srv.batches.created == 2 and srv.batches.lines == 2 * 30 + 3
