@@ -18,8 +18,6 @@ import pytest
 
 from persona_collapse.published import default_destination
 
-from .helpers import collect_abandoned_tasks
-
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "reference"
 REFERENCE = SHARED if SHARED.is_dir() else default_destination()
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
@@ -77,11 +75,3 @@ def capsys_module(request: pytest.FixtureRequest) -> Any:
     capture._start()
     yield capture
     capture.close()
-
-
-@pytest.fixture(autouse=True)
-def _abandoned_tasks_collected() -> Any:
-    """Collect the tasks a simulated kill abandoned as soon as its test ends (see
-    :func:`tests.helpers.simulated_kill`)."""
-    yield
-    collect_abandoned_tasks()

@@ -99,35 +99,21 @@ def uniform_persona_csv(path: Path, personas: int, reps: int, seed: int) -> Path
     return path
 
 
-#: Set by :func:`simulated_kill`; the conftest collects garbage after such a test.
-ABANDONED_TASKS = {"pending": False}
-
-
 @contextlib.contextmanager
 def simulated_kill() -> Iterator[None]:
     """Expect a simulated kill: a KeyboardInterrupt raised inside a running asyncio task.
 
-    Such an exception leaves its task abandoned with the exception unretrieved.
-    The conftest marks it retrieved right after the test
-    (:func:`collect_abandoned_tasks`); otherwise its "exception was never
-    retrieved" log comes at a random garbage collection in a later test, where
+    Such an exception leaves its task abandoned with the exception unretrieved
+    (the aborted loop's suspended coroutines keep it alive). Its "exception was
+    never retrieved" log would come at a random later garbage collection, where
     the log's traceback formatting, which parses source with ``ast``, can run
-    inside that test's own ``ast.parse`` (CPython 3.11 then raises
-    "SystemError: AST constructor recursion depth mismatch").
+    inside another ``ast.parse`` (a later test's, or pytest's own while it
+    formats a failure; CPython 3.11 then raises "SystemError: AST constructor
+    recursion depth mismatch"). So the exceptions of finished tasks are marked
+    retrieved here, at once.
     """
-    ABANDONED_TASKS["pending"] = True
     with pytest.raises(KeyboardInterrupt):
         yield
-
-
-def collect_abandoned_tasks() -> None:
-    """After a test that used :func:`simulated_kill`: mark the exceptions of the tasks it
-    abandoned as retrieved (they stay reachable from the aborted loop's suspended
-    coroutines, so collecting garbage alone would not finalise them), then collect."""
-    if not ABANDONED_TASKS["pending"]:
-        return
-    ABANDONED_TASKS["pending"] = False
     for task in [o for o in gc.get_objects() if isinstance(o, asyncio.Task)]:
         if task.done() and not task.cancelled():
             task.exception()
-    gc.collect()

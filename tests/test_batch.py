@@ -185,8 +185,9 @@ def _finish_all(srv: LoopbackServer) -> None:
         batch.polls_left = 0
 
 
+@pytest.mark.parametrize("list_errors", [0, 2], ids=["listing-ok", "listing-fails-twice"])
 def test_openai_kill_between_create_and_store_adopts_by_input_file(
-    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, persona_file: Path, monkeypatch: pytest.MonkeyPatch, list_errors: int
 ) -> None:
     store = tmp_path / "o.db"
     with LoopbackServer(SimulatedRespondent("base", seed=1)) as srv:
@@ -200,7 +201,9 @@ def test_openai_kill_between_create_and_store_adopts_by_input_file(
             (state,) = conn.execute("SELECT state FROM batch_jobs").fetchone()
         assert state == "pending"  # the input file id is stored, the batch id is not
         _finish_all(srv)
+        srv.batches.script.list_errors = list_errors  # a 503 listing is a read: sent again
         outcome = run_collection(options)
+        assert srv.batches.script.list_errors == 0
         assert srv.batches.created == 1  # adopted from batches.list, not paid twice
         assert outcome.stats.adopted == 1  # type: ignore[attr-defined]
     rows = _rows(store)

@@ -16,7 +16,8 @@ per-attempt seeds) in rounds:
   window): then the run stops (ConfigError, one line) and a resume polls the
   same batches again; a poll or a results download that fails transiently
   (5xx, 429, timeout, broken body) is sent again under the run's backoff
-  policy (``_batch_reads``) instead of ending the run;
+  policy (``_batch_reads``) instead of ending the run, as is the listing that
+  adoption reads (``_batch_adopt``);
 * an ended batch's result lines are checked against what it sent (see
   ``_batch_lines``): a line counts only when its custom id is one the batch
   was sent with and that attempt is still open; lines naming any other id
@@ -191,7 +192,14 @@ class BatchCollector:
         jobs = self.ledger.jobs(self.run_id)
         st.round = max((j.round for j in jobs), default=0)
         try:
-            await resolve_pending(self.api, self.ledger, self.run_id, self._created)
+            await resolve_pending(
+                self.api,
+                self.ledger,
+                self.run_id,
+                self._created,
+                policy=self.config.policy,
+                rng=self._read_rng,
+            )
             opened = self.ledger.open_jobs(self.run_id)
             st.adopted = len(opened)
             while True:

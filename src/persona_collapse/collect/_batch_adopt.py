@@ -27,13 +27,17 @@ into a new round.
 
 from __future__ import annotations
 
+import random
 import sys
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
 from ..backends import BatchAPI, BatchNotCreated
 from ..store import PENDING_PREFIX, BatchJob, BatchLedger
 from ._batch_lines import has_nonce
+from ._batch_reads import retried_read
+from ._policy import BackoffPolicy
 
 
 def batch_metadata(run_id: str, round_no: int) -> dict[str, str]:
@@ -42,10 +46,17 @@ def batch_metadata(run_id: str, round_no: int) -> dict[str, str]:
 
 
 async def resolve_pending(
-    api: BatchAPI, ledger: BatchLedger, run_id: str, on_created: Callable[[str], None]
+    api: BatchAPI,
+    ledger: BatchLedger,
+    run_id: str,
+    on_created: Callable[[str], None],
+    *,
+    policy: BackoffPolicy,
+    rng: random.Random,
 ) -> None:
     """Resolve every intent of ``run_id`` (see the module docs); ``on_created`` gets the id of
-    each batch created here from a stored upload."""
+    each batch created here from a stored upload. Listing the provider's batches is a read:
+    a transient failure of it is sent again under ``policy`` (``rng``: its jitter)."""
     known = ledger.known_ids()
     for job in ledger.pending_jobs(run_id):
         kind, _, value = job.batch_id[len(PENDING_PREFIX) :].partition(":")
@@ -54,7 +65,9 @@ async def resolve_pending(
         found: list[str] = []
         if prepared is not None or all(has_nonce(c) for c in job.custom_ids):
             since = datetime.fromisoformat(job.created).timestamp() if job.created else 0.0
-            listed = await api.list(prepared, len(job.custom_ids), since, metadata)
+            listed = await retried_read(
+                partial(api.list, prepared, len(job.custom_ids), since, metadata), policy, rng
+            )
             found = [f for f in listed if f not in known]
         if prepared is not None and not found:
             try:

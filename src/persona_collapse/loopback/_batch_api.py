@@ -75,7 +75,8 @@ class BatchScript:
     ``refuse``: that many next create calls are answered ``refuse_status`` (and
     create nothing); ``poll_errors``: that many next retrievals of a batch are
     answered ``poll_error_status`` (with ``Retry-After: 0`` on a 429) and do not
-    count as polls; ``lines``: the result-line faults of the next batches, one
+    count as polls; ``list_errors``: the same for that many next listings of the
+    batches; ``lines``: the result-line faults of the next batches, one
     :class:`LineFaults` per batch created (taken in order).
     """
 
@@ -86,6 +87,7 @@ class BatchScript:
     refuse_status: int = 400
     poll_errors: int = 0
     poll_error_status: int = 503
+    list_errors: int = 0
     lines: list[LineFaults] = field(default_factory=list)
 
 
@@ -156,10 +158,12 @@ class BatchService:
             self.script.refuse -= 1
             raise ApiError(self.script.refuse_status, "simulated: the batch was not created")
 
-    def _fail_poll(self) -> None:
-        """Answer this retrieval with the scripted error, if one is left."""
-        if self.script.poll_errors > 0:
-            self.script.poll_errors -= 1
+    def _fail_poll(self, listing: bool = False) -> None:
+        """Answer this retrieval (``listing``: of the batch list) with the scripted error,
+        if one is left."""
+        left = "list_errors" if listing else "poll_errors"
+        if getattr(self.script, left) > 0:
+            setattr(self.script, left, getattr(self.script, left) - 1)
             status = self.script.poll_error_status
             if status == 429:
                 raise ApiError(
@@ -313,6 +317,7 @@ class BatchService:
             batch.metadata = body.get("metadata") or {}
             return _json(200, self._openai_dict(batch))
         if parts == ["batches"] and method == "GET":
+            self._fail_poll(listing=True)
             # Newest first, paginated by ``after`` (an id) and ``limit``, as OpenAI's.
             mine = [b for b in reversed(list(self.batches.values())) if b.provider == "openai"]
             after, limit = _query(request, "after"), _query(request, "limit")
@@ -374,6 +379,7 @@ class BatchService:
             batch = self._new("anthropic", requests)
             return _json(200, self._anthropic_dict(batch, base))
         if not parts and method == "GET":
+            self._fail_poll(listing=True)
             mine = [b for b in reversed(list(self.batches.values())) if b.provider == "anthropic"]
             after, limit = _query(request, "after_id"), _query(request, "limit")
             return _json(200, _listing(mine, after, limit, lambda b: self._anthropic_dict(b, base)))
