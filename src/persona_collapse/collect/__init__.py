@@ -80,16 +80,8 @@ from ._run_options import (
 from ._run_session import prepare_run, run_collection
 from ._signals import terminate_as_interrupt
 from ._topup import persona_prefix_hash
-from ._transport import (
-    CostBudget,
-    Pricing,
-    RequestTally,
-    TrafficCounters,
-    TrafficStats,
-    Transport,
-    TransportStop,
-    pause_note,
-)
+from ._traffic import RequestTally, TrafficCounters, TrafficStats, pause_note
+from ._transport import CostBudget, Pricing, Transport, TransportStop
 
 make_callable(__name__)  # persona_collapse.collect(model, **options)
 

@@ -70,15 +70,8 @@ from ..store import MISSING_RATING, ResponseRow
 from ._plan import SELF_PERSONA_ID, Slot
 from ._policy import AdaptiveWindow, BackoffPolicy
 from ._progress import Timed
-from ._transport import (
-    ChatBackend,
-    CostBudget,
-    Pricing,
-    RequestTally,
-    Transport,
-    TransportStop,
-    pause_note,
-)
+from ._traffic import RequestTally, pause_note
+from ._transport import ChatBackend, CostBudget, Pricing, Transport, TransportStop
 
 __all__ = [
     "ChatBackend",

@@ -19,7 +19,7 @@ back*, never what the answer means:
   raised. One budget may be shared by several transports, so one
   ``--max-cost`` caps subject and judge traffic together;
 * the counters (requests, retries, 429s, tokens, estimated cost, in flight,
-  window) written into a :class:`TrafficCounters` object after every event;
+  window) written into a :class:`TrafficCounters` object (``_traffic``) after every event;
 * a graceful stop (:meth:`Transport.stop_sending`, reason ``interrupted``, for
   Ctrl-C): no new request starts, the requests the server is answering finish,
   and every request waiting out a backoff or Retry-After pause, or waiting for
@@ -56,25 +56,17 @@ import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from ..backends import BackendError, BadAnswer, ChatRequest, ChatResult, Fatal, Retry
 from ..errors import ConfigError
 from ..protocol import estimate_request_tokens
 from ._policy import AdaptiveWindow, BackoffPolicy, GiveUp, ResumeLater
+from ._traffic import PAUSE_REASONS, RequestTally, TrafficCounters, TrafficStats
 
 StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost", "interrupted"]
 #: The stops after which the requests in flight finish (they are not cancelled).
 _GENTLE_STOPS: frozenset[str] = frozenset({"max-cost", "interrupted"})
-
-#: How a paused request's reason reads in the progress display, by ``Retry.kind``.
-PAUSE_REASONS = {
-    "rate_limit": "rate limit",
-    "transient": "server error",
-    "timeout": "timeout",
-    "malformed": "broken answer body",
-}
 
 
 class ChatBackend(Protocol):
@@ -87,69 +79,6 @@ class Pricing(Protocol):
     """A price table entry: USD for a number of prompt and completion tokens."""
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float: ...
-
-
-class TrafficCounters(Protocol):
-    """Where a transport keeps its live counters (:class:`TrafficStats`, ``CollectStats``).
-
-    ``retries``: transport retries (``rate_limited`` of them after a 429);
-    ``cost_usd``: estimated spend in US dollars (0 without a price);
-    ``window``: requests currently allowed in flight; ``stop_reason``: why the
-    transport stopped (None while it runs); ``paused_until``: when the latest
-    retry wait ends (``time.monotonic()`` seconds, 0 if none) and
-    ``pause_reason`` why it waits (e.g. ``rate limit``).
-    """
-
-    requests: int
-    retries: int
-    rate_limited: int
-    prompt_tokens: int
-    completion_tokens: int
-    cost_usd: float
-    in_flight: int
-    window: int
-    stop_reason: str | None
-    paused_until: float
-    pause_reason: str
-
-
-def pause_note(counters: TrafficCounters, now: float | None = None) -> str:
-    """``paused 12 s (rate limit)`` while a retry wait of a second or more goes on, else ''."""
-    left = counters.paused_until - (time.monotonic() if now is None else now)
-    if left < 1.0:
-        return ""
-    return f"paused {left:.0f} s ({counters.pause_reason})"
-
-
-@dataclass
-class TrafficStats:
-    """The counters of one transport (see :class:`TrafficCounters`)."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    in_flight: int = 0
-    window: int = 0
-    stop_reason: str | None = None
-    paused_until: float = 0.0
-    pause_reason: str = ""
-
-
-@dataclass
-class RequestTally:
-    """What one caller's requests went through (per slot or per answer).
-
-    ``retries``: transport retries; ``latency_ms``: wall time of the last
-    completed request (ms, without backoff waits); ``bad_answer``: the
-    backend's detail of the last unreadable answer ("" if none).
-    """
-
-    retries: int = 0
-    latency_ms: float = 0.0
-    bad_answer: str = ""
 
 
 class TransportStop(Exception):
