@@ -285,7 +285,6 @@ def test_an_empty_reply_is_a_format_failure_asked_once(
     _check_format_failures(capsys, f"{store}:{TASKS[task][1]}", task, missing)
 
 
-@pytest.mark.xfail(strict=True, reason="an exported empty reply reads back as a transport loss")
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_an_exported_empty_reply_reads_back_as_a_format_failure(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, task: str
