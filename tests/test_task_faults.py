@@ -205,38 +205,52 @@ def _spawn(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
     )
 
 
-@pytest.mark.parametrize("hold_after", [1, 6], ids=["before-any-row", "after-five-rows"])
+STOPS = {
+    "sigkill-before-any-row": (1, (signal.SIGKILL,)),
+    "sigkill-after-five-rows": (6, (signal.SIGKILL,)),
+    "ctrl-c-twice-after-five-rows": (6, (signal.SIGINT, signal.SIGINT)),
+}
+
+
+@pytest.mark.parametrize("stop", sorted(STOPS))
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_a_killed_task_run_resumes_with_every_slot_once(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, task: str, hold_after: int
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, task: str, stop: str
 ) -> None:
-    """SIGKILL while the server holds every request from ``hold_after`` on (the probe is the
-    first request): the rows answered before stay, the resumed run asks only the rest."""
+    """Killed (or stopped at once by a second Ctrl-C) while the server holds every request from
+    ``hold_after`` on (the probe is request 0) and four requests wait on it: the rows answered
+    before stay, none of the held ones is stored, the resumed run asks only the rest."""
     clean = _clean_rows(task, tmp_path, capsys)
+    hold_after, signals = STOPS[stop]
     store = tmp_path / "killed.db"
     stored = hold_after - 1
     with LoopbackServer(_Dice("base", seed=1), faults=FaultConfig(hold_after=hold_after)) as srv:
-        argv = _argv(task, _items(tmp_path, task), srv.base_url, store, "--concurrency", "1")
-        # (the last --concurrency wins: one request at a time, so exactly the first rows stay)
+        argv = _argv(task, _items(tmp_path, task), srv.base_url, store)
         proc = _spawn(argv, tmp_path)
         try:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
-                if srv.stats.held >= 1 and _count(store) >= stored:
+                if srv.stats.held >= 4 and _count(store) >= stored:
                     break
                 time.sleep(0.05)
             assert proc.poll() is None, proc.communicate()
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(10)
+            for signum in signals:
+                proc.send_signal(signum)
+                time.sleep(0.3)
+            proc.communicate(timeout=30)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+        assert proc.returncode == (130 if signals[0] == signal.SIGINT else -signal.SIGKILL)
         assert _count(store) == stored
         srv.set_faults(FaultConfig())
+        before = srv.stats.snapshot()["requests"]
         resumed = run_cli(capsys, *argv, "--quiet")
+        asked = srv.stats.snapshot()["requests"] - before
     assert resumed.status == 0, resumed.err
     assert f"({len(clean) - stored} this session)" in resumed.err
+    assert asked == 1 + len(clean) - stored  # the probe, then only the slots not stored
     rows = _rows(store, TASKS[task][1])
     _check_slots(task, rows)
     assert rows == clean
