@@ -314,3 +314,16 @@ def test_an_exported_empty_reply_reads_back_as_a_format_failure(
     assert len(lines) == REPS
     assert {(r["format_valid"], r["failures"]) for r in lines} == {("0", "1")}
     _check_format_failures(capsys, str(exported), task, missing)
+
+
+def test_a_task_csv_with_a_non_integer_failures_cell_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``failures`` now says whether a row replied, so a cell that is no integer is refused."""
+    bad = tmp_path / "model_mmlu.csv"
+    header = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
+    bad.write_text(f"{header}\n0,1,A,A,1,1,0,A,t\n0,2,,A,0,0,x,,t\n", encoding="utf-8")
+    result = run_cli(capsys, "metrics", str(bad))
+    assert result.status == 2
+    assert "line 3" in result.err and "failures 'x' is not an integer" in result.err
+    assert len(result.err.strip().splitlines()) == 1
