@@ -12,9 +12,10 @@ parsed), ``failures`` 1 for a format failure (a reply that did not parse),
 else 0, and ``extra`` ``{"answer": <parsed answer or null>, "gold": <gold>}``;
 subjects come from the instrument's items (``Item.subscale``).
 
-A row *replied* when a reply arrived at all: in a CSV, it has a response or a
-parsed answer; in a store, it parsed or is a format failure (a row with
-neither is a transport loss, not a format failure).
+A row *replied* when a reply arrived at all: in a CSV, it has a response, a
+parsed answer or ``failures`` above 0 (an empty reply, exported, is a format
+failure with an empty response); in a store, it parsed or is a format failure
+(a row with neither is a transport loss, not a format failure).
 """
 
 from __future__ import annotations
@@ -130,6 +131,17 @@ def _flags(text: pd.Series, column: str, file: str, locate: LineLocator) -> Bool
     return np.asarray(values == 1)
 
 
+def _format_failed(text: pd.DataFrame, file: str, locate: LineLocator) -> BoolArray:
+    """Rows whose optional ``failures`` column is above 0 (an empty cell counts as 0)."""
+    if "failures" not in text:
+        return np.zeros(len(text), dtype=bool)
+    rule = "failures must be a whole number (or empty)"
+    values = parse_integers(
+        text["failures"], column="failures", file=file, locate=locate, nullable=True, rule=rule
+    )
+    return np.asarray(values.fillna(0).to_numpy(dtype=np.int64) > 0)
+
+
 def matches_gold(answer: ObjectArray, gold: ObjectArray) -> BoolArray:
     """Whether each parsed answer equals its gold under a task parser's normal form
     (:data:`persona_collapse.protocol.TASK_PARSERS`: a letter in either case, a number
@@ -236,7 +248,9 @@ def _task_from_bytes(file: Path, data: bytes) -> TaskResponses:
         gold=gold,
         correct=correct,
         format_valid=valid,
-        replied=(response.to_numpy(dtype=object) != "") | valid,
+        replied=(response.to_numpy(dtype=object) != "")
+        | valid
+        | _format_failed(text, name, locate),
         subject=subject.to_numpy(dtype=object),
         sha256=hashlib.sha256(data).hexdigest(),
     )
