@@ -9,7 +9,12 @@ import functools
 import gc
 import http.server
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +43,43 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Result:
         status = int(exc.code or 0)
     captured = capsys.readouterr()
     return Result(status, captured.out, captured.err)
+
+
+@contextlib.contextmanager
+def cli_process(
+    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``python -m persona_collapse ARGV`` as a child process (``env`` added to this
+    process's environment), its output piped as text; killed on leaving if it still runs,
+    so that a failed assertion leaves no process behind."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "persona_collapse", *argv],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def interrupt(
+    proc: subprocess.Popen[str], *signals: signal.Signals, gap_s: float = 0.3
+) -> tuple[str, str, float]:
+    """Send ``signals`` to ``proc``, ``gap_s`` seconds apart, and wait (60 s at most) for it
+    to end: its stdout, its stderr and the seconds from the first signal to its end."""
+    started = time.monotonic()
+    for k, signum in enumerate(signals):
+        if k:
+            time.sleep(gap_s)
+        proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    return out, err, time.monotonic() - started
 
 
 BATCH_PERSONAS = [

@@ -33,7 +33,7 @@ from persona_collapse.loopback import BatchScript, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent, VariantParams
 from persona_collapse.store import BatchLedger, ResponseStore, RunInfo
 
-from .helpers import batch_persona_file, simulated_kill
+from .helpers import batch_persona_file, cli_process, interrupt, simulated_kill
 
 KEY = "sk-test-batch-stop-0123456789"
 RUN = "batch-stop"
@@ -206,31 +206,21 @@ def test_a_signal_while_the_cli_polls_stops_at_once_and_the_resume_adopts(
     command again adopts it (no batch created) and fills the grid, each slot once."""
     persona_file = batch_persona_file(tmp_path, monkeypatch, KEY)
     store = tmp_path / "cli.db"
-    env = dict(os.environ, OPENAI_API_KEY=KEY, PYTHONPATH=os.pathsep.join(sys.path))
+    extra_env = {"OPENAI_API_KEY": KEY, "PYTHONPATH": os.pathsep.join(sys.path)}
     with _server() as srv:
         srv.batches.set_script(BatchScript(polls=-1))
-        cmd = [
-            sys.executable, "-m", "persona_collapse", "run", "openai/sim-steady",
+        argv = [
+            "run", "openai/sim-steady",
             "--base-url", srv.base_url, "--store", str(store), "--personas", str(persona_file),
             "--n-personas", "2", "--reps", "1", "--quiet", "--batch", "--batch-poll", "30",
         ]  # fmt: skip
-        proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        try:
+        with cli_process(argv, env=extra_env) as proc:
             deadline = time.monotonic() + 60
             while srv.batches.created == 0:
                 assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
                 time.sleep(0.02)
             time.sleep(1.0)  # created, stored and polled: asleep for 30 s now
-            proc.send_signal(signum)
-            started = time.monotonic()
-            _, err = proc.communicate(timeout=60)
-            waited = time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            _, err, waited = interrupt(proc, signum)
         assert proc.returncode == 130 and "Traceback" not in err, err
         assert "Interrupted; run the same command again to resume" in err, err
         assert waited < FINISH_S, waited
@@ -241,7 +231,13 @@ def test_a_signal_while_the_cli_polls_stops_at_once_and_the_resume_adopts(
         for batch in srv.batches.batches.values():
             batch.polls_left = 0
         srv.batches.set_script(BatchScript(polls=0))
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "persona_collapse", *argv],
+            env={**os.environ, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         assert srv.batches.created == 1 and srv.batches.lines == 2 * 30
     with sqlite3.connect(store) as conn:

@@ -293,16 +293,32 @@ def test_metrics_reads_a_store_of_task_runs(
     assert rows[0]["n_valid"] == "6"
 
 
+_TASK_HEADER = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
+
+
+def _refused_task_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str], *rows: str) -> str:
+    """``metrics`` of a task CSV holding ``rows``: exit 2 and one line on stderr, returned."""
+    bad = tmp_path / "model_mmlu.csv"
+    bad.write_text("\n".join([_TASK_HEADER, *rows]) + "\n", encoding="utf-8")
+    result = run_cli(capsys, "metrics", str(bad))
+    assert result.status == 2
+    assert len(result.err.strip().splitlines()) == 1
+    return result.err
+
+
 def test_a_bad_task_csv_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    bad = tmp_path / "model_mmlu.csv"
-    header = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
-    bad.write_text(f"{header}\n0,1,,A,1,0,0,To,t\n", encoding="utf-8")
-    result = run_cli(capsys, "metrics", str(bad))
-    assert result.status == 2
-    assert "line 2" in result.err and "correct is 1 but format_valid is 0" in result.err
-    assert len(result.err.strip().splitlines()) == 1
+    err = _refused_task_csv(tmp_path, capsys, "0,1,,A,1,0,0,To,t")
+    assert "line 2" in err and "correct is 1 but format_valid is 0" in err
+
+
+def test_a_task_csv_with_a_non_integer_failures_cell_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``failures`` says whether a row replied, so a cell that is no integer is refused."""
+    err = _refused_task_csv(tmp_path, capsys, "0,1,A,A,1,1,0,A,t", "0,2,,A,0,0,x,,t")
+    assert "line 3" in err and "failures 'x' is not an integer" in err
 
 
 @pytest.mark.parametrize(
@@ -316,17 +332,12 @@ def test_a_bad_task_csv_is_one_line_and_exit_2(
 def test_a_correct_column_that_contradicts_answer_and_gold_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], row: str, rule: str
 ) -> None:
-    bad = tmp_path / "model_task.csv"
-    header = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
-    bad.write_text(f"{header}\n{row}\n", encoding="utf-8")
-    result = run_cli(capsys, "metrics", str(bad))
-    assert result.status == 2
-    assert "line 2" in result.err and rule in result.err
-    assert len(result.err.strip().splitlines()) == 1
+    err = _refused_task_csv(tmp_path, capsys, row)
+    assert "line 2" in err and rule in err
     # The published rule: "10800" is the gold "10,800", a letter in either case is itself.
     good = tmp_path / "good_task.csv"
     good.write_text(
-        f'{header}\n0,1,10800,"10,800",1,1,0,#### 10800,t\n1,1,b,B,1,1,0,b,t\n2,1,A,B,0,1,0,A,t\n',
+        f'{_TASK_HEADER}\n0,1,10800,"10,800",1,1,0,#### 10800,t\n1,1,b,B,1,1,0,b,t\n2,1,A,B,0,1,0,A,t\n',
         encoding="utf-8",
     )
     assert run_cli(capsys, "metrics", str(good), "--persona-draws", "20").status == 0
@@ -375,9 +386,6 @@ def test_load_task_sources_opens_each_source_once(
     opened.clear()
     assert len(load_task_sources(str(folder / names[0]))) == 1
     assert opened == [f"{names[0]} (part)", names[0]]
-
-
-_TASK_HEADER = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
 
 
 def _task_csv(path: Path, rows: list[tuple[int, int, str, str]]) -> str:

@@ -26,9 +26,10 @@ from persona_collapse.instruments import load_instrument
 from persona_collapse.loopback import FaultConfig, LoopbackServer
 from persona_collapse.simulate import SimulatedRespondent, VariantParams
 
-from .helpers import Result, run_cli
+from .helpers import Result, cli_process, interrupt, run_cli
 
 FAKE_KEY = "sk-test-SECRET-0123456789"
+KEY_ENV = {"OPENAI_API_KEY": FAKE_KEY}
 MODEL = "openai/sim-base"
 N_ITEMS = 30
 PROBE = "Reply with the digit 0."
@@ -427,25 +428,14 @@ def test_ctrl_c_stops_cleanly_and_the_run_resumes(
             "--concurrency",
             "2",
         ]
-        proc = _spawn_cli(argv, tmp_path)
-        try:
+        with cli_process(argv, cwd=tmp_path, env=KEY_ENV) as proc:
             deadline = time.monotonic() + 120
             # Both workers waiting on held requests: everything answered is committed.
             while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 2:
                 time.sleep(0.05)
             assert proc.poll() is None, "the run ended before it could be interrupted"
             assert srv.stats.held == 2
-            proc.send_signal(signum)
-            started = time.monotonic()
-            if twice:
-                time.sleep(0.5)
-                proc.send_signal(signum)
-            out, err = proc.communicate(timeout=60)
-            waited = time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            out, err, waited = interrupt(proc, *[signum] * (2 if twice else 1), gap_s=0.5)
         assert proc.returncode == 130, err
         assert "Traceback" not in err
         assert "Interrupted; run the same command again to resume" in err
@@ -488,22 +478,14 @@ def test_a_stop_stores_the_answers_in_flight_and_asks_nothing_twice(
         str(persona_file), "--n-personas", str(n), "--reps", str(reps), "--concurrency", "8",
     ]  # fmt: skip
     with LoopbackServer(steady, faults=FaultConfig(latency_s=1.0), keep_requests=True) as srv:
-        proc = _spawn_cli([*argv, "--base-url", srv.base_url], tmp_path)
-        try:
+        with cli_process([*argv, "--base-url", srv.base_url], cwd=tmp_path, env=KEY_ENV) as proc:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline and proc.poll() is None:
                 if _has_rows(store, 16) and srv.stats.in_flight >= 8:
                     break
                 time.sleep(0.02)
             assert proc.poll() is None, "the run ended before it could be stopped"
-            proc.send_signal(signum)
-            started = time.monotonic()
-            out, err = proc.communicate(timeout=60)
-            waited = time.monotonic() - started
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            out, err, waited = interrupt(proc, signum)
         assert proc.returncode == 130, err
         assert "Traceback" not in err and "Interrupted" in err, err
         assert out.strip() == f"{store}:stopped"
@@ -524,48 +506,22 @@ def test_a_stop_stores_the_answers_in_flight_and_asks_nothing_twice(
 
 def test_sigterm_stops_verify_like_ctrl_c(tmp_path: Path) -> None:
     """``verify`` under SIGTERM: the exit status and line of Ctrl-C, no traceback."""
-    with _server(FaultConfig(hold_after=2)) as srv:  # the two probes answered, then held
-        proc = _spawn_cli(
-            [
-                "verify",
-                MODEL,
-                "--judge",
-                MODEL,
-                "--base-url",
-                srv.base_url,
-                "--judge-base-url",
-                srv.base_url,
-                "--store",
-                str(tmp_path / "verify.db"),
-                "--quiet",
-            ],
-            tmp_path,
-        )
-        try:
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 1:
-                time.sleep(0.05)
-            assert proc.poll() is None, proc.communicate()
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+    argv = ["verify", MODEL, "--judge", MODEL, "--store", str(tmp_path / "verify.db"), "--quiet"]
+    with (
+        _server(FaultConfig(hold_after=2)) as srv,  # the two probes answered, then held
+        cli_process(
+            [*argv, "--base-url", srv.base_url, "--judge-base-url", srv.base_url],
+            cwd=tmp_path,
+            env=KEY_ENV,
+        ) as proc,
+    ):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None and srv.stats.held < 1:
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.communicate()
+        _, err, _ = interrupt(proc, signal.SIGTERM)
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err
-
-
-def _spawn_cli(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
-    """``python -m persona_collapse ARGV`` in ``cwd`` with the fake OpenAI key, output piped."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "persona_collapse", *argv],
-        env={**os.environ, "OPENAI_API_KEY": FAKE_KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-    )
 
 
 def _has_rows(store: Path, at_least: int) -> bool:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +29,7 @@ from persona_collapse.loopback import FaultConfig, LoopbackServer
 from persona_collapse.protocol import TASK_PARSERS
 from persona_collapse.simulate import Completion, SimulatedRespondent
 
-from .helpers import run_cli
+from .helpers import cli_process, interrupt, run_cli
 from .test_control_run import GSM8K_ITEMS, MMLU_ITEMS
 
 MODEL = "openai/sim-base"
@@ -194,17 +191,6 @@ def test_transport_faults_never_become_task_data(
     assert rows == clean
 
 
-def _spawn(argv: list[str], cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "persona_collapse", *argv],
-        env={**os.environ, "OPENAI_API_KEY": KEY},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-    )
-
-
 STOPS = {
     "sigkill-before-any-row": (1, (signal.SIGKILL,)),
     "sigkill-after-five-rows": (6, (signal.SIGKILL,)),
@@ -226,22 +212,14 @@ def test_a_killed_task_run_resumes_with_every_slot_once(
     stored = hold_after - 1
     with LoopbackServer(_Dice("base", seed=1), faults=FaultConfig(hold_after=hold_after)) as srv:
         argv = _argv(task, _items(tmp_path, task), srv.base_url, store)
-        proc = _spawn(argv, tmp_path)
-        try:
+        with cli_process(argv, cwd=tmp_path, env={"OPENAI_API_KEY": KEY}) as proc:
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and proc.poll() is None:
                 if srv.stats.held >= 4 and _count(store) >= stored:
                     break
                 time.sleep(0.05)
             assert proc.poll() is None, proc.communicate()
-            for signum in signals:
-                proc.send_signal(signum)
-                time.sleep(0.3)
-            proc.communicate(timeout=30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
+            interrupt(proc, *signals)
         assert proc.returncode == (130 if signals[0] == signal.SIGINT else -signal.SIGKILL)
         assert _count(store) == stored
         srv.set_faults(FaultConfig())
@@ -314,16 +292,3 @@ def test_an_exported_empty_reply_reads_back_as_a_format_failure(
     assert len(lines) == REPS
     assert {(r["format_valid"], r["failures"]) for r in lines} == {("0", "1")}
     _check_format_failures(capsys, str(exported), task, missing)
-
-
-def test_a_task_csv_with_a_non_integer_failures_cell_is_one_line_and_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``failures`` now says whether a row replied, so a cell that is no integer is refused."""
-    bad = tmp_path / "model_mmlu.csv"
-    header = "item_id,run_index,answer,gold,correct,format_valid,failures,response,collected_at"
-    bad.write_text(f"{header}\n0,1,A,A,1,1,0,A,t\n0,2,,A,0,0,x,,t\n", encoding="utf-8")
-    result = run_cli(capsys, "metrics", str(bad))
-    assert result.status == 2
-    assert "line 3" in result.err and "failures 'x' is not an integer" in result.err
-    assert len(result.err.strip().splitlines()) == 1
