@@ -116,9 +116,11 @@ def _rows(store: Path, run_id: str) -> list[tuple[Any, ...]]:
         ]
 
 
-def _run(capsys: pytest.CaptureFixture[str], task: str, items: Path, store: Path, url: str) -> Any:
-    return run_cli(
-        capsys,
+def task_run_argv(
+    task: str, items: Path, url: str, store: Path, *extra: str, reps: int = 2
+) -> list[str]:
+    """``run MODEL --instrument TASK --items ITEMS`` against the loopback ``url`` into ``store``."""
+    return [
         "run",
         MODEL,
         "--instrument",
@@ -126,13 +128,17 @@ def _run(capsys: pytest.CaptureFixture[str], task: str, items: Path, store: Path
         "--items",
         str(items),
         "--reps",
-        "2",
+        str(reps),
         "--base-url",
         url,
         "--store",
         str(store),
-        "--quiet",
-    )
+        *extra,
+    ]
+
+
+def _run(capsys: pytest.CaptureFixture[str], task: str, items: Path, store: Path, url: str) -> Any:
+    return run_cli(capsys, *task_run_argv(task, items, url, store, "--quiet"))
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,7 @@ from persona_collapse.protocol import TASK_PARSERS
 from persona_collapse.simulate import Completion, SimulatedRespondent
 
 from .helpers import cli_process, interrupt, run_cli
-from .test_control_run import GSM8K_ITEMS, MMLU_ITEMS
+from .test_control_run import GSM8K_ITEMS, MMLU_ITEMS, task_run_argv
 
 MODEL = "openai/sim-base"
 KEY = "sk-test-0123456789"
@@ -83,23 +83,7 @@ def _items(tmp_path: Path, task: str) -> Path:
 
 
 def _argv(task: str, items: Path, url: str, store: Path, *extra: str) -> list[str]:
-    return [
-        "run",
-        MODEL,
-        "--instrument",
-        task,
-        "--items",
-        str(items),
-        "--reps",
-        str(REPS),
-        "--base-url",
-        url,
-        "--store",
-        str(store),
-        "--concurrency",
-        "4",
-        *extra,
-    ]
+    return task_run_argv(task, items, url, store, "--concurrency", "4", *extra, reps=REPS)
 
 
 def _rows(store: Path, run_id: str) -> list[tuple[Any, ...]]:
