@@ -58,7 +58,6 @@ recorded or faulted through a :class:`~persona_collapse.collect.Transport`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 import sys
@@ -92,6 +91,7 @@ from ._batch_stats import BatchStats
 from ._collector import CollectConfig, CollectStats, Pricing, slot_protocol, slot_row
 from ._plan import Slot
 from ._transport import CostBudget, Transport
+from ._waits import pause_unless
 
 DEFAULT_BATCH_POLL_S = 30.0
 """Seconds between two polls of a batch in flight (``--batch-poll``)."""
@@ -306,8 +306,7 @@ class BatchCollector:
             left = deadline - time.monotonic()
             if left <= 0:
                 break
-            with contextlib.suppress(TimeoutError):  # the poll interval passed, no stop
-                await asyncio.wait_for(self._stopping.wait(), min(self.poll_s, left))
+            await pause_unless(self._stopping, min(self.poll_s, left))
         else:
             return False
         self.stats.stop_reason = self.stats.stop_reason or "batch-timeout"

@@ -14,13 +14,13 @@ read and is never retried here (see ``_batch_adopt``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ..backends import BackendError, Retry
 from ._policy import BackoffPolicy, RetryWait
+from ._waits import pause_unless
 
 __all__ = ["ReadStopped", "retried_read"]
 
@@ -56,8 +56,5 @@ async def retried_read(
         retries += 1
         if stopping is None:
             await asyncio.sleep(plan.seconds)
-            continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), plan.seconds)
-        if stopping.is_set():
+        elif await pause_unless(stopping, plan.seconds):
             raise ReadStopped

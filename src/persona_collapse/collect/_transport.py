@@ -63,6 +63,7 @@ from ..errors import ConfigError
 from ..protocol import estimate_request_tokens
 from ._policy import AdaptiveWindow, BackoffPolicy, GiveUp, ResumeLater
 from ._traffic import PAUSE_REASONS, RequestTally, TrafficCounters, TrafficStats
+from ._waits import pause_unless
 
 StopReason = Literal["fatal", "retries-exhausted", "retry-after", "max-cost", "interrupted"]
 #: The stops after which the requests in flight finish (they are not cancelled).
@@ -177,7 +178,7 @@ class Transport:
         self.stopped: TransportStop | None = None
         self._rng = random.Random(seed)
         self._waiters: list[asyncio.Future[None]] = []
-        self._sleepers: list[asyncio.Future[None]] = []
+        self._stopping = asyncio.Event()  # set by every stop: retry pauses end at once
         self._cost_per_request: float | None = None
         self._reserved: dict[str, float] = {}
 
@@ -299,17 +300,8 @@ class Transport:
     async def _pause(self, seconds: float) -> None:
         """Sleep ``seconds`` before a retry; a stop (any reason) ends the sleep at once
         and is raised (a retry is a new request, and a stopped transport starts none)."""
-        if self.stopped is None:
-            woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._sleepers.append(woken)
-            sleep = asyncio.ensure_future(asyncio.sleep(seconds))
-            try:
-                await asyncio.wait((sleep, woken), return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                sleep.cancel()
-                woken.cancel()
-                self._sleepers.remove(woken)
-        if self.stopped is not None:
+        if await pause_unless(self._stopping, seconds):
+            assert self.stopped is not None
             raise self.stopped.again()
 
     # -- the gate: window, pause and budget ---------------------------------------
@@ -363,9 +355,7 @@ class Transport:
             else:
                 self.stats.stop_reason = self.stats.stop_reason or stop.reason
         self._wake()
-        for sleeper in self._sleepers:  # a stopped transport retries nothing: no more pause
-            if not sleeper.done():
-                sleeper.set_result(None)
+        self._stopping.set()  # a stopped transport retries nothing: no more pause
         self.stats.paused_until = 0.0
         return stop
 
