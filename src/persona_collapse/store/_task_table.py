@@ -30,7 +30,7 @@ import pandas as pd
 
 from ..errors import ConfigError, DataError
 from ..instruments import CONTROL_SETS, load_instrument
-from ..protocol import TASK_PARSERS, normalise_number
+from ..protocol import normalise_number
 from ._csv import _decode, _header, _parse
 from ._files import read_input_bytes
 from ._frame import text_series
@@ -142,26 +142,29 @@ def _format_failed(text: pd.DataFrame, file: str, locate: LineLocator) -> BoolAr
     return np.asarray(values.fillna(0).to_numpy(dtype=np.int64) > 0)
 
 
-def matches_gold(answer: ObjectArray, gold: ObjectArray) -> BoolArray:
-    """Whether each parsed answer equals its gold under a task parser's normal form
-    (:data:`persona_collapse.protocol.TASK_PARSERS`: a letter in either case, a number
-    with or without thousands commas and trailing zeros)."""
-    forms = [parser.normalise for parser in TASK_PARSERS.values()]
-    return np.array(
-        [any(f(str(a)) == f(str(g)) for f in forms) for a, g in zip(answer, gold, strict=True)],
-        dtype=bool,
-    )
-
-
 def gold_key(gold: str) -> str:
     """A gold answer in a form that equals any other writing of it (``"1,000"`` is
-    ``"1000"``, ``"b"`` is ``"B"``)."""
+    ``"1000"``, ``"b"`` is ``"B"``): every task parser's normal form at once
+    (:data:`persona_collapse.protocol.TASK_PARSERS`: a number's canonical digits, a
+    letter's upper case)."""
     return normalise_number(gold).upper()
+
+
+def _gold_keys(values: ObjectArray) -> ObjectArray:
+    """:func:`gold_key` of each value (as text), computed once per distinct value."""
+    distinct, inverse = np.unique(np.asarray(values).astype(str), return_inverse=True)
+    return np.array([gold_key(v) for v in distinct], dtype=object)[inverse.reshape(-1)]
+
+
+def matches_gold(answer: ObjectArray, gold: ObjectArray) -> BoolArray:
+    """Whether each parsed answer equals its gold in :func:`gold_key` form (a letter in
+    either case, a number with or without thousands commas and trailing zeros)."""
+    return np.asarray(_gold_keys(answer) == _gold_keys(gold), dtype=bool)
 
 
 def _gold_mismatch(item_id: IntArray, gold: ObjectArray) -> BoolArray:
     """Rows whose gold is not (in :func:`gold_key` form) their item's first row's gold."""
-    keys = np.array([gold_key(str(g)) for g in gold], dtype=object)
+    keys = _gold_keys(gold)
     first = np.unique(item_id, return_index=True, return_inverse=True)
     return np.asarray(keys != keys[first[1]][first[2]], dtype=bool)
 
